@@ -1,0 +1,46 @@
+# Streamboard: `make run` builds and serves the app; `make test` runs every check.
+# Both run scripts/setup.sh first, which installs missing tools and skips present ones.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+LISTEN ?= 127.0.0.1:3000
+DATA_DIR ?= ./data
+
+.PHONY: run test setup setup-test lint unit site e2e release clean
+
+run: setup release
+	$(TARGET_DIR)/release/streamboard serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+test: setup-test lint unit site e2e
+	@echo "make test: all checks passed"
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+unit:
+	cargo test --locked
+
+# The site is built first and the server after it, so the binary embeds the fresh site.
+site:
+	cargo leptos build --frontend-only
+	cargo build --locked -p streamboard
+
+release:
+	cargo leptos build --release --frontend-only
+	cargo build --locked --release -p streamboard
+
+e2e:
+	cd end2end && STREAMBOARD_BIN=$(abspath $(TARGET_DIR))/debug/streamboard \
+	  E2E_PORT=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
+	  npx playwright test
+
+clean:
+	cargo clean
+	rm -rf target/site

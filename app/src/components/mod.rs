@@ -1,0 +1,41 @@
+//! Shell pieces every page shares: the top navigation with the connection badge and the
+//! theme switch.
+
+mod badge;
+mod theme;
+
+pub use badge::ConnectionBadge;
+pub use theme::ThemeToggle;
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+/// The navigation bar: product name, one link per page, connection badge, theme switch.
+#[component]
+pub fn TopNav() -> impl IntoView {
+    let link = "rounded-md px-3 py-2 text-sm font-medium text-slate-600 hover:bg-slate-200 \
+                hover:text-slate-900 aria-[current=page]:bg-slate-900 aria-[current=page]:text-white \
+                dark:text-slate-300 dark:hover:bg-slate-800 dark:hover:text-white \
+                dark:aria-[current=page]:bg-slate-100 dark:aria-[current=page]:text-slate-900";
+    view! {
+        <header class="border-b border-slate-200 bg-white/80 backdrop-blur dark:border-slate-800 dark:bg-slate-900/80">
+            <nav
+                aria-label="Main"
+                class="mx-auto flex w-full max-w-screen-2xl flex-wrap items-center gap-2 px-4 py-2 sm:px-6"
+            >
+                <a href="/" class="mr-4 flex items-center gap-2 text-lg font-semibold tracking-tight">
+                    <span aria-hidden="true" class="inline-block h-3 w-3 rounded-sm bg-emerald-500"></span>
+                    "Streamboard"
+                </a>
+                <A href="/" exact=true attr:class=link>"Dashboard"</A>
+                <A href="/streams" attr:class=link>"Streams"</A>
+                <A href="/alerts" attr:class=link>"Alerts"</A>
+                <A href="/reports" attr:class=link>"Reports"</A>
+                <div class="ml-auto flex items-center gap-3">
+                    <ConnectionBadge />
+                    <ThemeToggle />
+                </div>
+            </nav>
+        </header>
+    }
+}

@@ -1,0 +1,223 @@
+//! The browser's live connection to `/ws`.
+//!
+//! [`provide_live_connection`] puts a [`LiveConnection`] in context. On the server it stays
+//! `Connecting` (that is what the first paint shows); in the browser an effect opens the socket,
+//! says hello, watches heartbeats and reconnects with exponential back-off when the socket
+//! closes or goes quiet. Pages read the state; only this module touches the socket.
+
+use leptos::prelude::*;
+
+/// What the connection badge shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// First attempt under way (also what the server renders).
+    Connecting,
+    /// The server answered our hello.
+    Connected,
+    /// The socket closed; the next attempt starts after `retry_in_ms`.
+    Reconnecting { attempt: u32, retry_in_ms: u32 },
+}
+
+impl ConnectionState {
+    /// Stable name used in `data-state` attributes (and by the end-to-end tests).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Connected => "connected",
+            ConnectionState::Reconnecting { .. } => "reconnecting",
+        }
+    }
+}
+
+/// Context handle: the connection state and what the server told us about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveConnection {
+    pub state: RwSignal<ConnectionState>,
+    pub server_version: RwSignal<Option<String>>,
+}
+
+/// Delay before reconnect attempt `attempt` (0-based): 500 ms doubling, capped at 10 s.
+pub fn backoff_delay_ms(attempt: u32) -> u32 {
+    const FIRST_MS: u32 = 500;
+    const MAX_MS: u32 = 10_000;
+    FIRST_MS.saturating_mul(1u32 << attempt.min(16)).min(MAX_MS)
+}
+
+/// Creates the connection context; in the browser also starts the socket.
+pub fn provide_live_connection() -> LiveConnection {
+    let live = LiveConnection {
+        state: RwSignal::new(ConnectionState::Connecting),
+        server_version: RwSignal::new(None),
+    };
+    provide_context(live);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| client::start(live));
+    live
+}
+
+/// The connection handle put in context by [`provide_live_connection`].
+pub fn use_live_connection() -> LiveConnection {
+    expect_context::<LiveConnection>()
+}
+
+#[cfg(feature = "hydrate")]
+mod client {
+    use super::{ConnectionState, LiveConnection, backoff_delay_ms};
+    use crate::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+    use leptos::prelude::*;
+    use std::{cell::Cell, rc::Rc, time::Duration};
+    use wasm_bindgen::{JsCast, closure::Closure};
+    use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+
+    /// A socket that has been silent for this many heartbeat intervals is presumed dead.
+    const MISSED_HEARTBEATS: f64 = 3.0;
+
+    struct Attempt {
+        /// Consecutive failed attempts; reset when the server says hello.
+        failures: Cell<u32>,
+        /// `Date.now()` of the last message from the server.
+        last_seen_ms: Cell<f64>,
+        heartbeat_ms: Cell<f64>,
+    }
+
+    pub fn start(live: LiveConnection) {
+        let attempt = Rc::new(Attempt {
+            failures: Cell::new(0),
+            last_seen_ms: Cell::new(js_sys_now()),
+            heartbeat_ms: Cell::new(5_000.0),
+        });
+        connect(live, attempt);
+    }
+
+    fn js_sys_now() -> f64 {
+        web_sys::window()
+            .and_then(|w| w.performance())
+            .map(|p| p.now())
+            .unwrap_or(0.0)
+    }
+
+    fn ws_url() -> Option<String> {
+        let location = web_sys::window()?.location();
+        let scheme = if location.protocol().ok()? == "https:" {
+            "wss"
+        } else {
+            "ws"
+        };
+        Some(format!("{scheme}://{}/ws", location.host().ok()?))
+    }
+
+    fn connect(live: LiveConnection, attempt: Rc<Attempt>) {
+        let Some(socket) = ws_url().and_then(|url| WebSocket::new(&url).ok()) else {
+            schedule_reconnect(live, attempt);
+            return;
+        };
+        attempt.last_seen_ms.set(js_sys_now());
+
+        // The closures live as long as the socket; a page holds one socket at a time, so the
+        // few hundred bytes forgotten per reconnect are bounded by the reconnect rate.
+        let on_open = {
+            let socket = socket.clone();
+            Closure::<dyn FnMut(Event)>::new(move |_| {
+                let hello = ClientMessage::Hello {
+                    protocol: PROTOCOL_VERSION,
+                };
+                let _ = socket.send_with_str(&hello.to_json());
+            })
+        };
+        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        on_open.forget();
+
+        let on_message = {
+            let attempt = attempt.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                attempt.last_seen_ms.set(js_sys_now());
+                let Some(text) = event.data().as_string() else {
+                    return;
+                };
+                match serde_json::from_str::<ServerMessage>(&text) {
+                    Ok(ServerMessage::Hello {
+                        server_version,
+                        heartbeat_interval_ms,
+                        ..
+                    }) => {
+                        attempt.failures.set(0);
+                        attempt.heartbeat_ms.set(heartbeat_interval_ms as f64);
+                        live.server_version.set(Some(server_version));
+                        live.state.set(ConnectionState::Connected);
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        leptos::logging::warn!("ignoring unreadable live message: {error}")
+                    }
+                }
+            })
+        };
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+
+        let closed = Rc::new(Cell::new(false));
+        let on_close = {
+            let attempt = attempt.clone();
+            let closed = closed.clone();
+            Closure::<dyn FnMut(CloseEvent)>::new(move |_| {
+                if !closed.replace(true) {
+                    schedule_reconnect(live, attempt.clone());
+                }
+            })
+        };
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        on_close.forget();
+
+        // Watchdog: a socket that stops hearing heartbeats is closed, which reconnects.
+        let watchdog = set_interval_with_handle(
+            {
+                let attempt = attempt.clone();
+                let socket = socket.clone();
+                let closed = closed.clone();
+                move || {
+                    let silent_ms = js_sys_now() - attempt.last_seen_ms.get();
+                    if !closed.get() && silent_ms > attempt.heartbeat_ms.get() * MISSED_HEARTBEATS {
+                        let _ = socket.close();
+                    }
+                }
+            },
+            Duration::from_secs(1),
+        );
+        if let Ok(watchdog) = watchdog {
+            // Stop the watchdog with the socket.
+            let stop = Closure::<dyn FnMut(Event)>::new(move |_| watchdog.clear());
+            socket
+                .add_event_listener_with_callback("close", stop.as_ref().unchecked_ref())
+                .ok();
+            stop.forget();
+        }
+    }
+
+    fn schedule_reconnect(live: LiveConnection, attempt: Rc<Attempt>) {
+        let failures = attempt.failures.get();
+        attempt.failures.set(failures.saturating_add(1));
+        let delay_ms = backoff_delay_ms(failures);
+        live.state.set(ConnectionState::Reconnecting {
+            attempt: failures + 1,
+            retry_in_ms: delay_ms,
+        });
+        set_timeout(
+            move || connect(live, attempt),
+            Duration::from_millis(u64::from(delay_ms)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_delay_ms(0), 500);
+        assert_eq!(backoff_delay_ms(1), 1_000);
+        assert_eq!(backoff_delay_ms(4), 8_000);
+        assert_eq!(backoff_delay_ms(5), 10_000);
+        assert_eq!(backoff_delay_ms(u32::MAX), 10_000);
+    }
+}

@@ -1,0 +1,85 @@
+//! Human-friendly units shared by the server (config, API) and the browser (forms).
+
+use std::time::Duration;
+
+/// Parses a duration written as a number and a unit: `250ms`, `30s`, `5m`, `2h`, `7d`.
+/// Fractions are allowed (`1.5s`); a bare number, a negative value or an unknown unit is refused
+/// with a message that says what is accepted.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("`{text}` has no unit; write e.g. 250ms, 30s, 5m, 2h or 7d"))?;
+    let (number, unit) = text.split_at(split);
+    if number.is_empty() {
+        return Err(format!(
+            "`{text}` does not start with a non-negative number; write e.g. 250ms, 30s, 5m, 2h or 7d"
+        ));
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{number}` is not a number"))?;
+    let unit_secs = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3_600.0,
+        "d" => 86_400.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`; use ms, s, m, h or d"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(value * unit_secs).map_err(|_| format!("`{text}` is out of range"))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it, choosing the largest exact unit.
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if millis >= size && millis % size == 0 {
+            return format!("{}{unit}", millis / size);
+        }
+    }
+    format!("{millis}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7_200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration(" 1.5s "), Ok(Duration::from_millis(1_500)));
+    }
+
+    #[test]
+    fn refuses_with_reasons() {
+        assert!(parse_duration("5").unwrap_err().contains("no unit"));
+        assert!(parse_duration("-5s").unwrap_err().contains("non-negative"));
+        assert!(
+            parse_duration("5w")
+                .unwrap_err()
+                .contains("unknown unit `w`")
+        );
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        for text in ["250ms", "30s", "5m", "2h", "7d", "90s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Typed configuration: command-line flags, `STREAMBOARD_*` environment variables and an
+//! optional TOML file, resolved once at start-up into plain structs.
+//!
+//! Precedence is flag > environment variable > config file > built-in default; every default
+//! works offline. [`Config::load`] is the only entry point and returns a [`ConfigError`] that
+//! names the option and says what is wrong; `main` prints it and exits with code 2.
+
+mod file;
+
+use app::units::{format_duration, parse_duration};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+pub use file::FileConfig;
+
+/// Default address of the UI and API.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default data directory (database, and the embedded endpoint's records).
+pub const DEFAULT_DATA_DIR: &str = "./data";
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Streamboard: a live metrics dashboard for Amazon Kinesis Data Streams.
+///
+/// Options can also be set with STREAMBOARD_* environment variables or in a TOML file given
+/// with --config (flags win over the environment, which wins over the file).
+#[derive(Debug, Parser)]
+#[command(name = "streamboard", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// TOML configuration file. Keys are the long option names with `_` for `-`
+    /// (e.g. `data_dir = "/var/lib/streamboard"`).
+    #[arg(long, env = "STREAMBOARD_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format: `human` (default) or `json` (one object per line).
+    #[arg(long, env = "STREAMBOARD_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter in tracing's EnvFilter syntax [default: info].
+    #[arg(long, env = "STREAMBOARD_LOG", global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Serve the dashboard, API and live updates (the default command).
+    Serve(ServeArgs),
+}
+
+/// Options of `streamboard serve`.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address the dashboard and API listen on [default: 127.0.0.1:3000]. Binding to anything
+    /// but loopback exposes the dashboard to the network.
+    #[arg(long, env = "STREAMBOARD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for the SQLite database (created if missing) [default: ./data].
+    #[arg(long, env = "STREAMBOARD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Serve the site (wasm, JS, CSS, public/) from this directory instead of the copy embedded
+    /// in the binary; for development.
+    #[arg(long, env = "STREAMBOARD_SITE_ROOT", value_name = "DIR")]
+    pub site_root: Option<PathBuf>,
+
+    /// Interval between WebSocket heartbeats, e.g. 5s [default: 5s].
+    #[arg(long, env = "STREAMBOARD_HEARTBEAT_INTERVAL", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub heartbeat_interval: Option<Duration>,
+
+    /// How long shutdown waits for in-flight work before giving up [default: 10s].
+    #[arg(long, env = "STREAMBOARD_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub shutdown_timeout: Option<Duration>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// The resolved configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub log: LogConfig,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Serve(ServeConfig),
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub site_root: Option<PathBuf>,
+    pub heartbeat_interval: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults for tests and embedding: loopback on an OS-chosen port, data in `data_dir`.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            site_root: None,
+            heartbeat_interval: DEFAULT_HEARTBEAT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+/// A configuration value that cannot be used, with where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Flags or environment variables did not parse; clap's message names the option.
+    #[error("{0}")]
+    Cli(#[from] clap::Error),
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    /// Help and version requests are not errors: they print to stdout and exit 0.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::Cli(error) if !error.use_stderr() => 0,
+            _ => 2,
+        }
+    }
+
+    /// Prints the error the way its kind expects (clap formats its own, with colour and usage).
+    pub fn print(&self) {
+        match self {
+            ConfigError::Cli(error) => {
+                let _ = error.print();
+            }
+            other => eprintln!("error: {other}"),
+        }
+    }
+}
+
+impl Config {
+    /// Parses the process's arguments and environment, then the config file if one is named.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::args_os())
+    }
+
+    /// As [`Config::load`], with explicit arguments (the environment is still read).
+    pub fn load_from<I, T>(args: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args)?;
+        let file = match &cli.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Self::resolve(cli, file))
+    }
+
+    /// Layers flags/environment over the file over the defaults.
+    pub fn resolve(cli: Cli, file: FileConfig) -> Self {
+        let log = LogConfig {
+            format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            filter: cli
+                .log
+                .or(file.log.clone())
+                .unwrap_or_else(|| "info".to_string()),
+        };
+        let command = match cli.command {
+            None => Command::Serve(ServeConfig::resolve(ServeArgs::default(), &file)),
+            Some(CliCommand::Serve(args)) => Command::Serve(ServeConfig::resolve(args, &file)),
+        };
+        Config { log, command }
+    }
+}
+
+impl ServeConfig {
+    fn resolve(args: ServeArgs, file: &FileConfig) -> Self {
+        Self {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| {
+                DEFAULT_LISTEN
+                    .parse()
+                    .expect("the default listen address parses")
+            }),
+            data_dir: args
+                .data_dir
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            site_root: args.site_root.or_else(|| file.site_root.clone()),
+            heartbeat_interval: args
+                .heartbeat_interval
+                .or(file.heartbeat_interval.map(|d| d.0))
+                .unwrap_or(DEFAULT_HEARTBEAT),
+            shutdown_timeout: args
+                .shutdown_timeout
+                .or(file.shutdown_timeout.map(|d| d.0))
+                .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+        }
+    }
+
+    /// Path of the SQLite database inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        database_path(&self.data_dir)
+    }
+}
+
+/// `<data_dir>/streamboard.db`.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("streamboard.db")
+}
+
+/// clap value parser: a [`parse_duration`] duration that is not zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "must be greater than zero (got {})",
+            format_duration(duration)
+        ));
+    }
+    Ok(duration)
+}
+
+/// A duration in a config file, written as in the CLI: `"250ms"`, `"5s"`, `"1m"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PositiveDuration(pub Duration);
+
+impl<'de> serde::Deserialize<'de> for PositiveDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_positive_duration(&text)
+            .map(PositiveDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,42 @@
+//! `GET /healthz` (JSON liveness and readiness) and `GET /metrics` (Prometheus text).
+
+use super::AppState;
+use crate::telemetry::prometheus;
+use app::protocol::Health;
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use std::time::Duration;
+
+/// How long the database check may take before the server counts as degraded.
+const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// 200 with `status: ok` when every check passes, 503 with `status: degraded` otherwise.
+pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let database_ok = matches!(
+        tokio::time::timeout(DATABASE_CHECK_TIMEOUT, state.database.ping()).await,
+        Ok(Ok(()))
+    );
+    let health = Health {
+        status: if database_ok { "ok" } else { "degraded" }.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_secs: state.metrics.uptime_secs_f64() as u64,
+        database_ok,
+    };
+    let status = if database_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(health))
+}
+
+pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+}

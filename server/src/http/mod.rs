@@ -1,0 +1,116 @@
+//! The axum router: Leptos pages (SSR + hydration), the operational endpoints and site assets.
+//!
+//! [`router`] builds everything from an [`AppState`] so tests can drive it with `oneshot` or a
+//! real listener. Each concern has its own module with its own handlers.
+
+mod assets;
+mod health;
+mod ws;
+
+use crate::{config::ServeConfig, storage::Database, telemetry::ProcessMetrics};
+use app::{App, shell};
+use axum::{
+    Router,
+    extract::{FromRef, MatchedPath, Request, State},
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use std::{net::SocketAddr, sync::Arc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::compression::CompressionLayer;
+
+pub use assets::SiteAssets;
+
+/// What handlers share. Cheap to clone; each field has one owner elsewhere.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub config: Arc<ServeConfig>,
+    pub database: Database,
+    pub metrics: Arc<ProcessMetrics>,
+    pub assets: SiteAssets,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+impl AppState {
+    pub fn new(
+        config: Arc<ServeConfig>,
+        local_addr: SocketAddr,
+        database: Database,
+        metrics: Arc<ProcessMetrics>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
+        let assets = match &config.site_root {
+            Some(dir) => SiteAssets::Directory(dir.clone()),
+            None => SiteAssets::Embedded,
+        };
+        let leptos_options = LeptosOptions::builder()
+            .output_name(env!("LEPTOS_OUTPUT_NAME"))
+            .site_root(
+                config
+                    .site_root
+                    .as_ref()
+                    .map(|dir| dir.display().to_string())
+                    .unwrap_or_else(|| ".".to_string()),
+            )
+            .site_pkg_dir("pkg")
+            .env(leptos::config::Env::PROD)
+            .site_addr(local_addr)
+            .build();
+        Self {
+            leptos_options,
+            config,
+            database,
+            metrics,
+            assets,
+            shutdown,
+            tracker,
+        }
+    }
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let shell_options = state.leptos_options.clone();
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::prometheus))
+        .route("/ws", get(ws::upgrade))
+        .leptos_routes_with_context(&state, routes, || {}, move || shell(shell_options.clone()))
+        .fallback(assets::asset_or_not_found)
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+/// Counts every response by route template and status for `/metrics`.
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string());
+    let response = next.run(request).await;
+    let route = route.unwrap_or_else(|| {
+        if response.status().is_success() || response.status().is_redirection() {
+            "asset".to_string()
+        } else {
+            "fallback".to_string()
+        }
+    });
+    state
+        .metrics
+        .record_http(&route, response.status().as_u16());
+    response
+}
+
+#[cfg(test)]
+mod tests;

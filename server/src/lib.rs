@@ -1,0 +1,126 @@
+//! Streamboard's server: the dashboard, its API and live push, and (as the product grows) the
+//! Kinesis consumer, metrics engine, alerts and reports.
+//!
+//! # Layout
+//! - [`config`]: typed configuration from flags, `STREAMBOARD_*` variables and a TOML file.
+//! - [`storage`]: the SQLite database (pool, migrations, all SQL).
+//! - [`http`]: the axum router: Leptos SSR pages, `/healthz`, `/metrics`, `/ws`, site assets.
+//! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
+//! - [`app`] (another crate): the UI and every type the browser and server exchange.
+//!
+//! `main` parses the config and calls [`run`]; tests call [`Server::start`] on port 0.
+
+pub mod config;
+pub mod http;
+pub mod kinesis;
+pub mod storage;
+pub mod telemetry;
+
+use crate::{config::ServeConfig, http::AppState, storage::Database, telemetry::ProcessMetrics};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A started server: its address, and the handle that waits for it to stop.
+pub struct Server {
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl Server {
+    /// Opens the database, binds the listener and starts serving in a background task.
+    /// Cancel `shutdown` to stop; then [`Server::wait`] returns once everything is closed.
+    pub async fn start(
+        config: ServeConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, ServerError> {
+        let database = Database::open(&config.data_dir).await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
+        let tracker = TaskTracker::new();
+        let state = AppState::new(
+            Arc::new(config.clone()),
+            local_addr,
+            database.clone(),
+            Arc::new(ProcessMetrics::new(Instant::now())),
+            shutdown.clone(),
+            tracker.clone(),
+        );
+        let router = http::router(state);
+        let handle = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .await
+                    .map_err(ServerError::Serve);
+                // Order: HTTP stopped accepting; tracked tasks (WebSocket sessions, later the
+                // readers and the engine) finish; then the pool closes.
+                shutdown.cancel();
+                tracker.close();
+                if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        timeout = ?config.shutdown_timeout,
+                        remaining = tracker.len(),
+                        "shutdown timed out waiting for tasks"
+                    );
+                }
+                database.close().await;
+                tracing::info!("stopped");
+                served
+            }
+        });
+        tracing::info!(url = %format!("http://{local_addr}"), "serving");
+        Ok(Self {
+            local_addr,
+            shutdown,
+            handle,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Asks the server to stop (same as SIGTERM).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server has stopped and everything is closed.
+    pub async fn wait(self) -> Result<(), ServerError> {
+        match self.handle.await {
+            Ok(result) => result,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+}
+
+/// Runs `serve` until `shutdown` is cancelled.
+pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<(), ServerError> {
+    Server::start(config, shutdown).await?.wait().await
+}

@@ -1,0 +1,206 @@
+//! SQLite storage: owns the connection pool, the schema and (in later modules) every SQL
+//! statement. Callers get typed results; row types stay private to this module.
+//!
+//! The database is one file, `<data-dir>/streamboard.db`, in WAL mode so readers (dashboard,
+//! exports) never block the writer. Migrations from `migrations/` are embedded in the binary and
+//! applied at start-up; a database written by a newer Streamboard is refused, not downgraded.
+
+use sqlx::{
+    SqlitePool,
+    migrate::{MigrateError, Migrator},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Why the database could not be opened. Each message says which file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error(
+        "database {path} has schema version {found}, newer than this Streamboard knows (up to {known}); \
+         run a newer Streamboard or point --data-dir at another directory"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("database {path}: applying migrations failed: {source}")]
+    Migrate { path: PathBuf, source: MigrateError },
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// The pool plus where it lives.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+/// Highest schema version embedded in this binary.
+pub fn latest_schema_version() -> i64 {
+    MIGRATOR
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0)
+}
+
+impl Database {
+    /// Opens (creating if needed) `<data_dir>/streamboard.db` and applies migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = crate::config::database_path(data_dir);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a commit survives a process crash; an OS crash may lose the last
+            // transactions, never corrupt the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StorageError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let database = Self { pool, path };
+        database.migrate().await?;
+        Ok(database)
+    }
+
+    async fn migrate(&self) -> Result<(), StorageError> {
+        let known = latest_schema_version();
+        match MIGRATOR.run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(MigrateError::VersionMissing(found)) if found > known => {
+                Err(StorageError::NewerSchema {
+                    path: self.path.clone(),
+                    found,
+                    known,
+                })
+            }
+            Err(source) => Err(StorageError::Migrate {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Highest migration version applied to this database.
+    pub async fn schema_version(&self) -> Result<i64, StorageError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// A cheap round trip used by `/healthz`.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Waits for checked-out connections and closes the pool (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrations_apply_to_a_fresh_file_and_reopen_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("nested/data");
+        let db = Database::open(&data_dir).await.unwrap();
+        assert!(data_dir.join("streamboard.db").exists());
+        assert_eq!(db.schema_version().await.unwrap(), latest_schema_version());
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let created: String =
+            sqlx::query_scalar("SELECT value FROM app_meta WHERE key = 'created_at'")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert!(created.ends_with('Z'), "{created}");
+        db.close().await;
+
+        let again = Database::open(&data_dir).await.unwrap();
+        again.ping().await.unwrap();
+        again.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).await.unwrap();
+        let future = latest_schema_version() + 1000;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (?, 'from the future', 1, x'00', 0)",
+        )
+        .bind(future)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+
+        let error = Database::open(dir.path()).await.unwrap_err();
+        assert!(
+            matches!(error, StorageError::NewerSchema { found, .. } if found == future),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("newer than this Streamboard knows"),
+            "{message}"
+        );
+        assert!(message.contains("streamboard.db"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_data_dir_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let error = Database::open(&file.join("data")).await.unwrap_err();
+        assert!(matches!(error, StorageError::DataDir { .. }), "{error:?}");
+        assert!(error.to_string().contains("cannot create data directory"));
+    }
+}
