@@ -5,14 +5,19 @@
 //! - [`config`]: typed configuration from flags, `STREAMBOARD_*` variables and a TOML file.
 //! - [`storage`]: the SQLite database (pool, migrations, all SQL).
 //! - [`http`]: the axum router: Leptos SSR pages, `/healthz`, `/metrics`, `/ws`, site assets.
+//! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation,
+//!   checkpoints, and record batches handed to a sink over a bounded channel.
+//! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`app`] (another crate): the UI and every type the browser and server exchange.
 //!
 //! `main` parses the config and calls [`run`]; tests call [`Server::start`] on port 0.
 
 pub mod config;
+pub mod consumer;
 pub mod http;
 pub mod kinesis;
+pub mod producer;
 pub mod storage;
 pub mod telemetry;
 

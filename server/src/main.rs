@@ -30,7 +30,13 @@ fn main() -> ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         match config.command {
-            Command::Serve(serve) => streamboard::run(serve, shutdown).await,
+            Command::Serve(serve) => streamboard::run(serve, shutdown)
+                .await
+                .map_err(anyhow::Error::from),
+            Command::Produce(produce) => streamboard::producer::cli::run(produce, shutdown)
+                .await
+                .map(drop)
+                .map_err(anyhow::Error::from),
         }
     });
     match result {

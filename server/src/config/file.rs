@@ -1,7 +1,7 @@
 //! The optional TOML config file. Every key is optional; unknown keys are refused so a typo
 //! never silently falls back to a default.
 
-use super::{ConfigError, LogFormat, PositiveDuration};
+use super::{ConfigError, FileStream, LogFormat, PositiveDuration};
 use serde::Deserialize;
 use std::{
     net::SocketAddr,
@@ -19,6 +19,12 @@ pub struct FileConfig {
     pub site_root: Option<PathBuf>,
     pub heartbeat_interval: Option<PositiveDuration>,
     pub shutdown_timeout: Option<PositiveDuration>,
+    /// `[[streams]]` tables: `name` or `arn`, and `start`.
+    #[serde(default)]
+    pub streams: Vec<FileStream>,
+    pub application: Option<String>,
+    pub discovery_interval: Option<PositiveDuration>,
+    pub idle_poll_interval: Option<PositiveDuration>,
 }
 
 impl FileConfig {

@@ -6,6 +6,8 @@
 //! names the option and says what is wrong; `main` prints it and exits with code 2.
 
 mod file;
+mod produce;
+mod streams;
 
 use app::units::{format_duration, parse_duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,6 +18,8 @@ use std::{
 };
 
 pub use file::FileConfig;
+pub use produce::{DemoKind, PartitionKeySource, ProduceArgs, ProduceConfig, ProduceSource};
+pub use streams::{FileStream, StartPosition, StreamRef, StreamSpec};
 
 /// Default address of the UI and API.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -23,6 +27,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default consumer application name (the key of its checkpoints).
+pub const DEFAULT_APPLICATION: &str = "streamboard";
+const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_IDLE_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Streamboard: a live metrics dashboard for Amazon Kinesis Data Streams.
 ///
@@ -52,6 +60,8 @@ pub struct Cli {
 pub enum CliCommand {
     /// Serve the dashboard, API and live updates (the default command).
     Serve(ServeArgs),
+    /// Put records into a Kinesis stream: lines from stdin or a file, or synthetic demo data.
+    Produce(ProduceArgs),
 }
 
 /// Options of `streamboard serve`.
@@ -78,6 +88,34 @@ pub struct ServeArgs {
     /// How long shutdown waits for in-flight work before giving up [default: 10s].
     #[arg(long, env = "STREAMBOARD_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = parse_positive_duration)]
     pub shutdown_timeout: Option<Duration>,
+
+    /// A stream to read (name or ARN); repeat for several. Replaces the config file's
+    /// `[[streams]]` tables when given.
+    #[arg(
+        long = "stream",
+        env = "STREAMBOARD_STREAMS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub streams: Vec<StreamRef>,
+
+    /// Where `--stream` streams start when they have no checkpoint: `latest`, `trim_horizon`
+    /// or an RFC 3339 time [default: latest].
+    #[arg(long, env = "STREAMBOARD_START", value_name = "POSITION")]
+    pub start: Option<StartPosition>,
+
+    /// Consumer application name: keys the checkpoints, so several applications can read the
+    /// same stream independently [default: streamboard].
+    #[arg(long, env = "STREAMBOARD_APPLICATION", value_name = "NAME")]
+    pub application: Option<String>,
+
+    /// How often the consumer lists shards to pick up resharding [default: 10s].
+    #[arg(long, env = "STREAMBOARD_DISCOVERY_INTERVAL", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub discovery_interval: Option<Duration>,
+
+    /// How long a shard reader waits before polling again when it is caught up [default: 200ms].
+    #[arg(long, env = "STREAMBOARD_IDLE_POLL_INTERVAL", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub idle_poll_interval: Option<Duration>,
 }
 
 /// How log lines are written.
@@ -105,6 +143,7 @@ pub struct LogConfig {
 #[derive(Debug, Clone)]
 pub enum Command {
     Serve(ServeConfig),
+    Produce(ProduceConfig),
 }
 
 /// Everything `serve` needs.
@@ -115,6 +154,12 @@ pub struct ServeConfig {
     pub site_root: Option<PathBuf>,
     pub heartbeat_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// Streams the consumer reads (empty: the consumer is idle).
+    pub streams: Vec<StreamSpec>,
+    /// Consumer application name; keys the checkpoints.
+    pub application: String,
+    pub discovery_interval: Duration,
+    pub idle_poll_interval: Duration,
 }
 
 impl ServeConfig {
@@ -126,6 +171,10 @@ impl ServeConfig {
             site_root: None,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            streams: Vec::new(),
+            application: DEFAULT_APPLICATION.to_string(),
+            discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
+            idle_poll_interval: DEFAULT_IDLE_POLL_INTERVAL,
         }
     }
 }
@@ -143,6 +192,9 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     File { path: PathBuf, message: String },
+    /// A value that parsed but cannot be used; the message names the option.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl ConfigError {
@@ -178,15 +230,20 @@ impl Config {
         T: Into<std::ffi::OsString> + Clone,
     {
         let cli = Cli::try_parse_from(args)?;
+        let cli_config_path = cli.config.clone();
         let file = match &cli.config {
             Some(path) => FileConfig::read(path)?,
             None => FileConfig::default(),
         };
-        Ok(Self::resolve(cli, file))
+        Self::resolve(cli, file).map_err(|message| match cli_config_path {
+            Some(path) => ConfigError::File { path, message },
+            None => ConfigError::Invalid(message),
+        })
     }
 
-    /// Layers flags/environment over the file over the defaults.
-    pub fn resolve(cli: Cli, file: FileConfig) -> Self {
+    /// Layers flags/environment over the file over the defaults. The error names the file key
+    /// or option whose value cannot be used.
+    pub fn resolve(cli: Cli, file: FileConfig) -> Result<Self, String> {
         let log = LogConfig {
             format: cli.log_format.or(file.log_format).unwrap_or_default(),
             filter: cli
@@ -195,16 +252,50 @@ impl Config {
                 .unwrap_or_else(|| "info".to_string()),
         };
         let command = match cli.command {
-            None => Command::Serve(ServeConfig::resolve(ServeArgs::default(), &file)),
-            Some(CliCommand::Serve(args)) => Command::Serve(ServeConfig::resolve(args, &file)),
+            None => Command::Serve(ServeConfig::resolve(ServeArgs::default(), &file)?),
+            Some(CliCommand::Serve(args)) => Command::Serve(ServeConfig::resolve(args, &file)?),
+            Some(CliCommand::Produce(args)) => Command::Produce(ProduceConfig::resolve(args)?),
         };
-        Config { log, command }
+        Ok(Config { log, command })
     }
 }
 
 impl ServeConfig {
-    fn resolve(args: ServeArgs, file: &FileConfig) -> Self {
-        Self {
+    fn resolve(args: ServeArgs, file: &FileConfig) -> Result<Self, String> {
+        let streams = if args.streams.is_empty() {
+            file.streams
+                .iter()
+                .enumerate()
+                .map(|(index, stream)| stream.to_spec(index))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            let start = args.start.unwrap_or_default();
+            args.streams
+                .iter()
+                .map(|name_or_arn| StreamSpec {
+                    name_or_arn: name_or_arn.clone(),
+                    start,
+                })
+                .collect()
+        };
+        let application = args
+            .application
+            .or_else(|| file.application.clone())
+            .unwrap_or_else(|| DEFAULT_APPLICATION.to_string());
+        if application.trim().is_empty() {
+            return Err("application: must not be empty".to_string());
+        }
+        Ok(Self {
+            streams,
+            application,
+            discovery_interval: args
+                .discovery_interval
+                .or(file.discovery_interval.map(|d| d.0))
+                .unwrap_or(DEFAULT_DISCOVERY_INTERVAL),
+            idle_poll_interval: args
+                .idle_poll_interval
+                .or(file.idle_poll_interval.map(|d| d.0))
+                .unwrap_or(DEFAULT_IDLE_POLL_INTERVAL),
             listen: args.listen.or(file.listen).unwrap_or_else(|| {
                 DEFAULT_LISTEN
                     .parse()
@@ -223,7 +314,7 @@ impl ServeConfig {
                 .shutdown_timeout
                 .or(file.shutdown_timeout.map(|d| d.0))
                 .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
-        }
+        })
     }
 
     /// Path of the SQLite database inside the data directory.
@@ -238,7 +329,7 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
 }
 
 /// clap value parser: a [`parse_duration`] duration that is not zero.
-fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
     if duration.is_zero() {
         return Err(format!(

@@ -7,6 +7,7 @@ fn load(args: &[&str]) -> Result<Config, ConfigError> {
 fn serve(config: Config) -> ServeConfig {
     match config.command {
         Command::Serve(serve) => serve,
+        other => panic!("expected serve, got {other:?}"),
     }
 }
 
@@ -88,7 +89,7 @@ fn file_values_apply_under_flags() {
     )
     .unwrap();
     let cli = Cli::try_parse_from(["streamboard", "serve", "--listen", "127.0.0.1:6000"]).unwrap();
-    let config = Config::resolve(cli, file);
+    let config = Config::resolve(cli, file).unwrap();
     assert_eq!(config.log.format, LogFormat::Json);
     let serve = serve(config);
     assert_eq!(serve.listen.port(), 6000, "the flag wins over the file");
@@ -135,4 +136,156 @@ fn relative_paths_in_a_file_are_relative_to_the_file() {
     std::fs::write(&path, "data_dir = \"state\"\n").unwrap();
     let config = serve(load(&["--config", path.to_str().unwrap()]).unwrap());
     assert_eq!(config.data_dir, dir.path().join("state"));
+}
+
+#[test]
+fn consumer_options_from_flags() {
+    let config = serve(
+        load(&[
+            "serve",
+            "--stream",
+            "a",
+            "--stream",
+            "arn:aws:kinesis:us-east-1:123456789012:stream/b",
+            "--start",
+            "trim_horizon",
+            "--application",
+            "billing",
+            "--discovery-interval",
+            "2s",
+            "--idle-poll-interval",
+            "50ms",
+        ])
+        .unwrap(),
+    );
+    assert_eq!(config.streams.len(), 2);
+    assert_eq!(config.streams[0].name_or_arn.name().as_str(), "a");
+    assert_eq!(config.streams[1].name_or_arn.name().as_str(), "b");
+    assert!(
+        config
+            .streams
+            .iter()
+            .all(|s| s.start == StartPosition::TrimHorizon)
+    );
+    assert_eq!(config.application, "billing");
+    assert_eq!(config.discovery_interval, Duration::from_secs(2));
+    assert_eq!(config.idle_poll_interval, Duration::from_millis(50));
+
+    let defaults = serve(load(&[]).unwrap());
+    assert!(defaults.streams.is_empty());
+    assert_eq!(defaults.application, "streamboard");
+    assert_eq!(defaults.discovery_interval, Duration::from_secs(10));
+    assert_eq!(defaults.idle_poll_interval, Duration::from_millis(200));
+
+    let error = load(&["serve", "--stream", "a b"]).unwrap_err();
+    assert!(error.to_string().contains("--stream"), "{error}");
+    let error = load(&["serve", "--stream", "a", "--start", "soon"]).unwrap_err();
+    assert!(error.to_string().contains("--start"), "{error}");
+}
+
+#[test]
+fn streams_tables_in_the_file() {
+    let file = FileConfig::parse(
+        r#"
+        application = "ops"
+        idle_poll_interval = "1s"
+        [[streams]]
+        name = "clicks"
+        start = "trim_horizon"
+        [[streams]]
+        arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/logs"
+        start = "2026-01-31T12:00:00Z"
+        [[streams]]
+        name = "orders"
+        "#,
+    )
+    .unwrap();
+    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
+    let config = serve(Config::resolve(cli, file).unwrap());
+    assert_eq!(config.application, "ops");
+    assert_eq!(config.idle_poll_interval, Duration::from_secs(1));
+    let starts: Vec<_> = config.streams.iter().map(|s| s.start).collect();
+    assert_eq!(starts[0], StartPosition::TrimHorizon);
+    assert!(matches!(starts[1], StartPosition::AtTimestamp { .. }));
+    assert_eq!(starts[2], StartPosition::Latest);
+    assert_eq!(
+        config.streams[1].name_or_arn.arn(),
+        Some("arn:aws:kinesis:eu-west-1:123456789012:stream/logs")
+    );
+
+    let error = FileConfig::parse("[[streams]]\nname = \"x\"\nstart = \"later\"\n").unwrap_err();
+    assert!(error.contains("start"), "{error}");
+    assert!(error.contains("latest"), "{error}");
+    let error = FileConfig::parse("[[streams]]\nnmae = \"x\"\n").unwrap_err();
+    assert!(error.contains("nmae"), "{error}");
+
+    let both =
+        FileConfig::parse("[[streams]]\nname = \"x\"\narn = \"arn:aws:kinesis:a:1:stream/x\"\n")
+            .unwrap();
+    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
+    let error = Config::resolve(cli, both).unwrap_err();
+    assert!(error.contains("streams[0]"), "{error}");
+    let bad = FileConfig::parse("[[streams]]\nname = \"no spaces\"\n").unwrap();
+    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
+    let error = Config::resolve(cli, bad).unwrap_err();
+    assert!(error.contains("streams[0].name"), "{error}");
+}
+
+#[test]
+fn produce_options() {
+    let config = match load(&[
+        "produce",
+        "--stream",
+        "clicks",
+        "--endpoint-url",
+        "http://127.0.0.1:4567",
+        "--demo",
+        "clickstream",
+        "--rate",
+        "50",
+        "--count",
+        "10",
+        "--create-stream",
+        "--shards",
+        "2",
+        "--partition-key-field",
+        "/user",
+        "--aggregate",
+    ])
+    .unwrap()
+    .command
+    {
+        Command::Produce(produce) => produce,
+        other => panic!("expected produce, got {other:?}"),
+    };
+    assert_eq!(config.stream.as_str(), "clicks");
+    assert!(matches!(
+        config.target,
+        crate::kinesis::client::KinesisTarget::Local { .. }
+    ));
+    assert_eq!(
+        config.source,
+        ProduceSource::Demo {
+            kind: DemoKind::Clickstream,
+            rate_per_sec: 50,
+            seed: None
+        }
+    );
+    assert_eq!(config.count, Some(10));
+    assert_eq!(config.create_stream_shards, Some(2));
+    assert_eq!(
+        config.partition_key,
+        PartitionKeySource::JsonPointer("/user".into())
+    );
+    assert!(config.aggregate);
+
+    let error = load(&["produce", "--stream", "s", "--partition-key-field", "user"]).unwrap_err();
+    assert!(
+        error.to_string().contains("--partition-key-field"),
+        "{error}"
+    );
+    let error = load(&["produce", "--stream", "s", "--follow"]).unwrap_err();
+    assert!(error.to_string().contains("--file"), "{error}");
+    let error = load(&["produce", "--stream", "s", "--demo", "logs", "--rate", "0"]).unwrap_err();
+    assert!(error.to_string().contains("--rate"), "{error}");
 }

@@ -3,6 +3,7 @@
 //! endpoint.
 
 pub mod client;
+pub mod kpl;
 
 use serde::{Deserialize, Serialize};
 use std::{cmp::Ordering, fmt};

@@ -15,6 +15,8 @@ use std::{
     time::Duration,
 };
 
+pub mod checkpoints;
+
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// Why the database could not be opened. Each message says which file and what to do.
