@@ -825,3 +825,259 @@ fn extract<'r>(
     }
     Ok(Some((event_ms, value)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        engine::{definition::demo_definitions, input::ConsumedRecord},
+        kinesis::SequenceNumber,
+    };
+    use std::collections::HashSet;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn record(data: &str, arrival_ms: i64) -> ConsumedRecord {
+        ConsumedRecord {
+            sequence_number: SequenceNumber::parse("1").expect("digits"),
+            sub_sequence: None,
+            partition_key: "k".into(),
+            data: Bytes::from(data.to_string()),
+            arrival_time_ms: arrival_ms,
+        }
+    }
+
+    fn batch(stream: &str, records: Vec<ConsumedRecord>, position: u32) -> RecordBatch<u32> {
+        RecordBatch {
+            stream: stream.into(),
+            shard: "shardId-0".into(),
+            records,
+            millis_behind_latest: Some(5),
+            position,
+        }
+    }
+
+    fn engine_with(defs: &[super::super::MetricDefinition], config: EngineConfig) -> Engine<u32> {
+        let mut engine = Engine::new(config);
+        engine.set_definitions(
+            defs.iter()
+                .enumerate()
+                .map(|(i, d)| (i as i64 + 1, d.compile(None, &HashSet::new()).expect("valid")))
+                .collect(),
+        );
+        engine
+    }
+
+    fn latency_def() -> super::super::MetricDefinition {
+        demo_definitions().remove(0)
+    }
+
+    fn deltas_of(flush: &Flush<u32>, key: &MetricKey) -> Vec<BucketDelta> {
+        flush.deltas.iter().filter(|d| &d.metric == key).cloned().collect()
+    }
+
+    fn click(region: &str, latency: u64, event_ms: i64) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(event_ms as i128 * 1_000_000)
+            .expect("in range")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("formats");
+        format!(r#"{{"region":"{region}","path":"/a","status":200,"latency_ms":{latency},"bytes":10,"event_time":"{t}"}}"#)
+    }
+
+    #[test]
+    fn extracts_groups_and_hands_out_positions() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(
+            &batch(
+                "clickstream",
+                vec![
+                    record(&click("eu", 10, T0), T0 + 5),
+                    record(&click("eu", 30, T0 + 10), T0 + 20),
+                    record(&click("us", 7, T0 + 1500), T0 + 1600),
+                ],
+                7,
+            ),
+            T0,
+        );
+        let flush = e.take_flush();
+        assert_eq!(flush.positions.len(), 1);
+        assert_eq!(flush.positions[0].2, 7);
+        let mut d = deltas_of(&flush, &MetricKey::Defined(1));
+        d.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].labels, vec!["eu", "/a"]);
+        assert_eq!(d[0].second, T0 / 1000);
+        assert_eq!(d[0].bucket.stats.count, 2);
+        assert_eq!(d[0].bucket.stats.sum, 40.0);
+        assert_eq!(d[0].bucket.stats.min, 10.0);
+        assert_eq!(d[0].bucket.stats.max, 30.0);
+        assert_eq!(d[1].second, T0 / 1000 + 1);
+        let records = deltas_of(
+            &flush,
+            &MetricKey::Builtin {
+                stream: "clickstream".into(),
+                kind: Builtin::Records,
+            },
+        );
+        assert_eq!(records.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 3);
+        // Nothing new: the next flush is empty, and windows saw the data.
+        assert!(e.take_flush().is_empty());
+        let w = e.windows(T0 + 2000);
+        let eu = w
+            .iter()
+            .find(|s| s.metric == MetricKey::Defined(1) && s.labels[0] == "eu")
+            .expect("eu series");
+        assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn late_and_future_records_are_counted_not_aggregated() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(
+            &batch(
+                "clickstream",
+                vec![
+                    record(&click("eu", 10, T0 - 61_000), T0),
+                    record(&click("eu", 10, T0 - 59_000), T0),
+                    record(&click("eu", 10, T0 + 61_000), T0),
+                ],
+                1,
+            ),
+            T0,
+        );
+        let flush = e.take_flush();
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 1);
+        let counters = e.counters();
+        let c = &counters.iter().find(|c| c.0 == MetricKey::Defined(1)).expect("metric").2;
+        assert_eq!((c.late_records, c.future_records), (1, 1));
+        let late = deltas_of(
+            &flush,
+            &MetricKey::Builtin {
+                stream: "clickstream".into(),
+                kind: Builtin::LateRecords,
+            },
+        );
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].labels, vec!["request_latency"]);
+    }
+
+    #[test]
+    fn cardinality_guard_sends_new_values_to_other() {
+        let config = EngineConfig {
+            max_series_per_metric: 3,
+            ..EngineConfig::default()
+        };
+        let mut def = latency_def();
+        def.dimensions = vec!["/region".into()];
+        let mut e = engine_with(&[def], config);
+        let records = (0..10).map(|i| record(&click(&format!("r{i}"), 5, T0), T0)).collect();
+        e.ingest(&batch("clickstream", records, 1), T0);
+        let flush = e.take_flush();
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(d.len(), 4);
+        let other = d.iter().find(|d| d.labels == vec![OTHER_SERIES]).expect("other");
+        assert_eq!(other.bucket.stats.count, 7);
+        let counters = e.counters();
+        let c = &counters.iter().find(|c| c.0 == MetricKey::Defined(1)).expect("metric").2;
+        assert_eq!(c.overflowed_records, 7);
+    }
+
+    #[test]
+    fn bad_records_are_counted_with_bounded_examples_and_processing_goes_on() {
+        let config = EngineConfig {
+            bad_examples: 2,
+            ..EngineConfig::default()
+        };
+        let mut e = engine_with(&[latency_def()], config);
+        let mut records = vec![
+            record("{not json", T0),
+            record("{also not", T0),
+            record("{still not", T0),
+            record(r#"{"region":"eu","path":"/a","latency_ms":"fast","event_time":"2023-11-14T22:13:20Z"}"#, T0),
+            record(&click("eu", 10, T0), T0),
+        ];
+        records.push(ConsumedRecord {
+            data: Bytes::from_static(&[0xff, 0xfe]),
+            ..record("", T0)
+        });
+        e.ingest(&batch("clickstream", records, 1), T0);
+        let counters = e.counters();
+        let c = &counters.iter().find(|c| c.0 == MetricKey::Defined(1)).expect("metric").2;
+        assert_eq!(c.bad[&BadReason::InvalidJson].count, 3);
+        assert_eq!(c.bad[&BadReason::InvalidJson].examples, vec!["{also not", "{still not"]);
+        assert_eq!(c.bad[&BadReason::ValueNotANumber].count, 1);
+        assert_eq!(c.bad[&BadReason::NotUtf8].count, 1);
+        let flush = e.take_flush();
+        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1)).len(), 1);
+        let errors = deltas_of(
+            &flush,
+            &MetricKey::Builtin {
+                stream: "clickstream".into(),
+                kind: Builtin::ParseErrors,
+            },
+        );
+        assert!(errors.iter().any(|d| d.labels == vec!["request_latency", "invalid_json"] && d.bucket.stats.count == 3));
+    }
+
+    #[test]
+    fn logfmt_and_regex_formats_extract() {
+        let logfmt: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"dur","stream":"s","format":"logfmt","value":"/dur","filter":"/level = \"error\"","dimensions":["/svc"]}"#,
+        )
+        .expect("json");
+        let regex: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"rx","stream":"s","format":{"regex":"took (?P<ms>\\d+)ms"},"value":"/ms"}"#,
+        )
+        .expect("json");
+        let mut e = engine_with(&[logfmt, regex], EngineConfig::default());
+        e.ingest(
+            &batch(
+                "s",
+                vec![
+                    record("level=error svc=api dur=12 msg=\"took 5ms\"", T0),
+                    record("level=info svc=api dur=99", T0),
+                    record("nothing here", T0),
+                ],
+                1,
+            ),
+            T0,
+        );
+        let flush = e.take_flush();
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].bucket.stats.count, d[0].bucket.stats.sum), (1, 12.0));
+        let r = deltas_of(&flush, &MetricKey::Defined(2));
+        assert_eq!((r[0].bucket.stats.count, r[0].bucket.stats.sum), (1, 5.0));
+        let counters = e.counters();
+        let c = &counters.iter().find(|c| c.0 == MetricKey::Defined(2)).expect("metric").2;
+        assert_eq!(c.bad[&BadReason::RegexNoMatch].count, 2);
+    }
+
+    #[test]
+    fn a_failed_flush_is_restored_and_not_double_windowed() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(&batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1), T0);
+        let flush = e.take_flush();
+        e.ingest(&batch("clickstream", vec![record(&click("eu", 20, T0), T0)], 2), T0);
+        e.restore(flush);
+        let again = e.take_flush();
+        assert_eq!(again.positions[0].2, 2, "the newer position wins");
+        let d = deltas_of(&again, &MetricKey::Defined(1));
+        assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 2);
+        let w = e.windows(T0);
+        let eu = w.iter().find(|s| s.metric == MetricKey::Defined(1)).expect("series");
+        assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn retired_definitions_flush_their_deltas_then_go() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(&batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1), T0);
+        e.set_definitions(Vec::new());
+        e.ingest(&batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 2), T0);
+        let flush = e.take_flush();
+        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1))[0].bucket.stats.count, 1);
+        assert!(!e.counters().iter().any(|c| c.0 == MetricKey::Defined(1)));
+    }
+}
