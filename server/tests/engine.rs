@@ -47,14 +47,18 @@ impl CheckpointHook<u64> for TestCheckpoints {
             .execute(&mut *tx)
             .await?;
             for (_, shard, position) in positions {
-                sqlx::query("INSERT OR REPLACE INTO test_checkpoint (shard, next_batch) VALUES (?, ?)")
-                    .bind(shard.as_str())
-                    .bind(*position as i64 + 1)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT OR REPLACE INTO test_checkpoint (shard, next_batch) VALUES (?, ?)",
+                )
+                .bind(shard.as_str())
+                .bind(*position as i64 + 1)
+                .execute(&mut *tx)
+                .await?;
             }
             if self.fail {
-                return Err(sqlx::Error::Protocol("injected failure before commit".into()));
+                return Err(sqlx::Error::Protocol(
+                    "injected failure before commit".into(),
+                ));
             }
             Ok(())
         })
@@ -100,7 +104,11 @@ fn generate(seed: u64) -> (Vec<Vec<RecordBatch<u64>>>, Vec<Event>) {
                 let arrival = T0_MS + (b as i64) * 1_700 + i * 17 + shard * 3;
                 let late = rng.random_bool(0.01);
                 let bad = rng.random_bool(0.005);
-                let event_ms = if late { arrival - 75_000 } else { arrival - rng.random_range(0..4_000) };
+                let event_ms = if late {
+                    arrival - 75_000
+                } else {
+                    arrival - rng.random_range(0..4_000)
+                };
                 let e = Event {
                     region: REGIONS[rng.random_range(0..3)],
                     path: PATHS[rng.random_range(0..4)],
@@ -120,7 +128,8 @@ fn generate(seed: u64) -> (Vec<Vec<RecordBatch<u64>>>, Vec<Event>) {
                     )
                 };
                 records.push(ConsumedRecord {
-                    sequence_number: SequenceNumber::parse(&format!("{}", b * 1000 + i as u64)).unwrap(),
+                    sequence_number: SequenceNumber::parse(&format!("{}", b * 1000 + i as u64))
+                        .unwrap(),
                     sub_sequence: None,
                     partition_key: format!("pk{i}"),
                     data: Bytes::from(data),
@@ -141,7 +150,9 @@ fn generate(seed: u64) -> (Vec<Vec<RecordBatch<u64>>>, Vec<Event>) {
     (shards, events)
 }
 
-async fn open(dir: &std::path::Path) -> (Database, Vec<(i64, streamboard::engine::CompiledMetric)>) {
+async fn open(
+    dir: &std::path::Path,
+) -> (Database, Vec<(i64, streamboard::engine::CompiledMetric)>) {
     let db = Database::open(dir).await.unwrap();
     let mut compiled = Vec::new();
     for def in definitions() {
@@ -192,7 +203,11 @@ async fn run(dir: &std::path::Path, flush_every: usize, crash_after: &[usize]) -
                         let flush = engine.take_flush();
                         let mut failing = TestCheckpoints { fail: true };
                         let mut ids = builtin_ids.clone();
-                        assert!(write_flush(&db, &flush, &mut failing, &mut ids).await.is_err());
+                        assert!(
+                            write_flush(&db, &flush, &mut failing, &mut ids)
+                                .await
+                                .is_err()
+                        );
                     }
                     drop(engine);
                     // Ids created by rolled-back transactions must not be trusted.
@@ -202,16 +217,26 @@ async fn run(dir: &std::path::Path, flush_every: usize, crash_after: &[usize]) -
                 if since_flush >= flush_every {
                     since_flush = 0;
                     let flush = engine.take_flush();
-                    write_flush(&db, &flush, &mut TestCheckpoints { fail: false }, &mut builtin_ids)
-                        .await
-                        .unwrap();
+                    write_flush(
+                        &db,
+                        &flush,
+                        &mut TestCheckpoints { fail: false },
+                        &mut builtin_ids,
+                    )
+                    .await
+                    .unwrap();
                 }
             }
         }
         let flush = engine.take_flush();
-        write_flush(&db, &flush, &mut TestCheckpoints { fail: false }, &mut builtin_ids)
-            .await
-            .unwrap();
+        write_flush(
+            &db,
+            &flush,
+            &mut TestCheckpoints { fail: false },
+            &mut builtin_ids,
+        )
+        .await
+        .unwrap();
         break;
     }
     db
@@ -267,7 +292,10 @@ async fn stored_summaries_match_ground_truth() {
     let good: Vec<&Event> = events.iter().filter(|e| !e.late && !e.bad).collect();
     let mut per_series: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
     for e in &good {
-        per_series.entry((e.region, e.path)).or_default().push(e.latency);
+        per_series
+            .entry((e.region, e.path))
+            .or_default()
+            .push(e.latency);
     }
     let from_ms = T0_MS - 200_000;
     let to_ms = T0_MS + 300_000;
@@ -295,32 +323,59 @@ async fn stored_summaries_match_ground_truth() {
             for (q, got) in [(0.5, s.p50), (0.9, s.p90), (0.99, s.p99), (0.999, s.p999)] {
                 let exact = exact_quantile(&sorted, q);
                 let got = got.unwrap();
-                assert!(within_precision(got, exact), "tier {tier} q{q}: {got} vs exact {exact}");
+                assert!(
+                    within_precision(got, exact),
+                    "tier {tier} q{q}: {got} vs exact {exact}"
+                );
             }
-            assert_eq!(response.points.iter().map(|p| p.count).sum::<u64>(), s.count);
+            assert_eq!(
+                response.points.iter().map(|p| p.count).sum::<u64>(),
+                s.count
+            );
         }
     }
     // All series merged, per-second points: counts per event second match.
     let merged = query(
         &db,
-        &QueryRequest { metric: "gt_latency".into(), series: None, from_ms, to_ms, tier_s: Some(1) },
+        &QueryRequest {
+            metric: "gt_latency".into(),
+            series: None,
+            from_ms,
+            to_ms,
+            tier_s: Some(1),
+        },
     )
     .await
     .unwrap();
     let mut per_second: BTreeMap<i64, u64> = BTreeMap::new();
     for e in &good {
-        *per_second.entry(e.event_ms.div_euclid(1000) * 1000).or_default() += 1;
+        *per_second
+            .entry(e.event_ms.div_euclid(1000) * 1000)
+            .or_default() += 1;
     }
-    let got: BTreeMap<i64, u64> = merged.points.iter().map(|p| (p.start_ms, p.count)).collect();
+    let got: BTreeMap<i64, u64> = merged
+        .points
+        .iter()
+        .map(|p| (p.start_ms, p.count))
+        .collect();
     assert_eq!(got, per_second);
     // Filtered count metric.
     let errors = query(
         &db,
-        &QueryRequest { metric: "gt_errors".into(), series: None, from_ms, to_ms, tier_s: Some(60) },
+        &QueryRequest {
+            metric: "gt_errors".into(),
+            series: None,
+            from_ms,
+            to_ms,
+            tier_s: Some(60),
+        },
     )
     .await
     .unwrap();
-    assert_eq!(errors.summary.count, good.iter().filter(|e| e.status >= 500).count() as u64);
+    assert_eq!(
+        errors.summary.count,
+        good.iter().filter(|e| e.status >= 500).count() as u64
+    );
     // Built-ins: every record is counted by arrival; late records by metric.
     let records = query(
         &db,
@@ -347,7 +402,10 @@ async fn stored_summaries_match_ground_truth() {
     )
     .await
     .unwrap();
-    assert_eq!(late.summary.count, events.iter().filter(|e| e.late && !e.bad).count() as u64);
+    assert_eq!(
+        late.summary.count,
+        events.iter().filter(|e| e.late && !e.bad).count() as u64
+    );
     let parse_errors = query(
         &db,
         &QueryRequest {
@@ -360,7 +418,10 @@ async fn stored_summaries_match_ground_truth() {
     )
     .await
     .unwrap();
-    assert_eq!(parse_errors.summary.count, events.iter().filter(|e| e.bad).count() as u64);
+    assert_eq!(
+        parse_errors.summary.count,
+        events.iter().filter(|e| e.bad).count() as u64
+    );
     db.close().await;
 }
 
@@ -377,9 +438,15 @@ async fn crashes_at_any_point_store_what_a_clean_run_stores() {
         let got = dump(&db).await;
         db.close().await;
         // Built-in MillisBehindLatest and records are per read, identical here; compare all.
-        assert_eq!(got.len(), expected.len(), "flush every {flush_every}, crashes {crashes:?}");
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "flush every {flush_every}, crashes {crashes:?}"
+        );
         for (key, want) in &expected {
-            let have = got.get(key).unwrap_or_else(|| panic!("missing row {key:?}"));
+            let have = got
+                .get(key)
+                .unwrap_or_else(|| panic!("missing row {key:?}"));
             assert_eq!(have, want, "row {key:?} (crashes {crashes:?})");
         }
     }

@@ -19,6 +19,9 @@ pub struct FileConfig {
     pub site_root: Option<PathBuf>,
     pub heartbeat_interval: Option<PositiveDuration>,
     pub shutdown_timeout: Option<PositiveDuration>,
+    /// Metric definitions (`[[metrics]]` tables), installed into the database at start-up.
+    #[serde(default)]
+    pub metrics: Vec<crate::engine::MetricDefinition>,
 }
 
 impl FileConfig {

@@ -115,6 +115,8 @@ pub struct ServeConfig {
     pub site_root: Option<PathBuf>,
     pub heartbeat_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// Metric definitions from the config file (`[[metrics]]`); the API can add more.
+    pub metrics: Vec<crate::engine::MetricDefinition>,
 }
 
 impl ServeConfig {
@@ -126,6 +128,7 @@ impl ServeConfig {
             site_root: None,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            metrics: Vec::new(),
         }
     }
 }
@@ -223,6 +226,7 @@ impl ServeConfig {
                 .shutdown_timeout
                 .or(file.shutdown_timeout.map(|d| d.0))
                 .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+            metrics: file.metrics.clone(),
         }
     }
 

@@ -862,7 +862,12 @@ mod tests {
         engine.set_definitions(
             defs.iter()
                 .enumerate()
-                .map(|(i, d)| (i as i64 + 1, d.compile(None, &HashSet::new()).expect("valid")))
+                .map(|(i, d)| {
+                    (
+                        i as i64 + 1,
+                        d.compile(None, &HashSet::new()).expect("valid"),
+                    )
+                })
                 .collect(),
         );
         engine
@@ -873,7 +878,12 @@ mod tests {
     }
 
     fn deltas_of(flush: &Flush<u32>, key: &MetricKey) -> Vec<BucketDelta> {
-        flush.deltas.iter().filter(|d| &d.metric == key).cloned().collect()
+        flush
+            .deltas
+            .iter()
+            .filter(|d| &d.metric == key)
+            .cloned()
+            .collect()
     }
 
     fn click(region: &str, latency: u64, event_ms: i64) -> String {
@@ -881,7 +891,9 @@ mod tests {
             .expect("in range")
             .format(&time::format_description::well_known::Rfc3339)
             .expect("formats");
-        format!(r#"{{"region":"{region}","path":"/a","status":200,"latency_ms":{latency},"bytes":10,"event_time":"{t}"}}"#)
+        format!(
+            r#"{{"region":"{region}","path":"/a","status":200,"latency_ms":{latency},"bytes":10,"event_time":"{t}"}}"#
+        )
     }
 
     #[test]
@@ -949,7 +961,11 @@ mod tests {
         let d = deltas_of(&flush, &MetricKey::Defined(1));
         assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 1);
         let counters = e.counters();
-        let c = &counters.iter().find(|c| c.0 == MetricKey::Defined(1)).expect("metric").2;
+        let c = &counters
+            .iter()
+            .find(|c| c.0 == MetricKey::Defined(1))
+            .expect("metric")
+            .2;
         assert_eq!((c.late_records, c.future_records), (1, 1));
         let late = deltas_of(
             &flush,
@@ -971,15 +987,24 @@ mod tests {
         let mut def = latency_def();
         def.dimensions = vec!["/region".into()];
         let mut e = engine_with(&[def], config);
-        let records = (0..10).map(|i| record(&click(&format!("r{i}"), 5, T0), T0)).collect();
+        let records = (0..10)
+            .map(|i| record(&click(&format!("r{i}"), 5, T0), T0))
+            .collect();
         e.ingest(&batch("clickstream", records, 1), T0);
         let flush = e.take_flush();
         let d = deltas_of(&flush, &MetricKey::Defined(1));
         assert_eq!(d.len(), 4);
-        let other = d.iter().find(|d| d.labels == vec![OTHER_SERIES]).expect("other");
+        let other = d
+            .iter()
+            .find(|d| d.labels == vec![OTHER_SERIES])
+            .expect("other");
         assert_eq!(other.bucket.stats.count, 7);
         let counters = e.counters();
-        let c = &counters.iter().find(|c| c.0 == MetricKey::Defined(1)).expect("metric").2;
+        let c = &counters
+            .iter()
+            .find(|c| c.0 == MetricKey::Defined(1))
+            .expect("metric")
+            .2;
         assert_eq!(c.overflowed_records, 7);
     }
 
@@ -994,7 +1019,10 @@ mod tests {
             record("{not json", T0),
             record("{also not", T0),
             record("{still not", T0),
-            record(r#"{"region":"eu","path":"/a","latency_ms":"fast","event_time":"2023-11-14T22:13:20Z"}"#, T0),
+            record(
+                r#"{"region":"eu","path":"/a","latency_ms":"fast","event_time":"2023-11-14T22:13:20Z"}"#,
+                T0,
+            ),
             record(&click("eu", 10, T0), T0),
         ];
         records.push(ConsumedRecord {
@@ -1003,9 +1031,16 @@ mod tests {
         });
         e.ingest(&batch("clickstream", records, 1), T0);
         let counters = e.counters();
-        let c = &counters.iter().find(|c| c.0 == MetricKey::Defined(1)).expect("metric").2;
+        let c = &counters
+            .iter()
+            .find(|c| c.0 == MetricKey::Defined(1))
+            .expect("metric")
+            .2;
         assert_eq!(c.bad[&BadReason::InvalidJson].count, 3);
-        assert_eq!(c.bad[&BadReason::InvalidJson].examples, vec!["{also not", "{still not"]);
+        assert_eq!(
+            c.bad[&BadReason::InvalidJson].examples,
+            vec!["{also not", "{still not"]
+        );
         assert_eq!(c.bad[&BadReason::ValueNotANumber].count, 1);
         assert_eq!(c.bad[&BadReason::NotUtf8].count, 1);
         let flush = e.take_flush();
@@ -1017,7 +1052,12 @@ mod tests {
                 kind: Builtin::ParseErrors,
             },
         );
-        assert!(errors.iter().any(|d| d.labels == vec!["request_latency", "invalid_json"] && d.bucket.stats.count == 3));
+        assert!(
+            errors
+                .iter()
+                .any(|d| d.labels == vec!["request_latency", "invalid_json"]
+                    && d.bucket.stats.count == 3)
+        );
     }
 
     #[test]
@@ -1050,34 +1090,59 @@ mod tests {
         let r = deltas_of(&flush, &MetricKey::Defined(2));
         assert_eq!((r[0].bucket.stats.count, r[0].bucket.stats.sum), (1, 5.0));
         let counters = e.counters();
-        let c = &counters.iter().find(|c| c.0 == MetricKey::Defined(2)).expect("metric").2;
+        let c = &counters
+            .iter()
+            .find(|c| c.0 == MetricKey::Defined(2))
+            .expect("metric")
+            .2;
         assert_eq!(c.bad[&BadReason::RegexNoMatch].count, 2);
     }
 
     #[test]
     fn a_failed_flush_is_restored_and_not_double_windowed() {
         let mut e = engine_with(&[latency_def()], EngineConfig::default());
-        e.ingest(&batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1), T0);
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1),
+            T0,
+        );
         let flush = e.take_flush();
-        e.ingest(&batch("clickstream", vec![record(&click("eu", 20, T0), T0)], 2), T0);
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 20, T0), T0)], 2),
+            T0,
+        );
         e.restore(flush);
         let again = e.take_flush();
         assert_eq!(again.positions[0].2, 2, "the newer position wins");
         let d = deltas_of(&again, &MetricKey::Defined(1));
         assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 2);
         let w = e.windows(T0);
-        let eu = w.iter().find(|s| s.metric == MetricKey::Defined(1)).expect("series");
+        let eu = w
+            .iter()
+            .find(|s| s.metric == MetricKey::Defined(1))
+            .expect("series");
         assert_eq!(eu.windows[0].count, 2);
     }
 
     #[test]
     fn retired_definitions_flush_their_deltas_then_go() {
         let mut e = engine_with(&[latency_def()], EngineConfig::default());
-        e.ingest(&batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1), T0);
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1),
+            T0,
+        );
         e.set_definitions(Vec::new());
-        e.ingest(&batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 2), T0);
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 2),
+            T0,
+        );
         let flush = e.take_flush();
-        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1))[0].bucket.stats.count, 1);
+        assert_eq!(
+            deltas_of(&flush, &MetricKey::Defined(1))[0]
+                .bucket
+                .stats
+                .count,
+            1
+        );
         assert!(!e.counters().iter().any(|c| c.0 == MetricKey::Defined(1)));
     }
 }

@@ -13,7 +13,9 @@
 //! - [`shell`]: the one async task that owns the engine, flushes on an interval and runs
 //!   retention.
 //! - [`query`]: history queries over the stored tiers.
+//! - [`catalog`]: create / update / delete / install definitions (versioned rows).
 
+pub mod catalog;
 pub mod core;
 pub mod definition;
 pub mod fields;
