@@ -16,7 +16,7 @@
 
 use super::{
     definition::{CompiledFormat, CompiledMetric, HistogramSpec},
-    fields::{self, FieldValue, Logfmt},
+    fields::{self, FieldValue, FlatJson, Logfmt},
     input::RecordBatch,
     window::{Bucket, Stats, WINDOWS_S, WindowSummary, Windows},
 };
@@ -352,6 +352,9 @@ impl<P> Flush<P> {
 
 struct StreamState<P> {
     defined: Vec<usize>,
+    /// Some JSON metric of this stream has a path of more than one segment: decode a full
+    /// `serde_json::Value` instead of the faster [`FlatJson`].
+    deep_json: bool,
     builtins: HashMap<Builtin, usize>,
     positions: HashMap<ShardId, P>,
     sample: VecDeque<Bytes>,
@@ -436,6 +439,7 @@ impl<P: Clone> Engine<P> {
         for stream in self.streams.values_mut() {
             stream.defined.clear();
             stream.builtins.clear();
+            stream.deep_json = false;
         }
         for (i, metric) in self.metrics.iter().enumerate() {
             match &metric.key {
@@ -449,6 +453,11 @@ impl<P: Clone> Engine<P> {
                             .get_mut(&StreamName::new(c.definition.stream.as_str()))
                     {
                         stream.defined.push(i);
+                        if matches!(c.format, CompiledFormat::Json)
+                            && c.paths().any(|p| p.tokens.len() != 1)
+                        {
+                            stream.deep_json = true;
+                        }
                     }
                 }
                 MetricKey::Builtin { stream, kind } => {
@@ -468,6 +477,7 @@ impl<P: Clone> Engine<P> {
             name.clone(),
             StreamState {
                 defined: Vec::new(),
+                deep_json: false,
                 builtins: HashMap::new(),
                 positions: HashMap::new(),
                 sample: VecDeque::new(),
@@ -522,8 +532,13 @@ impl<P: Clone> Engine<P> {
         let max_series = config.max_series_per_metric;
         let lateness_ms = config.allowed_lateness.as_millis() as i64;
         let future_ms = config.future_tolerance.as_millis() as i64;
-        // Built-in series keys are fixed per batch.
+        // Built-in series keys are fixed per batch: look them up once.
         let mut shard_series = None;
+        let mut fixed_series = |index: Option<usize>, key: &str| {
+            index.map(|i| (i, metrics[i].series_index(hasher, key, max_series)))
+        };
+        let records_series = fixed_series(b_records, "");
+        let bytes_series = fixed_series(b_bytes, "");
         let count_builtin = |metrics: &mut Vec<MetricState>,
                              index: Option<usize>,
                              key: &str,
@@ -537,8 +552,12 @@ impl<P: Clone> Engine<P> {
         };
         for record in &batch.records {
             let arrival_s = record.arrival_time_ms.div_euclid(1000);
-            count_builtin(metrics, b_records, "", arrival_s, 1.0);
-            count_builtin(metrics, b_bytes, "", arrival_s, record.data.len() as f64);
+            if let Some((metric, series)) = records_series {
+                metrics[metric].record(series, arrival_s, 1.0);
+            }
+            if let Some((metric, series)) = bytes_series {
+                metrics[metric].record(series, arrival_s, record.data.len() as f64);
+            }
             if let Some(index) = b_shard {
                 let metric = &mut metrics[index];
                 let series = *shard_series.get_or_insert_with(|| {
@@ -556,7 +575,8 @@ impl<P: Clone> Engine<P> {
                 continue;
             }
             let text = std::str::from_utf8(&record.data);
-            let mut json: Option<Result<serde_json::Value, ()>> = None;
+            let mut json: Option<Result<JsonDoc<'_>, ()>> = None;
+            let deep_json = stream.deep_json;
             let mut logfmt: Option<Result<Logfmt<'_>, ()>> = None;
             for &mi in &stream.defined {
                 let metric = &mut metrics[mi];
@@ -568,13 +588,12 @@ impl<P: Clone> Engine<P> {
                         Err(_) => Err(BadReason::NotUtf8),
                         Ok(text) => match &compiled.format {
                             CompiledFormat::Json => {
-                                let doc = json.get_or_insert_with(|| {
-                                    serde_json::from_str(text).map_err(|_| ())
-                                });
+                                let doc =
+                                    json.get_or_insert_with(|| JsonDoc::parse(text, deep_json));
                                 match doc {
                                     Ok(doc) => extract(
                                         compiled,
-                                        &|p| fields::json_get(doc, p),
+                                        &|p| doc.get(p),
                                         record.arrival_time_ms,
                                         label,
                                     ),
@@ -770,6 +789,31 @@ impl<P: Clone> Engine<P> {
 impl Series {
     fn series_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+}
+
+/// A record decoded as JSON: one level deep (fast) or as a full document.
+enum JsonDoc<'a> {
+    Flat(FlatJson<'a>),
+    Deep(serde_json::Value),
+}
+
+impl<'a> JsonDoc<'a> {
+    fn parse(text: &'a str, deep: bool) -> Result<Self, ()> {
+        if deep {
+            serde_json::from_str(text)
+                .map(JsonDoc::Deep)
+                .map_err(|_| ())
+        } else {
+            FlatJson::parse(text).map(JsonDoc::Flat).map_err(|_| ())
+        }
+    }
+
+    fn get(&self, pointer: &super::definition::Pointer) -> FieldValue<'_> {
+        match self {
+            JsonDoc::Flat(doc) => doc.get(pointer),
+            JsonDoc::Deep(doc) => fields::json_get(doc, pointer),
+        }
     }
 }
 
@@ -1096,6 +1140,38 @@ mod tests {
             .expect("metric")
             .2;
         assert_eq!(c.bad[&BadReason::RegexNoMatch].count, 2);
+    }
+
+    #[test]
+    fn nested_paths_decode_the_full_document() {
+        let flat: super::super::MetricDefinition =
+            serde_json::from_str(r#"{"name":"flat","stream":"n","value":"/v"}"#).expect("json");
+        let deep: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"deep","stream":"n","value":"/m/v","dimensions":["/tags/0"]}"#,
+        )
+        .expect("json");
+        let mut e = engine_with(&[flat, deep], EngineConfig::default());
+        e.ingest(
+            &batch(
+                "n",
+                vec![record(r#"{"v":3,"m":{"v":4},"tags":["x"]}"#, T0)],
+                1,
+            ),
+            T0,
+        );
+        let flush = e.take_flush();
+        assert_eq!(
+            deltas_of(&flush, &MetricKey::Defined(1))[0]
+                .bucket
+                .stats
+                .sum,
+            3.0
+        );
+        let d = deltas_of(&flush, &MetricKey::Defined(2));
+        assert_eq!(
+            (d[0].bucket.stats.sum, d[0].labels.clone()),
+            (4.0, vec!["x".to_string()])
+        );
     }
 
     #[test]

@@ -168,6 +168,17 @@ pub struct CompiledMetric {
     pub time: Option<(Pointer, TimeFormat)>,
 }
 
+impl CompiledMetric {
+    /// Every field path the metric reads.
+    pub fn paths(&self) -> impl Iterator<Item = &Pointer> {
+        self.value
+            .iter()
+            .chain(&self.dimensions)
+            .chain(self.time.iter().map(|(p, _)| p))
+            .chain(self.filter.iter().flat_map(|f| f.paths()))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum CompiledFormat {
     Json,

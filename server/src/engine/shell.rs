@@ -250,15 +250,17 @@ where
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                // Order matters under load: the flush tick and requests come before batches so
+                // a busy channel can never starve the flush.
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(batch) = batches.recv() => self.engine.ingest(&batch, now_ms()),
-                Some(request) = requests.recv() => self.answer(request).await,
                 _ = tick.tick() => {
                     if let Err(error) = self.flush().await {
                         tracing::error!(%error, "flush failed; it will be retried");
                     }
                 }
+                Some(request) = requests.recv() => self.answer(request).await,
+                Some(batch) = batches.recv() => self.engine.ingest(&batch, now_ms()),
             }
         }
         // Shutdown: take what the consumer already queued, then one last flush.

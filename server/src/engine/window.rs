@@ -166,12 +166,16 @@ impl Windows {
 
     /// Adds one second's bucket. Seconds older than what a ring slot holds are dropped there.
     pub fn add(&mut self, second: i64, bucket: &Bucket) {
-        let sparse = to_sparse(&bucket.hist);
+        self.add_sparse(second, &bucket.stats, &to_sparse(&bucket.hist));
+    }
+
+    /// As [`Windows::add`], with the histogram already in sparse form.
+    pub fn add_sparse(&mut self, second: i64, stats: &Stats, sparse: &[(u64, u64)]) {
         let minute = second.div_euclid(60) * 60;
         let second_slot = &mut self.seconds[second.rem_euclid(60) as usize];
-        add_to_slot(second_slot, second, &bucket.stats, &sparse);
+        add_to_slot(second_slot, second, stats, sparse);
         let minute_slot = &mut self.minutes[minute.div_euclid(60).rem_euclid(60) as usize];
-        add_to_slot(minute_slot, minute, &bucket.stats, &sparse);
+        add_to_slot(minute_slot, minute, stats, sparse);
     }
 
     /// Approximate heap bytes held (for the memory benchmark).
