@@ -222,16 +222,14 @@ pub fn discover(doc: &Value, out: &mut BTreeMap<String, FieldStats>) {
                 stats.seen += 1;
                 match v {
                     Value::Number(_) => stats.numeric += 1,
-                    Value::String(s) => {
-                        if !stats.high_cardinality {
-                            if let Some(n) = stats.strings.get_mut(s.as_str()) {
-                                *n += 1;
-                            } else if stats.strings.len() < LOW_CARDINALITY_LIMIT {
-                                stats.strings.insert(s.clone(), 1);
-                            } else {
-                                stats.high_cardinality = true;
-                                stats.strings.clear();
-                            }
+                    Value::String(s) if !stats.high_cardinality => {
+                        if let Some(n) = stats.strings.get_mut(s.as_str()) {
+                            *n += 1;
+                        } else if stats.strings.len() < LOW_CARDINALITY_LIMIT {
+                            stats.strings.insert(s.clone(), 1);
+                        } else {
+                            stats.high_cardinality = true;
+                            stats.strings.clear();
                         }
                     }
                     _ => {}

@@ -157,7 +157,7 @@ impl Acc {
         let q = |q: f64| {
             self.hist
                 .as_ref()
-                .filter(|h| h.len() > 0)
+                .filter(|h| !h.is_empty())
                 .map(|h| h.value_at_quantile(q))
         };
         Point {

@@ -146,7 +146,7 @@ impl EngineHandle {
         self.ask(Request::Counters).await
     }
 
-    /// Flushes now and waits for the commit (tests, shutdown).
+    /// Ingests every batch already queued, flushes and waits for the commit.
     pub async fn flush(&self) -> Result<Result<(), StorageError>, EngineGone> {
         self.ask(Request::FlushNow).await
     }
@@ -259,7 +259,7 @@ where
                         tracing::error!(%error, "flush failed; it will be retried");
                     }
                 }
-                Some(request) = requests.recv() => self.answer(request).await,
+                Some(request) = requests.recv() => self.answer(request, &mut batches).await,
                 Some(batch) = batches.recv() => self.engine.ingest(&batch, now_ms()),
             }
         }
@@ -273,7 +273,7 @@ where
         }
     }
 
-    async fn answer(&mut self, request: Request) {
+    async fn answer(&mut self, request: Request, batches: &mut mpsc::Receiver<RecordBatch<P>>) {
         match request {
             Request::ReloadDefinitions(reply) => {
                 let result = load_definitions(&self.database).await.map(|defs| {
@@ -296,6 +296,10 @@ where
                 let _ = reply.send(self.engine.counters());
             }
             Request::FlushNow(reply) => {
+                // Everything sent before the request is included.
+                while let Ok(batch) = batches.try_recv() {
+                    self.engine.ingest(&batch, now_ms());
+                }
                 let _ = reply.send(self.flush().await);
             }
         }
@@ -338,7 +342,7 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
     let mut writes = Vec::with_capacity(flush.deltas.len());
     for delta in &flush.deltas {
         let (metric_id, has_histogram) = match &delta.metric {
-            MetricKey::Defined(id) => (*id, delta.bucket.hist.len() > 0),
+            MetricKey::Defined(id) => (*id, !delta.bucket.hist.is_empty()),
             MetricKey::Builtin { stream, kind } => {
                 let key = (stream.clone(), *kind);
                 let id = match builtin_ids.get(&key) {
@@ -399,7 +403,7 @@ async fn retention_loop(
                     return;
                 }
                 match database.delete_expired_buckets(tier, before, 5000).await {
-                    Ok(n) if n == 5000 => tokio::task::yield_now().await,
+                    Ok(5000) => tokio::task::yield_now().await,
                     Ok(_) => break,
                     Err(error) => {
                         tracing::warn!(%error, tier, "retention failed; will retry");

@@ -200,8 +200,7 @@ impl Windows {
     ) -> WindowSummary {
         scratch.reset();
         let mut stats = Stats::EMPTY;
-        let covered_s;
-        if window_s <= 60 {
+        let covered_s = if window_s <= 60 {
             let from = now_s - window_s;
             for slot in &self.seconds {
                 if slot.start_s > from && slot.start_s <= now_s {
@@ -211,7 +210,7 @@ impl Windows {
                     }
                 }
             }
-            covered_s = window_s;
+            window_s
         } else {
             let now_min = now_s.div_euclid(60) * 60;
             let from = now_min - window_s;
@@ -223,10 +222,10 @@ impl Windows {
                     }
                 }
             }
-            covered_s = window_s - 60 + (now_s - now_min + 1);
-        }
+            window_s - 60 + (now_s - now_min + 1)
+        };
         let some = stats.count > 0;
-        let hist_some = scratch.len() > 0;
+        let hist_some = !scratch.is_empty();
         let q = |q: f64| hist_some.then(|| scratch.value_at_quantile(q));
         WindowSummary {
             window_s,
