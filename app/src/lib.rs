@@ -1,7 +1,8 @@
 //! Streamboard's user interface and the contract between browser and server.
 //!
 //! # Layout
-//! - [`protocol`]: wire types shared with the server (live messages, API bodies).
+//! - [`protocol`]: wire types shared with the server (live messages).
+//! - [`api`]: REST API bodies (`/api/v1`).
 //! - [`live`]: the browser's WebSocket connection and its state, provided as context.
 //! - `components`: the shell pieces every page shares (navigation, badge, theme switch).
 //! - `pages`: one file per route.
@@ -16,6 +17,7 @@ use leptos_router::{
     path,
 };
 
+pub mod api;
 mod components;
 pub mod live;
 mod pages;

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: typed configuration from flags, `STREAMBOARD_*` variables and a TOML file.
 //! - [`storage`]: the SQLite database (pool, migrations, all SQL).
-//! - [`http`]: the axum router: Leptos SSR pages, `/healthz`, `/metrics`, `/ws`, site assets.
+//! - [`http`]: the axum router: Leptos SSR pages, `/api/v1`, `/healthz`, `/metrics`, `/ws`, site assets.
+//! - [`engine`]: the metrics engine (definitions, aggregation, flush, queries).
 //! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation,
 //!   checkpoints, and record batches handed to a sink over a bounded channel.
 //! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
@@ -15,6 +16,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod engine;
 pub mod http;
 pub mod kinesis;
 pub mod producer;
@@ -36,6 +38,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("metric definition in the config file refused: {0}")]
+    Metrics(#[from] engine::catalog::CatalogError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -45,6 +49,8 @@ pub struct Server {
     local_addr: SocketAddr,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<Result<(), ServerError>>,
+    engine: engine::EngineHandle,
+    batches: tokio::sync::mpsc::Sender<engine::RecordBatch>,
 }
 
 impl Server {
@@ -64,6 +70,16 @@ impl Server {
                 })?;
         let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
         let tracker = TaskTracker::new();
+        engine::catalog::install(&database, &config.metrics).await?;
+        // The consumer's checkpoint writer replaces `NoCheckpoints` when it is wired in.
+        let (engine_handle, batches) = engine::shell::spawn(
+            engine::ShellConfig::default(),
+            database.clone(),
+            engine::NoCheckpoints,
+            &tracker,
+            shutdown.clone(),
+        )
+        .await?;
         let state = AppState::new(
             Arc::new(config.clone()),
             local_addr,
@@ -71,7 +87,8 @@ impl Server {
             Arc::new(ProcessMetrics::new(Instant::now())),
             shutdown.clone(),
             tracker.clone(),
-        );
+        )
+        .with_engine(engine_handle.clone());
         let router = http::router(state);
         let handle = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -104,7 +121,19 @@ impl Server {
             local_addr,
             shutdown,
             handle,
+            engine: engine_handle,
+            batches,
         })
+    }
+
+    /// The running metrics engine.
+    pub fn engine(&self) -> &engine::EngineHandle {
+        &self.engine
+    }
+
+    /// Where record batches enter the engine (the consumer's side of the channel).
+    pub fn engine_batches(&self) -> tokio::sync::mpsc::Sender<engine::RecordBatch> {
+        self.batches.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub application: Option<String>,
     pub discovery_interval: Option<PositiveDuration>,
     pub idle_poll_interval: Option<PositiveDuration>,
+    /// Metric definitions (`[[metrics]]` tables), installed into the database at start-up.
+    #[serde(default)]
+    pub metrics: Vec<crate::engine::MetricDefinition>,
 }
 
 impl FileConfig {

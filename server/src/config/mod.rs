@@ -160,6 +160,8 @@ pub struct ServeConfig {
     pub application: String,
     pub discovery_interval: Duration,
     pub idle_poll_interval: Duration,
+    /// Metric definitions from the config file (`[[metrics]]`); the API can add more.
+    pub metrics: Vec<crate::engine::MetricDefinition>,
 }
 
 impl ServeConfig {
@@ -175,6 +177,7 @@ impl ServeConfig {
             application: DEFAULT_APPLICATION.to_string(),
             discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
             idle_poll_interval: DEFAULT_IDLE_POLL_INTERVAL,
+            metrics: Vec::new(),
         }
     }
 }
@@ -314,6 +317,7 @@ impl ServeConfig {
                 .shutdown_timeout
                 .or(file.shutdown_timeout.map(|d| d.0))
                 .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+            metrics: file.metrics.clone(),
         })
     }
 

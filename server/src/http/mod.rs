@@ -1,13 +1,17 @@
-//! The axum router: Leptos pages (SSR + hydration), the operational endpoints and site assets.
+//! The axum router: Leptos pages (SSR + hydration), the JSON API (`/api/v1`), the operational
+//! endpoints and site assets.
 //!
 //! [`router`] builds everything from an [`AppState`] so tests can drive it with `oneshot` or a
 //! real listener. Each concern has its own module with its own handlers.
 
+pub mod api;
 mod assets;
 mod health;
 mod ws;
 
-use crate::{config::ServeConfig, storage::Database, telemetry::ProcessMetrics};
+use crate::{
+    config::ServeConfig, engine::EngineHandle, storage::Database, telemetry::ProcessMetrics,
+};
 use app::{App, shell};
 use axum::{
     Router,
@@ -34,6 +38,8 @@ pub struct AppState {
     pub assets: SiteAssets,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
+    /// The metrics engine, when running (definition reloads, field discovery).
+    pub engine: Option<EngineHandle>,
 }
 
 impl AppState {
@@ -70,7 +76,14 @@ impl AppState {
             assets,
             shutdown,
             tracker,
+            engine: None,
         }
+    }
+
+    /// Attaches the running metrics engine.
+    pub fn with_engine(mut self, engine: EngineHandle) -> Self {
+        self.engine = Some(engine);
+        self
     }
 }
 
@@ -82,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::prometheus))
         .route("/ws", get(ws::upgrade))
+        .merge(api::router())
         .leptos_routes_with_context(&state, routes, || {}, move || shell(shell_options.clone()))
         .fallback(assets::asset_or_not_found)
         .layer(CompressionLayer::new())

@@ -5,6 +5,8 @@
 //! exports) never block the writer. Migrations from `migrations/` are embedded in the binary and
 //! applied at start-up; a database written by a newer Streamboard is refused, not downgraded.
 
+pub mod metrics;
+
 use sqlx::{
     SqlitePool,
     migrate::{MigrateError, Migrator},

@@ -1,0 +1,1224 @@
+//! The pure, synchronous engine: ingests [`RecordBatch`]es, keeps every series' pending
+//! per-second deltas and rolling windows, and hands the deltas to the flush.
+//!
+//! Exactly-once: the engine keeps only the *deltas since the last flush* per (metric, series,
+//! second). [`Engine::take_flush`] moves them out together with the newest consumer position of
+//! every shard; the shell writes both in one transaction (UPSERT merging deltas into stored
+//! buckets). If that transaction never commits (crash), neither the deltas nor the positions
+//! are stored, and the consumer re-reads exactly those records. If it fails without a crash,
+//! [`Engine::restore`] puts the flush back so the next one retries it.
+//!
+//! Lateness is judged per record against its own Kinesis arrival time, never against a clock
+//! or a watermark: a record whose event time is more than `allowed_lateness` before its arrival
+//! is late, more than `future_tolerance` after it is from the future. Both are counted (per
+//! metric and in the stream's `late_records` / `future_records` built-ins), never aggregated.
+//! This makes the judgement the same on a replay after a crash, whatever the shard interleaving.
+
+use super::{
+    definition::{CompiledFormat, CompiledMetric, HistogramSpec},
+    fields::{self, FieldValue, FlatJson, Logfmt},
+    input::RecordBatch,
+    window::{Bucket, Stats, WINDOWS_S, WindowSummary, Windows},
+};
+use crate::kinesis::{ShardId, StreamName};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    hash::BuildHasher,
+    time::Duration,
+};
+
+/// Separates dimension labels inside a series key.
+pub const LABEL_SEPARATOR: char = '\u{1f}';
+/// The series that collects values beyond the cardinality limit.
+pub const OTHER_SERIES: &str = "__other__";
+
+/// Tunables of the pure core.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How far before its arrival a record's event time may be (default 60 s).
+    pub allowed_lateness: Duration,
+    /// How far after its arrival a record's event time may be (default 60 s).
+    pub future_tolerance: Duration,
+    /// Series per metric before new label values go to `__other__` (default 1,000).
+    pub max_series_per_metric: usize,
+    /// Recent bad-record examples kept per metric and reason (default 5).
+    pub bad_examples: usize,
+    /// Recent records kept per stream for field discovery (default 200).
+    pub sample_records: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            allowed_lateness: Duration::from_secs(60),
+            future_tolerance: Duration::from_secs(60),
+            max_series_per_metric: 1000,
+            bad_examples: 5,
+            sample_records: 200,
+        }
+    }
+}
+
+/// Built-in metrics every stream has without a definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Builtin {
+    /// Records received (count, rate).
+    Records,
+    /// Record sizes: sum is bytes, the histogram is the record size histogram.
+    Bytes,
+    /// Records per shard (dimension: shard).
+    ShardRecords,
+    /// MillisBehindLatest per shard, one value per batch (dimension: shard).
+    MillisBehindLatest,
+    /// Records a metric could not use (dimensions: metric, reason).
+    ParseErrors,
+    /// Records too late for their bucket (dimension: metric).
+    LateRecords,
+    /// Records too far in the future (dimension: metric).
+    FutureRecords,
+}
+
+impl Builtin {
+    pub const ALL: [Builtin; 7] = [
+        Builtin::Records,
+        Builtin::Bytes,
+        Builtin::ShardRecords,
+        Builtin::MillisBehindLatest,
+        Builtin::ParseErrors,
+        Builtin::LateRecords,
+        Builtin::FutureRecords,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builtin::Records => "records",
+            Builtin::Bytes => "bytes",
+            Builtin::ShardRecords => "shard_records",
+            Builtin::MillisBehindLatest => "millis_behind_latest",
+            Builtin::ParseErrors => "parse_errors",
+            Builtin::LateRecords => "late_records",
+            Builtin::FutureRecords => "future_records",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.as_str() == text)
+    }
+
+    /// Stored name: `builtin:<stream>:<kind>`.
+    pub fn metric_name(self, stream: &str) -> String {
+        format!("builtin:{stream}:{}", self.as_str())
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Builtin::Bytes => "bytes",
+            Builtin::MillisBehindLatest => "ms",
+            _ => "count",
+        }
+    }
+
+    pub fn dimensions(self) -> &'static [&'static str] {
+        match self {
+            Builtin::ShardRecords | Builtin::MillisBehindLatest => &["shard"],
+            Builtin::ParseErrors => &["metric", "reason"],
+            Builtin::LateRecords | Builtin::FutureRecords => &["metric"],
+            Builtin::Records | Builtin::Bytes => &[],
+        }
+    }
+
+    fn histogram(self) -> Option<HistogramSpec> {
+        match self {
+            Builtin::Bytes => Some(HistogramSpec {
+                lowest: 1,
+                highest: 16 * 1024 * 1024,
+                significant_figures: 2,
+            }),
+            Builtin::MillisBehindLatest => Some(HistogramSpec {
+                lowest: 1,
+                highest: 7 * 24 * 3_600_000,
+                significant_figures: 2,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Which metric a delta belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MetricKey {
+    /// A stored definition, by its id (a changed definition gets a new id).
+    Defined(i64),
+    Builtin {
+        stream: StreamName,
+        kind: Builtin,
+    },
+}
+
+/// Why a record was not used by a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BadReason {
+    NotUtf8,
+    InvalidJson,
+    InvalidLogfmt,
+    RegexNoMatch,
+    ValueMissing,
+    ValueNotANumber,
+    TimeMissing,
+    TimeInvalid,
+}
+
+impl BadReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadReason::NotUtf8 => "not_utf8",
+            BadReason::InvalidJson => "invalid_json",
+            BadReason::InvalidLogfmt => "invalid_logfmt",
+            BadReason::RegexNoMatch => "regex_no_match",
+            BadReason::ValueMissing => "value_missing",
+            BadReason::ValueNotANumber => "value_not_a_number",
+            BadReason::TimeMissing => "time_missing",
+            BadReason::TimeInvalid => "time_invalid",
+        }
+    }
+}
+
+/// Bad records of one metric and reason: a count and a few recent examples.
+#[derive(Debug, Clone, Default)]
+pub struct BadRecords {
+    pub count: u64,
+    pub examples: VecDeque<String>,
+}
+
+/// Counters about one metric that are not series.
+#[derive(Debug, Clone, Default)]
+pub struct MetricCounters {
+    pub late_records: u64,
+    pub future_records: u64,
+    pub overflowed_records: u64,
+    pub bad: BTreeMap<BadReason, BadRecords>,
+}
+
+struct Series {
+    key: String,
+    pending: Vec<Pending>,
+    windows: Windows,
+}
+
+struct Pending {
+    second: i64,
+    bucket: Bucket,
+    /// Already added to the windows (a restored flush).
+    windowed: bool,
+}
+
+struct MetricState {
+    key: MetricKey,
+    name: String,
+    compiled: Option<CompiledMetric>,
+    template: Histogram<u64>,
+    records_histogram: bool,
+    index: HashMap<u64, Vec<u32>>,
+    series: Vec<Series>,
+    other: Option<u32>,
+    counters: MetricCounters,
+    retired: bool,
+}
+
+impl MetricState {
+    fn new(
+        key: MetricKey,
+        name: String,
+        compiled: Option<CompiledMetric>,
+        spec: Option<HistogramSpec>,
+    ) -> Self {
+        let records_histogram = spec.is_some();
+        let spec = spec.unwrap_or_default();
+        let template =
+            Histogram::new_with_bounds(spec.lowest, spec.highest, spec.significant_figures)
+                .unwrap_or_else(|_| {
+                    Histogram::new_with_bounds(1, 3_600_000, 2)
+                        .expect("the default bounds are valid")
+                });
+        Self {
+            key,
+            name,
+            compiled,
+            template,
+            records_histogram,
+            index: HashMap::new(),
+            series: Vec::new(),
+            other: None,
+            counters: MetricCounters::default(),
+            retired: false,
+        }
+    }
+
+    /// Finds or creates the series for `key`, applying the cardinality guard.
+    fn series_index(&mut self, hasher: &impl BuildHasher, key: &str, max_series: usize) -> usize {
+        let hash = hasher.hash_one(key);
+        if let Some(candidates) = self.index.get(&hash) {
+            for &i in candidates {
+                if self.series[i as usize].key == key {
+                    return i as usize;
+                }
+            }
+        }
+        let limited = self.series.len() - usize::from(self.other.is_some()) >= max_series;
+        if limited {
+            self.counters.overflowed_records += 1;
+            if let Some(other) = self.other {
+                return other as usize;
+            }
+        }
+        let key = if limited {
+            let dims = key.split(LABEL_SEPARATOR).count();
+            vec![OTHER_SERIES; dims].join(&LABEL_SEPARATOR.to_string())
+        } else {
+            key.to_string()
+        };
+        let index = self.series.len() as u32;
+        self.index
+            .entry(hasher.hash_one(&key))
+            .or_default()
+            .push(index);
+        self.series.push(Series {
+            key,
+            pending: Vec::new(),
+            windows: Windows::new(),
+        });
+        if limited {
+            self.other = Some(index);
+        }
+        index as usize
+    }
+
+    fn record(&mut self, series: usize, second: i64, value: f64) {
+        let template = &self.template;
+        let records_histogram = self.records_histogram;
+        let series = &mut self.series[series];
+        let pending = match series
+            .pending
+            .iter()
+            .rposition(|p| p.second == second && !p.windowed)
+        {
+            Some(i) => &mut series.pending[i],
+            None => {
+                series.pending.push(Pending {
+                    second,
+                    bucket: Bucket {
+                        stats: Stats::EMPTY,
+                        hist: template.clone(),
+                    },
+                    windowed: false,
+                });
+                series.pending.last_mut().expect("just pushed")
+            }
+        };
+        pending.bucket.stats.add(value);
+        if records_histogram {
+            // `as` saturates: negative values count as 0, huge ones as the highest trackable.
+            pending.bucket.hist.saturating_record(value.round() as u64);
+        }
+    }
+}
+
+/// One series' delta for one second, as handed to storage.
+#[derive(Debug, Clone)]
+pub struct BucketDelta {
+    pub metric: MetricKey,
+    /// Dimension labels in definition order (empty without dimensions).
+    pub labels: Vec<String>,
+    pub second: i64,
+    pub bucket: Bucket,
+}
+
+/// Everything one flush must commit atomically.
+#[derive(Debug, Clone)]
+pub struct Flush<P> {
+    pub deltas: Vec<BucketDelta>,
+    /// The newest consumer position per shard whose records are all in `deltas` (or earlier
+    /// flushes).
+    pub positions: Vec<(StreamName, ShardId, P)>,
+}
+
+impl<P> Flush<P> {
+    pub fn is_empty(&self) -> bool {
+        self.deltas.is_empty() && self.positions.is_empty()
+    }
+}
+
+struct StreamState<P> {
+    defined: Vec<usize>,
+    /// Some JSON metric of this stream has a path of more than one segment: decode a full
+    /// `serde_json::Value` instead of the faster [`FlatJson`].
+    deep_json: bool,
+    builtins: HashMap<Builtin, usize>,
+    positions: HashMap<ShardId, P>,
+    sample: VecDeque<Bytes>,
+}
+
+/// Live window summaries of one series.
+#[derive(Debug, Clone)]
+pub struct SeriesWindows {
+    pub metric: MetricKey,
+    pub name: String,
+    pub labels: Vec<String>,
+    pub windows: [WindowSummary; 4],
+}
+
+/// The engine core. `P` is the consumer's checkpoint position type.
+pub struct Engine<P = ()> {
+    config: EngineConfig,
+    metrics: Vec<MetricState>,
+    streams: HashMap<StreamName, StreamState<P>>,
+    definitions: Vec<(i64, CompiledMetric)>,
+    hasher: std::hash::RandomState,
+    label: String,
+}
+
+impl<P: Clone> Engine<P> {
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            config,
+            metrics: Vec::new(),
+            streams: HashMap::new(),
+            definitions: Vec::new(),
+            hasher: std::hash::RandomState::new(),
+            label: String::new(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Replaces the set of defined metrics. A metric whose id disappears is retired: it takes
+    /// no more records, and is dropped once its pending deltas are flushed.
+    pub fn set_definitions(&mut self, definitions: Vec<(i64, CompiledMetric)>) {
+        let ids: HashMap<i64, &CompiledMetric> =
+            definitions.iter().map(|(id, c)| (*id, c)).collect();
+        for metric in &mut self.metrics {
+            if let MetricKey::Defined(id) = metric.key
+                && !ids.contains_key(&id)
+            {
+                metric.retired = true;
+            }
+        }
+        for (id, compiled) in &definitions {
+            let exists = self
+                .metrics
+                .iter()
+                .any(|m| m.key == MetricKey::Defined(*id) && !m.retired);
+            if !exists {
+                self.metrics.push(MetricState::new(
+                    MetricKey::Defined(*id),
+                    compiled.definition.name.clone(),
+                    Some(compiled.clone()),
+                    compiled
+                        .definition
+                        .value
+                        .is_some()
+                        .then_some(compiled.definition.histogram),
+                ));
+            }
+        }
+        self.definitions = definitions;
+        self.drop_retired();
+        self.reindex();
+    }
+
+    fn drop_retired(&mut self) {
+        self.metrics
+            .retain(|m| !m.retired || m.series.iter().any(|s| s.series_pending()));
+    }
+
+    fn reindex(&mut self) {
+        for stream in self.streams.values_mut() {
+            stream.defined.clear();
+            stream.builtins.clear();
+            stream.deep_json = false;
+        }
+        for (i, metric) in self.metrics.iter().enumerate() {
+            match &metric.key {
+                MetricKey::Defined(_) => {
+                    if metric.retired {
+                        continue;
+                    }
+                    if let Some(c) = &metric.compiled
+                        && let Some(stream) = self
+                            .streams
+                            .get_mut(&StreamName::new(c.definition.stream.as_str()))
+                    {
+                        stream.defined.push(i);
+                        if matches!(c.format, CompiledFormat::Json)
+                            && c.paths().any(|p| p.tokens.len() != 1)
+                        {
+                            stream.deep_json = true;
+                        }
+                    }
+                }
+                MetricKey::Builtin { stream, kind } => {
+                    if let Some(state) = self.streams.get_mut(stream) {
+                        state.builtins.insert(*kind, i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn ensure_stream(&mut self, name: &StreamName) {
+        if self.streams.contains_key(name) {
+            return;
+        }
+        self.streams.insert(
+            name.clone(),
+            StreamState {
+                defined: Vec::new(),
+                deep_json: false,
+                builtins: HashMap::new(),
+                positions: HashMap::new(),
+                sample: VecDeque::new(),
+            },
+        );
+        for kind in Builtin::ALL {
+            let key = MetricKey::Builtin {
+                stream: name.clone(),
+                kind,
+            };
+            if !self.metrics.iter().any(|m| m.key == key) {
+                self.metrics.push(MetricState::new(
+                    key,
+                    kind.metric_name(name.as_str()),
+                    None,
+                    kind.histogram(),
+                ));
+            }
+        }
+        self.reindex();
+    }
+
+    /// Streams seen so far.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamName> {
+        self.streams.keys()
+    }
+
+    /// Ingests one batch. Never fails: unusable records are counted.
+    pub fn ingest(&mut self, batch: &RecordBatch<P>, now_ms: i64) {
+        self.ensure_stream(&batch.stream);
+        let Self {
+            config,
+            metrics,
+            streams,
+            hasher,
+            label,
+            ..
+        } = self;
+        let Some(stream) = streams.get_mut(&batch.stream) else {
+            return;
+        };
+        let builtin = |kind: Builtin| stream.builtins.get(&kind).copied();
+        let (b_records, b_bytes, b_shard, b_mbl, b_errors, b_late, b_future) = (
+            builtin(Builtin::Records),
+            builtin(Builtin::Bytes),
+            builtin(Builtin::ShardRecords),
+            builtin(Builtin::MillisBehindLatest),
+            builtin(Builtin::ParseErrors),
+            builtin(Builtin::LateRecords),
+            builtin(Builtin::FutureRecords),
+        );
+        let max_series = config.max_series_per_metric;
+        let lateness_ms = config.allowed_lateness.as_millis() as i64;
+        let future_ms = config.future_tolerance.as_millis() as i64;
+        // Built-in series keys are fixed per batch: look them up once.
+        let mut shard_series = None;
+        let mut fixed_series = |index: Option<usize>, key: &str| {
+            index.map(|i| (i, metrics[i].series_index(hasher, key, max_series)))
+        };
+        let records_series = fixed_series(b_records, "");
+        let bytes_series = fixed_series(b_bytes, "");
+        let count_builtin = |metrics: &mut Vec<MetricState>,
+                             index: Option<usize>,
+                             key: &str,
+                             second: i64,
+                             value: f64| {
+            if let Some(index) = index {
+                let metric = &mut metrics[index];
+                let series = metric.series_index(hasher, key, max_series);
+                metric.record(series, second, value);
+            }
+        };
+        for record in &batch.records {
+            let arrival_s = record.arrival_time_ms.div_euclid(1000);
+            if let Some((metric, series)) = records_series {
+                metrics[metric].record(series, arrival_s, 1.0);
+            }
+            if let Some((metric, series)) = bytes_series {
+                metrics[metric].record(series, arrival_s, record.data.len() as f64);
+            }
+            if let Some(index) = b_shard {
+                let metric = &mut metrics[index];
+                let series = *shard_series.get_or_insert_with(|| {
+                    metric.series_index(hasher, batch.shard.as_str(), max_series)
+                });
+                metric.record(series, arrival_s, 1.0);
+            }
+            if config.sample_records > 0 {
+                if stream.sample.len() >= config.sample_records {
+                    stream.sample.pop_front();
+                }
+                stream.sample.push_back(record.data.clone());
+            }
+            if stream.defined.is_empty() {
+                continue;
+            }
+            let text = std::str::from_utf8(&record.data);
+            let mut json: Option<Result<JsonDoc<'_>, ()>> = None;
+            let deep_json = stream.deep_json;
+            let mut logfmt: Option<Result<Logfmt<'_>, ()>> = None;
+            for &mi in &stream.defined {
+                let metric = &mut metrics[mi];
+                let Some(compiled) = metric.compiled.as_ref() else {
+                    continue;
+                };
+                let outcome = {
+                    match text {
+                        Err(_) => Err(BadReason::NotUtf8),
+                        Ok(text) => match &compiled.format {
+                            CompiledFormat::Json => {
+                                let doc =
+                                    json.get_or_insert_with(|| JsonDoc::parse(text, deep_json));
+                                match doc {
+                                    Ok(doc) => extract(
+                                        compiled,
+                                        &|p| doc.get(p),
+                                        record.arrival_time_ms,
+                                        label,
+                                    ),
+                                    Err(()) => Err(BadReason::InvalidJson),
+                                }
+                            }
+                            CompiledFormat::Logfmt => {
+                                let doc = logfmt
+                                    .get_or_insert_with(|| Logfmt::parse(text).map_err(|_| ()));
+                                match doc {
+                                    Ok(doc) => extract(
+                                        compiled,
+                                        &|p| doc.get(p),
+                                        record.arrival_time_ms,
+                                        label,
+                                    ),
+                                    Err(()) => Err(BadReason::InvalidLogfmt),
+                                }
+                            }
+                            CompiledFormat::Regex(regex) => match regex.captures(text) {
+                                Some(caps) => extract(
+                                    compiled,
+                                    &|p| fields::captures_get(&caps, p),
+                                    record.arrival_time_ms,
+                                    label,
+                                ),
+                                None => Err(BadReason::RegexNoMatch),
+                            },
+                        },
+                    }
+                };
+                match outcome {
+                    Ok(None) => {}
+                    Ok(Some((event_ms, value))) => {
+                        if event_ms < record.arrival_time_ms - lateness_ms {
+                            metric.counters.late_records += 1;
+                            let name = metric.name.clone();
+                            count_builtin(metrics, b_late, &name, arrival_s, 1.0);
+                        } else if event_ms > record.arrival_time_ms + future_ms {
+                            metric.counters.future_records += 1;
+                            let name = metric.name.clone();
+                            count_builtin(metrics, b_future, &name, arrival_s, 1.0);
+                        } else {
+                            let series = metric.series_index(hasher, label, max_series);
+                            metric.record(series, event_ms.div_euclid(1000), value);
+                        }
+                    }
+                    Err(reason) => {
+                        let bad = metric.counters.bad.entry(reason).or_default();
+                        bad.count += 1;
+                        if config.bad_examples > 0 {
+                            if bad.examples.len() >= config.bad_examples {
+                                bad.examples.pop_front();
+                            }
+                            let cut = record.data.len().min(200);
+                            bad.examples.push_back(
+                                String::from_utf8_lossy(&record.data[..cut]).into_owned(),
+                            );
+                        }
+                        let key = format!("{}{LABEL_SEPARATOR}{}", metric.name, reason.as_str());
+                        count_builtin(metrics, b_errors, &key, arrival_s, 1.0);
+                    }
+                }
+            }
+        }
+        if let (Some(mbl), Some(index)) = (batch.millis_behind_latest, b_mbl) {
+            let at_ms = batch.records.last().map_or(now_ms, |r| r.arrival_time_ms);
+            let metric = &mut metrics[index];
+            let series = metric.series_index(hasher, batch.shard.as_str(), max_series);
+            metric.record(series, at_ms.div_euclid(1000), mbl as f64);
+        }
+        stream
+            .positions
+            .insert(batch.shard.clone(), batch.position.clone());
+    }
+
+    /// Moves every pending delta and the newest positions out for a flush, and adds the deltas
+    /// to the rolling windows.
+    pub fn take_flush(&mut self) -> Flush<P> {
+        let mut deltas = Vec::new();
+        for metric in &mut self.metrics {
+            for series in &mut metric.series {
+                for pending in series.pending.drain(..) {
+                    if !pending.windowed {
+                        series.windows.add(pending.second, &pending.bucket);
+                    }
+                    deltas.push(BucketDelta {
+                        metric: metric.key.clone(),
+                        labels: split_labels(&series.key),
+                        second: pending.second,
+                        bucket: pending.bucket,
+                    });
+                }
+            }
+        }
+        let mut positions = Vec::new();
+        for (name, stream) in &mut self.streams {
+            for (shard, position) in stream.positions.drain() {
+                positions.push((name.clone(), shard, position));
+            }
+        }
+        self.drop_retired();
+        self.reindex();
+        Flush { deltas, positions }
+    }
+
+    /// Puts back a flush whose transaction failed, so the next flush writes it again. Positions
+    /// taken since then are newer and win.
+    pub fn restore(&mut self, flush: Flush<P>) {
+        for delta in flush.deltas {
+            let Some(metric) = self.metrics.iter_mut().find(|m| m.key == delta.metric) else {
+                continue;
+            };
+            let key = delta.labels.join(&LABEL_SEPARATOR.to_string());
+            let index = match metric.series.iter().position(|s| s.key == key) {
+                Some(i) => i,
+                None => continue,
+            };
+            metric.series[index].pending.push(Pending {
+                second: delta.second,
+                bucket: delta.bucket,
+                windowed: true,
+            });
+        }
+        for (stream, shard, position) in flush.positions {
+            if let Some(state) = self.streams.get_mut(&stream) {
+                state.positions.entry(shard).or_insert(position);
+            }
+        }
+    }
+
+    /// Rolling window summaries of every live series at `now_ms`.
+    pub fn windows(&self, now_ms: i64) -> Vec<SeriesWindows> {
+        let now_s = now_ms.div_euclid(1000);
+        let mut out = Vec::new();
+        for metric in &self.metrics {
+            let mut scratch = metric.template.clone();
+            for series in &metric.series {
+                let windows = WINDOWS_S.map(|w| series.windows.summary(now_s, w, &mut scratch));
+                out.push(SeriesWindows {
+                    metric: metric.key.clone(),
+                    name: metric.name.clone(),
+                    labels: split_labels(&series.key),
+                    windows,
+                });
+            }
+        }
+        out
+    }
+
+    /// Per-metric counters (late, future, overflow, bad records with examples), by name.
+    pub fn counters(&self) -> Vec<(MetricKey, String, MetricCounters)> {
+        self.metrics
+            .iter()
+            .map(|m| (m.key.clone(), m.name.clone(), m.counters.clone()))
+            .collect()
+    }
+
+    /// Number of live series over all metrics.
+    pub fn series_count(&self) -> usize {
+        self.metrics.iter().map(|m| m.series.len()).sum()
+    }
+
+    /// Approximate heap bytes of all series (windows, pending deltas).
+    pub fn heap_bytes(&self) -> usize {
+        self.metrics
+            .iter()
+            .flat_map(|m| &m.series)
+            .map(|s| {
+                s.windows.heap_bytes()
+                    + s.key.capacity()
+                    + s.pending
+                        .iter()
+                        .map(|p| p.bucket.hist.distinct_values() * 8 + 64)
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Field discovery over the stream's recent records (JSON records only).
+    pub fn discover_fields(&self, stream: &str) -> Option<BTreeMap<String, fields::FieldStats>> {
+        let state = self.streams.get(&StreamName::new(stream))?;
+        let mut out = BTreeMap::new();
+        for data in &state.sample {
+            if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(data) {
+                fields::discover(&doc, &mut out);
+            }
+        }
+        Some(out)
+    }
+}
+
+impl Series {
+    fn series_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+/// A record decoded as JSON: one level deep (fast) or as a full document.
+enum JsonDoc<'a> {
+    Flat(FlatJson<'a>),
+    Deep(serde_json::Value),
+}
+
+impl<'a> JsonDoc<'a> {
+    fn parse(text: &'a str, deep: bool) -> Result<Self, ()> {
+        if deep {
+            serde_json::from_str(text)
+                .map(JsonDoc::Deep)
+                .map_err(|_| ())
+        } else {
+            FlatJson::parse(text).map(JsonDoc::Flat).map_err(|_| ())
+        }
+    }
+
+    fn get(&self, pointer: &super::definition::Pointer) -> FieldValue<'_> {
+        match self {
+            JsonDoc::Flat(doc) => doc.get(pointer),
+            JsonDoc::Deep(doc) => fields::json_get(doc, pointer),
+        }
+    }
+}
+
+/// Splits a series key into its labels (none for the empty key of a metric without dimensions).
+pub fn split_labels(key: &str) -> Vec<String> {
+    if key.is_empty() {
+        Vec::new()
+    } else {
+        key.split(LABEL_SEPARATOR).map(str::to_string).collect()
+    }
+}
+
+/// Applies one metric to one decoded record: `Ok(None)` when the filter rejects it,
+/// `Ok(Some((event_ms, value)))` when it counts, with the series key written into `label`.
+fn extract<'r>(
+    metric: &CompiledMetric,
+    get: &dyn Fn(&super::definition::Pointer) -> FieldValue<'r>,
+    arrival_ms: i64,
+    label: &mut String,
+) -> Result<Option<(i64, f64)>, BadReason> {
+    if let Some(filter) = &metric.filter
+        && !filter.eval(get)
+    {
+        return Ok(None);
+    }
+    let value = match &metric.value {
+        None => 1.0,
+        Some(pointer) => match get(pointer) {
+            FieldValue::Missing | FieldValue::Null => return Err(BadReason::ValueMissing),
+            field => field.as_number().ok_or(BadReason::ValueNotANumber)?,
+        },
+    };
+    let event_ms = match &metric.time {
+        None => arrival_ms,
+        Some((pointer, format)) => match get(pointer) {
+            FieldValue::Missing => return Err(BadReason::TimeMissing),
+            field => fields::parse_time(&field, *format).ok_or(BadReason::TimeInvalid)?,
+        },
+    };
+    label.clear();
+    for (i, pointer) in metric.dimensions.iter().enumerate() {
+        if i > 0 {
+            label.push(LABEL_SEPARATOR);
+        }
+        let before = label.len();
+        get(pointer).write_label(label);
+        // Keep labels free of the separator so the key splits back exactly.
+        if label[before..].contains(LABEL_SEPARATOR) {
+            let cleaned = label[before..].replace(LABEL_SEPARATOR, " ");
+            label.truncate(before);
+            label.push_str(&cleaned);
+        }
+    }
+    Ok(Some((event_ms, value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        engine::{definition::demo_definitions, input::ConsumedRecord},
+        kinesis::SequenceNumber,
+    };
+    use std::collections::HashSet;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn record(data: &str, arrival_ms: i64) -> ConsumedRecord {
+        ConsumedRecord {
+            sequence_number: SequenceNumber::parse("1").expect("digits"),
+            sub_sequence: None,
+            partition_key: "k".into(),
+            data: Bytes::from(data.to_string()),
+            arrival_time_ms: arrival_ms,
+        }
+    }
+
+    fn batch(stream: &str, records: Vec<ConsumedRecord>, position: u32) -> RecordBatch<u32> {
+        RecordBatch {
+            stream: stream.into(),
+            shard: "shardId-0".into(),
+            records,
+            millis_behind_latest: Some(5),
+            position,
+        }
+    }
+
+    fn engine_with(defs: &[super::super::MetricDefinition], config: EngineConfig) -> Engine<u32> {
+        let mut engine = Engine::new(config);
+        engine.set_definitions(
+            defs.iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    (
+                        i as i64 + 1,
+                        d.compile(None, &HashSet::new()).expect("valid"),
+                    )
+                })
+                .collect(),
+        );
+        engine
+    }
+
+    fn latency_def() -> super::super::MetricDefinition {
+        demo_definitions().remove(0)
+    }
+
+    fn deltas_of(flush: &Flush<u32>, key: &MetricKey) -> Vec<BucketDelta> {
+        flush
+            .deltas
+            .iter()
+            .filter(|d| &d.metric == key)
+            .cloned()
+            .collect()
+    }
+
+    fn click(region: &str, latency: u64, event_ms: i64) -> String {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(event_ms as i128 * 1_000_000)
+            .expect("in range")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("formats");
+        format!(
+            r#"{{"region":"{region}","path":"/a","status":200,"latency_ms":{latency},"bytes":10,"event_time":"{t}"}}"#
+        )
+    }
+
+    #[test]
+    fn extracts_groups_and_hands_out_positions() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(
+            &batch(
+                "clickstream",
+                vec![
+                    record(&click("eu", 10, T0), T0 + 5),
+                    record(&click("eu", 30, T0 + 10), T0 + 20),
+                    record(&click("us", 7, T0 + 1500), T0 + 1600),
+                ],
+                7,
+            ),
+            T0,
+        );
+        let flush = e.take_flush();
+        assert_eq!(flush.positions.len(), 1);
+        assert_eq!(flush.positions[0].2, 7);
+        let mut d = deltas_of(&flush, &MetricKey::Defined(1));
+        d.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].labels, vec!["eu", "/a"]);
+        assert_eq!(d[0].second, T0 / 1000);
+        assert_eq!(d[0].bucket.stats.count, 2);
+        assert_eq!(d[0].bucket.stats.sum, 40.0);
+        assert_eq!(d[0].bucket.stats.min, 10.0);
+        assert_eq!(d[0].bucket.stats.max, 30.0);
+        assert_eq!(d[1].second, T0 / 1000 + 1);
+        let records = deltas_of(
+            &flush,
+            &MetricKey::Builtin {
+                stream: "clickstream".into(),
+                kind: Builtin::Records,
+            },
+        );
+        assert_eq!(records.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 3);
+        // Nothing new: the next flush is empty, and windows saw the data.
+        assert!(e.take_flush().is_empty());
+        let w = e.windows(T0 + 2000);
+        let eu = w
+            .iter()
+            .find(|s| s.metric == MetricKey::Defined(1) && s.labels[0] == "eu")
+            .expect("eu series");
+        assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn late_and_future_records_are_counted_not_aggregated() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(
+            &batch(
+                "clickstream",
+                vec![
+                    record(&click("eu", 10, T0 - 61_000), T0),
+                    record(&click("eu", 10, T0 - 59_000), T0),
+                    record(&click("eu", 10, T0 + 61_000), T0),
+                ],
+                1,
+            ),
+            T0,
+        );
+        let flush = e.take_flush();
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 1);
+        let counters = e.counters();
+        let c = &counters
+            .iter()
+            .find(|c| c.0 == MetricKey::Defined(1))
+            .expect("metric")
+            .2;
+        assert_eq!((c.late_records, c.future_records), (1, 1));
+        let late = deltas_of(
+            &flush,
+            &MetricKey::Builtin {
+                stream: "clickstream".into(),
+                kind: Builtin::LateRecords,
+            },
+        );
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].labels, vec!["request_latency"]);
+    }
+
+    #[test]
+    fn cardinality_guard_sends_new_values_to_other() {
+        let config = EngineConfig {
+            max_series_per_metric: 3,
+            ..EngineConfig::default()
+        };
+        let mut def = latency_def();
+        def.dimensions = vec!["/region".into()];
+        let mut e = engine_with(&[def], config);
+        let records = (0..10)
+            .map(|i| record(&click(&format!("r{i}"), 5, T0), T0))
+            .collect();
+        e.ingest(&batch("clickstream", records, 1), T0);
+        let flush = e.take_flush();
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(d.len(), 4);
+        let other = d
+            .iter()
+            .find(|d| d.labels == vec![OTHER_SERIES])
+            .expect("other");
+        assert_eq!(other.bucket.stats.count, 7);
+        let counters = e.counters();
+        let c = &counters
+            .iter()
+            .find(|c| c.0 == MetricKey::Defined(1))
+            .expect("metric")
+            .2;
+        assert_eq!(c.overflowed_records, 7);
+    }
+
+    #[test]
+    fn bad_records_are_counted_with_bounded_examples_and_processing_goes_on() {
+        let config = EngineConfig {
+            bad_examples: 2,
+            ..EngineConfig::default()
+        };
+        let mut e = engine_with(&[latency_def()], config);
+        let mut records = vec![
+            record("{not json", T0),
+            record("{also not", T0),
+            record("{still not", T0),
+            record(
+                r#"{"region":"eu","path":"/a","latency_ms":"fast","event_time":"2023-11-14T22:13:20Z"}"#,
+                T0,
+            ),
+            record(&click("eu", 10, T0), T0),
+        ];
+        records.push(ConsumedRecord {
+            data: Bytes::from_static(&[0xff, 0xfe]),
+            ..record("", T0)
+        });
+        e.ingest(&batch("clickstream", records, 1), T0);
+        let counters = e.counters();
+        let c = &counters
+            .iter()
+            .find(|c| c.0 == MetricKey::Defined(1))
+            .expect("metric")
+            .2;
+        assert_eq!(c.bad[&BadReason::InvalidJson].count, 3);
+        assert_eq!(
+            c.bad[&BadReason::InvalidJson].examples,
+            vec!["{also not", "{still not"]
+        );
+        assert_eq!(c.bad[&BadReason::ValueNotANumber].count, 1);
+        assert_eq!(c.bad[&BadReason::NotUtf8].count, 1);
+        let flush = e.take_flush();
+        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1)).len(), 1);
+        let errors = deltas_of(
+            &flush,
+            &MetricKey::Builtin {
+                stream: "clickstream".into(),
+                kind: Builtin::ParseErrors,
+            },
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|d| d.labels == vec!["request_latency", "invalid_json"]
+                    && d.bucket.stats.count == 3)
+        );
+    }
+
+    #[test]
+    fn logfmt_and_regex_formats_extract() {
+        let logfmt: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"dur","stream":"s","format":"logfmt","value":"/dur","filter":"/level = \"error\"","dimensions":["/svc"]}"#,
+        )
+        .expect("json");
+        let regex: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"rx","stream":"s","format":{"regex":"took (?P<ms>\\d+)ms"},"value":"/ms"}"#,
+        )
+        .expect("json");
+        let mut e = engine_with(&[logfmt, regex], EngineConfig::default());
+        e.ingest(
+            &batch(
+                "s",
+                vec![
+                    record("level=error svc=api dur=12 msg=\"took 5ms\"", T0),
+                    record("level=info svc=api dur=99", T0),
+                    record("nothing here", T0),
+                ],
+                1,
+            ),
+            T0,
+        );
+        let flush = e.take_flush();
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].bucket.stats.count, d[0].bucket.stats.sum), (1, 12.0));
+        let r = deltas_of(&flush, &MetricKey::Defined(2));
+        assert_eq!((r[0].bucket.stats.count, r[0].bucket.stats.sum), (1, 5.0));
+        let counters = e.counters();
+        let c = &counters
+            .iter()
+            .find(|c| c.0 == MetricKey::Defined(2))
+            .expect("metric")
+            .2;
+        assert_eq!(c.bad[&BadReason::RegexNoMatch].count, 2);
+    }
+
+    #[test]
+    fn nested_paths_decode_the_full_document() {
+        let flat: super::super::MetricDefinition =
+            serde_json::from_str(r#"{"name":"flat","stream":"n","value":"/v"}"#).expect("json");
+        let deep: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"deep","stream":"n","value":"/m/v","dimensions":["/tags/0"]}"#,
+        )
+        .expect("json");
+        let mut e = engine_with(&[flat, deep], EngineConfig::default());
+        e.ingest(
+            &batch(
+                "n",
+                vec![record(r#"{"v":3,"m":{"v":4},"tags":["x"]}"#, T0)],
+                1,
+            ),
+            T0,
+        );
+        let flush = e.take_flush();
+        assert_eq!(
+            deltas_of(&flush, &MetricKey::Defined(1))[0]
+                .bucket
+                .stats
+                .sum,
+            3.0
+        );
+        let d = deltas_of(&flush, &MetricKey::Defined(2));
+        assert_eq!(
+            (d[0].bucket.stats.sum, d[0].labels.clone()),
+            (4.0, vec!["x".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_failed_flush_is_restored_and_not_double_windowed() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1),
+            T0,
+        );
+        let flush = e.take_flush();
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 20, T0), T0)], 2),
+            T0,
+        );
+        e.restore(flush);
+        let again = e.take_flush();
+        assert_eq!(again.positions[0].2, 2, "the newer position wins");
+        let d = deltas_of(&again, &MetricKey::Defined(1));
+        assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 2);
+        let w = e.windows(T0);
+        let eu = w
+            .iter()
+            .find(|s| s.metric == MetricKey::Defined(1))
+            .expect("series");
+        assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn retired_definitions_flush_their_deltas_then_go() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1),
+            T0,
+        );
+        e.set_definitions(Vec::new());
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 2),
+            T0,
+        );
+        let flush = e.take_flush();
+        assert_eq!(
+            deltas_of(&flush, &MetricKey::Defined(1))[0]
+                .bucket
+                .stats
+                .count,
+            1
+        );
+        assert!(!e.counters().iter().any(|c| c.0 == MetricKey::Defined(1)));
+    }
+}

@@ -1,0 +1,416 @@
+//! The thin async shell around [`Engine`]: one task owns all engine state. It is fed batches by
+//! a bounded mpsc (back-pressure reaches the consumer when the engine falls behind), answers
+//! [`EngineHandle`] requests, and flushes every `flush_interval`: the deltas since the last
+//! flush and — through the [`CheckpointHook`] — the consumer's checkpoints, in ONE transaction.
+//! A second tracked task applies retention in small batches so it never holds up ingest.
+
+use super::{
+    core::{Builtin, Engine, EngineConfig, Flush, MetricCounters, MetricKey, SeriesWindows},
+    definition::CompiledMetric,
+    fields::FieldStats,
+    input::RecordBatch,
+};
+use crate::{
+    kinesis::{ShardId, StreamName},
+    storage::{
+        Database, StorageError,
+        metrics::{BucketWrite, TIERS_S, builtin_metric_id, write_buckets},
+    },
+};
+use sqlx::SqliteConnection;
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    future::Future,
+    pin::Pin,
+    time::Duration,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// Settings of the engine task.
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    pub engine: EngineConfig,
+    /// How often changed buckets and checkpoints are committed (default 1 s).
+    pub flush_interval: Duration,
+    /// Capacity of the batch channel (default 64 batches).
+    pub batch_capacity: usize,
+    /// How long each tier is kept: 1 s rows, 1 min rows, 1 h rows (6 h, 14 d, 400 d).
+    pub retention: [Duration; 3],
+    /// How often retention runs (default 60 s).
+    pub retention_interval: Duration,
+    /// Streams a definition may name; `None` accepts any stream name.
+    pub known_streams: Option<HashSet<String>>,
+}
+
+impl Default for ShellConfig {
+    fn default() -> Self {
+        Self {
+            engine: EngineConfig::default(),
+            flush_interval: Duration::from_secs(1),
+            batch_capacity: 64,
+            retention: [
+                Duration::from_secs(6 * 3600),
+                Duration::from_secs(14 * 86_400),
+                Duration::from_secs(400 * 86_400),
+            ],
+            retention_interval: Duration::from_secs(60),
+            known_streams: None,
+        }
+    }
+}
+
+/// THE CHECKPOINT HOOK: called inside every flush transaction, after the bucket deltas are
+/// written and before the commit, with the newest position of every shard whose records those
+/// deltas include. The lead plugs the consumer's checkpoint writer in here; an error rolls the
+/// whole flush back (it is retried at the next flush).
+pub trait CheckpointHook<P>: Send + 'static {
+    fn write<'a>(
+        &'a mut self,
+        tx: &'a mut SqliteConnection,
+        positions: &'a [(StreamName, ShardId, P)],
+    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
+}
+
+/// A hook that stores nothing (tests, and until the consumer is wired in).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoCheckpoints;
+
+impl<P: Sync> CheckpointHook<P> for NoCheckpoints {
+    fn write<'a>(
+        &'a mut self,
+        _tx: &'a mut SqliteConnection,
+        _positions: &'a [(StreamName, ShardId, P)],
+    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+enum Request {
+    ReloadDefinitions(oneshot::Sender<Result<usize, StorageError>>),
+    Fields(
+        String,
+        oneshot::Sender<Option<BTreeMap<String, FieldStats>>>,
+    ),
+    Streams(oneshot::Sender<Vec<StreamName>>),
+    Windows(i64, oneshot::Sender<Vec<SeriesWindows>>),
+    Counters(oneshot::Sender<Vec<(MetricKey, String, MetricCounters)>>),
+    FlushNow(oneshot::Sender<Result<(), StorageError>>),
+}
+
+/// Asks things of the engine task; cheap to clone. Every call fails with
+/// [`EngineGone`] once the task has stopped.
+#[derive(Clone)]
+pub struct EngineHandle {
+    requests: mpsc::Sender<Request>,
+    known_streams: Option<HashSet<String>>,
+}
+
+/// The engine task has stopped (shutdown).
+#[derive(Debug, thiserror::Error)]
+#[error("the metrics engine is not running")]
+pub struct EngineGone;
+
+impl EngineHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, EngineGone> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(make(tx)).await.map_err(|_| EngineGone)?;
+        rx.await.map_err(|_| EngineGone)
+    }
+
+    /// Re-reads the active definitions from the database (after an API change).
+    pub async fn reload_definitions(&self) -> Result<Result<usize, StorageError>, EngineGone> {
+        self.ask(Request::ReloadDefinitions).await
+    }
+
+    pub async fn fields(
+        &self,
+        stream: &str,
+    ) -> Result<Option<BTreeMap<String, FieldStats>>, EngineGone> {
+        let stream = stream.to_string();
+        self.ask(|tx| Request::Fields(stream, tx)).await
+    }
+
+    pub async fn streams(&self) -> Result<Vec<StreamName>, EngineGone> {
+        self.ask(Request::Streams).await
+    }
+
+    pub async fn windows(&self, now_ms: i64) -> Result<Vec<SeriesWindows>, EngineGone> {
+        self.ask(|tx| Request::Windows(now_ms, tx)).await
+    }
+
+    pub async fn counters(&self) -> Result<Vec<(MetricKey, String, MetricCounters)>, EngineGone> {
+        self.ask(Request::Counters).await
+    }
+
+    /// Ingests every batch already queued, flushes and waits for the commit.
+    pub async fn flush(&self) -> Result<Result<(), StorageError>, EngineGone> {
+        self.ask(Request::FlushNow).await
+    }
+
+    /// Streams a definition may name (`None`: any).
+    pub fn known_streams(&self) -> Option<&HashSet<String>> {
+        self.known_streams.as_ref()
+    }
+}
+
+/// Wall-clock now in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Loads and compiles the active definitions; a stored definition that no longer compiles is
+/// logged and skipped rather than stopping the engine.
+pub async fn load_definitions(
+    database: &Database,
+) -> Result<Vec<(i64, CompiledMetric)>, StorageError> {
+    let mut out = Vec::new();
+    for metric in database.active_metrics().await? {
+        let Some(definition) = metric.definition else {
+            continue;
+        };
+        match definition.compile(None, &HashSet::new()) {
+            Ok(compiled) => out.push((metric.id, compiled)),
+            Err(error) => {
+                tracing::error!(metric = %metric.name, %error, "stored definition skipped")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Starts the engine task and the retention task on `tracker`. Returns the handle and the
+/// sender the consumer feeds batches into. On cancellation the task drains what is queued,
+/// flushes once more and stops.
+pub async fn spawn<P, H>(
+    config: ShellConfig,
+    database: Database,
+    hook: H,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<(EngineHandle, mpsc::Sender<RecordBatch<P>>), StorageError>
+where
+    P: Clone + Send + Sync + 'static,
+    H: CheckpointHook<P>,
+{
+    let mut engine = Engine::<P>::new(config.engine.clone());
+    engine.set_definitions(load_definitions(&database).await?);
+    let (batch_tx, batch_rx) = mpsc::channel(config.batch_capacity.max(1));
+    let (request_tx, request_rx) = mpsc::channel(16);
+    let handle = EngineHandle {
+        requests: request_tx,
+        known_streams: config.known_streams.clone(),
+    };
+    let task = EngineTask {
+        engine,
+        database: database.clone(),
+        hook,
+        builtin_ids: HashMap::new(),
+    };
+    tracker.spawn(task.run(
+        config.flush_interval,
+        batch_rx,
+        request_rx,
+        shutdown.clone(),
+    ));
+    tracker.spawn(retention_loop(
+        database,
+        config.retention,
+        config.retention_interval,
+        shutdown,
+    ));
+    Ok((handle, batch_tx))
+}
+
+struct EngineTask<P, H> {
+    engine: Engine<P>,
+    database: Database,
+    hook: H,
+    builtin_ids: HashMap<(StreamName, Builtin), i64>,
+}
+
+impl<P, H> EngineTask<P, H>
+where
+    P: Clone + Send + Sync + 'static,
+    H: CheckpointHook<P>,
+{
+    async fn run(
+        mut self,
+        flush_interval: Duration,
+        mut batches: mpsc::Receiver<RecordBatch<P>>,
+        mut requests: mpsc::Receiver<Request>,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // Order matters under load: the flush tick and requests come before batches so
+                // a busy channel can never starve the flush.
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(error) = self.flush().await {
+                        tracing::error!(%error, "flush failed; it will be retried");
+                    }
+                }
+                Some(request) = requests.recv() => self.answer(request, &mut batches).await,
+                Some(batch) = batches.recv() => self.engine.ingest(&batch, now_ms()),
+            }
+        }
+        // Shutdown: take what the consumer already queued, then one last flush.
+        batches.close();
+        while let Ok(batch) = batches.try_recv() {
+            self.engine.ingest(&batch, now_ms());
+        }
+        if let Err(error) = self.flush().await {
+            tracing::error!(%error, "final flush failed; the consumer will re-read from its last checkpoint");
+        }
+    }
+
+    async fn answer(&mut self, request: Request, batches: &mut mpsc::Receiver<RecordBatch<P>>) {
+        match request {
+            Request::ReloadDefinitions(reply) => {
+                let result = load_definitions(&self.database).await.map(|defs| {
+                    let n = defs.len();
+                    self.engine.set_definitions(defs);
+                    n
+                });
+                let _ = reply.send(result);
+            }
+            Request::Fields(stream, reply) => {
+                let _ = reply.send(self.engine.discover_fields(&stream));
+            }
+            Request::Streams(reply) => {
+                let _ = reply.send(self.engine.streams().cloned().collect());
+            }
+            Request::Windows(now, reply) => {
+                let _ = reply.send(self.engine.windows(now));
+            }
+            Request::Counters(reply) => {
+                let _ = reply.send(self.engine.counters());
+            }
+            Request::FlushNow(reply) => {
+                // Everything sent before the request is included.
+                while let Ok(batch) = batches.try_recv() {
+                    self.engine.ingest(&batch, now_ms());
+                }
+                let _ = reply.send(self.flush().await);
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), StorageError> {
+        let flush = self.engine.take_flush();
+        if flush.is_empty() {
+            return Ok(());
+        }
+        match write_flush(
+            &self.database,
+            &flush,
+            &mut self.hook,
+            &mut self.builtin_ids,
+        )
+        .await
+        {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.engine.restore(flush);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Writes one flush — bucket deltas of all tiers, then the checkpoint hook — in one
+/// transaction. `builtin_ids` caches built-in metric ids; ids created by a transaction that
+/// does not commit are never cached.
+pub async fn write_flush<P, H: CheckpointHook<P>>(
+    database: &Database,
+    flush: &Flush<P>,
+    hook: &mut H,
+    builtin_ids: &mut HashMap<(StreamName, Builtin), i64>,
+) -> Result<(), StorageError> {
+    let now = now_ms();
+    let mut tx = database.pool().begin().await?;
+    let mut new_ids = Vec::new();
+    let mut writes = Vec::with_capacity(flush.deltas.len());
+    for delta in &flush.deltas {
+        let (metric_id, has_histogram) = match &delta.metric {
+            MetricKey::Defined(id) => (*id, !delta.bucket.hist.is_empty()),
+            MetricKey::Builtin { stream, kind } => {
+                let key = (stream.clone(), *kind);
+                let id = match builtin_ids.get(&key) {
+                    Some(id) => *id,
+                    None => {
+                        let id = builtin_metric_id(&mut tx, stream.as_str(), *kind, now).await?;
+                        builtin_ids.insert(key.clone(), id);
+                        new_ids.push(key);
+                        id
+                    }
+                };
+                (
+                    id,
+                    matches!(kind, Builtin::Bytes | Builtin::MillisBehindLatest),
+                )
+            }
+        };
+        writes.push(BucketWrite {
+            metric_id,
+            series: serde_json::to_string(&delta.labels).expect("labels always serialise"),
+            second: delta.second,
+            bucket: &delta.bucket,
+            has_histogram,
+        });
+    }
+    let result = async {
+        write_buckets(&mut tx, &writes).await?;
+        hook.write(&mut tx, &flush.positions).await?;
+        tx.commit().await?;
+        Ok::<_, StorageError>(())
+    }
+    .await;
+    if result.is_err() {
+        for key in new_ids {
+            builtin_ids.remove(&key);
+        }
+    }
+    result
+}
+
+async fn retention_loop(
+    database: Database,
+    retention: [Duration; 3],
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now_s = now_ms() / 1000;
+        for (tier, keep) in TIERS_S.into_iter().zip(retention) {
+            let before = now_s - keep.as_secs() as i64;
+            loop {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                match database.delete_expired_buckets(tier, before, 5000).await {
+                    Ok(5000) => tokio::task::yield_now().await,
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, tier, "retention failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

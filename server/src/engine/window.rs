@@ -1,0 +1,324 @@
+//! Aggregates: per-second [`Stats`] + HdrHistogram buckets, and the rolling [`Windows`] of one
+//! series (1 min, 5 min, 15 min, 1 h).
+//!
+//! Memory is the constraint: a dense 2-significant-figure histogram over 1..3.6e6 is 16 KiB, so a
+//! ring of 3,600 per-second histograms would cost 59 MiB per series. The windows therefore keep
+//! two rings of *sparse* histograms (only non-zero buckets, as `(bucket value, count)` sorted by
+//! value): 60 per-second slots for the 1-minute window and 60 per-minute slots for the longer
+//! ones. A slot is reset when the ring wraps onto it (the expired second or minute is dropped),
+//! and a window's percentiles are computed on demand by merging its slots into one scratch
+//! histogram, which is exact (same buckets as a dense histogram). The 5/15/60-minute windows
+//! advance per minute: they cover the current partial minute plus the 4/14/59 full minutes
+//! before it, and their rate divides by the seconds actually covered.
+
+use hdrhistogram::Histogram;
+
+/// Count, sum, min and max of the values of one bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl Stats {
+    pub const EMPTY: Stats = Stats {
+        count: 0,
+        sum: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
+
+    #[inline]
+    pub fn add(&mut self, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+    }
+
+    pub fn merge(&mut self, other: &Stats) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+}
+
+/// One time bucket: scalar stats and a dense histogram.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub stats: Stats,
+    pub hist: Histogram<u64>,
+}
+
+impl Bucket {
+    pub fn merge(&mut self, other: &Bucket) {
+        self.stats.merge(&other.stats);
+        // Same bounds by construction; a failure would mean a corrupt stored histogram and
+        // loses only that histogram's counts, never the scalar stats.
+        if let Err(error) = self.hist.add(&other.hist) {
+            tracing::warn!(%error, "histogram merge failed");
+        }
+    }
+}
+
+/// A histogram's non-zero buckets as `(highest equivalent value, count)`, sorted by value.
+pub type Sparse = Vec<(u64, u64)>;
+
+pub fn to_sparse(hist: &Histogram<u64>) -> Sparse {
+    hist.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+fn merge_sparse(into: &mut Sparse, other: &[(u64, u64)]) {
+    if into.is_empty() {
+        into.extend_from_slice(other);
+        return;
+    }
+    let mut out = Vec::with_capacity(into.len() + other.len());
+    let (mut i, mut j) = (0, 0);
+    while i < into.len() && j < other.len() {
+        let (a, b) = (into[i], other[j]);
+        match a.0.cmp(&b.0) {
+            std::cmp::Ordering::Less => {
+                out.push(a);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a.0, a.1 + b.1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&into[i..]);
+    out.extend_from_slice(&other[j..]);
+    *into = out;
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    start_s: i64,
+    stats: Stats,
+    hist: Sparse,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        start_s: i64::MIN,
+        stats: Stats::EMPTY,
+        hist: Vec::new(),
+    };
+}
+
+/// Window lengths, in seconds.
+pub const WINDOWS_S: [i64; 4] = [60, 300, 900, 3600];
+
+/// Summary of one window.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WindowSummary {
+    pub window_s: i64,
+    pub count: u64,
+    pub rate_per_s: f64,
+    pub sum: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub p50: Option<u64>,
+    pub p90: Option<u64>,
+    pub p99: Option<u64>,
+    pub p999: Option<u64>,
+}
+
+/// The rolling windows of one series.
+#[derive(Debug, Clone)]
+pub struct Windows {
+    seconds: Vec<Slot>,
+    minutes: Vec<Slot>,
+}
+
+impl Default for Windows {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Windows {
+    pub fn new() -> Self {
+        Self {
+            seconds: vec![Slot::EMPTY; 60],
+            minutes: vec![Slot::EMPTY; 60],
+        }
+    }
+
+    /// Adds one second's bucket. Seconds older than what a ring slot holds are dropped there.
+    pub fn add(&mut self, second: i64, bucket: &Bucket) {
+        self.add_sparse(second, &bucket.stats, &to_sparse(&bucket.hist));
+    }
+
+    /// As [`Windows::add`], with the histogram already in sparse form.
+    pub fn add_sparse(&mut self, second: i64, stats: &Stats, sparse: &[(u64, u64)]) {
+        let minute = second.div_euclid(60) * 60;
+        let second_slot = &mut self.seconds[second.rem_euclid(60) as usize];
+        add_to_slot(second_slot, second, stats, sparse);
+        let minute_slot = &mut self.minutes[minute.div_euclid(60).rem_euclid(60) as usize];
+        add_to_slot(minute_slot, minute, stats, sparse);
+    }
+
+    /// Approximate heap bytes held (for the memory benchmark).
+    pub fn heap_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<Slot>();
+        (self.seconds.len() + self.minutes.len()) * slot
+            + self
+                .seconds
+                .iter()
+                .chain(&self.minutes)
+                .map(|s| s.hist.capacity() * 16)
+                .sum::<usize>()
+    }
+
+    /// The window of `window_s` seconds ending at `now_s` (inclusive). `scratch` is an empty
+    /// histogram with the metric's bounds; it is reset and reused.
+    pub fn summary(
+        &self,
+        now_s: i64,
+        window_s: i64,
+        scratch: &mut Histogram<u64>,
+    ) -> WindowSummary {
+        scratch.reset();
+        let mut stats = Stats::EMPTY;
+        let covered_s = if window_s <= 60 {
+            let from = now_s - window_s;
+            for slot in &self.seconds {
+                if slot.start_s > from && slot.start_s <= now_s {
+                    stats.merge(&slot.stats);
+                    for &(v, c) in &slot.hist {
+                        let _ = scratch.record_n(v, c);
+                    }
+                }
+            }
+            window_s
+        } else {
+            let now_min = now_s.div_euclid(60) * 60;
+            let from = now_min - window_s;
+            for slot in &self.minutes {
+                if slot.start_s > from && slot.start_s <= now_min {
+                    stats.merge(&slot.stats);
+                    for &(v, c) in &slot.hist {
+                        let _ = scratch.record_n(v, c);
+                    }
+                }
+            }
+            window_s - 60 + (now_s - now_min + 1)
+        };
+        let some = stats.count > 0;
+        let hist_some = !scratch.is_empty();
+        let q = |q: f64| hist_some.then(|| scratch.value_at_quantile(q));
+        WindowSummary {
+            window_s,
+            count: stats.count,
+            rate_per_s: stats.count as f64 / covered_s.max(1) as f64,
+            sum: stats.sum,
+            min: some.then_some(stats.min),
+            max: some.then_some(stats.max),
+            mean: some.then(|| stats.sum / stats.count as f64),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+        }
+    }
+}
+
+/// Resets a slot that holds an older period; ignores data older than what the slot holds.
+fn add_to_slot(slot: &mut Slot, start_s: i64, stats: &Stats, sparse: &[(u64, u64)]) {
+    if slot.start_s < start_s {
+        *slot = Slot {
+            start_s,
+            stats: Stats::EMPTY,
+            hist: Vec::new(),
+        };
+    }
+    if slot.start_s == start_s {
+        slot.stats.merge(stats);
+        merge_sparse(&mut slot.hist, sparse);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(values: &[u64]) -> Bucket {
+        let mut hist = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
+        let mut stats = Stats::EMPTY;
+        for &v in values {
+            hist.record(v).unwrap();
+            stats.add(v as f64);
+        }
+        Bucket { stats, hist }
+    }
+
+    #[test]
+    fn one_minute_window_drops_expired_seconds() {
+        let mut w = Windows::new();
+        let mut scratch = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
+        for s in 0..120 {
+            w.add(1000 + s, &bucket(&[s as u64 + 1]));
+        }
+        let now = 1119;
+        let m = w.summary(now, 60, &mut scratch);
+        assert_eq!(m.count, 60);
+        assert_eq!(m.min, Some(61.0));
+        assert_eq!(m.max, Some(120.0));
+        assert_eq!(m.rate_per_s, 1.0);
+        // Later, nothing new: the window empties as time passes.
+        let later = w.summary(now + 61, 60, &mut scratch);
+        assert_eq!(later.count, 0);
+        assert_eq!(later.p50, None);
+    }
+
+    #[test]
+    fn long_windows_use_minutes_and_percentiles_are_exact_per_bucket() {
+        let mut w = Windows::new();
+        let mut scratch = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
+        let mut dense = Histogram::<u64>::new_with_bounds(1, 3_600_000, 2).unwrap();
+        let base = 60 * 1000;
+        for s in 0..600 {
+            let values: Vec<u64> = (0..5).map(|i| (s * 7 + i * 13) % 997 + 1).collect();
+            for &v in &values {
+                if s >= 300 {
+                    dense.record(v).unwrap();
+                }
+            }
+            w.add(base + s as i64, &bucket(&values));
+        }
+        let now = base + 599;
+        let m5 = w.summary(now, 300, &mut scratch);
+        assert_eq!(m5.count, 5 * 300);
+        assert_eq!(m5.p99, Some(dense.value_at_quantile(0.99)));
+        assert_eq!(m5.p50, Some(dense.value_at_quantile(0.5)));
+        let h = w.summary(now, 3600, &mut scratch);
+        assert_eq!(h.count, 5 * 600);
+        // A late second lands in its own slots.
+        w.add(now - 30, &bucket(&[5]));
+        assert_eq!(w.summary(now, 60, &mut scratch).count, 5 * 60 + 1);
+        // A second older than the per-second ring still reaches its minute.
+        w.add(now - 200, &bucket(&[5]));
+        assert_eq!(w.summary(now, 60, &mut scratch).count, 5 * 60 + 1);
+        assert_eq!(w.summary(now, 300, &mut scratch).count, 5 * 300 + 2);
+    }
+}

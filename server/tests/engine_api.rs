@@ -1,0 +1,264 @@
+//! The metrics API on the real server (loopback port 0, real SQLite file): definitions from the
+//! config file and through `/api/v1/metrics`, validation errors as 422 naming the field,
+//! batches fed into the running engine, queries and field discovery over HTTP.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::time::Duration;
+use streamboard::{
+    Server,
+    config::ServeConfig,
+    engine::{ConsumedRecord, MetricDefinition, RecordBatch},
+    kinesis::SequenceNumber,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A minimal HTTP/1.1 request (Connection: close); returns the status and the JSON body.
+async fn http(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8(response).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{head}"
+        );
+        let json = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap()
+        };
+        (status, json)
+    };
+    tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("the server answers in time")
+}
+
+fn record(data: &str, arrival_ms: i64) -> ConsumedRecord {
+    ConsumedRecord {
+        sequence_number: SequenceNumber::parse("1").unwrap(),
+        sub_sequence: None,
+        partition_key: "k".into(),
+        data: Bytes::from(data.to_string()),
+        arrival_time_ms: arrival_ms,
+    }
+}
+
+#[tokio::test]
+async fn definitions_queries_and_fields_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = "api-test-orders";
+    let mut config = ServeConfig::for_data_dir(dir.path());
+    config.metrics = vec![
+        serde_json::from_value::<MetricDefinition>(json!({
+            "name": "order_value", "stream": stream, "value": "/amount",
+            "dimensions": ["/country"], "unit": "count",
+        }))
+        .unwrap(),
+    ];
+    let server = Server::start(config, CancellationToken::new())
+        .await
+        .unwrap();
+
+    // Validation: 422 naming the field.
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/v1/metrics",
+        Some(json!({"name": "bad", "stream": stream, "filter": "/amount >"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["field"], "filter");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("position 9"),
+        "{body}"
+    );
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/v1/metrics",
+        Some(json!({"name": "order_value", "stream": stream})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("name"))
+    );
+    let (status, body) = http(&server, "POST", "/api/v1/metrics", Some(json!({"name": 3}))).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("body"))
+    );
+
+    // Create, then records flow in.
+    let (status, created) = http(
+        &server,
+        "POST",
+        "/api/v1/metrics",
+        Some(json!({"name": "big_orders", "stream": stream, "filter": "/amount >= 100"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let now = streamboard::engine::shell::now_ms();
+    let records = (0..50)
+        .map(|i| {
+            record(
+                &format!(
+                    r#"{{"country":"{}","amount":{}}}"#,
+                    if i % 2 == 0 { "fr" } else { "de" },
+                    i * 5
+                ),
+                now,
+            )
+        })
+        .collect();
+    server
+        .engine_batches()
+        .send(RecordBatch {
+            stream: stream.into(),
+            shard: "shardId-000000000000".into(),
+            records,
+            millis_behind_latest: Some(0),
+            position: (),
+        })
+        .await
+        .unwrap();
+    server.engine().flush().await.unwrap().unwrap();
+
+    let (status, list) = http(&server, "GET", "/api/v1/metrics", None).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"order_value") && names.contains(&"big_orders"),
+        "{names:?}"
+    );
+    let records_metric = format!("builtin:{stream}:records");
+    assert!(names.contains(&records_metric.as_str()), "{names:?}");
+    assert!(
+        list["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["builtin"] == true)
+    );
+
+    let (status, q) = http(
+        &server,
+        "GET",
+        "/api/v1/query?metric=order_value&tier=1m",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(q["summary"]["count"], 50);
+    assert_eq!(
+        q["summary"]["sum"],
+        (0..50).map(|i| i * 5).sum::<i64>() as f64
+    );
+    let (_, q) = http(
+        &server,
+        "GET",
+        "/api/v1/query?metric=order_value&series=%5B%22fr%22%5D",
+        None,
+    )
+    .await;
+    assert_eq!(q["summary"]["count"], 25);
+    let (_, q) = http(&server, "GET", "/api/v1/query?metric=big_orders", None).await;
+    assert_eq!(q["summary"]["count"], 30);
+    let (status, body) = http(
+        &server,
+        "GET",
+        "/api/v1/query?metric=order_value&tier=2m",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("tier"))
+    );
+    let (status, _) = http(&server, "GET", "/api/v1/query?metric=nope", None).await;
+    assert_eq!(status, 404);
+    let (_, series) = http(&server, "GET", "/api/v1/metrics/order_value/series", None).await;
+    assert_eq!(series["series"].as_array().unwrap().len(), 2);
+
+    // Update makes a new version (new id); history of the old one stays.
+    let (status, updated) = http(
+        &server,
+        "PUT",
+        "/api/v1/metrics/big_orders",
+        Some(json!({"name": "big_orders", "stream": stream, "filter": "/amount >= 200"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_ne!(updated["id"], created["id"]);
+    let (status, _) = http(&server, "DELETE", "/api/v1/metrics/big_orders", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = http(&server, "GET", "/api/v1/metrics/big_orders", None).await;
+    assert_eq!(status, 404);
+    let (status, body) = http(
+        &server,
+        "DELETE",
+        &format!("/api/v1/metrics/{records_metric}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("name"))
+    );
+
+    // Field discovery from the engine's sample.
+    let (status, fields) = http(
+        &server,
+        "GET",
+        &format!("/api/v1/streams/{stream}/fields"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{fields}");
+    let fields = fields["fields"].as_array().unwrap();
+    assert!(
+        fields
+            .iter()
+            .any(|f| f["path"] == "/amount" && f["kind"] == "number")
+    );
+    assert!(fields.iter().any(|f| f["path"] == "/country"
+        && f["kind"] == "string"
+        && f["values"].as_array().unwrap().len() == 2));
+    let (status, _) = http(&server, "GET", "/api/v1/streams/never-seen/fields", None).await;
+    assert_eq!(status, 404);
+
+    server.shutdown();
+    tokio::time::timeout(WAIT, server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
