@@ -11,6 +11,7 @@
 //! `main` parses the config and calls [`run`]; tests call [`Server::start`] on port 0.
 
 pub mod config;
+pub mod endpoint;
 pub mod http;
 pub mod kinesis;
 pub mod storage;

@@ -30,7 +30,12 @@ fn main() -> ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         match config.command {
-            Command::Serve(serve) => streamboard::run(serve, shutdown).await,
+            Command::Serve(serve) => streamboard::run(serve, shutdown)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::Endpoint(endpoint) => streamboard::endpoint::run(endpoint, shutdown)
+                .await
+                .map_err(|e| e.to_string()),
         }
     });
     match result {
