@@ -37,7 +37,8 @@ const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 #[command(name = "streamboard", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// TOML configuration file. Keys are the long option names with `_` for `-`
-    /// (e.g. `data_dir = "/var/lib/streamboard"`).
+    /// (e.g. `data_dir = "/var/lib/streamboard"`); `streamboard endpoint` options go in an
+    /// `[endpoint]` table.
     #[arg(long, env = "STREAMBOARD_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
