@@ -258,7 +258,7 @@ async fn stream_lifecycle(peer: &Peer) {
         .await
         .expect("DeleteStream");
     c.delete_stream()
-        .stream_arn(format!("{}", arn.replace(&a, &b)))
+        .stream_arn(arn.replace(&a, &b))
         .send()
         .await
         .expect("DeleteStream by ARN");
@@ -804,7 +804,9 @@ async fn error_shapes(peer: &Peer) {
         .await;
     if !peer.is_local_mock() {
         // kinesis-local accepts 501 records in one PutRecords; AWS refuses more than 500.
-        let error = result.err().expect("a 501-record PutRecords is refused");
+        let Err(error) = result else {
+            panic!("a 501-record PutRecords is refused")
+        };
         let code = error
             .as_service_error()
             .and_then(|e| aws_sdk_kinesis::error::ProvideErrorMetadata::code(e))

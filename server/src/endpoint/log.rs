@@ -120,7 +120,7 @@ fn decode_frame(bytes: &Bytes, offset: usize) -> Option<(u64, Vec<LoggedRecord>,
     let header = bytes.get(offset..offset + FRAME_HEADER)?;
     let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
-    if len > MAX_FRAME || len < 12 {
+    if !(12..=MAX_FRAME).contains(&len) {
         return None;
     }
     let start = offset + FRAME_HEADER;

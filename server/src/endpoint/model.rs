@@ -580,7 +580,7 @@ impl Model {
                     "ShardCount is required for a PROVISIONED stream",
                 ));
             }
-            (StreamMode::Provisioned, Some(n)) if n < 1 || n > 100_000 => {
+            (StreamMode::Provisioned, Some(n)) if !(1..=100_000).contains(&n) => {
                 return Err(ApiError::validation(format!(
                     "1 validation error detected: Value {n} at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
                 )));
@@ -896,7 +896,7 @@ impl Model {
                 "UpdateShardCount is not supported for ON_DEMAND streams",
             ));
         }
-        if target < 1 || target > 100_000 {
+        if !(1..=100_000).contains(&target) {
             return Err(ApiError::validation(format!(
                 "1 validation error detected: Value {target} at 'targetShardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
             )));
