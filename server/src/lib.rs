@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod endpoint;
 pub mod engine;
 pub mod http;
 pub mod kinesis;

@@ -37,6 +37,9 @@ fn main() -> ExitCode {
                 .await
                 .map(drop)
                 .map_err(anyhow::Error::from),
+            Command::Endpoint(endpoint) => streamboard::endpoint::run(endpoint, shutdown)
+                .await
+                .map_err(anyhow::Error::from),
         }
     });
     match result {

@@ -2,6 +2,10 @@
 //! never silently falls back to a default.
 
 use super::{ConfigError, FileStream, LogFormat, PositiveDuration};
+use crate::endpoint::{
+    faults::{FaultKind, parse_operations},
+    wire::Operation,
+};
 use serde::Deserialize;
 use std::{
     net::SocketAddr,
@@ -28,6 +32,63 @@ pub struct FileConfig {
     /// Metric definitions (`[[metrics]]` tables), installed into the database at start-up.
     #[serde(default)]
     pub metrics: Vec<crate::engine::MetricDefinition>,
+    /// `streamboard endpoint` options.
+    pub endpoint: Option<EndpointFileConfig>,
+}
+
+/// The `[endpoint]` table: `streamboard endpoint`'s options.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointFileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub iterator_ttl: Option<PositiveDuration>,
+    pub throughput_limits: Option<bool>,
+    pub shard_limit: Option<u32>,
+    pub fault_rate: Option<Probability>,
+    #[serde(default, deserialize_with = "operations")]
+    pub fault_operations: Option<Vec<Operation>>,
+    pub fault_kind: Option<FaultKind>,
+    pub added_latency: Option<AnyDuration>,
+}
+
+/// A probability in 0..=1 in the config file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Probability(pub f64);
+
+impl<'de> Deserialize<'de> for Probability {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        if (0.0..=1.0).contains(&value) {
+            Ok(Probability(value))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "must be between 0 and 1 (got {value})"
+            )))
+        }
+    }
+}
+
+/// A duration (zero allowed) in the config file: `"0ms"`, `"50ms"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnyDuration(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for AnyDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        app::units::parse_duration(&text)
+            .map(AnyDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn operations<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<Operation>>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    parse_operations(&names.join(","))
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl FileConfig {
@@ -43,9 +104,14 @@ impl FileConfig {
             message,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for dir in [&mut config.data_dir, &mut config.site_root]
-            .into_iter()
-            .flatten()
+        let endpoint_dir = config.endpoint.as_mut().and_then(|e| e.data_dir.as_mut());
+        for dir in [
+            config.data_dir.as_mut(),
+            config.site_root.as_mut(),
+            endpoint_dir,
+        ]
+        .into_iter()
+        .flatten()
         {
             if dir.is_relative() {
                 *dir = base.join(&*dir);

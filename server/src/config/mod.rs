@@ -9,6 +9,11 @@ mod file;
 mod produce;
 mod streams;
 
+use crate::endpoint::{
+    DEFAULT_ENDPOINT_LISTEN, DEFAULT_ITERATOR_TTL, DEFAULT_SHARD_LIMIT, EndpointConfig,
+    faults::{FaultConfig, FaultKind, parse_operations},
+    wire::Operation,
+};
 use app::units::{format_duration, parse_duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{
@@ -17,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-pub use file::FileConfig;
+pub use file::{EndpointFileConfig, FileConfig};
 pub use produce::{DemoKind, PartitionKeySource, ProduceArgs, ProduceConfig, ProduceSource};
 pub use streams::{FileStream, StartPosition, StreamRef, StreamSpec};
 
@@ -40,7 +45,8 @@ const DEFAULT_IDLE_POLL_INTERVAL: Duration = Duration::from_millis(200);
 #[command(name = "streamboard", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// TOML configuration file. Keys are the long option names with `_` for `-`
-    /// (e.g. `data_dir = "/var/lib/streamboard"`).
+    /// (e.g. `data_dir = "/var/lib/streamboard"`); `streamboard endpoint` options go in an
+    /// `[endpoint]` table.
     #[arg(long, env = "STREAMBOARD_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -62,6 +68,80 @@ pub enum CliCommand {
     Serve(ServeArgs),
     /// Put records into a Kinesis stream: lines from stdin or a file, or synthetic demo data.
     Produce(ProduceArgs),
+    /// Run only the built-in Kinesis-compatible endpoint (a local Kinesis for your own
+    /// producers and tests). Signatures are not checked; any Authorization header is accepted.
+    Endpoint(EndpointArgs),
+}
+
+/// Options of `streamboard endpoint`.
+#[derive(Debug, Default, Args)]
+pub struct EndpointArgs {
+    /// Address the Kinesis-compatible endpoint listens on [default: 127.0.0.1:4567].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory holding the endpoint's records under `kinesis/` (created if missing)
+    /// [default: ./data].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// How long a shard iterator stays valid; shorten it (e.g. 2s) to test a consumer's
+    /// ExpiredIteratorException path [default: 5m].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_ITERATOR_TTL", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub iterator_ttl: Option<Duration>,
+
+    /// Enforce AWS's per-shard limits (1 MiB/s or 1,000 records/s in; 5 GetRecords calls/s
+    /// and 2 MiB/s out) with ProvisionedThroughputExceededException [default: off].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_THROUGHPUT_LIMITS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub throughput_limits: Option<bool>,
+
+    /// Most open shards across all streams; more gives LimitExceededException [default: 1000].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_SHARD_LIMIT", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shard_limit: Option<u32>,
+
+    /// Fault injection: probability (0 to 1) that a request to one of --fault-operations fails
+    /// [default: 0].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_FAULT_RATE", value_name = "P", value_parser = parse_probability)]
+    pub fault_rate: Option<f64>,
+
+    /// Fault injection: comma-separated operations that may fail, e.g. PutRecords,GetRecords
+    /// [default: all].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_FAULT_OPERATIONS", value_name = "OPS", value_parser = parse_operation_list)]
+    pub fault_operations: Option<OperationList>,
+
+    /// Fault injection: `internal-failure` (HTTP 500) or `throttle`
+    /// (ProvisionedThroughputExceededException) [default: internal-failure].
+    #[arg(
+        long,
+        env = "STREAMBOARD_ENDPOINT_FAULT_KIND",
+        value_enum,
+        value_name = "KIND"
+    )]
+    pub fault_kind: Option<FaultKind>,
+
+    /// Fault injection: delay added to every answer, e.g. 50ms [default: 0ms].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_ADDED_LATENCY", value_name = "DURATION", value_parser = parse_duration)]
+    pub added_latency: Option<Duration>,
+}
+
+/// A parsed `--fault-operations` list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationList(pub Vec<Operation>);
+
+fn parse_operation_list(text: &str) -> Result<OperationList, String> {
+    parse_operations(text).map(OperationList)
+}
+
+/// clap value parser: a probability in 0..=1.
+fn parse_probability(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!("must be between 0 and 1 (got {value})"));
+    }
+    Ok(value)
 }
 
 /// Options of `streamboard serve`.
@@ -144,6 +224,7 @@ pub struct LogConfig {
 pub enum Command {
     Serve(ServeConfig),
     Produce(ProduceConfig),
+    Endpoint(EndpointConfig),
 }
 
 /// Everything `serve` needs.
@@ -258,6 +339,7 @@ impl Config {
             None => Command::Serve(ServeConfig::resolve(ServeArgs::default(), &file)?),
             Some(CliCommand::Serve(args)) => Command::Serve(ServeConfig::resolve(args, &file)?),
             Some(CliCommand::Produce(args)) => Command::Produce(ProduceConfig::resolve(args)?),
+            Some(CliCommand::Endpoint(args)) => Command::Endpoint(resolve_endpoint(args, &file)),
         };
         Ok(Config { log, command })
     }
@@ -325,6 +407,56 @@ impl ServeConfig {
     pub fn database_path(&self) -> PathBuf {
         database_path(&self.data_dir)
     }
+}
+
+/// Layers `streamboard endpoint` flags/environment over the file's `[endpoint]` table (and its
+/// top-level `data_dir`) over the defaults.
+fn resolve_endpoint(args: EndpointArgs, file: &FileConfig) -> EndpointConfig {
+    let table = file.endpoint.clone().unwrap_or_default();
+    let data_dir = args
+        .data_dir
+        .or(table.data_dir)
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let mut config = EndpointConfig::for_data_dir(data_dir);
+    config.listen = args.listen.or(table.listen).unwrap_or_else(|| {
+        DEFAULT_ENDPOINT_LISTEN
+            .parse()
+            .expect("the default endpoint address parses")
+    });
+    config.iterator_ttl = args
+        .iterator_ttl
+        .or(table.iterator_ttl.map(|d| d.0))
+        .unwrap_or(DEFAULT_ITERATOR_TTL);
+    config.throughput_limits = args
+        .throughput_limits
+        .or(table.throughput_limits)
+        .unwrap_or(false);
+    config.shard_limit = args
+        .shard_limit
+        .or(table.shard_limit)
+        .unwrap_or(DEFAULT_SHARD_LIMIT);
+    config.faults = FaultConfig {
+        error_rate: args
+            .fault_rate
+            .or(table.fault_rate.map(|p| p.0))
+            .unwrap_or(0.0),
+        operations: args
+            .fault_operations
+            .map(|l| l.0)
+            .or(table.fault_operations)
+            .unwrap_or_default(),
+        kind: args.fault_kind.or(table.fault_kind).unwrap_or_default(),
+        added_latency: args
+            .added_latency
+            .or(table.added_latency.map(|d| d.0))
+            .unwrap_or(Duration::ZERO),
+    };
+    config.shutdown_timeout = file
+        .shutdown_timeout
+        .map(|d| d.0)
+        .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
+    config
 }
 
 /// `<data_dir>/streamboard.db`.

@@ -11,6 +11,128 @@ fn serve(config: Config) -> ServeConfig {
     }
 }
 
+fn endpoint(config: Config) -> EndpointConfig {
+    match config.command {
+        Command::Endpoint(endpoint) => endpoint,
+        other => panic!("expected endpoint, got {other:?}"),
+    }
+}
+
+#[test]
+fn endpoint_defaults_are_loopback_4567_and_realism_off() {
+    let config = endpoint(load(&["endpoint"]).unwrap());
+    assert_eq!(config.listen, "127.0.0.1:4567".parse().unwrap());
+    assert_eq!(config.data_dir, PathBuf::from("./data"));
+    assert_eq!(config.kinesis_dir(), PathBuf::from("./data/kinesis"));
+    assert_eq!(config.iterator_ttl, Duration::from_secs(300));
+    assert!(!config.throughput_limits);
+    assert!(!config.faults.is_active());
+}
+
+#[test]
+fn endpoint_flags_parse_into_types() {
+    let config = endpoint(
+        load(&[
+            "endpoint",
+            "--listen",
+            "127.0.0.1:4999",
+            "--data-dir",
+            "/tmp/k",
+            "--iterator-ttl",
+            "2s",
+            "--throughput-limits",
+            "--fault-rate",
+            "0.25",
+            "--fault-operations",
+            "PutRecords,GetRecords",
+            "--fault-kind",
+            "throttle",
+            "--added-latency",
+            "50ms",
+        ])
+        .unwrap(),
+    );
+    assert_eq!(config.listen.port(), 4999);
+    assert_eq!(config.data_dir, PathBuf::from("/tmp/k"));
+    assert_eq!(config.iterator_ttl, Duration::from_secs(2));
+    assert!(config.throughput_limits);
+    assert_eq!(config.faults.error_rate, 0.25);
+    assert_eq!(
+        config.faults.operations,
+        vec![Operation::PutRecords, Operation::GetRecords]
+    );
+    assert_eq!(config.faults.kind, FaultKind::Throttle);
+    assert_eq!(config.faults.added_latency, Duration::from_millis(50));
+}
+
+#[test]
+fn endpoint_bad_values_name_the_option_and_exit_2() {
+    for (args, option) in [
+        (&["endpoint", "--fault-rate", "1.5"][..], "--fault-rate"),
+        (
+            &["endpoint", "--fault-operations", "PutRecords,Nope"][..],
+            "--fault-operations",
+        ),
+        (&["endpoint", "--iterator-ttl", "0s"][..], "--iterator-ttl"),
+        (&["endpoint", "--listen", "here"][..], "--listen"),
+        (&["endpoint", "--shard-limit", "0"][..], "--shard-limit"),
+    ] {
+        let error = load(args).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{args:?}");
+        assert!(error.to_string().contains(option), "{args:?}: {error}");
+    }
+    let help = load(&["endpoint", "--help"]).unwrap_err();
+    assert_eq!(help.exit_code(), 0);
+    for option in [
+        "--iterator-ttl",
+        "--fault-rate",
+        "STREAMBOARD_ENDPOINT_LISTEN",
+        "4567",
+    ] {
+        assert!(help.to_string().contains(option), "help lacks {option}");
+    }
+}
+
+#[test]
+fn endpoint_file_table_applies_under_flags() {
+    let file = FileConfig::parse(
+        r#"
+        data_dir = "/srv/sb"
+        [endpoint]
+        listen = "127.0.0.1:5567"
+        iterator_ttl = "10s"
+        fault_rate = 0.1
+        fault_operations = ["GetRecords"]
+        "#,
+    )
+    .unwrap();
+    let cli = Cli::try_parse_from(["streamboard", "endpoint", "--iterator-ttl", "3s"]).unwrap();
+    let config = endpoint(Config::resolve(cli, file).unwrap());
+    assert_eq!(config.listen.port(), 5567);
+    assert_eq!(config.data_dir, PathBuf::from("/srv/sb"));
+    assert_eq!(config.iterator_ttl, Duration::from_secs(3), "the flag wins");
+    assert_eq!(config.faults.operations, vec![Operation::GetRecords]);
+
+    let error = FileConfig::parse(
+        "[endpoint]
+lisen = \"x\"\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("unknown field `lisen`"), "{error}");
+    let error = FileConfig::parse(
+        "[endpoint]
+fault_rate = 2.0\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("fault_rate"), "{error}");
+    let error = FileConfig::parse(
+        "[endpoint]
+fault_operations = [\"Nope\"]\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("Nope"), "{error}");
+}
+
 #[test]
 fn defaults_work_offline_and_bind_loopback() {
     let config = serve(load(&[]).unwrap());

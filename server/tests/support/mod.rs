@@ -1,143 +1,326 @@
-//! Test support: a Kinesis-compatible peer started on free loopback ports and stopped by pid.
-//!
-//! [`Peer`] hides which server it is, so the same tests can run against kinesis-local (npm)
-//! now and the embedded endpoint later: add a variant and choose it with
-//! `STREAMBOARD_TEST_PEER` (default `kinesis-local`).
+//! Shared test helpers: start a Kinesis-compatible peer (the embedded endpoint or
+//! kinesis-local) on a free loopback port, with an aws-sdk-kinesis client for it; stop it when
+//! dropped (the embedded one by cancelling its token, kinesis-local by killing its pid).
+
 #![allow(dead_code)]
 
 use aws_sdk_kinesis::Client;
 use std::{
-    net::TcpListener,
+    net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
-use streamboard::kinesis::client::{KinesisTarget, build_client};
+use streamboard::{
+    endpoint::{Endpoint, EndpointConfig},
+    kinesis::client::{KinesisTarget, build_client},
+};
+use tokio_util::sync::CancellationToken;
 
-/// Upper bound for a peer to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for any single wait; healthy peers answer in milliseconds.
+pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A running Kinesis-compatible server, stopped on drop.
-pub enum Peer {
-    KinesisLocal(KinesisLocal),
+/// Which peer a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    Embedded,
+    KinesisLocal,
+}
+
+enum Running {
+    Embedded {
+        endpoint: Option<Endpoint>,
+        shutdown: CancellationToken,
+        _dir: tempfile::TempDir,
+    },
+    KinesisLocal {
+        child: Child,
+    },
+}
+
+/// A running peer and a client for it.
+pub struct Peer {
+    pub kind: PeerKind,
+    pub url: String,
+    pub addr: SocketAddr,
+    pub client: Client,
+    running: Running,
 }
 
 impl Peer {
-    /// Starts the peer named by `STREAMBOARD_TEST_PEER` (only `kinesis-local` for now).
+    pub fn is_local_mock(&self) -> bool {
+        self.kind == PeerKind::KinesisLocal
+    }
+
+    /// Starts the peer named by `STREAMBOARD_TEST_PEER`: `embedded` (default) or
+    /// `kinesis-local`.
     pub async fn start() -> Self {
-        let which =
-            std::env::var("STREAMBOARD_TEST_PEER").unwrap_or_else(|_| "kinesis-local".into());
-        match which.as_str() {
-            "kinesis-local" => Peer::KinesisLocal(KinesisLocal::start().await),
-            other => panic!("unknown STREAMBOARD_TEST_PEER `{other}` (known: kinesis-local)"),
-        }
+        start(PeerKind::from_env()).await
     }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            Peer::KinesisLocal(_) => "kinesis-local",
+        match self.kind {
+            PeerKind::Embedded => "embedded",
+            PeerKind::KinesisLocal => "kinesis-local",
         }
     }
 
     pub fn endpoint_url(&self) -> String {
-        match self {
-            Peer::KinesisLocal(peer) => format!("http://127.0.0.1:{}", peer.port),
-        }
+        self.url.clone()
     }
 
     pub fn target(&self) -> KinesisTarget {
         KinesisTarget::Local {
-            endpoint_url: self.endpoint_url(),
+            endpoint_url: self.url.clone(),
         }
     }
 
     pub async fn client(&self) -> Client {
-        build_client(&self.target()).await
+        self.client.clone()
     }
 }
 
-/// kinesis-local (kinesis-mock) from the workspace's node_modules.
-pub struct KinesisLocal {
-    child: Child,
-    port: u16,
+impl PeerKind {
+    /// `STREAMBOARD_TEST_PEER`: `embedded` (default) or `kinesis-local`.
+    pub fn from_env() -> Self {
+        match std::env::var("STREAMBOARD_TEST_PEER").as_deref() {
+            Ok("kinesis-local") => PeerKind::KinesisLocal,
+            Ok("embedded") | Err(_) => PeerKind::Embedded,
+            Ok(other) => {
+                panic!("unknown STREAMBOARD_TEST_PEER `{other}` (embedded, kinesis-local)")
+            }
+        }
+    }
 }
 
-fn free_port() -> u16 {
+/// A stream name unique to this test run.
+pub fn unique_stream(prefix: &str) -> String {
+    unique_name(prefix)
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        match &mut self.running {
+            Running::Embedded {
+                endpoint, shutdown, ..
+            } => {
+                shutdown.cancel();
+                drop(endpoint.take());
+            }
+            Running::KinesisLocal { child } => {
+                // Stop by pid: this child only, never by name.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Workspace root (where package.json and node_modules live).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("server/ has a parent")
+        .to_path_buf()
+}
+
+/// A port free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
         .expect("a free loopback port")
 }
 
-impl KinesisLocal {
-    pub async fn start() -> Self {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let package = root.join("node_modules/kinesis-local");
-        let main = package.join("main.js");
-        assert!(
-            main.exists(),
-            "{} is missing: run `npm ci` at the workspace root",
-            main.display()
-        );
-        let port = free_port();
-        let tls_port = free_port();
-        let mut command = Command::new("node");
-        command
-            .arg(&main)
-            .env("KINESIS_MOCK_CERT_PATH", package.join("server.json"))
-            .env("KINESIS_MOCK_PLAIN_PORT", port.to_string())
-            .env("KINESIS_MOCK_TLS_PORT", tls_port.to_string())
-            .env("SHARD_LIMIT", "1000")
-            .env("LOG_LEVEL", "ERROR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for variable in [
-            "CREATE_STREAM_DURATION",
-            "DELETE_STREAM_DURATION",
-            "SPLIT_SHARD_DURATION",
-            "MERGE_SHARDS_DURATION",
-            "UPDATE_SHARD_COUNT_DURATION",
-            "REGISTER_STREAM_CONSUMER_DURATION",
-            "DEREGISTER_STREAM_CONSUMER_DURATION",
-        ] {
-            command.env(variable, "0ms");
-        }
-        let child = command.spawn().expect("node starts kinesis-local");
-        let peer = Self { child, port };
-        let client = build_client(&KinesisTarget::Local {
-            endpoint_url: format!("http://127.0.0.1:{port}"),
-        })
-        .await;
-        let started = Instant::now();
-        loop {
-            if client.list_streams().send().await.is_ok() {
-                return peer;
-            }
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "kinesis-local did not answer on port {port} within {READY_TIMEOUT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+/// A stream name unique to this test run.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+fn set_aws_env() {
+    // SAFETY: tests set the same constant values; nothing reads them concurrently in a way
+    // that depends on the old value.
+    unsafe {
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "local");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "local");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     }
 }
 
-impl Drop for KinesisLocal {
-    fn drop(&mut self) {
-        // Kill exactly the process we started, by its pid, and reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Starts the embedded endpoint with `config` (its listen address is replaced by port 0).
+pub async fn start_embedded_with(mut config: EndpointConfig, dir: tempfile::TempDir) -> Peer {
+    set_aws_env();
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let shutdown = CancellationToken::new();
+    let endpoint = Endpoint::start(config, shutdown.clone())
+        .await
+        .expect("the embedded endpoint starts");
+    let url = endpoint.url();
+    let addr = endpoint.local_addr();
+    let client = build_client(&KinesisTarget::Local {
+        endpoint_url: url.clone(),
+    })
+    .await;
+    Peer {
+        kind: PeerKind::Embedded,
+        url,
+        addr,
+        client,
+        running: Running::Embedded {
+            endpoint: Some(endpoint),
+            shutdown,
+            _dir: dir,
+        },
     }
 }
 
-/// A stream name unique to this process and call.
-pub fn unique_stream(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+pub async fn start(kind: PeerKind) -> Peer {
+    match kind {
+        PeerKind::Embedded => {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let config = EndpointConfig::for_data_dir(dir.path());
+            start_embedded_with(config, dir).await
+        }
+        PeerKind::KinesisLocal => start_kinesis_local().await,
+    }
+}
+
+async fn start_kinesis_local() -> Peer {
+    set_aws_env();
+    let root = workspace_root();
+    let package = root.join("node_modules/kinesis-local");
+    assert!(
+        package.join("main.js").exists(),
+        "node_modules/kinesis-local is missing: run `npm ci` in {} first",
+        root.display()
+    );
+    let plain = free_port();
+    let tls = free_port();
+    let mut command = Command::new("node");
+    command
+        .arg(package.join("main.js"))
+        .current_dir(&root)
+        .env("KINESIS_MOCK_CERT_PATH", package.join("server.json"))
+        .env("KINESIS_MOCK_PLAIN_PORT", plain.to_string())
+        .env("KINESIS_MOCK_TLS_PORT", tls.to_string())
+        .env("SHARD_LIMIT", "1000")
+        .env("LOG_LEVEL", "WARN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for var in [
+        "CREATE_STREAM_DURATION",
+        "DELETE_STREAM_DURATION",
+        "SPLIT_SHARD_DURATION",
+        "MERGE_SHARDS_DURATION",
+        "UPDATE_SHARD_COUNT_DURATION",
+        "REGISTER_STREAM_CONSUMER_DURATION",
+        "DEREGISTER_STREAM_CONSUMER_DURATION",
+    ] {
+        command.env(var, "0ms");
+    }
+    let mut child = command
+        .spawn()
+        .expect("node starts (is Node.js installed?)");
+    let url = format!("http://127.0.0.1:{plain}");
+    let addr: SocketAddr = ([127, 0, 0, 1], plain).into();
+    let client = build_client(&KinesisTarget::Local {
+        endpoint_url: url.clone(),
+    })
+    .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("kinesis-local exited at start-up: {status}");
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok()
+            && client.list_streams().send().await.is_ok()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kinesis-local did not become ready within {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Peer {
+        kind: PeerKind::KinesisLocal,
+        url,
+        addr,
+        client,
+        running: Running::KinesisLocal { child },
+    }
+}
+
+/// Polls `condition` until it holds or [`WAIT`] passes.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the stream is ACTIVE (kinesis-local passes through CREATING/UPDATING).
+pub async fn wait_active(client: &Client, name: &str) {
+    eventually(&format!("stream {name} ACTIVE"), || async {
+        client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.stream_description_summary)
+            .is_some_and(|s| s.stream_status == aws_sdk_kinesis::types::StreamStatus::Active)
+    })
+    .await;
+}
+
+/// A raw HTTP/1.1 POST to the peer, for what the SDK cannot send (no Authorization header,
+/// malformed JSON, unknown operations). Returns status and body.
+pub async fn raw_post(
+    addr: SocketAddr,
+    target: Option<&str>,
+    authorization: bool,
+    body: &[u8],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(target) = target {
+        request.push_str(&format!("X-Amz-Target: {target}\r\n"));
+    }
+    if authorization {
+        request.push_str("X-Amz-Date: 20260101T000000Z\r\n");
+        request.push_str("Authorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=00\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write body");
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("the peer answers in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

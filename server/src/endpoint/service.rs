@@ -1,0 +1,658 @@
+//! The one owner of the endpoint's state: the [`Model`] behind a `std::sync::Mutex`, and the
+//! [`Log`]. Each operation decodes and validates its request outside the lock (JSON, base64,
+//! MD5), takes the lock for a short in-memory step (assign shards and sequence numbers, append
+//! the encoded frame to the log's buffer, or copy out a page of records), releases it, and only
+//! then waits for I/O (the group-committed fdatasync) or encodes the response.
+//!
+//! Why one mutex rather than a state-owning task fed by a channel: the critical sections are
+//! microseconds and never await, so a mutex costs no more than a channel hop, requests on
+//! different streams never queue behind one another's I/O, and GetRecords needs no copy of the
+//! request sent to another task. Why one mutex rather than one per stream: resharding, shard
+//! limits and iterator validation look across streams, and the log must receive frames in LSN
+//! order; with 2 cores there is nothing to gain from finer locks. Topology changes (create,
+//! delete, reshard, retention) also rewrite `meta.json` while holding the lock; they run on the
+//! blocking pool and are rare.
+
+use super::{
+    faults::FaultConfig,
+    log::{Log, LogError, encode_frame, write_atomic},
+    model::{
+        IteratorStart, MAX_GET_RECORDS, MAX_PUT_RECORDS, MAX_PUT_RECORDS_BYTES, Model, NewRecord,
+        PutOutcome, ShardFilter, StreamMode, parse_seq, parse_shard_id,
+    },
+    wire::{self, ApiError, ErrorKind, Operation, StreamRef},
+};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct State {
+    model: Model,
+    next_lsn: u64,
+}
+
+/// The endpoint's state and operations; shared by the HTTP handlers behind an `Arc`.
+pub struct Service {
+    state: Mutex<State>,
+    log: Log,
+    meta_path: PathBuf,
+    pub faults: FaultConfig,
+}
+
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "endpoint internal failure");
+    ApiError::new(ErrorKind::InternalFailure, "Internal service failure")
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::new(
+            ErrorKind::Serialization,
+            format!("cannot parse the request body: {error}"),
+        )
+    })
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
+    value.ok_or_else(|| {
+        ApiError::validation(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+fn stream_name(stream: &StreamRef) -> Result<String, ApiError> {
+    Model::resolve_name(stream.stream_name.as_deref(), stream.stream_arn.as_deref())
+}
+
+fn decode_data(data: Option<&str>) -> Result<Bytes, ApiError> {
+    let data = required(data, "data")?;
+    B64.decode(data).map(Bytes::from).map_err(|error| {
+        ApiError::new(
+            ErrorKind::Serialization,
+            format!("Data is not valid base64: {error}"),
+        )
+    })
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(internal)
+}
+
+fn stream_mode_json(mode: StreamMode) -> Value {
+    json!({ "StreamMode": mode.as_str() })
+}
+
+/// A ListShards/ListStreams continuation token: opaque base64 of a small JSON object.
+fn seal_token(value: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn open_token(text: &str) -> Result<Value, ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::invalid(format!("NextToken {text:?} is invalid")))
+}
+
+impl Service {
+    pub fn new(model: Model, log: Log, meta_path: PathBuf, faults: FaultConfig) -> Self {
+        Self {
+            state: Mutex::new(State { model, next_lsn: 1 }),
+            log,
+            meta_path,
+            faults,
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, ApiError> {
+        self.state
+            .lock()
+            .map_err(|_| internal("endpoint state lock poisoned"))
+    }
+
+    /// Writes the topology file; called with the lock held after a topology change.
+    fn save_topology(&self, model: &Model) -> Result<(), ApiError> {
+        let bytes = model.topology_json().map_err(internal)?;
+        write_atomic(&self.meta_path, &bytes).map_err(internal)
+    }
+
+    /// Runs one operation on a JSON body; returns the JSON answer.
+    pub async fn handle(self: &Arc<Self>, op: Operation, body: Bytes) -> Result<Vec<u8>, ApiError> {
+        match op {
+            Operation::PutRecord => self.put_record(&body).await,
+            Operation::PutRecords => self.put_records(&body).await,
+            Operation::GetRecords => self.get_records(&body),
+            Operation::GetShardIterator => self.get_shard_iterator(&body),
+            Operation::ListStreams => self.list_streams(&body),
+            Operation::DescribeStream => self.describe_stream(&body),
+            Operation::DescribeStreamSummary => self.describe_stream_summary(&body),
+            Operation::ListShards => self.list_shards(&body),
+            Operation::CreateStream
+            | Operation::DeleteStream
+            | Operation::SplitShard
+            | Operation::MergeShards
+            | Operation::UpdateShardCount
+            | Operation::IncreaseStreamRetentionPeriod
+            | Operation::DecreaseStreamRetentionPeriod => {
+                let service = self.clone();
+                tokio::task::spawn_blocking(move || service.topology(op, &body))
+                    .await
+                    .map_err(internal)?
+            }
+        }
+    }
+
+    /// Operations that change the topology and rewrite `meta.json` (blocking I/O).
+    fn topology(&self, op: Operation, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let now_ms = now_millis();
+        let mut state = self.lock()?;
+        let model = &mut state.model;
+        let answer = match op {
+            Operation::CreateStream => {
+                let input: wire::CreateStreamInput = parse(body)?;
+                let name = required(input.stream_name, "streamName")?;
+                let mode = match input
+                    .stream_mode_details
+                    .as_ref()
+                    .map(|d| d.stream_mode.as_str())
+                {
+                    None | Some("PROVISIONED") => StreamMode::Provisioned,
+                    Some("ON_DEMAND") => StreamMode::OnDemand,
+                    Some(other) => {
+                        return Err(ApiError::validation(format!(
+                            "StreamMode {other:?} is not PROVISIONED or ON_DEMAND"
+                        )));
+                    }
+                };
+                model.create_stream(&name, input.shard_count, mode, now_ms)?;
+                json!({})
+            }
+            Operation::DeleteStream => {
+                let input: wire::StreamOnlyInput = parse(body)?;
+                model.delete_stream(&stream_name(&input.stream)?)?;
+                json!({})
+            }
+            Operation::SplitShard => {
+                let input: wire::SplitShardInput = parse(body)?;
+                let name = stream_name(&input.stream)?;
+                let shard = required(input.shard_to_split, "shardToSplit")?;
+                let key = required(input.new_starting_hash_key, "newStartingHashKey")?;
+                model.split_shard(&name, &shard, &key, now_ms)?;
+                json!({})
+            }
+            Operation::MergeShards => {
+                let input: wire::MergeShardsInput = parse(body)?;
+                let name = stream_name(&input.stream)?;
+                let a = required(input.shard_to_merge, "shardToMerge")?;
+                let b = required(input.adjacent_shard_to_merge, "adjacentShardToMerge")?;
+                model.merge_shards(&name, &a, &b, now_ms)?;
+                json!({})
+            }
+            Operation::UpdateShardCount => {
+                let input: wire::UpdateShardCountInput = parse(body)?;
+                let name = stream_name(&input.stream)?;
+                let target = required(input.target_shard_count, "targetShardCount")?;
+                let scaling = required(input.scaling_type, "scalingType")?;
+                if scaling != "UNIFORM_SCALING" {
+                    return Err(ApiError::validation(format!(
+                        "ScalingType {scaling:?} is not UNIFORM_SCALING"
+                    )));
+                }
+                let current = model.update_shard_count(&name, target, now_ms)?;
+                json!({
+                    "StreamName": name,
+                    "StreamARN": model.stream(&name)?.arn(),
+                    "CurrentShardCount": current,
+                    "TargetShardCount": target,
+                })
+            }
+            Operation::IncreaseStreamRetentionPeriod | Operation::DecreaseStreamRetentionPeriod => {
+                let input: wire::RetentionInput = parse(body)?;
+                let name = stream_name(&input.stream)?;
+                let hours = required(input.retention_period_hours, "retentionPeriodHours")?;
+                model.set_retention(
+                    &name,
+                    hours,
+                    op == Operation::IncreaseStreamRetentionPeriod,
+                )?;
+                json!({})
+            }
+            _ => return Err(internal("not a topology operation")),
+        };
+        self.save_topology(&state.model)?;
+        to_json(&answer)
+    }
+
+    /// Stores `records` in `name`, waits until durable, returns per-record outcomes.
+    async fn store(&self, name: &str, records: &[NewRecord]) -> Result<Vec<PutOutcome>, ApiError> {
+        let now_ms = now_millis();
+        let (lsn, outcomes) = {
+            let mut state = self.lock()?;
+            let lsn = state.next_lsn;
+            let stream_id = state.model.stream_id(name)?;
+            let outcomes = state
+                .model
+                .put(name, records, lsn, now_ms, Instant::now())?;
+            let stored = outcomes.iter().zip(records).filter_map(|(o, r)| match o {
+                PutOutcome::Stored { shard, seq } => {
+                    Some((*shard, *seq, now_ms, &*r.partition_key, r.data.as_ref()))
+                }
+                PutOutcome::Throttled => None,
+            });
+            let mut frame = Vec::with_capacity(records.iter().map(|r| r.size() + 40).sum());
+            encode_frame(stream_id, stored, &mut frame);
+            let any_stored = outcomes
+                .iter()
+                .any(|o| matches!(o, PutOutcome::Stored { .. }));
+            if any_stored {
+                state.next_lsn += 1;
+                self.log.append(lsn, &frame).map_err(internal)?;
+            }
+            (any_stored.then_some(lsn), outcomes)
+        };
+        if let Some(lsn) = lsn {
+            self.log
+                .wait_durable(lsn)
+                .await
+                .map_err(|e: LogError| internal(e))?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn put_record(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::PutRecordInput = parse(body)?;
+        let name = stream_name(&input.stream)?;
+        let key = required(input.partition_key, "partitionKey")?;
+        let data = decode_data(input.data.as_deref())?;
+        let record = NewRecord::new(&key, input.explicit_hash_key.as_deref(), data)?;
+        if let Some(seq) = &input.sequence_number_for_ordering {
+            parse_seq(seq)?;
+        }
+        match self
+            .store(&name, std::slice::from_ref(&record))
+            .await?
+            .first()
+        {
+            Some(PutOutcome::Stored { shard, seq }) => to_json(&json!({
+                "ShardId": super::model::shard_id(*shard),
+                "SequenceNumber": seq.to_string(),
+                "EncryptionType": "NONE",
+            })),
+            _ => Err(ApiError::new(
+                ErrorKind::ProvisionedThroughputExceeded,
+                "Rate exceeded for shard in stream: more than 1 MiB or 1,000 records per second",
+            )),
+        }
+    }
+
+    async fn put_records(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::PutRecordsInput = parse(body)?;
+        let name = stream_name(&input.stream)?;
+        let entries = required(input.records, "records")?;
+        if entries.is_empty() || entries.len() > MAX_PUT_RECORDS {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length less than or equal to {MAX_PUT_RECORDS} and greater than or equal to 1 (got {})",
+                entries.len()
+            )));
+        }
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let key = required(
+                entry.partition_key.as_deref(),
+                "records.member.partitionKey",
+            )?;
+            let data = decode_data(entry.data.as_deref())?;
+            records.push(NewRecord::new(
+                key,
+                entry.explicit_hash_key.as_deref(),
+                data,
+            )?);
+        }
+        let total: usize = records.iter().map(NewRecord::size).sum();
+        if total > MAX_PUT_RECORDS_BYTES {
+            return Err(ApiError::invalid(format!(
+                "Records size exceeds 5 MB limit: {total} bytes of data and partition keys"
+            )));
+        }
+        let outcomes = self.store(&name, &records).await?;
+        let mut failed = 0;
+        let results: Vec<Value> = outcomes
+            .iter()
+            .map(|o| match o {
+                PutOutcome::Stored { shard, seq } => json!({
+                    "ShardId": super::model::shard_id(*shard),
+                    "SequenceNumber": seq.to_string(),
+                }),
+                PutOutcome::Throttled => {
+                    failed += 1;
+                    json!({
+                        "ErrorCode": "ProvisionedThroughputExceededException",
+                        "ErrorMessage": "Rate exceeded for shard in stream under account 000000000000.",
+                    })
+                }
+            })
+            .collect();
+        to_json(&json!({
+            "FailedRecordCount": failed,
+            "Records": results,
+            "EncryptionType": "NONE",
+        }))
+    }
+
+    fn get_shard_iterator(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::GetShardIteratorInput = parse(body)?;
+        let name = stream_name(&input.stream)?;
+        let shard = required(input.shard_id, "shardId")?;
+        let kind = required(input.shard_iterator_type, "shardIteratorType")?;
+        let seq = || {
+            parse_seq(input.starting_sequence_number.as_deref().ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "StartingSequenceNumber is required with ShardIteratorType {kind}"
+                ))
+            })?)
+        };
+        let start = match kind.as_str() {
+            "TRIM_HORIZON" => IteratorStart::TrimHorizon,
+            "LATEST" => IteratorStart::Latest,
+            "AT_SEQUENCE_NUMBER" => IteratorStart::AtSequence(seq()?),
+            "AFTER_SEQUENCE_NUMBER" => IteratorStart::AfterSequence(seq()?),
+            "AT_TIMESTAMP" => IteratorStart::AtTimestamp(wire::epoch_millis(
+                input.timestamp.ok_or_else(|| {
+                    ApiError::invalid("Timestamp is required with ShardIteratorType AT_TIMESTAMP")
+                })?,
+            )),
+            other => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value {other:?} at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
+                )));
+            }
+        };
+        let iterator = self
+            .lock()?
+            .model
+            .shard_iterator(&name, &shard, start, now_millis())?;
+        to_json(&json!({ "ShardIterator": iterator }))
+    }
+
+    fn get_records(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::GetRecordsInput = parse(body)?;
+        let iterator = required(input.shard_iterator, "shardIterator")?;
+        let limit = match input.limit {
+            None => MAX_GET_RECORDS,
+            Some(n) if (1..=MAX_GET_RECORDS as i64).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value {n} at 'limit' failed to satisfy constraint: Member must have value between 1 and {MAX_GET_RECORDS}"
+                )));
+            }
+        };
+        let durable = self.log.durable_lsn();
+        let (batch, next) = {
+            let mut state = self.lock()?;
+            let batch =
+                state
+                    .model
+                    .get_records(&iterator, limit, durable, now_millis(), Instant::now())?;
+            let next = batch.next.as_ref().map(|t| state.model.seal(t));
+            (batch, next)
+        };
+        let records = batch
+            .records
+            .iter()
+            .map(|r| wire::RecordOut {
+                sequence_number: r.seq.to_string(),
+                approximate_arrival_timestamp: wire::epoch_seconds(r.arrival_ms),
+                data: B64.encode(&r.data),
+                partition_key: r.partition_key.to_string(),
+            })
+            .collect();
+        to_json(&wire::GetRecordsOutput {
+            records,
+            next_shard_iterator: next,
+            millis_behind_latest: batch.millis_behind_latest,
+            child_shards: batch.child_shards,
+        })
+    }
+
+    fn list_streams(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::ListStreamsInput = parse(body)?;
+        let limit = input.limit.unwrap_or(100).clamp(1, 10_000) as usize;
+        let after = match &input.next_token {
+            Some(token) => open_token(token)?["after"].as_str().map(str::to_string),
+            None => input.exclusive_start_stream_name.clone(),
+        };
+        let state = self.lock()?;
+        let mut names = Vec::new();
+        let mut summaries = Vec::new();
+        let mut more = false;
+        for stream in state.model.streams.values() {
+            if after
+                .as_ref()
+                .is_some_and(|a| stream.name.as_str() <= a.as_str())
+            {
+                continue;
+            }
+            if names.len() == limit {
+                more = true;
+                break;
+            }
+            names.push(stream.name.clone());
+            summaries.push(json!({
+                "StreamName": stream.name,
+                "StreamARN": stream.arn(),
+                "StreamStatus": "ACTIVE",
+                "StreamModeDetails": stream_mode_json(stream.mode),
+                "StreamCreationTimestamp": wire::epoch_seconds(stream.created_ms),
+            }));
+        }
+        let mut answer = json!({
+            "StreamNames": names,
+            "HasMoreStreams": more,
+            "StreamSummaries": summaries,
+        });
+        if more && let Some(last) = names.last() {
+            answer["NextToken"] = json!(seal_token(&json!({ "after": last })));
+        }
+        to_json(&answer)
+    }
+
+    fn describe_stream(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::DescribeStreamInput = parse(body)?;
+        let name = stream_name(&input.stream)?;
+        let limit = input.limit.unwrap_or(100).clamp(1, 10_000) as usize;
+        let after = match &input.exclusive_start_shard_id {
+            Some(id) => Some(parse_shard_id(id).ok_or_else(|| {
+                ApiError::invalid(format!("ExclusiveStartShardId {id:?} is not a shard id"))
+            })?),
+            None => None,
+        };
+        let state = self.lock()?;
+        let stream = state.model.stream(&name)?;
+        let shards: Vec<_> = stream
+            .shards
+            .iter()
+            .filter(|s| after.is_none_or(|a| s.index > a))
+            .collect();
+        let more = shards.len() > limit;
+        let page: Vec<_> = shards.iter().take(limit).map(|s| s.to_wire()).collect();
+        to_json(&json!({
+            "StreamDescription": {
+                "StreamName": stream.name,
+                "StreamARN": stream.arn(),
+                "StreamStatus": "ACTIVE",
+                "StreamModeDetails": stream_mode_json(stream.mode),
+                "Shards": page,
+                "HasMoreShards": more,
+                "RetentionPeriodHours": stream.retention_hours,
+                "StreamCreationTimestamp": wire::epoch_seconds(stream.created_ms),
+                "EnhancedMonitoring": [{ "ShardLevelMetrics": [] }],
+                "EncryptionType": "NONE",
+            }
+        }))
+    }
+
+    fn describe_stream_summary(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::StreamOnlyInput = parse(body)?;
+        let name = stream_name(&input.stream)?;
+        let state = self.lock()?;
+        let stream = state.model.stream(&name)?;
+        to_json(&json!({
+            "StreamDescriptionSummary": {
+                "StreamName": stream.name,
+                "StreamARN": stream.arn(),
+                "StreamStatus": "ACTIVE",
+                "StreamModeDetails": stream_mode_json(stream.mode),
+                "RetentionPeriodHours": stream.retention_hours,
+                "StreamCreationTimestamp": wire::epoch_seconds(stream.created_ms),
+                "EnhancedMonitoring": [{ "ShardLevelMetrics": [] }],
+                "EncryptionType": "NONE",
+                "OpenShardCount": stream.open_shard_count(),
+                "ConsumerCount": 0,
+            }
+        }))
+    }
+
+    fn list_shards(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::ListShardsInput = parse(body)?;
+        let max = match input.max_results {
+            None => 1000,
+            Some(n) if (1..=10_000).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value {n} at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 10000"
+                )));
+            }
+        };
+        let (name, after, filter) = match &input.next_token {
+            Some(token) => {
+                if input.stream.stream_name.is_some() || input.stream.stream_arn.is_some() {
+                    return Err(ApiError::invalid(
+                        "NextToken and StreamName/StreamARN cannot be provided together.",
+                    ));
+                }
+                let value = open_token(token)?;
+                let name = value["stream"].as_str().map(str::to_string);
+                let after = value["after"].as_u64().map(|a| a as u32);
+                let filter: Option<ShardFilter> =
+                    serde_json::from_value(value["filter"].clone()).ok();
+                match (name, after, filter) {
+                    (Some(name), Some(after), Some(filter)) => (name, Some(after), filter),
+                    _ => return Err(ApiError::invalid(format!("NextToken {token:?} is invalid"))),
+                }
+            }
+            None => {
+                let name = stream_name(&input.stream)?;
+                let after = match &input.exclusive_start_shard_id {
+                    Some(id) => Some(parse_shard_id(id).ok_or_else(|| {
+                        ApiError::invalid(format!("ExclusiveStartShardId {id:?} is not a shard id"))
+                    })?),
+                    None => None,
+                };
+                let filter = match &input.shard_filter {
+                    None => ShardFilter::None,
+                    Some(f) => {
+                        let ts = || {
+                            f.timestamp.map(wire::epoch_millis).ok_or_else(|| {
+                                ApiError::invalid(format!(
+                                    "ShardFilter type {} requires a Timestamp",
+                                    f.filter_type
+                                ))
+                            })
+                        };
+                        match f.filter_type.as_str() {
+                            "AFTER_SHARD_ID" => ShardFilter::AfterShardId(
+                                f.shard_id.as_deref().and_then(parse_shard_id).ok_or_else(
+                                    || {
+                                        ApiError::invalid(
+                                            "ShardFilter AFTER_SHARD_ID requires a ShardId",
+                                        )
+                                    },
+                                )?,
+                            ),
+                            "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
+                            "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
+                            "AT_LATEST" => ShardFilter::AtLatest,
+                            "AT_TIMESTAMP" => ShardFilter::AtTimestamp(ts()?),
+                            "FROM_TIMESTAMP" => ShardFilter::FromTimestamp(ts()?),
+                            other => {
+                                return Err(ApiError::validation(format!(
+                                    "ShardFilter Type {other:?} is not one of AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP"
+                                )));
+                            }
+                        }
+                    }
+                };
+                (name, after, filter)
+            }
+        };
+        let shards = self.lock()?.model.list_shards(&name, after, &filter)?;
+        let more = shards.len() > max;
+        let page: Vec<_> = shards.into_iter().take(max).collect();
+        let mut answer = json!({ "Shards": page });
+        if more && let Some(last) = page.last().and_then(|s| parse_shard_id(&s.shard_id)) {
+            answer["NextToken"] = json!(seal_token(&json!({
+                "stream": name,
+                "after": last,
+                "filter": filter,
+            })));
+        }
+        to_json(&answer)
+    }
+
+    /// Drops records past retention, and log segments no stream can still need (saving the
+    /// topology first so sequence counters survive the segments that held them).
+    pub fn trim(&self) -> Result<(), ApiError> {
+        let now_ms = now_millis();
+        let old_segments = {
+            let mut state = self.lock()?;
+            let dropped = state.model.trim(now_ms);
+            if dropped > 0 {
+                tracing::debug!(dropped, "trimmed records past retention");
+            }
+            let horizon = SystemTime::now()
+                .checked_sub(std::time::Duration::from_millis(
+                    state.model.max_retention_ms() as u64,
+                ))
+                .unwrap_or(UNIX_EPOCH);
+            let old = self.log.take_segments_older_than(horizon);
+            if !old.is_empty() {
+                self.save_topology(&state.model)?;
+            }
+            old
+        };
+        for path in old_segments {
+            if let Err(error) = std::fs::remove_file(&path) {
+                tracing::warn!(%error, segment = %path.display(), "cannot delete an expired log segment");
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and stops the log.
+    pub fn close(&self) {
+        self.log.close();
+    }
+}
