@@ -97,6 +97,7 @@ fn throughput() {
                 partition_key: "pk".into(),
                 data: Bytes::from(data),
                 arrival_time_ms: T0_MS + i / 100,
+                explicit_hash_key: None,
             }
         })
         .collect();
@@ -224,6 +225,7 @@ fn flush_cost() {
                     partition_key: "pk".into(),
                     data: Bytes::from(format!(r#"{{"user":"u{}","latency_ms":{}}}"#, i % 10_000, rng.random_range(1..2000))),
                     arrival_time_ms: arrival,
+                    explicit_hash_key: None,
                 })
                 .collect();
             engine.ingest(

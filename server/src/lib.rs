@@ -9,6 +9,8 @@
 //! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation,
 //!   checkpoints, and record batches handed to a sink over a bounded channel.
 //! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
+//! - [`pipeline`]: wires `serve`'s data path: the Kinesis source (AWS, an endpoint, or the
+//!   embedded endpoint with demo producers), the consumer, and the engine's checkpoint hook.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`app`] (another crate): the UI and every type the browser and server exchange.
 //!
@@ -20,6 +22,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod http;
 pub mod kinesis;
+pub mod pipeline;
 pub mod producer;
 pub mod storage;
 pub mod telemetry;
@@ -41,6 +44,8 @@ pub enum ServerError {
     },
     #[error("metric definition in the config file refused: {0}")]
     Metrics(#[from] engine::catalog::CatalogError),
+    #[error("the embedded Kinesis endpoint cannot start: {0}")]
+    Endpoint(#[from] endpoint::EndpointError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -51,7 +56,8 @@ pub struct Server {
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<Result<(), ServerError>>,
     engine: engine::EngineHandle,
-    batches: tokio::sync::mpsc::Sender<engine::RecordBatch>,
+    batches: tokio::sync::mpsc::Sender<consumer::RecordBatch>,
+    pipeline: pipeline::Pipeline,
 }
 
 impl Server {
@@ -71,12 +77,40 @@ impl Server {
                 })?;
         let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
         let tracker = TaskTracker::new();
-        engine::catalog::install(&database, &config.metrics).await?;
-        // The consumer's checkpoint writer replaces `NoCheckpoints` when it is wired in.
+        let streams = pipeline::streams_to_read(&config);
+        let mut definitions = config.metrics.clone();
+        if matches!(config.source, config::KinesisSource::Embedded { .. }) {
+            // The embedded default shows meaningful metrics at once; the file's win on a name clash.
+            for demo in engine::demo_definitions() {
+                if !definitions.iter().any(|d| d.name == demo.name) {
+                    definitions.push(demo);
+                }
+            }
+        }
+        engine::catalog::install(&database, &definitions).await?;
+        let shell_config = engine::ShellConfig {
+            known_streams: (!streams.is_empty()).then(|| {
+                streams
+                    .iter()
+                    .map(|spec| spec.name_or_arn.name().to_string())
+                    .collect()
+            }),
+            ..engine::ShellConfig::default()
+        };
         let (engine_handle, batches) = engine::shell::spawn(
-            engine::ShellConfig::default(),
+            shell_config,
             database.clone(),
-            engine::NoCheckpoints,
+            pipeline::CheckpointWriter {
+                application: config.application.clone(),
+            },
+            &tracker,
+            shutdown.clone(),
+        )
+        .await?;
+        let pipeline = pipeline::start(
+            &config,
+            &database,
+            batches.clone(),
             &tracker,
             shutdown.clone(),
         )
@@ -89,7 +123,8 @@ impl Server {
             shutdown.clone(),
             tracker.clone(),
         )
-        .with_engine(engine_handle.clone());
+        .with_engine(engine_handle.clone())
+        .with_pipeline(pipeline.clone());
         let router = http::router(state);
         let handle = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -124,6 +159,7 @@ impl Server {
             handle,
             engine: engine_handle,
             batches,
+            pipeline,
         })
     }
 
@@ -133,8 +169,13 @@ impl Server {
     }
 
     /// Where record batches enter the engine (the consumer's side of the channel).
-    pub fn engine_batches(&self) -> tokio::sync::mpsc::Sender<engine::RecordBatch> {
+    pub fn engine_batches(&self) -> tokio::sync::mpsc::Sender<consumer::RecordBatch> {
         self.batches.clone()
+    }
+
+    /// The data path: the embedded endpoint's URL and the consumer's health, when running.
+    pub fn pipeline(&self) -> &pipeline::Pipeline {
+        &self.pipeline
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -134,6 +134,7 @@ fn generate(seed: u64) -> (Vec<Vec<RecordBatch<u64>>>, Vec<Event>) {
                     partition_key: format!("pk{i}"),
                     data: Bytes::from(data),
                     arrival_time_ms: arrival,
+                    explicit_hash_key: None,
                 });
                 events.push(e);
             }

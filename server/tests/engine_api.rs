@@ -60,6 +60,7 @@ fn record(data: &str, arrival_ms: i64) -> ConsumedRecord {
         partition_key: "k".into(),
         data: Bytes::from(data.to_string()),
         arrival_time_ms: arrival_ms,
+        explicit_hash_key: None,
     }
 }
 
@@ -142,7 +143,7 @@ async fn definitions_queries_and_fields_over_http() {
             shard: "shardId-000000000000".into(),
             records,
             millis_behind_latest: Some(0),
-            position: (),
+            position: streamboard::consumer::Checkpoint::default(),
         })
         .await
         .unwrap();

@@ -29,6 +29,9 @@ pub struct FileConfig {
     pub application: Option<String>,
     pub discovery_interval: Option<PositiveDuration>,
     pub idle_poll_interval: Option<PositiveDuration>,
+    pub kinesis_endpoint: Option<String>,
+    pub embedded_listen: Option<SocketAddr>,
+    pub demo_rate: Option<u32>,
     /// Metric definitions (`[[metrics]]` tables), installed into the database at start-up.
     #[serde(default)]
     pub metrics: Vec<crate::engine::MetricDefinition>,

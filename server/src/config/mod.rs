@@ -14,6 +14,7 @@ use crate::endpoint::{
     faults::{FaultConfig, FaultKind, parse_operations},
     wire::Operation,
 };
+use crate::kinesis::client::KinesisTarget;
 use app::units::{format_duration, parse_duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{
@@ -196,6 +197,63 @@ pub struct ServeArgs {
     /// How long a shard reader waits before polling again when it is caught up [default: 200ms].
     #[arg(long, env = "STREAMBOARD_IDLE_POLL_INTERVAL", value_name = "DURATION", value_parser = parse_positive_duration)]
     pub idle_poll_interval: Option<Duration>,
+
+    /// Read Kinesis from this compatible endpoint (e.g. http://127.0.0.1:4567) instead of AWS.
+    /// Without it, and with no streams and no AWS settings (AWS_REGION, AWS_PROFILE,
+    /// AWS_ENDPOINT_URL_KINESIS, AWS_ACCESS_KEY_ID), serve starts the embedded endpoint with
+    /// demo streams.
+    #[arg(long, env = "STREAMBOARD_KINESIS_ENDPOINT", value_name = "URL", value_parser = parse_endpoint_url)]
+    pub kinesis_endpoint: Option<String>,
+
+    /// Address of the embedded Kinesis endpoint in the no-AWS default; a free port is used if it
+    /// is taken [default: 127.0.0.1:4567].
+    #[arg(long, env = "STREAMBOARD_EMBEDDED_LISTEN", value_name = "ADDR")]
+    pub embedded_listen: Option<SocketAddr>,
+
+    /// Records per second the demo producer puts into each demo stream of the embedded default;
+    /// 0 turns it off [default: 50].
+    #[arg(long, env = "STREAMBOARD_DEMO_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub demo_rate: Option<u32>,
+}
+
+/// Where `serve` reads Kinesis from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KinesisSource {
+    /// Nothing configured: the embedded endpoint on `listen`, with the demo streams and a demo
+    /// producer putting `demo_rate` records/s into each.
+    Embedded { listen: SocketAddr, demo_rate: u32 },
+    /// AWS through the standard chain, or a compatible endpoint.
+    External(KinesisTarget),
+}
+
+/// Default address of the embedded endpoint started by `serve`.
+pub const DEFAULT_EMBEDDED_LISTEN: &str = "127.0.0.1:4567";
+/// Default demo records per second per demo stream.
+pub const DEFAULT_DEMO_RATE: u32 = 50;
+
+/// Whether the environment names an AWS account, region or endpoint.
+fn aws_configured(var: impl Fn(&str) -> Option<String>) -> bool {
+    [
+        "AWS_ENDPOINT_URL_KINESIS",
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+    ]
+    .iter()
+    .any(|name| var(name).is_some_and(|value| !value.is_empty()))
+}
+
+/// clap/TOML check for an endpoint URL: `http://` or `https://` and a host.
+fn parse_endpoint_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{text}` must start with http:// or https://"))?;
+    if rest.trim_end_matches('/').is_empty() {
+        return Err(format!("`{text}` has no host"));
+    }
+    Ok(text.trim_end_matches('/').to_string())
 }
 
 /// How log lines are written.
@@ -243,6 +301,8 @@ pub struct ServeConfig {
     pub idle_poll_interval: Duration,
     /// Metric definitions from the config file (`[[metrics]]`); the API can add more.
     pub metrics: Vec<crate::engine::MetricDefinition>,
+    /// Where Kinesis is read from.
+    pub source: KinesisSource,
 }
 
 impl ServeConfig {
@@ -259,6 +319,7 @@ impl ServeConfig {
             discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
             idle_poll_interval: DEFAULT_IDLE_POLL_INTERVAL,
             metrics: Vec::new(),
+            source: KinesisSource::External(KinesisTarget::Aws),
         }
     }
 }
@@ -370,7 +431,36 @@ impl ServeConfig {
         if application.trim().is_empty() {
             return Err("application: must not be empty".to_string());
         }
+        let kinesis_endpoint = match args.kinesis_endpoint {
+            Some(url) => Some(url),
+            None => file
+                .kinesis_endpoint
+                .as_deref()
+                .map(|url| parse_endpoint_url(url).map_err(|e| format!("kinesis_endpoint: {e}")))
+                .transpose()?,
+        };
+        let source = match kinesis_endpoint {
+            Some(endpoint_url) => KinesisSource::External(KinesisTarget::Local { endpoint_url }),
+            None if !streams.is_empty() || aws_configured(|name| std::env::var(name).ok()) => {
+                KinesisSource::External(KinesisTarget::Aws)
+            }
+            None => KinesisSource::Embedded {
+                listen: args
+                    .embedded_listen
+                    .or(file.embedded_listen)
+                    .unwrap_or_else(|| {
+                        DEFAULT_EMBEDDED_LISTEN
+                            .parse()
+                            .expect("the default embedded address parses")
+                    }),
+                demo_rate: args
+                    .demo_rate
+                    .or(file.demo_rate)
+                    .unwrap_or(DEFAULT_DEMO_RATE),
+            },
+        };
         Ok(Self {
+            source,
             streams,
             application,
             discovery_interval: args

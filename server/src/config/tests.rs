@@ -411,3 +411,51 @@ fn produce_options() {
     let error = load(&["produce", "--stream", "s", "--demo", "logs", "--rate", "0"]).unwrap_err();
     assert!(error.to_string().contains("--rate"), "{error}");
 }
+
+#[test]
+fn kinesis_source_follows_what_is_configured() {
+    let config = serve(
+        load(&[
+            "serve",
+            "--kinesis-endpoint",
+            "http://127.0.0.1:4568/",
+            "--stream",
+            "orders",
+        ])
+        .unwrap(),
+    );
+    assert_eq!(
+        config.source,
+        KinesisSource::External(KinesisTarget::Local {
+            endpoint_url: "http://127.0.0.1:4568".into()
+        })
+    );
+    let config = serve(load(&["serve", "--stream", "orders"]).unwrap());
+    assert_eq!(config.source, KinesisSource::External(KinesisTarget::Aws));
+
+    let error = load(&["serve", "--kinesis-endpoint", "localhost:4567"]).unwrap_err();
+    assert_eq!(error.exit_code(), 2);
+    assert!(error.to_string().contains("--kinesis-endpoint"), "{error}");
+    assert!(error.to_string().contains("http://"), "{error}");
+    let error = load(&["serve", "--demo-rate", "1000000"]).unwrap_err();
+    assert!(error.to_string().contains("--demo-rate"), "{error}");
+}
+
+#[test]
+fn no_aws_settings_means_the_embedded_default() {
+    assert!(!aws_configured(|_| None));
+    assert!(aws_configured(|name| (name == "AWS_PROFILE").then(|| "dev".to_string())));
+    assert!(!aws_configured(|name| (name == "AWS_REGION").then(String::new)));
+    let file = FileConfig::parse("demo_rate = 5\nembedded_listen = \"127.0.0.1:0\"\n").unwrap();
+    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
+    let config = serve(Config::resolve(cli, file).unwrap());
+    if !aws_configured(|name| std::env::var(name).ok()) {
+        assert_eq!(
+            config.source,
+            KinesisSource::Embedded {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                demo_rate: 5
+            }
+        );
+    }
+}

@@ -71,17 +71,10 @@ pub struct ConsumedRecord {
     pub explicit_hash_key: Option<String>,
 }
 
-/// What readers send to the sink: records of one shard, in order, and the position after them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordBatch {
-    pub stream: StreamName,
-    pub shard: ShardId,
-    pub records: Vec<ConsumedRecord>,
-    pub millis_behind_latest: Option<i64>,
-    /// The position after this batch (with `shard_finished` for the shard's last batch). Store
-    /// it in the same transaction as the batch's effect.
-    pub position: Checkpoint,
-}
+/// What readers send to the sink: records of one shard, in order, and the position after them
+/// (`position`, with `shard_finished` for the shard's last batch), to be stored in the same
+/// transaction as the batch's effect. The engine's batch type, with the consumer's position.
+pub type RecordBatch = crate::engine::RecordBatch<Checkpoint>;
 
 /// Default capacity of the reader → sink channel, in batches.
 pub const DEFAULT_BATCH_CHANNEL_CAPACITY: usize = 64;

@@ -888,6 +888,7 @@ mod tests {
             partition_key: "k".into(),
             data: Bytes::from(data.to_string()),
             arrival_time_ms: arrival_ms,
+            explicit_hash_key: None,
         }
     }
 

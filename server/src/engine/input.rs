@@ -1,7 +1,7 @@
 //! What the consumer hands the engine: one [`RecordBatch`] per GetRecords (or SubscribeToShard
-//! event) of one shard. Defined here until the lead unifies it with the consumer's types.
+//! event) of one shard; the consumer sends `RecordBatch<consumer::Checkpoint>`.
 
-use crate::kinesis::{SequenceNumber, ShardId, StreamName};
+use crate::kinesis::{ShardId, StreamName};
 
 /// A batch of records from one shard, in shard order.
 ///
@@ -16,13 +16,4 @@ pub struct RecordBatch<P = ()> {
     pub position: P,
 }
 
-/// One Kinesis record (after de-aggregation, hence the optional sub-sequence).
-#[derive(Debug, Clone)]
-pub struct ConsumedRecord {
-    pub sequence_number: SequenceNumber,
-    pub sub_sequence: Option<u64>,
-    pub partition_key: String,
-    pub data: bytes::Bytes,
-    /// Kinesis `ApproximateArrivalTimestamp`, epoch milliseconds.
-    pub arrival_time_ms: i64,
-}
+pub use crate::consumer::ConsumedRecord;

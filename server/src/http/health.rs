@@ -37,6 +37,21 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
-        state.metrics.render(),
+        render_metrics(&state),
     )
+}
+
+/// The process's figures, then the consumer's per-shard figures when it runs.
+fn render_metrics(state: &AppState) -> String {
+    let mut text = state.metrics.render();
+    if let Some(health) = state
+        .pipeline
+        .as_ref()
+        .and_then(|pipeline| pipeline.consumer_health.as_ref())
+    {
+        let mut consumer = prometheus::Exposition::default();
+        health.borrow().render_prometheus(&mut consumer);
+        text.push_str(&consumer.finish());
+    }
+    text
 }

@@ -40,6 +40,7 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// The metrics engine, when running (definition reloads, field discovery).
     pub engine: Option<EngineHandle>,
+    pub pipeline: Option<crate::pipeline::Pipeline>,
 }
 
 impl AppState {
@@ -77,10 +78,17 @@ impl AppState {
             shutdown,
             tracker,
             engine: None,
+            pipeline: None,
         }
     }
 
     /// Attaches the running metrics engine.
+    /// Attaches the running data path (consumer health for `/metrics`).
+    pub fn with_pipeline(mut self, pipeline: crate::pipeline::Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
+    }
+
     pub fn with_engine(mut self, engine: EngineHandle) -> Self {
         self.engine = Some(engine);
         self
