@@ -22,7 +22,9 @@ th:first-child,td:first-child{text-align:left}svg{max-width:100%;height:auto}\
 .metric{break-inside:avoid}\
 @media print{body{margin:0}.metric{break-before:page}.metric:first-of-type{break-before:auto}}";
 
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"];
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+];
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -193,7 +195,10 @@ impl RowWriter for HtmlWriter {
                  <th>max</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p999</th></tr></thead><tbody>",
             );
             for (i, total) in self.totals.iter().enumerate() {
-                let swatch = COLOURS.get(i).map(|c| format!("<span style=\"color:{c}\">■</span> ")).unwrap_or_default();
+                let swatch = COLOURS
+                    .get(i)
+                    .map(|c| format!("<span style=\"color:{c}\">■</span> "))
+                    .unwrap_or_default();
                 let _ = write!(html, "<tr><td>{swatch}{}</td>", escape(&total.series));
                 for cell in &total.cells {
                     let _ = write!(html, "<td>{}</td>", escape(cell));

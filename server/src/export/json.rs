@@ -46,7 +46,9 @@ impl RowWriter for JsonWriter {
         string(out, row.metric);
         out.extend_from_slice(b",\"series\":");
         // Stored series are JSON arrays written by the engine; anything else becomes a string.
-        if row.series.starts_with('[') && serde_json::from_str::<serde::de::IgnoredAny>(row.series).is_ok() {
+        if row.series.starts_with('[')
+            && serde_json::from_str::<serde::de::IgnoredAny>(row.series).is_ok()
+        {
             out.extend_from_slice(row.series.as_bytes());
         } else {
             string(out, row.series);

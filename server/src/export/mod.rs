@@ -248,7 +248,15 @@ mod tests {
 
     #[test]
     fn rfc3339_matches_the_time_crate() {
-        for s in [0, 1, 951_782_400, 1_764_111_600, 4_102_444_799, -1, 1_709_164_800] {
+        for s in [
+            0,
+            1,
+            951_782_400,
+            1_764_111_600,
+            4_102_444_799,
+            -1,
+            1_709_164_800,
+        ] {
             let expected = time::OffsetDateTime::from_unix_timestamp(s)
                 .expect("in range")
                 .format(&time::format_description::well_known::Rfc3339)
@@ -292,8 +300,16 @@ mod tests {
         let mut shaper = Shaper::new("m".into(), Some("ms".into()), 60);
         let mut w = Collect(Vec::new());
         let mut out = Vec::new();
-        shaper.page(vec![bucket("[\"a\"]", 0, &[1, 2]), bucket("[\"a\"]", 60, &[3])], &mut w, &mut out);
-        shaper.page(vec![bucket("[\"a\"]", 120, &[100]), bucket("[\"b\"]", 0, &[7])], &mut w, &mut out);
+        shaper.page(
+            vec![bucket("[\"a\"]", 0, &[1, 2]), bucket("[\"a\"]", 60, &[3])],
+            &mut w,
+            &mut out,
+        );
+        shaper.page(
+            vec![bucket("[\"a\"]", 120, &[100]), bucket("[\"b\"]", 0, &[7])],
+            &mut w,
+            &mut out,
+        );
         shaper.finish(&mut w, &mut out);
         let rows = w.0;
         assert_eq!(rows.len(), 6);

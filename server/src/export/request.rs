@@ -186,7 +186,10 @@ pub fn plan(
         None => None,
         Some(text) => {
             let labels: Vec<String> = serde_json::from_str(text).map_err(|e| {
-                invalid("series", format!("must be a JSON array of strings like [\"eu\"]: {e}"))
+                invalid(
+                    "series",
+                    format!("must be a JSON array of strings like [\"eu\"]: {e}"),
+                )
             })?;
             Some(serde_json::to_string(&labels).expect("labels always serialise"))
         }
@@ -200,20 +203,33 @@ pub fn plan(
         None => to_ms - 3_600_000,
     };
     if from_ms >= to_ms {
-        return Err(invalid("to", "must be after from; swap them or move from earlier"));
+        return Err(invalid(
+            "to",
+            "must be after from; swap them or move from earlier",
+        ));
     }
     let resolution_s = match params.resolution.as_deref().unwrap_or("auto") {
         "auto" | "" => pick_tier(from_ms, to_ms),
         "1s" => 1,
         "1m" => 60,
         "1h" => 3600,
-        other => return Err(invalid("resolution", format!("{other:?}: use 1s, 1m, 1h or auto"))),
+        other => {
+            return Err(invalid(
+                "resolution",
+                format!("{other:?}: use 1s, 1m, 1h or auto"),
+            ));
+        }
     };
     let format = match params.format.as_deref().unwrap_or("csv") {
         "csv" | "" => Format::Csv,
         "json" => Format::Json,
         "html" => Format::Html,
-        other => return Err(invalid("format", format!("{other:?}: use csv, json or html"))),
+        other => {
+            return Err(invalid(
+                "format",
+                format!("{other:?}: use csv, json or html"),
+            ));
+        }
     };
     let tier_index = match resolution_s {
         1 => 0,
@@ -242,7 +258,13 @@ pub fn file_name(plan: &ExportPlan, metric_names: &[String]) -> String {
     let what = match (&plan.metrics, metric_names) {
         (Some(_), [one]) => one
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect::<String>(),
         (None, _) => "all-metrics".to_string(),
         (_, many) => format!("{}-metrics", many.len()),
@@ -293,13 +315,17 @@ mod tests {
 
     #[test]
     fn relative_and_rfc3339_times_and_auto_resolution() {
-        let plan = plan(&params(&[("from", "-24h"), ("metrics", "a, b")]), NOW, KEEP).expect("valid");
+        let plan =
+            plan(&params(&[("from", "-24h"), ("metrics", "a, b")]), NOW, KEEP).expect("valid");
         assert_eq!(plan.from_ms, NOW - 86_400_000);
         assert_eq!(plan.to_ms, NOW);
         assert_eq!(plan.resolution_s, 60);
         assert_eq!(plan.metrics, Some(vec!["a".into(), "b".into()]));
         assert_eq!(plan.format, Format::Csv);
-        assert_eq!(parse_time("from", "2025-11-25T22:00:00Z", NOW), Ok(NOW - 3_600_000));
+        assert_eq!(
+            parse_time("from", "2025-11-25T22:00:00Z", NOW),
+            Ok(NOW - 3_600_000)
+        );
         assert_eq!(
             file_name(&plan, &["a".into(), "b".into()]),
             "streamboard-2-metrics-20251124T230000Z-20251125T230000Z-1m.csv"

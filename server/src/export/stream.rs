@@ -5,7 +5,10 @@
 //! server shutdown. Memory: at most one page plus [`CHANNEL_CHUNKS`] chunks in flight.
 
 use super::{
-    RowWriter, Shaper, csv::CsvWriter, html::HtmlWriter, json::JsonWriter,
+    RowWriter, Shaper,
+    csv::CsvWriter,
+    html::HtmlWriter,
+    json::JsonWriter,
     request::{ExportError, ExportPlan, Format},
 };
 use crate::{
@@ -137,7 +140,9 @@ async fn send(
     if out.is_empty() {
         return Ok(());
     }
-    tx.send(Ok(Bytes::from(out))).await.map_err(|_| RunError::Closed)
+    tx.send(Ok(Bytes::from(out)))
+        .await
+        .map_err(|_| RunError::Closed)
 }
 
 async fn run(
@@ -159,7 +164,9 @@ async fn run(
         let mut shaper = Shaper::new(metric.name.clone(), unit, plan.resolution_s);
         let mut cursor: Option<PageCursor> = None;
         loop {
-            let page = database.export_page(&range, cursor.as_ref(), PAGE_ROWS).await?;
+            let page = database
+                .export_page(&range, cursor.as_ref(), PAGE_ROWS)
+                .await?;
             let last = page.last().map(|b| (b.series.clone(), b.start_s));
             let done = (page.len() as i64) < PAGE_ROWS;
             let (back_shaper, back_writer, out) = tokio::task::spawn_blocking(move || {

@@ -36,41 +36,42 @@ pub type PageCursor = (String, i64);
 
 impl Database {
     /// Up to `limit` buckets of `range` strictly after `after`, ordered by (series, start_s).
-    /// Keyset pagination on the primary key, so each page costs the same however deep it is.
+    /// Keyset pagination on the primary key: within a series an index range on `start_s`,
+    /// and the next series found by `MIN(series) > ?` on the index, so each page costs
+    /// O(log n + limit) however deep it is (an `OR`ed row comparison would rescan).
     pub async fn export_page(
         &self,
         range: &BucketRange,
         after: Option<&PageCursor>,
         limit: i64,
     ) -> Result<Vec<RawBucket>, StorageError> {
-        let (after_series, after_start) = match after {
-            Some((series, start)) => (Some(series.as_str()), *start),
-            None => (None, i64::MIN),
+        let mut out = Vec::new();
+        let mut current: Option<(String, i64)> = match (after, &range.series) {
+            (Some((series, start)), _) => Some((series.clone(), *start)),
+            (None, Some(series)) => Some((series.clone(), range.from_s - 1)),
+            (None, None) => self
+                .next_series(range, None)
+                .await?
+                .map(|series| (series, range.from_s - 1)),
         };
-        let rows = sqlx::query(
-            "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
-             WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
-             AND (? IS NULL OR series = ?) \
-             AND (? IS NULL OR series > ? OR (series = ? AND start_s > ?)) \
-             ORDER BY series, start_s LIMIT ?",
-        )
-        .bind(range.metric_id)
-        .bind(range.tier_s)
-        .bind(range.from_s)
-        .bind(range.to_s)
-        .bind(range.series.as_deref())
-        .bind(range.series.as_deref())
-        .bind(after_series)
-        .bind(after_series)
-        .bind(after_series)
-        .bind(after_start)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RawBucket {
-                    series: row.try_get("series")?,
+        while let Some((series, after_start)) = current.take() {
+            let rows = sqlx::query(
+                "SELECT start_s, count, sum, min, max, hist FROM metric_bucket \
+                 WHERE metric_id = ? AND tier_s = ? AND series = ? AND start_s > ? AND start_s >= ? \
+                 AND start_s < ? ORDER BY start_s LIMIT ?",
+            )
+            .bind(range.metric_id)
+            .bind(range.tier_s)
+            .bind(&series)
+            .bind(after_start)
+            .bind(range.from_s)
+            .bind(range.to_s)
+            .bind(limit - out.len() as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                out.push(RawBucket {
+                    series: series.clone(),
                     start_s: row.try_get("start_s")?,
                     stats: Stats {
                         count: row.try_get::<i64, _>("count")? as u64,
@@ -79,9 +80,34 @@ impl Database {
                         max: row.try_get("max")?,
                     },
                     hist: row.try_get("hist")?,
-                })
-            })
-            .collect()
+                });
+            }
+            if out.len() as i64 >= limit || range.series.is_some() {
+                break;
+            }
+            current = self
+                .next_series(range, Some(&series))
+                .await?
+                .map(|next| (next, range.from_s - 1));
+        }
+        Ok(out)
+    }
+
+    /// The first stored series of the metric and tier after `after` (any time range).
+    async fn next_series(
+        &self,
+        range: &BucketRange,
+        after: Option<&str>,
+    ) -> Result<Option<String>, StorageError> {
+        let next: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(series) FROM metric_bucket WHERE metric_id = ? AND tier_s = ? AND series > ?",
+        )
+        .bind(range.metric_id)
+        .bind(range.tier_s)
+        .bind(after.unwrap_or(""))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next)
     }
 
     /// How many buckets `range` holds (the export's row count before summary rows).
