@@ -138,24 +138,24 @@ impl Database {
         rows: &[(String, i64, Stats, Option<&Histogram<u64>>)],
     ) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
-        for (series, start_s, stats, hist) in rows {
-            let blob = hist.map(super::metrics::encode_histogram);
-            sqlx::query(
+        // 100 rows per statement (9 binds each, under SQLite's 32,766-variable limit).
+        for chunk in rows.chunks(100) {
+            let mut insert = sqlx::QueryBuilder::new(
                 "INSERT OR REPLACE INTO metric_bucket \
-                 (metric_id, tier_s, series, start_s, count, sum, min, max, hist) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(metric_id)
-            .bind(tier_s)
-            .bind(series)
-            .bind(start_s)
-            .bind(stats.count as i64)
-            .bind(stats.sum)
-            .bind(stats.min)
-            .bind(stats.max)
-            .bind(blob)
-            .execute(&mut *tx)
-            .await?;
+                 (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
+            );
+            insert.push_values(chunk, |mut row, (series, start_s, stats, hist)| {
+                row.push_bind(metric_id)
+                    .push_bind(tier_s)
+                    .push_bind(series.clone())
+                    .push_bind(*start_s)
+                    .push_bind(stats.count as i64)
+                    .push_bind(stats.sum)
+                    .push_bind(stats.min)
+                    .push_bind(stats.max)
+                    .push_bind(hist.map(super::metrics::encode_histogram));
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
