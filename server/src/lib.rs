@@ -6,6 +6,7 @@
 //! - [`storage`]: the SQLite database (pool, migrations, all SQL).
 //! - [`http`]: the axum router: Leptos SSR pages, `/api/v1`, `/healthz`, `/metrics`, `/ws`, site assets.
 //! - [`engine`]: the metrics engine (definitions, aggregation, flush, queries).
+//! - [`export`]: CSV, JSON and printable HTML exports of stored history (`/api/v1/export`).
 //! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation,
 //!   checkpoints, and record batches handed to a sink over a bounded channel.
 //! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod consumer;
 pub mod endpoint;
 pub mod engine;
+pub mod export;
 pub mod http;
 pub mod kinesis;
 pub mod pipeline;

@@ -51,7 +51,8 @@ pub fn pick_tier(from_ms: i64, to_ms: i64) -> i64 {
     }
 }
 
-fn unit_of(metric: &MetricRecord) -> Option<String> {
+/// The unit a metric declares (definitions) or has (built-ins).
+pub fn unit_of(metric: &MetricRecord) -> Option<String> {
     match &metric.definition {
         Some(def) => def.unit.clone(),
         None => metric

@@ -6,6 +6,7 @@
 
 pub mod api;
 mod assets;
+mod export;
 mod health;
 mod ws;
 
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::prometheus))
         .route("/ws", get(ws::upgrade))
         .merge(api::router())
+        .route("/api/v1/export", get(export::export))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(shell_options.clone()))
         .fallback(assets::asset_or_not_found)
         .layer(CompressionLayer::new())

@@ -18,6 +18,7 @@ use std::{
 };
 
 pub mod checkpoints;
+pub mod export;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 

@@ -1,0 +1,195 @@
+//! The export's I/O shell: resolves metrics, validates the row count, then one task pages
+//! through storage (keyset pages of [`PAGE_ROWS`]), shapes each page on `spawn_blocking`
+//! (histogram decoding is CPU work) and sends byte chunks over a bounded channel that feeds
+//! the HTTP body. A client that goes away closes the channel and the task stops; so does
+//! server shutdown. Memory: at most one page plus [`CHANNEL_CHUNKS`] chunks in flight.
+
+use super::{
+    RowWriter, Shaper,
+    csv::CsvWriter,
+    html::HtmlWriter,
+    json::JsonWriter,
+    request::{ExportError, ExportPlan, Format},
+};
+use crate::{
+    engine::query::unit_of,
+    storage::{
+        Database, StorageError,
+        export::{BucketRange, PageCursor},
+        metrics::MetricRecord,
+    },
+};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// Buckets read per storage page.
+pub const PAGE_ROWS: i64 = 2_000;
+/// Chunks buffered between the reader task and the HTTP body.
+pub const CHANNEL_CHUNKS: usize = 4;
+
+/// Errors while preparing an export (before the first byte is sent).
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Request(#[from] ExportError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A checked export, ready to stream.
+pub struct Prepared {
+    pub plan: ExportPlan,
+    pub metrics: Vec<MetricRecord>,
+    /// Bucket rows plus one total row per series.
+    pub rows: i64,
+}
+
+fn range(plan: &ExportPlan, metric_id: i64) -> BucketRange {
+    BucketRange {
+        metric_id,
+        tier_s: plan.resolution_s,
+        series: plan.series.clone(),
+        from_s: plan.from_s(),
+        to_s: plan.to_s(),
+    }
+}
+
+/// Resolves metric names and counts rows; refuses unknown metrics and oversize exports.
+pub async fn prepare(database: &Database, plan: ExportPlan) -> Result<Prepared, PrepareError> {
+    let metrics = match &plan.metrics {
+        None => database.active_metrics().await?,
+        Some(names) => {
+            let mut found = Vec::with_capacity(names.len());
+            for name in names {
+                let metric = database
+                    .active_metric(name)
+                    .await?
+                    .ok_or_else(|| ExportError::UnknownMetric(name.clone()))?;
+                found.push(metric);
+            }
+            found
+        }
+    };
+    let mut rows = 0;
+    for metric in &metrics {
+        let (buckets, series) = database.count_buckets(&range(&plan, metric.id)).await?;
+        rows += buckets + series;
+    }
+    let max = plan.format.max_rows();
+    if rows > max {
+        return Err(ExportError::TooManyRows {
+            rows,
+            max,
+            format: plan.format.extension(),
+        }
+        .into());
+    }
+    Ok(Prepared {
+        plan,
+        metrics,
+        rows,
+    })
+}
+
+fn writer(format: Format, plan: &ExportPlan) -> Box<dyn RowWriter> {
+    match format {
+        Format::Csv => Box::new(CsvWriter),
+        Format::Json => Box::new(JsonWriter::default()),
+        Format::Html => Box::new(HtmlWriter::new(plan.from_ms, plan.to_ms, plan.resolution_s)),
+    }
+}
+
+/// Starts the reader task; the receiver yields the body's chunks (an `Err` ends the body
+/// early, which the client sees as a truncated download rather than a silent short file).
+pub fn spawn(
+    database: Database,
+    prepared: Prepared,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    tracker.spawn(async move {
+        tokio::select! {
+            result = run(&database, prepared, &tx) => {
+                if let Err(error) = result {
+                    tracing::warn!(%error, "export stopped");
+                    let _ = tx.send(Err(std::io::Error::other(error.to_string()))).await;
+                }
+            }
+            () = shutdown.cancelled() => {}
+        }
+    });
+    rx
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("export shaping task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("client went away")]
+    Closed,
+}
+
+async fn send(
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    out: Vec<u8>,
+) -> Result<(), RunError> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    tx.send(Ok(Bytes::from(out)))
+        .await
+        .map_err(|_| RunError::Closed)
+}
+
+async fn run(
+    database: &Database,
+    prepared: Prepared,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), RunError> {
+    let plan = prepared.plan;
+    let mut writer = writer(plan.format, &plan);
+    let mut out = Vec::new();
+    writer.begin(&mut out);
+    send(tx, out).await?;
+    for metric in &prepared.metrics {
+        let range = range(&plan, metric.id);
+        let unit = unit_of(metric);
+        let mut out = Vec::new();
+        writer.metric_start(&metric.name, unit.as_deref(), &mut out);
+        send(tx, out).await?;
+        let mut shaper = Shaper::new(metric.name.clone(), unit, plan.resolution_s);
+        let mut cursor: Option<PageCursor> = None;
+        loop {
+            let page = database
+                .export_page(&range, cursor.as_ref(), PAGE_ROWS)
+                .await?;
+            let last = page.last().map(|b| (b.series.clone(), b.start_s));
+            let done = (page.len() as i64) < PAGE_ROWS;
+            let (back_shaper, back_writer, out) = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::with_capacity(page.len() * 96);
+                shaper.page(page, writer.as_mut(), &mut out);
+                if done {
+                    shaper.finish(writer.as_mut(), &mut out);
+                    writer.metric_end(&mut out);
+                }
+                (shaper, writer, out)
+            })
+            .await?;
+            shaper = back_shaper;
+            writer = back_writer;
+            send(tx, out).await?;
+            match last {
+                Some(last) if !done => cursor = Some(last),
+                _ => break,
+            }
+        }
+    }
+    let mut out = Vec::new();
+    writer.end(&mut out);
+    send(tx, out).await?;
+    Ok(())
+}

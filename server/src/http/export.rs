@@ -1,0 +1,87 @@
+//! `GET /api/v1/export`: the thin HTTP shell over [`crate::export`]. Validation errors are
+//! answered as 422 (404 for an unknown metric) through [`ApiError`] before any byte is sent;
+//! then the body streams from the export task's bounded channel.
+//!
+//! Parameters: `metrics` (comma-separated names, or `all`), `series` (JSON label array),
+//! `from`/`to` (RFC 3339, epoch ms, `now`, or `-24h`), `resolution` (`1s`, `1m`, `1h`, `auto`),
+//! `format` (`csv`, `json`, `html`).
+
+use super::{AppState, api::ApiError};
+use crate::{
+    engine::shell::{ShellConfig, now_ms},
+    export::{
+        request::{self, ExportError, ExportParams},
+        stream::{self, PrepareError},
+    },
+};
+use axum::{
+    body::Body,
+    extract::{Query, State, rejection::QueryRejection},
+    http::header,
+    response::{IntoResponse, Response},
+};
+use futures_util::stream::unfold;
+
+impl From<ExportError> for ApiError {
+    fn from(error: ExportError) -> Self {
+        match error {
+            ExportError::UnknownMetric(_) => ApiError::NotFound(error.to_string()),
+            other => ApiError::Unprocessable {
+                field: other.field().to_string(),
+                message: match &other {
+                    ExportError::Invalid { message, .. } => message.clone(),
+                    _ => other.to_string(),
+                },
+            },
+        }
+    }
+}
+
+impl From<PrepareError> for ApiError {
+    fn from(error: PrepareError) -> Self {
+        match error {
+            PrepareError::Request(e) => e.into(),
+            PrepareError::Storage(e) => e.into(),
+        }
+    }
+}
+
+pub(super) async fn export(
+    State(state): State<AppState>,
+    params: Result<Query<ExportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|r| ApiError::Unprocessable {
+        field: "query".into(),
+        message: r.body_text(),
+    })?;
+    let plan = request::plan(&params, now_ms(), ShellConfig::default().retention)?;
+    let prepared = stream::prepare(&state.database, plan).await?;
+    let names: Vec<String> = prepared.metrics.iter().map(|m| m.name.clone()).collect();
+    let file_name = request::file_name(&prepared.plan, &names);
+    let content_type = prepared.plan.format.content_type();
+    let rows = prepared.rows;
+    let rx = stream::spawn(
+        state.database.clone(),
+        prepared,
+        &state.tracker,
+        state.shutdown.clone(),
+    );
+    let body = Body::from_stream(unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+            (
+                header::HeaderName::from_static("x-export-rows"),
+                rows.to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
