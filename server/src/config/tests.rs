@@ -444,8 +444,12 @@ fn kinesis_source_follows_what_is_configured() {
 #[test]
 fn no_aws_settings_means_the_embedded_default() {
     assert!(!aws_configured(|_| None));
-    assert!(aws_configured(|name| (name == "AWS_PROFILE").then(|| "dev".to_string())));
-    assert!(!aws_configured(|name| (name == "AWS_REGION").then(String::new)));
+    assert!(aws_configured(
+        |name| (name == "AWS_PROFILE").then(|| "dev".to_string())
+    ));
+    assert!(!aws_configured(
+        |name| (name == "AWS_REGION").then(String::new)
+    ));
     let file = FileConfig::parse("demo_rate = 5\nembedded_listen = \"127.0.0.1:0\"\n").unwrap();
     let cli = Cli::try_parse_from(["streamboard"]).unwrap();
     let config = serve(Config::resolve(cli, file).unwrap());
