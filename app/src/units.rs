@@ -138,7 +138,7 @@ mod format_tests {
     #[test]
     fn numbers_get_units_and_three_figures() {
         assert_eq!(format_number(0.0), "0");
-        assert_eq!(format_number(3.14159), "3.14");
+        assert_eq!(format_number(4.5678), "4.57");
         assert_eq!(format_number(45.67), "45.7");
         assert_eq!(format_number(1234.0), "1.23k");
         assert_eq!(format_number(2_500_000.0), "2.50M");
