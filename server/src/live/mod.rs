@@ -407,3 +407,6 @@ pub fn spawn(
     });
     hub
 }
+
+#[cfg(test)]
+mod tests;
