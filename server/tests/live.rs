@@ -293,8 +293,15 @@ async fn a_stalled_client_does_not_slow_others_and_is_resynchronised() {
     })
     .await;
     assert!(resync > first);
+    // The stalled client stops reading again; it must not hold up a graceful shutdown.
+    let stopping = std::time::Instant::now();
     server.shutdown();
     server.wait().await.unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?} with a stalled client",
+        stopping.elapsed()
+    );
 }
 
 #[tokio::test]

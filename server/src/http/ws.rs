@@ -30,9 +30,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
 
 /// A client must say hello within this time or the socket is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the close frame may take to send before the session just ends.
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest text frame a client may send; live-protocol requests are small.
 const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -95,7 +98,9 @@ async fn session(mut socket: WebSocket, state: AppState) {
             code,
             reason: Utf8Bytes::from(reason),
         };
-        let _ = socket.send(Message::Close(Some(frame))).await;
+        // Bounded: a client that stopped reading must not hold up shutdown.
+        let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, socket.send(Message::Close(Some(frame))))
+            .await;
     }
     match end {
         End::Transport(error) => {
@@ -140,11 +145,11 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                 send(socket, &ServerMessage::Heartbeat { seq, server_time_ms: now_millis() }).await?;
             }
             frame = next_frame(&mut frames) => match frame {
-                Ok(frame) => send_topics(socket, &frame, &topics).await?,
+                Ok(frame) => send_topics(socket, &state.shutdown, &frame, &topics).await?,
                 Err(RecvError::Lagged(skipped)) => {
                     tracing::debug!(skipped, "live session fell behind; resynchronising");
                     if let Some(hub) = &state.live {
-                        send_snapshot(socket, &hub.latest(), &topics).await?;
+                        send_snapshot(socket, &state.shutdown, &hub.latest(), &topics).await?;
                     }
                 }
                 Err(RecvError::Closed) => frames = None, // the publisher stopped (shutdown)
@@ -161,7 +166,7 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                         }
                         topics = wanted;
                         if let Some(hub) = &state.live {
-                            send_snapshot(socket, &hub.latest(), &topics).await?;
+                            send_snapshot(socket, &state.shutdown, &hub.latest(), &topics).await?;
                         }
                     }
                     Err(error) => send(socket, &ServerMessage::Error {
@@ -185,31 +190,47 @@ async fn next_frame(
     }
 }
 
-async fn send_text(socket: &mut WebSocket, text: &str) -> Result<(), End> {
-    socket
-        .send(Message::Text(Utf8Bytes::from(text)))
-        .await
-        .map_err(End::Transport)
+/// Sends one update; a socket that does not drain cannot hold up shutdown.
+async fn send_text(
+    socket: &mut WebSocket,
+    shutdown: &CancellationToken,
+    text: &str,
+) -> Result<(), End> {
+    tokio::select! {
+        _ = shutdown.cancelled() => Err(End::Shutdown),
+        sent = socket.send(Message::Text(Utf8Bytes::from(text))) => sent.map_err(End::Transport),
+    }
 }
 
 /// Sends the `snapshot` marker and then the frame's updates for `topics`.
-async fn send_snapshot(socket: &mut WebSocket, frame: &Frame, topics: &[Topic]) -> Result<(), End> {
-    send(socket, &ServerMessage::Snapshot { seq: frame.seq }).await?;
-    send_topics(socket, frame, topics).await
+async fn send_snapshot(
+    socket: &mut WebSocket,
+    shutdown: &CancellationToken,
+    frame: &Frame,
+    topics: &[Topic],
+) -> Result<(), End> {
+    let marker = ServerMessage::Snapshot { seq: frame.seq }.to_json();
+    send_text(socket, shutdown, &marker).await?;
+    send_topics(socket, shutdown, frame, topics).await
 }
 
 /// Sends the frame's pre-serialised update of each subscribed topic (nothing before the
 /// publisher's first tick).
-async fn send_topics(socket: &mut WebSocket, frame: &Frame, topics: &[Topic]) -> Result<(), End> {
+async fn send_topics(
+    socket: &mut WebSocket,
+    shutdown: &CancellationToken,
+    frame: &Frame,
+    topics: &[Topic],
+) -> Result<(), End> {
     if frame.seq == 0 {
         return Ok(());
     }
     for topic in topics {
         match topic {
-            Topic::Overview => send_text(socket, &frame.overview).await?,
-            Topic::Streams => send_text(socket, &frame.streams).await?,
+            Topic::Overview => send_text(socket, shutdown, &frame.overview).await?,
+            Topic::Streams => send_text(socket, shutdown, &frame.streams).await?,
             Topic::Metric { name } => match frame.metrics.get(name) {
-                Some(text) => send_text(socket, text).await?,
+                Some(text) => send_text(socket, shutdown, text).await?,
                 None => {
                     let payload = LivePayload::Metric(MetricLive {
                         name: name.clone(),
