@@ -50,8 +50,14 @@ pub struct LiveConnection {
 /// Subscribes the current page to `topics` until it is left.
 pub fn use_topics(topics: Vec<Topic>) -> LiveConnection {
     let live = use_live_connection();
-    live.topics.set(topics);
-    on_cleanup(move || live.topics.set(Vec::new()));
+    live.topics.set(topics.clone());
+    // The next page may already have set its topics (a new route renders before the old one is
+    // cleaned up): only clear what is still ours.
+    on_cleanup(move || {
+        if live.topics.with_untracked(|current| *current == topics) {
+            live.topics.set(Vec::new());
+        }
+    });
     live
 }
 
