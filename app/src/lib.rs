@@ -9,6 +9,7 @@
 //!
 //! The server renders [`shell`] (SSR, feature `ssr`); the `frontend` crate hydrates [`App`] in
 //! the browser (feature `hydrate`).
+#![recursion_limit = "256"]
 
 use leptos::prelude::*;
 use leptos_meta::{Link, MetaTags, Stylesheet, Title, provide_meta_context};
@@ -70,6 +71,7 @@ pub fn App() -> impl IntoView {
                     <Routes fallback=pages::NotFound>
                         <Route path=path!("") view=pages::Dashboard />
                         <Route path=path!("/streams") view=pages::Streams />
+                        <Route path=path!("/metric/:name") view=pages::MetricDetail />
                         <Route path=path!("/alerts") view=pages::Alerts />
                         <Route path=path!("/reports") view=pages::Reports />
                     </Routes>

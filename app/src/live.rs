@@ -4,7 +4,12 @@
 //! `Connecting` (that is what the first paint shows); in the browser an effect opens the socket,
 //! says hello, watches heartbeats and reconnects with exponential back-off when the socket
 //! closes or goes quiet. Pages read the state; only this module touches the socket.
+//!
+//! Pages say what they show with [`use_topics`]; the connection (re)subscribes whenever the
+//! topics change and after every hello, so a reconnect resubscribes by itself. The latest
+//! payload of each topic lands in a signal of [`LiveConnection`].
 
+use crate::protocol::{MetricLive, Overview, StreamsLive, Topic};
 use leptos::prelude::*;
 
 /// What the connection badge shows.
@@ -34,6 +39,26 @@ impl ConnectionState {
 pub struct LiveConnection {
     pub state: RwSignal<ConnectionState>,
     pub server_version: RwSignal<Option<String>>,
+    /// What the current page shows.
+    pub topics: RwSignal<Vec<Topic>>,
+    pub overview: RwSignal<Option<Overview>>,
+    pub streams: RwSignal<Option<StreamsLive>>,
+    /// The latest payload of the subscribed metric (the detail page shows one at a time).
+    pub metric: RwSignal<Option<MetricLive>>,
+}
+
+/// Subscribes the current page to `topics` until it is left.
+pub fn use_topics(topics: Vec<Topic>) -> LiveConnection {
+    let live = use_live_connection();
+    live.topics.set(topics.clone());
+    // The next page may already have set its topics (a new route renders before the old one is
+    // cleaned up): only clear what is still ours.
+    on_cleanup(move || {
+        if live.topics.with_untracked(|current| *current == topics) {
+            live.topics.set(Vec::new());
+        }
+    });
+    live
 }
 
 /// Delay before reconnect attempt `attempt` (0-based): 500 ms doubling, capped at 10 s.
@@ -48,6 +73,10 @@ pub fn provide_live_connection() -> LiveConnection {
     let live = LiveConnection {
         state: RwSignal::new(ConnectionState::Connecting),
         server_version: RwSignal::new(None),
+        topics: RwSignal::new(Vec::new()),
+        overview: RwSignal::new(None),
+        streams: RwSignal::new(None),
+        metric: RwSignal::new(None),
     };
     provide_context(live);
     #[cfg(feature = "hydrate")]
@@ -63,9 +92,13 @@ pub fn use_live_connection() -> LiveConnection {
 #[cfg(feature = "hydrate")]
 mod client {
     use super::{ConnectionState, LiveConnection, backoff_delay_ms};
-    use crate::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+    use crate::protocol::{ClientMessage, LivePayload, PROTOCOL_VERSION, ServerMessage};
     use leptos::prelude::*;
-    use std::{cell::Cell, rc::Rc, time::Duration};
+    use std::{
+        cell::{Cell, RefCell},
+        rc::Rc,
+        time::Duration,
+    };
     use wasm_bindgen::{JsCast, closure::Closure};
     use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
@@ -80,7 +113,26 @@ mod client {
         heartbeat_ms: Cell<f64>,
     }
 
+    thread_local! {
+        /// The open socket once the server said hello.
+        static SOCKET: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
+    }
+
+    fn subscribe(live: LiveConnection) {
+        let topics = live.topics.get_untracked();
+        SOCKET.with_borrow(|socket| {
+            if let Some(socket) = socket {
+                let _ = socket.send_with_str(&ClientMessage::Subscribe { topics }.to_json());
+            }
+        });
+    }
+
     pub fn start(live: LiveConnection) {
+        // Resubscribe whenever the page's topics change.
+        Effect::new(move |_| {
+            live.topics.track();
+            subscribe(live);
+        });
         let attempt = Rc::new(Attempt {
             failures: Cell::new(0),
             last_seen_ms: Cell::new(js_sys_now()),
@@ -129,6 +181,7 @@ mod client {
 
         let on_message = {
             let attempt = attempt.clone();
+            let socket = socket.clone();
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 attempt.last_seen_ms.set(js_sys_now());
                 let Some(text) = event.data().as_string() else {
@@ -144,7 +197,14 @@ mod client {
                         attempt.heartbeat_ms.set(heartbeat_interval_ms as f64);
                         live.server_version.set(Some(server_version));
                         live.state.set(ConnectionState::Connected);
+                        SOCKET.with_borrow_mut(|s| *s = Some(socket.clone()));
+                        subscribe(live);
                     }
+                    Ok(ServerMessage::Update { payload, .. }) => match payload {
+                        LivePayload::Overview(o) => live.overview.set(Some(o)),
+                        LivePayload::Streams(s) => live.streams.set(Some(s)),
+                        LivePayload::Metric(m) => live.metric.set(Some(m)),
+                    },
                     Ok(_) => {}
                     Err(error) => {
                         leptos::logging::warn!("ignoring unreadable live message: {error}")
@@ -161,6 +221,7 @@ mod client {
             let closed = closed.clone();
             Closure::<dyn FnMut(CloseEvent)>::new(move |_| {
                 if !closed.replace(true) {
+                    SOCKET.with_borrow_mut(|s| *s = None);
                     schedule_reconnect(live, attempt.clone());
                 }
             })

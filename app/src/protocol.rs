@@ -3,13 +3,30 @@
 //! Both sides serialise these enums as JSON text frames tagged by `type`. The protocol is
 //! versioned: the client says which version it speaks in its first message, the server answers
 //! `hello` with its own, and a mismatch is refused with an `error` message and a close frame.
-//! The live-data issue adds subscriptions, snapshots and deltas here; nothing else in the tree
-//! defines wire types.
+//! Nothing else in the tree defines live wire types.
+//!
+//! # Version 2: subscriptions
+//! After `hello` the client sends [`ClientMessage::Subscribe`] with the [`Topic`]s its page
+//! shows (at most [`MAX_TOPICS`]; more closes the socket with [`CLOSE_POLICY_VIOLATION`]). The
+//! server answers with [`ServerMessage::Snapshot`] followed by one [`ServerMessage::Update`] per
+//! topic, then sends a fresh `update` per topic on every publisher tick.
+//!
+//! Updates carry the topic's *full* payload, not a diff: the server's single publisher computes
+//! and serialises each topic's payload once per tick and shares the same text with every
+//! subscriber, so a full payload costs the server no more than a delta would, and a client can
+//! never drift from the server's state. A client that falls behind gets a new `snapshot` marker
+//! and the latest payloads instead of a growing queue.
 
 use serde::{Deserialize, Serialize};
 
 /// Version of the live protocol spoken by this build. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Most topics one connection may subscribe to.
+pub const MAX_TOPICS: usize = 16;
+
+/// WebSocket close code for a limit violation (RFC 6455 1008 "policy violation").
+pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
 
 /// WebSocket close code sent when the client speaks another protocol version (RFC 6455 1002).
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
@@ -22,6 +39,20 @@ pub enum ClientMessage {
     Hello { protocol: u32 },
     /// Round-trip probe; answered by [`ServerMessage::Pong`] with the same nonce.
     Ping { nonce: u64 },
+    /// Replaces the connection's subscriptions with `topics` (an empty list unsubscribes).
+    Subscribe { topics: Vec<Topic> },
+}
+
+/// What a page can subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "topic", rename_all = "snake_case")]
+pub enum Topic {
+    /// Every stream's summary and every metric's card (the dashboard).
+    Overview,
+    /// One metric's series with their windows and its error counts (the detail page).
+    Metric { name: String },
+    /// Every stream's shards (the streams page).
+    Streams,
 }
 
 /// Messages the server sends to the browser.
@@ -40,6 +71,126 @@ pub enum ServerMessage {
     Pong { nonce: u64 },
     /// The server refuses something the client sent; `code` is stable, `message` is for people.
     Error { code: String, message: String },
+    /// The updates with this `seq` that follow are a full resync: sent after a subscribe and
+    /// when the client fell behind the publisher.
+    Snapshot { seq: u64 },
+    /// One topic's full payload at publisher tick `seq`.
+    Update { seq: u64, payload: LivePayload },
+}
+
+/// One topic's payload; the variant says which topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "topic", rename_all = "snake_case")]
+pub enum LivePayload {
+    Overview(Overview),
+    Metric(MetricLive),
+    Streams(StreamsLive),
+}
+
+impl LivePayload {
+    /// The topic this payload answers.
+    pub fn topic(&self) -> Topic {
+        match self {
+            LivePayload::Overview(_) => Topic::Overview,
+            LivePayload::Metric(m) => Topic::Metric {
+                name: m.name.clone(),
+            },
+            LivePayload::Streams(_) => Topic::Streams,
+        }
+    }
+}
+
+/// Aggregates of one rolling window.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub window_s: i64,
+    pub count: u64,
+    pub rate_per_s: f64,
+    pub mean: Option<f64>,
+    pub p50: Option<u64>,
+    pub p90: Option<u64>,
+    pub p99: Option<u64>,
+}
+
+/// One stream's row on the dashboard.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StreamSummary {
+    pub name: String,
+    pub shards: usize,
+    pub records_per_s: f64,
+    pub bytes_per_s: f64,
+    /// Largest MillisBehindLatest over the stream's shards.
+    pub lag_ms: Option<i64>,
+    /// Records the stream's metrics could not parse (since start).
+    pub parse_errors: u64,
+    /// The last discovery error, if the last discovery failed.
+    pub error: Option<String>,
+    /// Records/s, one sample per second, oldest first (up to 60).
+    pub sparkline: Vec<f64>,
+}
+
+/// One metric's card: all its series merged.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricCard {
+    pub name: String,
+    pub stream: String,
+    pub series: usize,
+    /// Windows of 60 s, 5 min, 15 min and 1 h.
+    pub windows: Vec<WindowStats>,
+    /// The 60-s rolling rate, sampled once per second, oldest first (up to 60).
+    pub sparkline: Vec<f64>,
+    pub parse_errors: u64,
+}
+
+/// [`Topic::Overview`] payload.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Overview {
+    pub server_time_ms: i64,
+    pub streams: Vec<StreamSummary>,
+    pub metrics: Vec<MetricCard>,
+}
+
+/// One series of a metric with its windows.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SeriesLive {
+    pub labels: Vec<String>,
+    pub windows: Vec<WindowStats>,
+}
+
+/// [`Topic::Metric`] payload. `found` is false for a name the engine does not know.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricLive {
+    pub name: String,
+    pub found: bool,
+    pub server_time_ms: i64,
+    pub card: Option<MetricCard>,
+    pub series: Vec<SeriesLive>,
+    /// Records refused, by reason (e.g. `not_json`), since start.
+    pub errors: Vec<(String, u64)>,
+    pub late_records: u64,
+}
+
+/// One shard's row.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ShardRow {
+    pub stream: String,
+    pub shard: String,
+    pub state: String,
+    pub records_per_s: f64,
+    pub bytes_per_s: f64,
+    pub millis_behind_latest: Option<i64>,
+    pub parents: Vec<String>,
+    pub last_error: Option<String>,
+    /// Carries at least twice the stream's mean records/s (and more than 1 record/s).
+    pub hot: bool,
+}
+
+/// [`Topic::Streams`] payload.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StreamsLive {
+    pub server_time_ms: i64,
+    pub shards: Vec<ShardRow>,
+    pub stream_errors: Vec<(String, String)>,
 }
 
 impl ClientMessage {
@@ -85,6 +236,29 @@ mod tests {
 
     #[test]
     fn unknown_message_type_is_an_error() {
-        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"subscribe"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"unsubscribe"}"#).is_err());
+    }
+
+    #[test]
+    fn subscribe_names_topics() {
+        let json = ClientMessage::Subscribe {
+            topics: vec![
+                Topic::Overview,
+                Topic::Metric {
+                    name: "latency".into(),
+                },
+            ],
+        }
+        .to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"subscribe","topics":[{"topic":"overview"},{"topic":"metric","name":"latency"}]}"#
+        );
+        let update = ServerMessage::Update {
+            seq: 1,
+            payload: LivePayload::Streams(StreamsLive::default()),
+        };
+        let back: ServerMessage = serde_json::from_str(&update.to_json()).unwrap();
+        assert_eq!(back, update);
     }
 }

@@ -83,3 +83,68 @@ mod tests {
         }
     }
 }
+
+/// A count or rate with three significant figures and a k/M/G suffix: `1.23k`, `45.6`, `0`.
+pub fn format_number(value: f64) -> String {
+    let abs = value.abs();
+    let (scaled, suffix) = if abs >= 1e9 {
+        (value / 1e9, "G")
+    } else if abs >= 1e6 {
+        (value / 1e6, "M")
+    } else if abs >= 1e3 {
+        (value / 1e3, "k")
+    } else {
+        (value, "")
+    };
+    let abs = scaled.abs();
+    if value == 0.0 {
+        "0".to_string()
+    } else if abs >= 100.0 {
+        format!("{scaled:.0}{suffix}")
+    } else if abs >= 10.0 {
+        format!("{scaled:.1}{suffix}")
+    } else {
+        format!("{scaled:.2}{suffix}")
+    }
+}
+
+/// Bytes per second: `12.3 KB/s` (decimal units, like Kinesis quotas).
+pub fn format_bytes_per_s(value: f64) -> String {
+    let abs = value.abs();
+    let (scaled, unit) = if abs >= 1e6 {
+        (value / 1e6, "MB/s")
+    } else if abs >= 1e3 {
+        (value / 1e3, "KB/s")
+    } else {
+        (value, "B/s")
+    };
+    format!("{scaled:.1} {unit}")
+}
+
+/// A lag in milliseconds: `350 ms`, `4.2 s`, `3.1 min`; `—` when unknown.
+pub fn format_lag_ms(value: Option<i64>) -> String {
+    match value {
+        None => "—".to_string(),
+        Some(ms) if ms < 1_000 => format!("{ms} ms"),
+        Some(ms) if ms < 60_000 => format!("{:.1} s", ms as f64 / 1e3),
+        Some(ms) => format!("{:.1} min", ms as f64 / 6e4),
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn numbers_get_units_and_three_figures() {
+        assert_eq!(format_number(0.0), "0");
+        assert_eq!(format_number(4.5678), "4.57");
+        assert_eq!(format_number(45.67), "45.7");
+        assert_eq!(format_number(1234.0), "1.23k");
+        assert_eq!(format_number(2_500_000.0), "2.50M");
+        assert_eq!(format_bytes_per_s(12_345.0), "12.3 KB/s");
+        assert_eq!(format_lag_ms(Some(350)), "350 ms");
+        assert_eq!(format_lag_ms(Some(4_200)), "4.2 s");
+        assert_eq!(format_lag_ms(None), "—");
+    }
+}

@@ -12,6 +12,7 @@
 //! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
 //! - [`pipeline`]: wires `serve`'s data path: the Kinesis source (AWS, an endpoint, or the
 //!   embedded endpoint with demo producers), the consumer, and the engine's checkpoint hook.
+//! - [`live`]: the live hub: one publisher per server feeding every `/ws` session.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`app`] (another crate): the UI and every type the browser and server exchange.
 //!
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod export;
 pub mod http;
 pub mod kinesis;
+pub mod live;
 pub mod pipeline;
 pub mod producer;
 pub mod storage;
@@ -126,7 +128,15 @@ impl Server {
             tracker.clone(),
         )
         .with_engine(engine_handle.clone())
-        .with_pipeline(pipeline.clone());
+        .with_pipeline(pipeline.clone())
+        .with_live(live::spawn(
+            config.live_tick,
+            engine_handle.clone(),
+            pipeline.consumer_health.clone(),
+            database.clone(),
+            &tracker,
+            shutdown.clone(),
+        ));
         let router = http::router(state);
         let handle = tokio::spawn({
             let shutdown = shutdown.clone();

@@ -2,6 +2,7 @@
 //! theme switch.
 
 mod badge;
+pub mod chart;
 mod theme;
 
 pub use badge::ConnectionBadge;

@@ -3,12 +3,14 @@
 mod alerts;
 mod dashboard;
 mod errors;
+mod metric;
 mod reports;
 mod streams;
 
 pub use alerts::Alerts;
 pub use dashboard::Dashboard;
 pub use errors::{ErrorPanel, NotFound};
+pub use metric::MetricDetail;
 pub use reports::Reports;
 pub use streams::Streams;
 

@@ -32,6 +32,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Default data directory (database, and the embedded endpoint's records).
 pub const DEFAULT_DATA_DIR: &str = "./data";
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+const DEFAULT_LIVE_TICK: Duration = Duration::from_millis(250);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default consumer application name (the key of its checkpoints).
 pub const DEFAULT_APPLICATION: &str = "streamboard";
@@ -166,6 +167,10 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMBOARD_HEARTBEAT_INTERVAL", value_name = "DURATION", value_parser = parse_positive_duration)]
     pub heartbeat_interval: Option<Duration>,
 
+    /// How often the live publisher pushes fresh figures to browsers, e.g. 250ms [default: 250ms].
+    #[arg(long, env = "STREAMBOARD_LIVE_TICK", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub live_tick: Option<Duration>,
+
     /// How long shutdown waits for in-flight work before giving up [default: 10s].
     #[arg(long, env = "STREAMBOARD_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = parse_positive_duration)]
     pub shutdown_timeout: Option<Duration>,
@@ -292,6 +297,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub site_root: Option<PathBuf>,
     pub heartbeat_interval: Duration,
+    /// Interval of the live publisher (`/ws` updates).
+    pub live_tick: Duration,
     pub shutdown_timeout: Duration,
     /// Streams the consumer reads (empty: the consumer is idle).
     pub streams: Vec<StreamSpec>,
@@ -313,6 +320,7 @@ impl ServeConfig {
             data_dir: data_dir.into(),
             site_root: None,
             heartbeat_interval: DEFAULT_HEARTBEAT,
+            live_tick: DEFAULT_LIVE_TICK,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             streams: Vec::new(),
             application: DEFAULT_APPLICATION.to_string(),
@@ -485,6 +493,10 @@ impl ServeConfig {
                 .heartbeat_interval
                 .or(file.heartbeat_interval.map(|d| d.0))
                 .unwrap_or(DEFAULT_HEARTBEAT),
+            live_tick: args
+                .live_tick
+                .or(file.live_tick.map(|d| d.0))
+                .unwrap_or(DEFAULT_LIVE_TICK),
             shutdown_timeout: args
                 .shutdown_timeout
                 .or(file.shutdown_timeout.map(|d| d.0))

@@ -156,9 +156,12 @@ fn flags_are_parsed_into_types() {
             "/tmp/sb",
             "--heartbeat-interval",
             "250ms",
+            "--live-tick",
+            "100ms",
         ])
         .unwrap(),
     );
+    assert_eq!(config.live_tick, Duration::from_millis(100));
     assert_eq!(config.listen.port(), 4000);
     assert_eq!(config.data_dir, PathBuf::from("/tmp/sb"));
     assert_eq!(config.heartbeat_interval, Duration::from_millis(250));
@@ -189,6 +192,7 @@ fn help_is_not_an_error_and_documents_every_option() {
         "--data-dir",
         "--site-root",
         "--heartbeat-interval",
+        "--live-tick",
         "--shutdown-timeout",
         "--config",
         "--log-format",

@@ -42,6 +42,8 @@ pub struct AppState {
     /// The metrics engine, when running (definition reloads, field discovery).
     pub engine: Option<EngineHandle>,
     pub pipeline: Option<crate::pipeline::Pipeline>,
+    /// The live publisher, when running (`/ws` subscriptions).
+    pub live: Option<crate::live::LiveHub>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             tracker,
             engine: None,
             pipeline: None,
+            live: None,
         }
     }
 
@@ -87,6 +90,12 @@ impl AppState {
     /// Attaches the running data path (consumer health for `/metrics`).
     pub fn with_pipeline(mut self, pipeline: crate::pipeline::Pipeline) -> Self {
         self.pipeline = Some(pipeline);
+        self
+    }
+
+    /// Attaches the live publisher.
+    pub fn with_live(mut self, live: crate::live::LiveHub) -> Self {
+        self.live = Some(live);
         self
     }
 

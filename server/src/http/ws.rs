@@ -1,32 +1,77 @@
-//! `GET /ws`: the live WebSocket. For now a session greets (version check), answers pings and
-//! sends heartbeats; the live-data hub will add subscriptions, snapshots and deltas here.
+//! `GET /ws`: the live WebSocket. A session greets (version check), answers pings, sends
+//! heartbeats, and forwards the live hub's frames for the topics the client subscribed to
+//! (see [`crate::live`] and `app::protocol`).
+//!
+//! Limits: the upgrade is refused with 403 when the `Origin` header names another host than the
+//! one served; client frames are at most 64 KiB; a connection holds at most
+//! [`MAX_TOPICS`] topics (more closes it with 1008). The send queue is the hub's bounded
+//! broadcast: a session that falls behind skips to a fresh snapshot.
 //!
 //! Each session is a task tracked by the server's [`TaskTracker`](tokio_util::task::TaskTracker)
 //! and ends when the shutdown token is cancelled, with a "going away" close frame.
 
 use super::AppState;
-use app::protocol::{CLOSE_PROTOCOL_ERROR, ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use crate::live::Frame;
+use app::protocol::{
+    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, ClientMessage, LivePayload, MAX_TOPICS,
+    MetricLive, PROTOCOL_VERSION, ServerMessage, Topic,
+};
 use axum::{
     extract::{
         State, WebSocketUpgrade,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code},
     },
-    response::Response,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
 };
+use std::sync::Arc;
 use std::{
     convert::Infallible,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
 
 /// A client must say hello within this time or the socket is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the close frame may take to send before the session just ends.
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest text frame a client may send; live-protocol requests are small.
 const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !same_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin WebSocket connections are refused",
+        )
+            .into_response();
+    }
     let tracker = state.tracker.clone();
     ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .on_upgrade(move |socket| tracker.track_future(session(socket, state)))
+}
+
+/// True when there is no `Origin` (not a browser) or its host:port equals the `Host` header.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let (Ok(origin), Some(Ok(host))) = (
+        origin.to_str(),
+        headers.get(header::HOST).map(|h| h.to_str()),
+    ) else {
+        return false;
+    };
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    origin_host.eq_ignore_ascii_case(host)
 }
 
 /// Why a session ended; only logged.
@@ -35,6 +80,7 @@ enum End {
     ClientClosed,
     Shutdown,
     Refused(&'static str),
+    Policy(&'static str),
     Transport(axum::Error),
 }
 
@@ -44,6 +90,7 @@ async fn session(mut socket: WebSocket, state: AppState) {
     let close = match &end {
         End::Shutdown => Some((close_code::AWAY, "server shutting down")),
         End::Refused(reason) => Some((CLOSE_PROTOCOL_ERROR, *reason)),
+        End::Policy(reason) => Some((CLOSE_POLICY_VIOLATION, *reason)),
         End::ClientClosed | End::Transport(_) => None,
     };
     if let Some((code, reason)) = close {
@@ -51,7 +98,9 @@ async fn session(mut socket: WebSocket, state: AppState) {
             code,
             reason: Utf8Bytes::from(reason),
         };
-        let _ = socket.send(Message::Close(Some(frame))).await;
+        // Bounded: a client that stopped reading must not hold up shutdown.
+        let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, socket.send(Message::Close(Some(frame))))
+            .await;
     }
     match end {
         End::Transport(error) => {
@@ -86,6 +135,8 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
         heartbeat_interval,
     );
     let mut seq = 0u64;
+    let mut frames = state.live.as_ref().map(|hub| hub.subscribe());
+    let mut topics: Vec<Topic> = Vec::new();
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return Err(End::Shutdown),
@@ -93,12 +144,31 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                 seq += 1;
                 send(socket, &ServerMessage::Heartbeat { seq, server_time_ms: now_millis() }).await?;
             }
+            frame = next_frame(&mut frames) => match frame {
+                Ok(frame) => send_topics(socket, &state.shutdown, &frame, &topics).await?,
+                Err(RecvError::Lagged(skipped)) => {
+                    tracing::debug!(skipped, "live session fell behind; resynchronising");
+                    if let Some(hub) = &state.live {
+                        send_snapshot(socket, &state.shutdown, &hub.latest(), &topics).await?;
+                    }
+                }
+                Err(RecvError::Closed) => frames = None, // the publisher stopped (shutdown)
+            },
             incoming = socket.recv() => match incoming {
                 None | Some(Ok(Message::Close(_))) => return Err(End::ClientClosed),
                 Some(Err(error)) => return Err(End::Transport(error)),
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientMessage>(&text) {
                     Ok(ClientMessage::Ping { nonce }) => send(socket, &ServerMessage::Pong { nonce }).await?,
                     Ok(ClientMessage::Hello { .. }) => {}
+                    Ok(ClientMessage::Subscribe { topics: wanted }) => {
+                        if wanted.len() > MAX_TOPICS {
+                            return Err(End::Policy("too many topics (at most 16)"));
+                        }
+                        topics = wanted;
+                        if let Some(hub) = &state.live {
+                            send_snapshot(socket, &state.shutdown, &hub.latest(), &topics).await?;
+                        }
+                    }
                     Err(error) => send(socket, &ServerMessage::Error {
                         code: "bad_message".into(),
                         message: format!("cannot read this message: {error}"),
@@ -108,6 +178,79 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
             }
         }
     }
+}
+
+/// The next frame, or never when there is no hub.
+async fn next_frame(
+    frames: &mut Option<broadcast::Receiver<Arc<Frame>>>,
+) -> Result<Arc<Frame>, RecvError> {
+    match frames {
+        Some(frames) => frames.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one update; a socket that does not drain cannot hold up shutdown.
+async fn send_text(
+    socket: &mut WebSocket,
+    shutdown: &CancellationToken,
+    text: &str,
+) -> Result<(), End> {
+    tokio::select! {
+        _ = shutdown.cancelled() => Err(End::Shutdown),
+        sent = socket.send(Message::Text(Utf8Bytes::from(text))) => sent.map_err(End::Transport),
+    }
+}
+
+/// Sends the `snapshot` marker and then the frame's updates for `topics`.
+async fn send_snapshot(
+    socket: &mut WebSocket,
+    shutdown: &CancellationToken,
+    frame: &Frame,
+    topics: &[Topic],
+) -> Result<(), End> {
+    let marker = ServerMessage::Snapshot { seq: frame.seq }.to_json();
+    send_text(socket, shutdown, &marker).await?;
+    send_topics(socket, shutdown, frame, topics).await
+}
+
+/// Sends the frame's pre-serialised update of each subscribed topic (nothing before the
+/// publisher's first tick).
+async fn send_topics(
+    socket: &mut WebSocket,
+    shutdown: &CancellationToken,
+    frame: &Frame,
+    topics: &[Topic],
+) -> Result<(), End> {
+    if frame.seq == 0 {
+        return Ok(());
+    }
+    for topic in topics {
+        match topic {
+            Topic::Overview => send_text(socket, shutdown, &frame.overview).await?,
+            Topic::Streams => send_text(socket, shutdown, &frame.streams).await?,
+            Topic::Metric { name } => match frame.metrics.get(name) {
+                Some(text) => send_text(socket, shutdown, text).await?,
+                None => {
+                    let payload = LivePayload::Metric(MetricLive {
+                        name: name.clone(),
+                        found: false,
+                        server_time_ms: frame.server_time_ms,
+                        ..MetricLive::default()
+                    });
+                    send(
+                        socket,
+                        &ServerMessage::Update {
+                            seq: frame.seq,
+                            payload,
+                        },
+                    )
+                    .await?
+                }
+            },
+        }
+    }
+    Ok(())
 }
 
 /// Waits for the client's hello and checks its protocol version.

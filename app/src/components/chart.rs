@@ -1,0 +1,95 @@
+//! Small inline SVG charts: [`Sparkline`] and [`LineChart`].
+//!
+//! Drawn by hand rather than with leptos-chartistry: that crate would add a dependency and a
+//! wasm-size cost we could not measure in time, and these charts need only polylines. Only the
+//! `points` attributes are reactive, so a chart follows the live tick without re-rendering the
+//! page around it.
+
+use leptos::prelude::*;
+
+/// `points` attribute for `values` scaled into a `width` × `height` box (y grows downwards).
+pub fn polyline_points(values: &[f64], max: f64, width: f64, height: f64) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let max = if max > 0.0 { max } else { 1.0 };
+    let step = if values.len() > 1 {
+        width / (values.len() - 1) as f64
+    } else {
+        0.0
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let y = height - (v.max(0.0) / max).min(1.0) * height;
+            format!("{:.1},{:.1}", i as f64 * step, y)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn peak(values: &[f64]) -> f64 {
+    values.iter().copied().fold(0.0, f64::max)
+}
+
+/// A 120×28 trend line.
+#[component]
+pub fn Sparkline(#[prop(into)] values: Signal<Vec<f64>>) -> impl IntoView {
+    let points = move || values.with(|v| polyline_points(v, peak(v), 120.0, 28.0));
+    view! {
+        <svg class="h-7 w-30 text-sky-500 dark:text-sky-400" viewBox="0 0 120 28" role="img" aria-label="sparkline">
+            <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=points />
+        </svg>
+    }
+}
+
+/// A line chart of several series sharing one y axis; `series` is (label, css colour class, values).
+#[component]
+pub fn LineChart(
+    #[prop(into)] series: Signal<Vec<(String, &'static str, Vec<f64>)>>,
+    #[prop(into)] label: String,
+) -> impl IntoView {
+    const W: f64 = 600.0;
+    const H: f64 = 160.0;
+    let max = Memo::new(move |_| {
+        series.with(|all| all.iter().map(|(_, _, v)| peak(v)).fold(0.0, f64::max))
+    });
+    view! {
+        <figure class="rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+            <figcaption class="mb-2 flex flex-wrap gap-3 text-sm text-slate-600 dark:text-slate-400">
+                <span class="font-medium text-slate-900 dark:text-slate-100">{label.clone()}</span>
+                <span>"max " {move || crate::units::format_number(max.get())}</span>
+                {move || series.with(|all| all.iter().map(|(name, class, _)| view! {
+                    <span class=*class>"— " {name.clone()}</span>
+                }).collect_view())}
+            </figcaption>
+            <svg class="h-40 w-full" viewBox="0 0 600 160" preserveAspectRatio="none" role="img" aria-label=label>
+                <line x1="0" y1="159" x2="600" y2="159" class="stroke-slate-300 dark:stroke-slate-700" stroke-width="1" />
+                {move || series.with(|all| all.iter().map(|(_, class, values)| {
+                    let points = polyline_points(values, max.get(), W, H);
+                    view! { <polyline class=*class fill="none" stroke="currentColor" stroke-width="2" points=points /> }
+                }).collect_view())}
+            </svg>
+        </figure>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_scale_into_the_box() {
+        assert_eq!(polyline_points(&[], 1.0, 10.0, 10.0), "");
+        assert_eq!(
+            polyline_points(&[0.0, 5.0, 10.0], 10.0, 100.0, 20.0),
+            "0.0,20.0 50.0,10.0 100.0,0.0"
+        );
+        // A flat zero series stays on the baseline instead of dividing by zero.
+        assert_eq!(
+            polyline_points(&[0.0, 0.0], 0.0, 10.0, 10.0),
+            "0.0,10.0 10.0,10.0"
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! The live hub on the real server (loopback port 0, real SQLite file) with tokio-tungstenite
+//! clients: subscribe → snapshot → updates whose numbers match the engine, a stalled client
+//! that neither slows others nor grows a queue (it gets a resync), the topic limit, and the
+//! Origin check.
+
+use app::protocol::{
+    ClientMessage, LivePayload, MAX_TOPICS, PROTOCOL_VERSION, ServerMessage, Topic,
+};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::time::Duration;
+use streamboard::{
+    Server,
+    config::ServeConfig,
+    engine::{ConsumedRecord, MetricDefinition, RecordBatch},
+    kinesis::SequenceNumber,
+};
+use tokio_tungstenite::tungstenite::{
+    Message, client::IntoClientRequest, protocol::frame::coding::CloseCode,
+};
+use tokio_util::sync::CancellationToken;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Upper bound for any single wait; the tests finish far sooner when healthy.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start(dir: &std::path::Path, stream: &str, tick: Duration) -> Server {
+    let mut config = ServeConfig::for_data_dir(dir);
+    config.live_tick = tick;
+    config.metrics = vec![
+        serde_json::from_value::<MetricDefinition>(json!({
+            "name": format!("{stream}_amount"), "stream": stream, "value": "/amount",
+            "dimensions": ["/country"],
+        }))
+        .unwrap(),
+    ];
+    Server::start(config, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+async fn feed(server: &Server, stream: &str, countries: usize, per_country: usize) {
+    let now = streamboard::engine::shell::now_ms();
+    let records = (0..countries * per_country)
+        .map(|i| ConsumedRecord {
+            sequence_number: SequenceNumber::parse("1").unwrap(),
+            sub_sequence: None,
+            partition_key: "k".into(),
+            data: Bytes::from(format!(
+                r#"{{"country":"c{}","amount":{}}}"#,
+                i % countries,
+                10 + i % 7
+            )),
+            arrival_time_ms: now,
+            explicit_hash_key: None,
+        })
+        .collect();
+    server
+        .engine_batches()
+        .send(RecordBatch {
+            stream: stream.into(),
+            shard: "shardId-000000000000".into(),
+            records,
+            millis_behind_latest: Some(0),
+            position: streamboard::consumer::Checkpoint::default(),
+        })
+        .await
+        .unwrap();
+    server.engine().flush().await.unwrap().unwrap();
+}
+
+/// Connects with a small receive buffer (so a client that stops reading stalls the server's
+/// sends quickly) and an optional Origin header.
+async fn connect_with(server: &Server, origin: Option<&str>, recv_buffer: Option<u32>) -> Socket {
+    let addr = server.local_addr();
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes).unwrap();
+    }
+    let tcp = socket.connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    ws
+}
+
+async fn send(socket: &mut Socket, message: ClientMessage) {
+    socket.send(Message::text(message.to_json())).await.unwrap();
+}
+
+async fn next_server_message(socket: &mut Socket) -> ServerMessage {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("the server answers in time")
+            .expect("the socket is open")
+            .expect("a valid frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+async fn hello(socket: &mut Socket) {
+    send(
+        socket,
+        ClientMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+        },
+    )
+    .await;
+    assert!(matches!(
+        next_server_message(socket).await,
+        ServerMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            ..
+        }
+    ));
+}
+
+/// Reads until `pick` returns something, within [`WAIT`] overall.
+async fn read_until<T>(socket: &mut Socket, mut pick: impl FnMut(ServerMessage) -> Option<T>) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(found) = pick(next_server_message(socket).await) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the expected message arrives in time")
+}
+
+#[tokio::test]
+async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = "live-test-match";
+    let metric = format!("{stream}_amount");
+    let server = start(dir.path(), stream, Duration::from_millis(20)).await;
+    let mut socket = connect_with(&server, None, None).await;
+    hello(&mut socket).await;
+    send(
+        &mut socket,
+        ClientMessage::Subscribe {
+            topics: vec![
+                Topic::Overview,
+                Topic::Metric {
+                    name: metric.clone(),
+                },
+                Topic::Metric {
+                    name: "no_such_metric".into(),
+                },
+            ],
+        },
+    )
+    .await;
+    assert!(
+        matches!(
+            next_server_message(&mut socket).await,
+            ServerMessage::Snapshot { .. }
+        ),
+        "a subscribe is answered with a snapshot first"
+    );
+
+    feed(&server, stream, 2, 25).await;
+    let now = streamboard::engine::shell::now_ms();
+    let engine_count: u64 = server
+        .engine()
+        .windows(now)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|s| s.name == metric)
+        .map(|s| s.windows[0].count)
+        .sum();
+    assert_eq!(engine_count, 50);
+
+    let live = read_until(&mut socket, |m| match m {
+        ServerMessage::Update {
+            payload: LivePayload::Metric(live),
+            ..
+        } if live.name == metric
+            && live
+                .card
+                .as_ref()
+                .is_some_and(|c| c.windows.first().is_some_and(|w| w.count == 50)) =>
+        {
+            Some(live)
+        }
+        _ => None,
+    })
+    .await;
+    let card = live.card.unwrap();
+    assert_eq!(card.series, 2);
+    assert_eq!(card.stream, stream);
+    let expected_mean = (0..50).map(|i| (10 + i % 7) as f64).sum::<f64>() / 50.0;
+    let mean = card.windows[0].mean.unwrap();
+    assert!(
+        (mean - expected_mean).abs() < 1e-9,
+        "{mean} vs {expected_mean}"
+    );
+    let mut labels: Vec<_> = live.series.iter().map(|s| s.labels.clone()).collect();
+    labels.sort();
+    assert_eq!(labels, [vec!["c0".to_string()], vec!["c1".to_string()]]);
+    assert!(live.series.iter().all(|s| s.windows[0].count == 25));
+
+    let overview = read_until(&mut socket, |m| match m {
+        ServerMessage::Update {
+            payload: LivePayload::Overview(o),
+            ..
+        } => Some(o),
+        _ => None,
+    })
+    .await;
+    assert!(
+        overview
+            .metrics
+            .iter()
+            .any(|c| c.name == metric && c.windows[0].count == 50)
+    );
+    let unknown = read_until(&mut socket, |m| match m {
+        ServerMessage::Update {
+            payload: LivePayload::Metric(live),
+            ..
+        } if live.name == "no_such_metric" => Some(live),
+        _ => None,
+    })
+    .await;
+    assert!(!unknown.found);
+    server.shutdown();
+    server.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stalled_client_does_not_slow_others_and_is_resynchronised() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = "live-test-stall";
+    let metric = format!("{stream}_amount");
+    let server = start(dir.path(), stream, Duration::from_millis(5)).await;
+    // Many series make each update large, so an unread socket fills in a fraction of a second.
+    feed(&server, stream, 300, 1).await;
+    let topics = vec![Topic::Metric { name: metric }, Topic::Overview];
+
+    let mut stalled = connect_with(&server, None, Some(64 * 1024)).await;
+    hello(&mut stalled).await;
+    send(
+        &mut stalled,
+        ClientMessage::Subscribe {
+            topics: topics.clone(),
+        },
+    )
+    .await;
+    let first = read_until(&mut stalled, |m| match m {
+        ServerMessage::Snapshot { seq } => Some(seq),
+        _ => None,
+    })
+    .await;
+
+    // The stalled client reads nothing now; a healthy one keeps receiving every tick's figures.
+    let mut healthy = connect_with(&server, None, None).await;
+    hello(&mut healthy).await;
+    send(&mut healthy, ClientMessage::Subscribe { topics }).await;
+    let start = read_until(&mut healthy, |m| match m {
+        ServerMessage::Update { seq, .. } => Some(seq),
+        _ => None,
+    })
+    .await;
+    let started = std::time::Instant::now();
+    read_until(&mut healthy, |m| match m {
+        ServerMessage::Update { seq, .. } if seq >= start + 100 => Some(()),
+        _ => None,
+    })
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "100 ticks of 5 ms took {elapsed:?} with a stalled client connected"
+    );
+
+    // Reading again, the stalled client drains what the kernel buffered and then gets a
+    // fresh snapshot instead of a backlog.
+    let resync = read_until(&mut stalled, |m| match m {
+        ServerMessage::Snapshot { seq } if seq > first => Some(seq),
+        _ => None,
+    })
+    .await;
+    assert!(resync > first);
+    // The stalled client stops reading again; it must not hold up a graceful shutdown.
+    let stopping = std::time::Instant::now();
+    server.shutdown();
+    server.wait().await.unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?} with a stalled client",
+        stopping.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn too_many_topics_close_the_socket_with_1008() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "live-test-limit", Duration::from_millis(50)).await;
+    let mut socket = connect_with(&server, None, None).await;
+    hello(&mut socket).await;
+    let topics = (0..=MAX_TOPICS)
+        .map(|i| Topic::Metric {
+            name: format!("m{i}"),
+        })
+        .collect();
+    send(&mut socket, ClientMessage::Subscribe { topics }).await;
+    let frame = tokio::time::timeout(WAIT, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the server closes in time")
+    .expect("the close frame has a code");
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert!(frame.reason.contains("too many topics"), "{}", frame.reason);
+    server.shutdown();
+    server.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn cross_origin_upgrade_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "live-test-origin", Duration::from_millis(50)).await;
+    let addr = server.local_addr();
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    match tokio_tungstenite::client_async(request, tcp).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        Err(other) => panic!("expected 403, got {other}"),
+        Ok(_) => panic!("a cross-origin upgrade was accepted"),
+    }
+    // The same origin as the served host is accepted.
+    let mut socket = connect_with(&server, Some(&format!("http://{addr}")), None).await;
+    hello(&mut socket).await;
+    server.shutdown();
+    server.wait().await.unwrap();
+}
