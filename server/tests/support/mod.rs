@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod consumer_harness;
+
 use aws_sdk_kinesis::Client;
 use std::{
     net::{SocketAddr, TcpListener},
