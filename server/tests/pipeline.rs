@@ -127,21 +127,24 @@ async fn the_embedded_default_serves_demo_data_at_once() {
         })
         .await;
     }
-    // The demo definitions are installed and computed (latency by region and path).
-    eventually("clickstream latency stored", || async {
-        let request = QueryRequest {
-            metric: "request_latency".into(),
-            series: None,
-            from_ms: now_ms() - 600_000,
-            to_ms: now_ms() + 60_000,
-            tier_s: Some(1),
-        };
-        query(&database, &request)
-            .await
-            .map(|r| r.summary.count > 0)
-            .unwrap_or(false)
-    })
-    .await;
+    // Every demo definition matches what the demo producers write (latency by region and
+    // path, error counts, prices...): each one gets values.
+    for definition in streamboard::engine::demo_definitions() {
+        eventually(&format!("{} stored", definition.name), || async {
+            let request = QueryRequest {
+                metric: definition.name.clone(),
+                series: None,
+                from_ms: now_ms() - 600_000,
+                to_ms: now_ms() + 60_000,
+                tier_s: Some(1),
+            };
+            query(&database, &request)
+                .await
+                .map(|r| r.summary.count > 0)
+                .unwrap_or(false)
+        })
+        .await;
+    }
     let health = server
         .pipeline()
         .consumer_health

@@ -404,7 +404,7 @@ pub fn demo_definitions() -> Vec<MetricDefinition> {
             "log_errors",
             "logs",
             None,
-            Some(r#"/level = "error""#),
+            Some(r#"/level = "ERROR""#),
             &["/service"],
             "count",
         ),
