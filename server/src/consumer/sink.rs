@@ -63,7 +63,7 @@ impl CheckpointSink {
     }
 
     async fn commit(&self, batches: &[RecordBatch]) -> Result<(), StorageError> {
-        let mut tx = self.database.pool().begin().await?;
+        let mut tx = self.database.begin_write().await?;
         for batch in batches {
             checkpoints::save(
                 &mut tx,

@@ -337,7 +337,7 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
     builtin_ids: &mut HashMap<(StreamName, Builtin), i64>,
 ) -> Result<(), StorageError> {
     let now = now_ms();
-    let mut tx = database.pool().begin().await?;
+    let mut tx = database.begin_write().await?;
     let mut new_ids = Vec::new();
     let mut writes = Vec::with_capacity(flush.deltas.len());
     for delta in &flush.deltas {

@@ -137,7 +137,7 @@ impl Database {
         tier_s: i64,
         rows: &[(String, i64, Stats, Option<&Histogram<u64>>)],
     ) -> Result<(), StorageError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // 100 rows per statement (9 binds each, under SQLite's 32,766-variable limit).
         for chunk in rows.chunks(100) {
             let mut insert = sqlx::QueryBuilder::new(

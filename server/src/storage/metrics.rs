@@ -116,7 +116,7 @@ impl Database {
         definition: &MetricDefinition,
         now_ms: i64,
     ) -> Result<Option<i64>, StorageError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let retired = sqlx::query(
             "UPDATE metric SET retired_ms = ? WHERE name = ? AND retired_ms IS NULL AND builtin = 0",
         )

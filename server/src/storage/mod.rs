@@ -111,6 +111,15 @@ impl Database {
         }
     }
 
+    /// Starts a write transaction with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front,
+    /// so a concurrent writer makes it wait (busy timeout) instead of failing with
+    /// SQLITE_BUSY when a deferred transaction that has read tries to upgrade to a write.
+    pub async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
