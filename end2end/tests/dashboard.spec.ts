@@ -1,17 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
-
-/** Collects console errors, uncaught exceptions and 4xx/5xx responses. */
-function watchForProblems(page: Page): string[] {
-  const problems: string[] = [];
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("response", (response) => {
-    if (response.status() >= 400) problems.push(`${response.status()} ${response.url()}`);
-  });
-  return problems;
-}
+import { expect, test } from "@playwright/test";
+import { watchForProblems } from "./problems";
 
 test("the dashboard shows the demo streams and their numbers move", async ({ page }) => {
   const problems = watchForProblems(page);
