@@ -102,3 +102,141 @@ pub struct ApiErrorDetail {
     pub field: Option<String>,
     pub message: String,
 }
+
+/// An alert rule as the API and the UI exchange it (`/api/v1/alerts`). Enumerations travel as
+/// strings so the server can refuse a bad value with a message naming the field; durations
+/// are strings like `"30s"`, `"5m"`. See the README for every field's meaning and default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleSpec {
+    pub name: String,
+    pub metric: String,
+    /// `"all"` (all series together, the default), `"each"` (one instance per series) or the
+    /// labels of one series, e.g. `["eu-west", "/cart"]`.
+    #[serde(default)]
+    pub series: SeriesScopeSpec,
+    /// `count`, `rate`, `sum`, `mean`, `min`, `max`, `p50`, `p90`, `p99`, `p99.9`.
+    pub statistic: String,
+    /// Rolling window: 1 s to 60 s, or whole minutes up to 60 m.
+    pub window: String,
+    /// `>`, `>=`, `<`, `<=`.
+    pub comparison: String,
+    pub threshold: f64,
+    /// Hysteresis: once firing, the alert recovers only when the value passes this threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_threshold: Option<f64>,
+    /// Pending period before firing (default `"0s"`).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    /// How long a recovered alert keeps firing (default `"0s"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_firing_for: Option<String>,
+    /// `ok`, `alerting`, `no_data` (the default) or `keep_last`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data: Option<String>,
+    /// Silence after which the no-data policy applies (default `"2m"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data_after: Option<String>,
+    /// Also notify on entering these states: `no_data`, `error`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_on: Vec<String>,
+    /// `info`, `warning` (the default) or `critical`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
+    #[serde(default)]
+    pub targets: Vec<AlertTarget>,
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    /// RFC 3339; notifications are held back until then (transitions are still recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced_until: Option<String>,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+/// Which series a rule watches (see [`AlertRuleSpec::series`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SeriesScopeSpec {
+    /// `"all"` or `"each"`.
+    Keyword(String),
+    /// The labels of one series.
+    One(Vec<String>),
+}
+
+impl Default for SeriesScopeSpec {
+    fn default() -> Self {
+        SeriesScopeSpec::Keyword("all".into())
+    }
+}
+
+impl SeriesScopeSpec {
+    /// The scope as the form shows it: `all`, `each`, or the labels joined with `, `.
+    pub fn label(&self) -> String {
+        match self {
+            SeriesScopeSpec::Keyword(k) => k.clone(),
+            SeriesScopeSpec::One(labels) => labels.join(", "),
+        }
+    }
+}
+
+/// Where a rule's notifications go.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AlertTarget {
+    /// A toast and the badge count in every open browser.
+    InApp,
+    /// POST of the notification JSON to `url` (http or https).
+    Webhook { url: String },
+    /// The notification JSON as a record in a Kinesis stream.
+    Kinesis { stream: String },
+}
+
+/// One rule as listed by `GET /api/v1/alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRuleInfo {
+    pub id: i64,
+    #[serde(flatten)]
+    pub spec: AlertRuleSpec,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub instances: Vec<crate::protocol::AlertInstanceLive>,
+}
+
+/// `GET /api/v1/alerts` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRuleList {
+    pub rules: Vec<AlertRuleInfo>,
+}
+
+/// `POST /api/v1/alerts` answer (201).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Created {
+    pub id: i64,
+}
+
+/// `GET /api/v1/alerts/history` body: transitions, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertHistory {
+    pub transitions: Vec<crate::protocol::AlertEvent>,
+}
+
+/// `POST /api/v1/alerts/preview` body: what the draft rule would see now, per instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertPreview {
+    pub instances: Vec<AlertPreviewInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertPreviewInstance {
+    pub instance: String,
+    pub value: Option<f64>,
+    /// `breaching`, `ok` or `no_data`.
+    pub verdict: String,
+}

@@ -53,6 +53,8 @@ pub enum Topic {
     Metric { name: String },
     /// Every stream's shards (the streams page).
     Streams,
+    /// Alert rules, their instances and recent transitions (every page: badge and toasts).
+    Alerts,
 }
 
 /// Messages the server sends to the browser.
@@ -85,6 +87,7 @@ pub enum LivePayload {
     Overview(Overview),
     Metric(MetricLive),
     Streams(StreamsLive),
+    Alerts(AlertsLive),
 }
 
 impl LivePayload {
@@ -96,6 +99,7 @@ impl LivePayload {
                 name: m.name.clone(),
             },
             LivePayload::Streams(_) => Topic::Streams,
+            LivePayload::Alerts(_) => Topic::Alerts,
         }
     }
 }
@@ -261,4 +265,66 @@ mod tests {
         let back: ServerMessage = serde_json::from_str(&update.to_json()).unwrap();
         assert_eq!(back, update);
     }
+}
+
+/// The alerts topic: every rule's instances with their states and current values, the number
+/// of firing instances (the badge), and the most recent transitions (toasts, history).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlertsLive {
+    pub server_time_ms: i64,
+    /// Instances in `firing` or `recovering` over all enabled rules.
+    pub firing: usize,
+    pub rules: Vec<AlertRuleLive>,
+    /// Newest last; at most [`RECENT_ALERT_EVENTS`].
+    pub recent: Vec<AlertEvent>,
+}
+
+/// Transitions carried in [`AlertsLive::recent`].
+pub const RECENT_ALERT_EVENTS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlertRuleLive {
+    pub id: i64,
+    pub name: String,
+    pub metric: String,
+    pub statistic: String,
+    pub window: String,
+    pub comparison: String,
+    pub threshold: f64,
+    pub severity: String,
+    pub enabled: bool,
+    pub silenced_until_ms: Option<i64>,
+    pub instances: Vec<AlertInstanceLive>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlertInstanceLive {
+    /// `all` for all series together, else the series labels joined with `, `.
+    pub instance: String,
+    /// `ok`, `pending`, `firing`, `recovering`, `no_data`, `error`.
+    pub state: String,
+    pub since_ms: i64,
+    pub value: Option<f64>,
+    /// Why the instance is in `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One stored transition of one rule instance.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub id: i64,
+    pub rule_id: i64,
+    pub rule: String,
+    pub instance: String,
+    pub from: String,
+    pub to: String,
+    pub value: Option<f64>,
+    pub threshold: f64,
+    pub at_ms: i64,
+    pub severity: String,
+    /// `sent` (notifications queued), `silenced`, or `none` (not a notifying transition).
+    pub notification: String,
+    /// The rule has an in-app target: browsers show a toast.
+    pub in_app: bool,
 }

@@ -13,11 +13,13 @@
 //! - [`pipeline`]: wires `serve`'s data path: the Kinesis source (AWS, an endpoint, or the
 //!   embedded endpoint with demo producers), the consumer, and the engine's checkpoint hook.
 //! - [`live`]: the live hub: one publisher per server feeding every `/ws` session.
+//! - [`alerts`]: threshold rules, their evaluation, transitions and notifications.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`app`] (another crate): the UI and every type the browser and server exchange.
 //!
 //! `main` parses the config and calls [`run`]; tests call [`Server::start`] on port 0.
 
+pub mod alerts;
 pub mod config;
 pub mod consumer;
 pub mod endpoint;
@@ -119,6 +121,14 @@ impl Server {
             shutdown.clone(),
         )
         .await?;
+        let alerts = alerts::spawn(
+            alerts::AlertsConfig::default(),
+            database.clone(),
+            engine_handle.clone(),
+            Some(pipeline.kinesis.clone()),
+            &tracker,
+            shutdown.clone(),
+        );
         let state = AppState::new(
             Arc::new(config.clone()),
             local_addr,
@@ -129,6 +139,7 @@ impl Server {
         )
         .with_engine(engine_handle.clone())
         .with_pipeline(pipeline.clone())
+        .with_alerts(alerts)
         .with_live(live::spawn(
             config.live_tick,
             engine_handle.clone(),

@@ -73,6 +73,8 @@ pub struct Pipeline {
     pub embedded_endpoint_url: Option<String>,
     /// Per-shard health of the consumer, when it reads anything.
     pub consumer_health: Option<watch::Receiver<ConsumerHealth>>,
+    /// A client of the Kinesis source (AWS or an endpoint): alert records are put with it.
+    pub kinesis: aws_sdk_kinesis::Client,
 }
 
 /// The streams the consumer reads under `config` (the demo streams in embedded mode).
@@ -140,13 +142,14 @@ pub async fn start(
             (target, Some(url))
         }
     };
+    let kinesis = build_client(&target).await;
     let consumer_health = if streams.is_empty() {
         tracing::warn!(
             "no streams to read: name them with --stream or [[streams]] in the config file"
         );
         None
     } else {
-        let client = build_client(&target).await;
+        let client = kinesis.clone();
         let consumer_config = ConsumerConfig {
             streams,
             ..ConsumerConfig::from_serve(config)
@@ -164,6 +167,7 @@ pub async fn start(
     Ok(Pipeline {
         embedded_endpoint_url,
         consumer_health,
+        kinesis,
     })
 }
 

@@ -369,6 +369,13 @@ pub struct SeriesWindows {
     pub windows: [WindowSummary; 4],
 }
 
+/// One window of one metric: per series (labels, summary) and all series merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricWindow {
+    pub series: Vec<(Vec<String>, WindowSummary)>,
+    pub merged: WindowSummary,
+}
+
 /// The engine core. `P` is the consumer's checkpoint position type.
 pub struct Engine<P = ()> {
     config: EngineConfig,
@@ -742,6 +749,35 @@ impl<P: Clone> Engine<P> {
             }
         }
         out
+    }
+
+    /// The window of `window_s` seconds ending at `now_ms` of the active metric `name`: every
+    /// series' summary and the exact merge of all series (histograms merged, not maxed).
+    /// `None` when no active metric has that name. Used by alert evaluation, whose windows
+    /// need not be the four standard ones (any length up to 60 s, whole minutes up to 1 h).
+    pub fn window(&self, now_ms: i64, name: &str, window_s: i64) -> Option<MetricWindow> {
+        let metric = self.metrics.iter().find(|m| !m.retired && m.name == name)?;
+        let now_s = now_ms.div_euclid(1000);
+        let mut scratch = metric.template.clone();
+        let mut merged_hist = metric.template.clone();
+        let mut merged_stats = Stats::EMPTY;
+        let mut covered_s = window_s;
+        let series = metric
+            .series
+            .iter()
+            .map(|series| {
+                let summary = series.windows.summary(now_s, window_s, &mut scratch);
+                covered_s =
+                    series
+                        .windows
+                        .accumulate(now_s, window_s, &mut merged_stats, &mut merged_hist);
+                (split_labels(&series.key), summary)
+            })
+            .collect();
+        Some(MetricWindow {
+            series,
+            merged: WindowSummary::of(window_s, covered_s, &merged_stats, &merged_hist),
+        })
     }
 
     /// Per-metric counters (late, future, overflow, bad records with examples), by name.

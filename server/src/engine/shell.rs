@@ -5,7 +5,10 @@
 //! A second tracked task applies retention in small batches so it never holds up ingest.
 
 use super::{
-    core::{Builtin, Engine, EngineConfig, Flush, MetricCounters, MetricKey, SeriesWindows},
+    core::{
+        Builtin, Engine, EngineConfig, Flush, MetricCounters, MetricKey, MetricWindow,
+        SeriesWindows,
+    },
     definition::CompiledMetric,
     fields::FieldStats,
     input::RecordBatch,
@@ -94,8 +97,15 @@ enum Request {
     ),
     Streams(oneshot::Sender<Vec<StreamName>>),
     Windows(i64, oneshot::Sender<Vec<SeriesWindows>>),
+    Window(WindowQuery, oneshot::Sender<Vec<Option<MetricWindow>>>),
     Counters(oneshot::Sender<Vec<(MetricKey, String, MetricCounters)>>),
     FlushNow(oneshot::Sender<Result<(), StorageError>>),
+}
+
+/// `(metric name, window_s)` pairs wanted at `now_ms`.
+struct WindowQuery {
+    now_ms: i64,
+    wanted: Vec<(String, i64)>,
 }
 
 /// Asks things of the engine task; cheap to clone. Every call fails with
@@ -140,6 +150,17 @@ impl EngineHandle {
 
     pub async fn windows(&self, now_ms: i64) -> Result<Vec<SeriesWindows>, EngineGone> {
         self.ask(|tx| Request::Windows(now_ms, tx)).await
+    }
+
+    /// Several metric windows at once (one round trip per alert evaluation): for each
+    /// `(metric name, window_s)` the metric's window, or `None` for an unknown metric.
+    pub async fn metric_windows(
+        &self,
+        now_ms: i64,
+        wanted: Vec<(String, i64)>,
+    ) -> Result<Vec<Option<MetricWindow>>, EngineGone> {
+        self.ask(|tx| Request::Window(WindowQuery { now_ms, wanted }, tx))
+            .await
     }
 
     pub async fn counters(&self) -> Result<Vec<(MetricKey, String, MetricCounters)>, EngineGone> {
@@ -291,6 +312,14 @@ where
             }
             Request::Windows(now, reply) => {
                 let _ = reply.send(self.engine.windows(now));
+            }
+            Request::Window(query, reply) => {
+                let answers = query
+                    .wanted
+                    .iter()
+                    .map(|(name, window_s)| self.engine.window(query.now_ms, name, *window_s))
+                    .collect();
+                let _ = reply.send(answers);
             }
             Request::Counters(reply) => {
                 let _ = reply.send(self.engine.counters());

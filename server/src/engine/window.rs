@@ -200,33 +200,51 @@ impl Windows {
     ) -> WindowSummary {
         scratch.reset();
         let mut stats = Stats::EMPTY;
-        let covered_s = if window_s <= 60 {
-            let from = now_s - window_s;
-            for slot in &self.seconds {
-                if slot.start_s > from && slot.start_s <= now_s {
-                    stats.merge(&slot.stats);
-                    for &(v, c) in &slot.hist {
-                        let _ = scratch.record_n(v, c);
-                    }
-                }
-            }
-            window_s
+        let covered_s = self.accumulate(now_s, window_s, &mut stats, scratch);
+        WindowSummary::of(window_s, covered_s, &stats, scratch)
+    }
+
+    /// Adds this series' part of the window of `window_s` seconds ending at `now_s` to `stats`
+    /// and `hist` (which are not reset, so several series can be merged exactly) and returns
+    /// the seconds the window covers. Windows up to 60 s use the per-second ring (any length);
+    /// longer ones use the per-minute ring and cover the current partial minute plus the
+    /// `window_s / 60 - 1` full minutes before it.
+    pub fn accumulate(
+        &self,
+        now_s: i64,
+        window_s: i64,
+        stats: &mut Stats,
+        hist: &mut Histogram<u64>,
+    ) -> i64 {
+        let (ring, from, to, covered_s) = if window_s <= 60 {
+            (&self.seconds, now_s - window_s, now_s, window_s)
         } else {
             let now_min = now_s.div_euclid(60) * 60;
-            let from = now_min - window_s;
-            for slot in &self.minutes {
-                if slot.start_s > from && slot.start_s <= now_min {
-                    stats.merge(&slot.stats);
-                    for &(v, c) in &slot.hist {
-                        let _ = scratch.record_n(v, c);
-                    }
+            (
+                &self.minutes,
+                now_min - window_s,
+                now_min,
+                window_s - 60 + (now_s - now_min + 1),
+            )
+        };
+        for slot in ring {
+            if slot.start_s > from && slot.start_s <= to {
+                stats.merge(&slot.stats);
+                for &(v, c) in &slot.hist {
+                    let _ = hist.record_n(v, c);
                 }
             }
-            window_s - 60 + (now_s - now_min + 1)
-        };
+        }
+        covered_s
+    }
+}
+
+impl WindowSummary {
+    /// The summary of accumulated `stats` and `hist` over a window covering `covered_s` seconds.
+    pub fn of(window_s: i64, covered_s: i64, stats: &Stats, hist: &Histogram<u64>) -> Self {
         let some = stats.count > 0;
-        let hist_some = !scratch.is_empty();
-        let q = |q: f64| hist_some.then(|| scratch.value_at_quantile(q));
+        let hist_some = !hist.is_empty();
+        let q = |q: f64| hist_some.then(|| hist.value_at_quantile(q));
         WindowSummary {
             window_s,
             count: stats.count,

@@ -4,6 +4,7 @@
 //! [`router`] builds everything from an [`AppState`] so tests can drive it with `oneshot` or a
 //! real listener. Each concern has its own module with its own handlers.
 
+mod alerts;
 pub mod api;
 mod assets;
 mod export;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub pipeline: Option<crate::pipeline::Pipeline>,
     /// The live publisher, when running (`/ws` subscriptions).
     pub live: Option<crate::live::LiveHub>,
+    /// Alert evaluation, when running (rule reloads, the alerts topic).
+    pub alerts: Option<crate::alerts::AlertsHandle>,
 }
 
 impl AppState {
@@ -83,6 +86,7 @@ impl AppState {
             engine: None,
             pipeline: None,
             live: None,
+            alerts: None,
         }
     }
 
@@ -94,6 +98,11 @@ impl AppState {
     }
 
     /// Attaches the live publisher.
+    pub fn with_alerts(mut self, alerts: crate::alerts::AlertsHandle) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
     pub fn with_live(mut self, live: crate::live::LiveHub) -> Self {
         self.live = Some(live);
         self
@@ -114,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::prometheus))
         .route("/ws", get(ws::upgrade))
         .merge(api::router())
+        .merge(alerts::router())
         .route("/api/v1/export", get(export::export))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(shell_options.clone()))
         .fallback(assets::asset_or_not_found)

@@ -136,6 +136,7 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
     );
     let mut seq = 0u64;
     let mut frames = state.live.as_ref().map(|hub| hub.subscribe());
+    let mut alerts = state.alerts.as_ref().map(|a| a.subscribe());
     let mut topics: Vec<Topic> = Vec::new();
     loop {
         tokio::select! {
@@ -154,6 +155,13 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                 }
                 Err(RecvError::Closed) => frames = None, // the publisher stopped (shutdown)
             },
+            changed = next_alerts(&mut alerts) => match changed {
+                Some(text) if topics.contains(&Topic::Alerts) => {
+                    send_text(socket, &state.shutdown, &text).await?
+                }
+                Some(_) => {}
+                None => alerts = None, // the evaluator stopped (shutdown)
+            },
             incoming = socket.recv() => match incoming {
                 None | Some(Ok(Message::Close(_))) => return Err(End::ClientClosed),
                 Some(Err(error)) => return Err(End::Transport(error)),
@@ -168,6 +176,12 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                         if let Some(hub) = &state.live {
                             send_snapshot(socket, &state.shutdown, &hub.latest(), &topics).await?;
                         }
+                        if let Some(rx) = alerts.as_mut().filter(|_| topics.contains(&Topic::Alerts)) {
+                            let text = rx.borrow_and_update().text.clone();
+                            if !text.is_empty() {
+                                send_text(socket, &state.shutdown, &text).await?;
+                            }
+                        }
                     }
                     Err(error) => send(socket, &ServerMessage::Error {
                         code: "bad_message".into(),
@@ -177,6 +191,21 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                 Some(Ok(_)) => {} // pings are answered by axum; binary frames are not part of the protocol
             }
         }
+    }
+}
+
+/// The next alerts update (its serialised text), `None` when the evaluator stopped, or never
+/// when alerting does not run. Only the newest state counts: a slow session skips
+/// intermediate ones (a `watch`, not a queue).
+async fn next_alerts(
+    alerts: &mut Option<tokio::sync::watch::Receiver<Arc<crate::alerts::service::AlertsFrame>>>,
+) -> Option<Arc<str>> {
+    match alerts {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().text.clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -229,6 +258,7 @@ async fn send_topics(
         match topic {
             Topic::Overview => send_text(socket, shutdown, &frame.overview).await?,
             Topic::Streams => send_text(socket, shutdown, &frame.streams).await?,
+            Topic::Alerts => {} // sent from the alerts watch, not the publisher's frames
             Topic::Metric { name } => match frame.metrics.get(name) {
                 Some(text) => send_text(socket, shutdown, text).await?,
                 None => {

@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 
+pub mod alerts;
 pub mod checkpoints;
 pub mod export;
 

@@ -1,0 +1,440 @@
+//! The pure state machine of one rule instance.
+//!
+//! ```text
+//!            breach (for = 0)                      recovered (keep_firing_for = 0)
+//!   ┌────┐ ───────────────────────────▶ ┌────────┐ ──────────────────────────────▶ ┌────┐
+//!   │ ok │ ──breach──▶ pending ──for──▶ │ firing │ ──recovered──▶ recovering ──keep─▶│ ok │
+//!   └────┘ ◀──clear── pending           └────────┘ ◀──breach again── recovering     └────┘
+//! ```
+//! plus `no_data` (the rule's policy after `no_data_after` of silence) and `error` (the metric
+//! is gone). A value arriving in `no_data` or `error` is judged as from `ok`.
+//!
+//! "Breach" is `value <comparison> threshold`; "recovered" is the value no longer satisfying
+//! `value <comparison> recovery_threshold` (the recovery threshold defaults to the threshold;
+//! set lower for `>` it gives hysteresis, so a value wobbling around the threshold does not
+//! flap). Time is whatever the caller says (`now_ms`), so the machine is tested with scripts.
+
+use serde::{Deserialize, Serialize};
+
+/// States, snake case on the wire and in SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Ok,
+    Pending,
+    Firing,
+    Recovering,
+    NoData,
+    Error,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Ok => "ok",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Recovering => "recovering",
+            AlertState::NoData => "no_data",
+            AlertState::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "ok" => AlertState::Ok,
+            "pending" => AlertState::Pending,
+            "firing" => AlertState::Firing,
+            "recovering" => AlertState::Recovering,
+            "no_data" => AlertState::NoData,
+            "error" => AlertState::Error,
+            _ => return None,
+        })
+    }
+
+    /// Counted in the badge.
+    pub fn is_firing(self) -> bool {
+        matches!(self, AlertState::Firing | AlertState::Recovering)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl Comparison {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text.trim() {
+            ">" => Comparison::Gt,
+            ">=" => Comparison::Ge,
+            "<" => Comparison::Lt,
+            "<=" => Comparison::Le,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparison::Gt => ">",
+            Comparison::Ge => ">=",
+            Comparison::Lt => "<",
+            Comparison::Le => "<=",
+        }
+    }
+
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Comparison::Gt => value > threshold,
+            Comparison::Ge => value >= threshold,
+            Comparison::Lt => value < threshold,
+            Comparison::Le => value <= threshold,
+        }
+    }
+}
+
+/// What to do after `no_data_after` without data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDataPolicy {
+    /// Treat silence as fine (resolves a firing alert).
+    Ok,
+    /// Treat silence as a breach.
+    Alerting,
+    /// Enter the `no_data` state.
+    NoData,
+    /// Stay in whatever state the instance is in.
+    KeepLast,
+}
+
+impl NoDataPolicy {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "ok" => NoDataPolicy::Ok,
+            "alerting" => NoDataPolicy::Alerting,
+            "no_data" => NoDataPolicy::NoData,
+            "keep_last" => NoDataPolicy::KeepLast,
+            _ => return None,
+        })
+    }
+}
+
+/// A rule's evaluation parameters (durations in milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    pub comparison: Comparison,
+    pub threshold: f64,
+    pub recovery_threshold: f64,
+    pub for_ms: i64,
+    pub keep_firing_for_ms: i64,
+    pub no_data: NoDataPolicy,
+    pub no_data_after_ms: i64,
+}
+
+impl Params {
+    pub fn breaches(&self, value: f64) -> bool {
+        self.comparison.holds(value, self.threshold)
+    }
+
+    pub fn recovered(&self, value: f64) -> bool {
+        !self.comparison.holds(value, self.recovery_threshold)
+    }
+}
+
+/// What one evaluation saw for an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    Value(f64),
+    NoData,
+    Error(String),
+}
+
+/// One instance's memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub state: AlertState,
+    /// When `state` was entered.
+    pub since_ms: i64,
+    /// When a value was last seen (or the instance created).
+    pub last_data_ms: i64,
+    pub value: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// A change of state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition {
+    pub from: AlertState,
+    pub to: AlertState,
+    pub at_ms: i64,
+    pub value: Option<f64>,
+}
+
+impl Transition {
+    /// Whether the transition notifies: entering `firing` (except back from `recovering`,
+    /// which is the same incident), resolving (to `ok` from `firing` or `recovering`), and
+    /// entering `no_data` / `error` when the rule asks.
+    pub fn notifies(&self, no_data: bool, error: bool) -> bool {
+        match self.to {
+            AlertState::Firing => self.from != AlertState::Recovering,
+            AlertState::Ok => self.from.is_firing(),
+            AlertState::NoData => no_data,
+            AlertState::Error => error,
+            AlertState::Pending | AlertState::Recovering => false,
+        }
+    }
+}
+
+impl Instance {
+    pub fn new(now_ms: i64) -> Self {
+        Self {
+            state: AlertState::Ok,
+            since_ms: now_ms,
+            last_data_ms: now_ms,
+            value: None,
+            error: None,
+        }
+    }
+
+    /// Advances the machine by one evaluation at `now_ms`.
+    pub fn step(&mut self, params: &Params, now_ms: i64, seen: Observation) -> Option<Transition> {
+        let next = match seen {
+            Observation::Error(message) => {
+                self.error = Some(message);
+                self.value = None;
+                AlertState::Error
+            }
+            Observation::Value(value) => {
+                self.error = None;
+                self.value = Some(value);
+                self.last_data_ms = now_ms;
+                self.judge(
+                    params,
+                    now_ms,
+                    params.breaches(value),
+                    params.recovered(value),
+                )
+            }
+            Observation::NoData => {
+                self.value = None;
+                if now_ms - self.last_data_ms < params.no_data_after_ms {
+                    return None; // silence not long enough yet: hold
+                }
+                match params.no_data {
+                    NoDataPolicy::KeepLast => return None,
+                    NoDataPolicy::NoData => AlertState::NoData,
+                    NoDataPolicy::Ok => AlertState::Ok,
+                    NoDataPolicy::Alerting => self.judge(params, now_ms, true, false),
+                }
+            }
+        };
+        (next != self.state).then(|| {
+            let transition = Transition {
+                from: self.state,
+                to: next,
+                at_ms: now_ms,
+                value: self.value,
+            };
+            self.state = next;
+            self.since_ms = now_ms;
+            transition
+        })
+    }
+
+    fn judge(&self, params: &Params, now_ms: i64, breach: bool, recovered: bool) -> AlertState {
+        let in_state_ms = now_ms - self.since_ms;
+        match self.state {
+            AlertState::Ok | AlertState::NoData | AlertState::Error => {
+                match (breach, params.for_ms == 0) {
+                    (false, _) => AlertState::Ok,
+                    (true, true) => AlertState::Firing,
+                    (true, false) => AlertState::Pending,
+                }
+            }
+            AlertState::Pending if !breach => AlertState::Ok,
+            AlertState::Pending if in_state_ms >= params.for_ms => AlertState::Firing,
+            AlertState::Pending => AlertState::Pending,
+            AlertState::Firing if !recovered => AlertState::Firing,
+            AlertState::Firing if params.keep_firing_for_ms == 0 => AlertState::Ok,
+            AlertState::Firing => AlertState::Recovering,
+            AlertState::Recovering if !recovered => AlertState::Firing,
+            AlertState::Recovering if in_state_ms >= params.keep_firing_for_ms => AlertState::Ok,
+            AlertState::Recovering => AlertState::Recovering,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AlertState::*;
+
+    fn params() -> Params {
+        Params {
+            comparison: Comparison::Gt,
+            threshold: 100.0,
+            recovery_threshold: 100.0,
+            for_ms: 0,
+            keep_firing_for_ms: 0,
+            no_data: NoDataPolicy::NoData,
+            no_data_after_ms: 5_000,
+        }
+    }
+
+    /// Runs one observation per second from t = 0 and returns the (time, state) of every
+    /// transition.
+    fn script(params: Params, seen: &[Observation]) -> Vec<(i64, AlertState)> {
+        let mut instance = Instance::new(0);
+        seen.iter()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                let now = (i as i64 + 1) * 1000;
+                instance
+                    .step(&params, now, o.clone())
+                    .map(|t| (t.at_ms / 1000, t.to))
+            })
+            .collect()
+    }
+
+    fn values(v: &[f64]) -> Vec<Observation> {
+        v.iter().map(|&x| Observation::Value(x)).collect()
+    }
+
+    #[test]
+    fn fires_and_resolves_without_pending() {
+        let t = script(params(), &values(&[50.0, 150.0, 150.0, 90.0, 90.0]));
+        assert_eq!(t, vec![(2, Firing), (4, Ok)]);
+    }
+
+    #[test]
+    fn flapping_without_hysteresis_fires_every_crossing() {
+        let t = script(params(), &values(&[101.0, 99.0, 101.0, 99.0, 101.0]));
+        assert_eq!(
+            t,
+            vec![(1, Firing), (2, Ok), (3, Firing), (4, Ok), (5, Firing)]
+        );
+    }
+
+    #[test]
+    fn hysteresis_stops_the_flapping() {
+        let p = Params {
+            recovery_threshold: 80.0,
+            ..params()
+        };
+        let t = script(p, &values(&[101.0, 99.0, 101.0, 99.0, 85.0, 79.0, 99.0]));
+        // Fires once; only dropping below 80 resolves it; 99 afterwards is not a breach.
+        assert_eq!(t, vec![(1, Firing), (6, Ok)]);
+    }
+
+    #[test]
+    fn pending_resets_when_the_condition_clears() {
+        let p = Params {
+            for_ms: 3_000,
+            ..params()
+        };
+        let t = script(
+            p,
+            &values(&[150.0, 150.0, 50.0, 150.0, 150.0, 150.0, 150.0]),
+        );
+        // Pending at 1, cleared at 3, pending again at 4: fires 3 s later, at 7.
+        assert_eq!(t, vec![(1, Pending), (3, Ok), (4, Pending), (7, Firing)]);
+    }
+
+    #[test]
+    fn keep_firing_for_holds_a_recovered_alert() {
+        let p = Params {
+            keep_firing_for_ms: 2_000,
+            ..params()
+        };
+        // Recovers at 3, breaches again at 4 (same incident, back to firing), recovers at 5
+        // and stays recovered: ok at 7.
+        let t = script(p, &values(&[150.0, 150.0, 50.0, 150.0, 50.0, 50.0, 50.0]));
+        assert_eq!(
+            t,
+            vec![
+                (1, Firing),
+                (3, Recovering),
+                (4, Firing),
+                (5, Recovering),
+                (7, Ok)
+            ]
+        );
+    }
+
+    #[test]
+    fn no_data_waits_for_the_silence_then_applies_the_policy() {
+        let mut seen = values(&[150.0]);
+        seen.extend(std::iter::repeat_n(Observation::NoData, 6));
+        seen.push(Observation::Value(50.0));
+        assert_eq!(
+            script(params(), &seen),
+            vec![(1, Firing), (6, NoData), (8, Ok)]
+        );
+
+        let ok = Params {
+            no_data: NoDataPolicy::Ok,
+            ..params()
+        };
+        assert_eq!(script(ok, &seen[..7]), vec![(1, Firing), (6, Ok)]);
+
+        let keep = Params {
+            no_data: NoDataPolicy::KeepLast,
+            ..params()
+        };
+        assert_eq!(script(keep, &seen[..7]), vec![(1, Firing)]);
+
+        let alerting = Params {
+            no_data: NoDataPolicy::Alerting,
+            ..params()
+        };
+        let silent: Vec<_> = std::iter::repeat_n(Observation::NoData, 7).collect();
+        assert_eq!(script(alerting, &silent), vec![(5, Firing)]);
+    }
+
+    #[test]
+    fn error_and_back() {
+        let seen = vec![
+            Observation::Value(150.0),
+            Observation::Error("metric deleted".into()),
+            Observation::Value(10.0),
+        ];
+        assert_eq!(
+            script(params(), &seen),
+            vec![(1, Firing), (2, Error), (3, Ok)]
+        );
+    }
+
+    #[test]
+    fn which_transitions_notify() {
+        let t = |from, to| Transition {
+            from,
+            to,
+            at_ms: 0,
+            value: None,
+        };
+        assert!(t(Ok, Firing).notifies(false, false));
+        assert!(t(Pending, Firing).notifies(false, false));
+        assert!(!t(Recovering, Firing).notifies(false, false));
+        assert!(t(Firing, Ok).notifies(false, false));
+        assert!(t(Recovering, Ok).notifies(false, false));
+        assert!(!t(Pending, Ok).notifies(false, false));
+        assert!(!t(Ok, Pending).notifies(false, false));
+        assert!(!t(Ok, NoData).notifies(false, true));
+        assert!(t(Ok, NoData).notifies(true, false));
+        assert!(t(Ok, Error).notifies(false, true));
+    }
+
+    #[test]
+    fn less_than_rules_mirror() {
+        let p = Params {
+            comparison: Comparison::Lt,
+            threshold: 10.0,
+            recovery_threshold: 20.0,
+            ..params()
+        };
+        let t = script(p, &values(&[15.0, 5.0, 15.0, 25.0]));
+        assert_eq!(t, vec![(2, Firing), (4, Ok)]);
+    }
+}

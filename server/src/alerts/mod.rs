@@ -1,0 +1,24 @@
+//! Threshold alerts: rules on any metric's window statistic, a pure state machine per rule
+//! instance, transitions stored in SQLite, and notifications through a durable outbox.
+//!
+//! - [`rule`]: the API's rule JSON checked into a typed [`rule::Rule`] (pure).
+//! - [`machine`]: the per-instance state machine (pure, scripted tests).
+//! - [`evaluate`]: what each instance observes in the engine's window (pure).
+//! - [`service`]: the evaluator task (every second) and the outbox worker (the I/O shell).
+//! - [`notify`]: webhook and Kinesis delivery.
+//!
+//! Exactly one notification per notifying transition: the transition, the instance's new state
+//! and one outbox row per external target are written in ONE transaction; the outbox worker
+//! marks a row delivered only after the target accepted it. A crash before the commit loses
+//! the transition (it is re-detected at the next evaluation, because the instance state was
+//! not stored either); a crash after it delivers it after the restart. A crash between a
+//! target's acceptance and the `delivered` mark would deliver again: every payload carries the
+//! transition `id` (and webhooks an `Idempotency-Key` header) so a receiver can drop the repeat.
+
+pub mod evaluate;
+pub mod machine;
+pub mod notify;
+pub mod rule;
+pub mod service;
+
+pub use service::{AlertsConfig, AlertsHandle, spawn};
