@@ -27,7 +27,7 @@ lint:
 unit:
 	cargo test --locked
 	# The consumer and the whole data path again, against kinesis-local (the reference peer).
-	STREAMBOARD_TEST_PEER=kinesis-local cargo test --locked --test consumer --test pipeline --test produce
+	STREAMBOARD_TEST_PEER=kinesis-local cargo test --locked --test consumer --test pipeline --test produce --test alerts
 
 # The site is built first and the server after it, so the binary embeds the fresh site.
 site:

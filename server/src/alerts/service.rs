@@ -101,7 +101,7 @@ pub fn spawn(
         instances: HashMap::new(),
         recent: VecDeque::new(),
         active_metrics: HashSet::new(),
-        metrics_checked_ms: i64::MIN,
+        metrics_checked_ms: None,
         outbox_wake: outbox_wake.clone(),
     };
     tracker.spawn(evaluator.run(
@@ -132,7 +132,8 @@ struct Evaluator {
     instances: HashMap<(i64, String), Instance>,
     recent: VecDeque<AlertEvent>,
     active_metrics: HashSet<String>,
-    metrics_checked_ms: i64,
+    /// When the active metrics were last read (`None`: re-read at the next evaluation).
+    metrics_checked_ms: Option<i64>,
     outbox_wake: Arc<Notify>,
 }
 
@@ -236,12 +237,15 @@ impl Evaluator {
             }
         }
         self.instances = instances;
-        self.metrics_checked_ms = i64::MIN;
+        self.metrics_checked_ms = None;
         Ok(())
     }
 
     async fn evaluate(&mut self, now: i64) -> Result<(), EvalError> {
-        if now - self.metrics_checked_ms >= METRICS_REFRESH_MS {
+        if self
+            .metrics_checked_ms
+            .is_none_or(|at| now - at >= METRICS_REFRESH_MS)
+        {
             self.active_metrics = self
                 .database
                 .active_metrics()
@@ -249,7 +253,7 @@ impl Evaluator {
                 .into_iter()
                 .map(|m| m.name)
                 .collect();
-            self.metrics_checked_ms = now;
+            self.metrics_checked_ms = Some(now);
         }
         let enabled: Vec<usize> = (0..self.rules.len())
             .filter(|&i| self.rules[i].spec.enabled)
@@ -499,10 +503,11 @@ async fn outbox_worker(
                     )
                 })
                 .unwrap_or_else(|| row.transition_id.to_string());
-            let result = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                result = notifier.deliver(&target, row.transition_id, &key, &row.payload) => result,
-            };
+            // Not abandoned at shutdown: a delivery the target accepted must be marked, or it
+            // would be sent again after the restart. It is bounded by the delivery timeout.
+            let result = notifier
+                .deliver(&target, row.transition_id, &key, &row.payload)
+                .await;
             let stored = match result {
                 Ok(()) => database.outbox_delivered(row.id, now_ms()).await,
                 Err(error) => {
@@ -522,6 +527,9 @@ async fn outbox_worker(
             if let Err(error) = stored {
                 tracing::warn!(%error, "cannot update the alert outbox");
             }
+        }
+        if shutdown.is_cancelled() {
+            return;
         }
         if !due.is_empty() {
             continue;
