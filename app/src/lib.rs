@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`protocol`]: wire types shared with the server (live messages).
 //! - [`api`]: REST API bodies (`/api/v1`).
+//! - [`fetch`]: the browser's calls to `/api/v1`.
 //! - [`live`]: the browser's WebSocket connection and its state, provided as context.
 //! - `components`: the shell pieces every page shares (navigation, badge, theme switch).
 //! - `pages`: one file per route.
@@ -20,6 +21,7 @@ use leptos_router::{
 
 pub mod api;
 mod components;
+pub mod fetch;
 pub mod live;
 mod pages;
 pub mod protocol;
@@ -64,6 +66,7 @@ pub fn App() -> impl IntoView {
         <Title formatter=|page: String| format!("{page} · Streamboard") />
         <Router>
             <components::TopNav />
+            <components::Toasts />
             <main class="mx-auto w-full max-w-screen-2xl px-4 py-6 sm:px-6">
                 <ErrorBoundary fallback=|errors| {
                     view! { <pages::ErrorPanel errors /> }

@@ -9,7 +9,7 @@
 //! topics change and after every hello, so a reconnect resubscribes by itself. The latest
 //! payload of each topic lands in a signal of [`LiveConnection`].
 
-use crate::protocol::{MetricLive, Overview, StreamsLive, Topic};
+use crate::protocol::{AlertsLive, MetricLive, Overview, StreamsLive, Topic};
 use leptos::prelude::*;
 
 /// What the connection badge shows.
@@ -45,6 +45,8 @@ pub struct LiveConnection {
     pub streams: RwSignal<Option<StreamsLive>>,
     /// The latest payload of the subscribed metric (the detail page shows one at a time).
     pub metric: RwSignal<Option<MetricLive>>,
+    /// Alert rules and recent transitions; every page is subscribed (badge and toasts).
+    pub alerts: RwSignal<Option<AlertsLive>>,
 }
 
 /// Subscribes the current page to `topics` until it is left.
@@ -77,6 +79,7 @@ pub fn provide_live_connection() -> LiveConnection {
         overview: RwSignal::new(None),
         streams: RwSignal::new(None),
         metric: RwSignal::new(None),
+        alerts: RwSignal::new(None),
     };
     provide_context(live);
     #[cfg(feature = "hydrate")]
@@ -92,7 +95,7 @@ pub fn use_live_connection() -> LiveConnection {
 #[cfg(feature = "hydrate")]
 mod client {
     use super::{ConnectionState, LiveConnection, backoff_delay_ms};
-    use crate::protocol::{ClientMessage, LivePayload, PROTOCOL_VERSION, ServerMessage};
+    use crate::protocol::{ClientMessage, LivePayload, PROTOCOL_VERSION, ServerMessage, Topic};
     use leptos::prelude::*;
     use std::{
         cell::{Cell, RefCell},
@@ -119,7 +122,11 @@ mod client {
     }
 
     fn subscribe(live: LiveConnection) {
-        let topics = live.topics.get_untracked();
+        // The alerts topic is always on: the badge and the toasts are on every page.
+        let mut topics = live.topics.get_untracked();
+        if !topics.contains(&Topic::Alerts) {
+            topics.push(Topic::Alerts);
+        }
         SOCKET.with_borrow(|socket| {
             if let Some(socket) = socket {
                 let _ = socket.send_with_str(&ClientMessage::Subscribe { topics }.to_json());
@@ -204,6 +211,7 @@ mod client {
                         LivePayload::Overview(o) => live.overview.set(Some(o)),
                         LivePayload::Streams(s) => live.streams.set(Some(s)),
                         LivePayload::Metric(m) => live.metric.set(Some(m)),
+                        LivePayload::Alerts(a) => live.alerts.set(Some(a)),
                     },
                     Ok(_) => {}
                     Err(error) => {

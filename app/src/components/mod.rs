@@ -1,10 +1,12 @@
 //! Shell pieces every page shares: the top navigation with the connection badge and the
 //! theme switch.
 
+mod alerts;
 mod badge;
 pub mod chart;
 mod theme;
 
+pub use alerts::{AlertBadge, Toasts};
 pub use badge::ConnectionBadge;
 pub use theme::ThemeToggle;
 
@@ -33,6 +35,7 @@ pub fn TopNav() -> impl IntoView {
                 <A href="/alerts" attr:class=link>"Alerts"</A>
                 <A href="/reports" attr:class=link>"Reports"</A>
                 <div class="ml-auto flex items-center gap-3">
+                    <AlertBadge />
                     <ConnectionBadge />
                     <ThemeToggle />
                 </div>
