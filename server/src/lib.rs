@@ -19,6 +19,8 @@
 //!
 //! `main` parses the config and calls [`run`]; tests call [`Server::start`] on port 0.
 
+#![recursion_limit = "256"]
+
 pub mod alerts;
 pub mod config;
 pub mod consumer;

@@ -517,7 +517,7 @@ fn RuleForm(
                 <button type="button" class=BUTTON on:click=run_preview disabled=move || busy.get()>"Preview"</button>
                 <button type="button" class=BUTTON on:click=move |_| on_done.run(())>"Cancel"</button>
             </div>
-            {move || preview.get().map(|(now, values)| {
+            {move || preview.get().map(|(now, values)| -> AnyView {
                 let threshold = form.threshold.get_untracked().trim().parse().unwrap_or(0.0);
                 let recovery = form.recovery.get_untracked().trim().parse().ok();
                 view! {
@@ -534,9 +534,11 @@ fn RuleForm(
                         <PreviewChart values threshold recovery />
                     </section>
                 }
+                .into_any()
             })}
         </form>
     }
+    .into_any()
 }
 
 /// Minimal percent-encoding for a query parameter value.
@@ -651,6 +653,7 @@ fn RuleRow(
             </td>
         </tr>
     }
+    .into_any()
 }
 
 /// The transition history with filters.
@@ -703,6 +706,7 @@ fn History(rules: Signal<Vec<(i64, String)>>, newest: Signal<Option<i64>>) -> im
             </Suspense>
         </section>
     }
+    .into_any()
 }
 
 fn history_row(e: AlertEvent) -> impl IntoView {
@@ -808,7 +812,7 @@ pub fn Alerts() -> impl IntoView {
                         <tbody>
                             {rules.into_iter().map(|rule| view! {
                                 <RuleRow rule on_edit=edit on_changed=changed problem />
-                            }).collect_view()}
+                            }.into_any()).collect_view()}
                         </tbody>
                     </table>
                 </section>
@@ -816,6 +820,7 @@ pub fn Alerts() -> impl IntoView {
         }}
         <History rules=rule_names newest />
     }
+    .into_any()
 }
 
 #[cfg(test)]
