@@ -27,6 +27,7 @@ CREATE TABLE alert_transition (
     id            INTEGER PRIMARY KEY,
     rule_id       INTEGER NOT NULL,
     rule          TEXT NOT NULL,
+    metric        TEXT NOT NULL,
     instance      TEXT NOT NULL,
     from_state    TEXT NOT NULL,
     to_state      TEXT NOT NULL,

@@ -316,6 +316,7 @@ pub struct AlertEvent {
     pub id: i64,
     pub rule_id: i64,
     pub rule: String,
+    pub metric: String,
     pub instance: String,
     pub from: String,
     pub to: String,

@@ -26,7 +26,7 @@ use streamboard::{
     producer::{Producer, ProducerRecord},
     storage::Database,
 };
-use support::{Peer, eventually, http_json, unique_stream, wait_active};
+use support::{Peer, eventually, http_json, http_text, unique_stream, wait_active};
 use tokio_util::sync::CancellationToken;
 
 /// A webhook receiver: keeps the payloads it accepted; refuses with 503 while `refuse` is set.
@@ -328,6 +328,21 @@ async fn a_rule_fires_and_resolves_once_across_refusals_and_a_restart() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["notification"], "sent");
     assert_eq!(list[0]["in_app"], true);
+
+    // The printable report lists the alert under its metric.
+    let (status, html) = http_text(
+        addr,
+        "GET",
+        "/api/v1/export?metrics=latency&from=-1h&format=html",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Alerts fired"), "{html}");
+    assert!(
+        html.contains("slow fired (value 500, threshold 100, warning)"),
+        "{html}"
+    );
 
     server.shutdown();
     server.wait().await.unwrap();

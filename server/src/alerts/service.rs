@@ -425,6 +425,7 @@ fn transition_record(
         id: 0,
         rule_id: rule.id,
         rule: rule.spec.name.clone(),
+        metric: rule.spec.metric.clone(),
         instance: instance_name.to_string(),
         from: transition.from.as_str().to_string(),
         to: transition.to.as_str().to_string(),

@@ -4,15 +4,34 @@
 //!
 //! The writer keeps one metric's points (for its chart) until the metric ends; the request
 //! layer caps HTML exports at [`super::request::Format::max_rows`] rows so that stays small.
-//! Alerts do not exist yet: [`alerts_fired`] is the hook the report will call for them.
+//! Each metric's section lists the alerts that fired on it in the range (transitions into
+//! `firing`, read once before the report starts).
 
 use super::{Row, RowWriter, write_rfc3339};
+use app::protocol::AlertEvent;
 use std::{collections::BTreeMap, fmt::Write as _};
 
-/// Alerts that fired for `metric` in the range, as report lines. Hook for the alerts feature
-/// (not built yet): returns nothing, and the report shows no alerts section until it does.
-pub fn alerts_fired(_metric: &str, _from_ms: i64, _to_ms: i64) -> Vec<String> {
-    Vec::new()
+/// The report lines of the alerts that fired on `metric`, oldest first.
+pub fn alerts_fired(fired: &[AlertEvent], metric: &str) -> Vec<String> {
+    fired
+        .iter()
+        .filter(|e| e.metric == metric)
+        .map(|e| {
+            let instance = if e.instance == "all" {
+                String::new()
+            } else {
+                format!(" [{}]", e.instance)
+            };
+            let value = e.value.map(|v| format!("value {v}, ")).unwrap_or_default();
+            format!(
+                "{} UTC: {}{instance} fired ({value}threshold {}, {})",
+                rfc(e.at_ms.div_euclid(1000)),
+                e.rule,
+                e.threshold,
+                e.severity
+            )
+        })
+        .collect()
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#111}\
@@ -59,10 +78,12 @@ pub struct HtmlWriter {
     /// Per series: (bucket start, mean) points.
     points: BTreeMap<String, Vec<(i64, f64)>>,
     totals: Vec<SeriesTotal>,
+    /// Alerts that fired in the range, on any metric.
+    fired: Vec<AlertEvent>,
 }
 
 impl HtmlWriter {
-    pub fn new(from_ms: i64, to_ms: i64, resolution_s: i64) -> Self {
+    pub fn new(from_ms: i64, to_ms: i64, resolution_s: i64, fired: Vec<AlertEvent>) -> Self {
         Self {
             from_ms,
             to_ms,
@@ -71,6 +92,7 @@ impl HtmlWriter {
             unit: None,
             points: BTreeMap::new(),
             totals: Vec::new(),
+            fired,
         }
     }
 
@@ -207,7 +229,7 @@ impl RowWriter for HtmlWriter {
             }
             html.push_str("</tbody></table>");
         }
-        let alerts = alerts_fired(&self.metric, self.from_ms, self.to_ms);
+        let alerts = alerts_fired(&self.fired, &self.metric);
         if !alerts.is_empty() {
             html.push_str("<h3>Alerts fired</h3><ul>");
             for alert in alerts {

@@ -92,12 +92,23 @@ pub async fn prepare(database: &Database, plan: ExportPlan) -> Result<Prepared, 
     })
 }
 
-fn writer(format: Format, plan: &ExportPlan) -> Box<dyn RowWriter> {
-    match format {
+async fn writer(
+    database: &Database,
+    plan: &ExportPlan,
+) -> Result<Box<dyn RowWriter>, StorageError> {
+    Ok(match plan.format {
         Format::Csv => Box::new(CsvWriter),
         Format::Json => Box::new(JsonWriter::default()),
-        Format::Html => Box::new(HtmlWriter::new(plan.from_ms, plan.to_ms, plan.resolution_s)),
-    }
+        Format::Html => {
+            let fired = database.alerts_fired(plan.from_ms, plan.to_ms).await?;
+            Box::new(HtmlWriter::new(
+                plan.from_ms,
+                plan.to_ms,
+                plan.resolution_s,
+                fired,
+            ))
+        }
+    })
 }
 
 /// Starts the reader task; the receiver yields the body's chunks (an `Err` ends the body
@@ -151,7 +162,7 @@ async fn run(
     tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), RunError> {
     let plan = prepared.plan;
-    let mut writer = writer(plan.format, &plan);
+    let mut writer = writer(database, &plan).await?;
     let mut out = Vec::new();
     writer.begin(&mut out);
     send(tx, out).await?;

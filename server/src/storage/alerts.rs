@@ -69,6 +69,7 @@ fn event_from(row: &sqlx::sqlite::SqliteRow) -> Result<AlertEvent, sqlx::Error> 
         id: row.try_get("id")?,
         rule_id: row.try_get("rule_id")?,
         rule: row.try_get("rule")?,
+        metric: row.try_get("metric")?,
         instance: row.try_get("instance")?,
         from: row.try_get("from_state")?,
         to: row.try_get("to_state")?,
@@ -81,7 +82,7 @@ fn event_from(row: &sqlx::sqlite::SqliteRow) -> Result<AlertEvent, sqlx::Error> 
     })
 }
 
-const EVENT_COLUMNS: &str = "id, rule_id, rule, instance, from_state, to_state, value, \
+const EVENT_COLUMNS: &str = "id, rule_id, rule, metric, instance, from_state, to_state, value, \
      threshold, at_ms, severity, notification, in_app";
 
 /// Whether an error is the UNIQUE constraint on the rule name.
@@ -363,11 +364,13 @@ async fn insert_transition(
     event: &AlertEvent,
 ) -> Result<i64, StorageError> {
     Ok(sqlx::query(
-        "INSERT INTO alert_transition (rule_id, rule, instance, from_state, to_state, value, \
-         threshold, at_ms, severity, notification, in_app) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO alert_transition (rule_id, rule, metric, instance, from_state, to_state, \
+         value, threshold, at_ms, severity, notification, in_app) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(event.rule_id)
     .bind(&event.rule)
+    .bind(&event.metric)
     .bind(&event.instance)
     .bind(&event.from)
     .bind(&event.to)

@@ -356,3 +356,46 @@ pub async fn write_buckets(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod codec_timing {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn time_codec() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000, 2).unwrap();
+        for v in 1..40u64 {
+            h.record(v * 7).unwrap();
+        }
+        let n = 5000;
+        let t = std::time::Instant::now();
+        let mut blob = Vec::new();
+        for _ in 0..n {
+            blob = encode_histogram(&h);
+        }
+        let enc = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = decode_histogram(&blob).unwrap();
+        }
+        let dec = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        let mut s = hdrhistogram::serialization::V2Serializer::new();
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.clear();
+            s.serialize(&h, &mut out).unwrap();
+        }
+        let plain = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = h.clone();
+        }
+        let clone = t.elapsed() / n;
+        eprintln!(
+            "encode {enc:?} decode {dec:?} plain-v2 {plain:?} clone {clone:?} blob {} plain {}",
+            blob.len(),
+            out.len()
+        );
+    }
+}

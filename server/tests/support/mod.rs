@@ -335,6 +335,22 @@ pub async fn http_json(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
+    let (status, text) = http_text(addr, method, path, body).await;
+    let json = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    (status, json)
+}
+
+/// As [`http_json`], with the body as text (a chunked body is returned with its framing).
+pub async fn http_text(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -350,12 +366,7 @@ pub async fn http_json(
         let text = String::from_utf8(response).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let json = if body.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-        };
-        (status, json)
+        (status, body.to_string())
     };
     tokio::time::timeout(WAIT, exchange)
         .await
