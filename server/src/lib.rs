@@ -96,7 +96,7 @@ impl Server {
             }
         }
         engine::catalog::install(&database, &definitions).await?;
-        let shell_config = engine::ShellConfig {
+        let shell_config = config.engine.apply(engine::ShellConfig {
             known_streams: (!streams.is_empty()).then(|| {
                 streams
                     .iter()
@@ -104,7 +104,7 @@ impl Server {
                     .collect()
             }),
             ..engine::ShellConfig::default()
-        };
+        });
         let (engine_handle, batches) = engine::shell::spawn(
             shell_config,
             database.clone(),

@@ -33,6 +33,13 @@ pub struct FileConfig {
     pub kinesis_endpoint: Option<String>,
     pub embedded_listen: Option<SocketAddr>,
     pub demo_rate: Option<u32>,
+    pub allowed_lateness: Option<PositiveDuration>,
+    pub future_tolerance: Option<PositiveDuration>,
+    pub max_series_per_metric: Option<u32>,
+    pub flush_interval: Option<PositiveDuration>,
+    pub retention_1s: Option<PositiveDuration>,
+    pub retention_1m: Option<PositiveDuration>,
+    pub retention_1h: Option<PositiveDuration>,
     /// Metric definitions (`[[metrics]]` tables), installed into the database at start-up.
     #[serde(default)]
     pub metrics: Vec<crate::engine::MetricDefinition>,

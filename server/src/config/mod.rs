@@ -195,6 +195,38 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMBOARD_APPLICATION", value_name = "NAME")]
     pub application: Option<String>,
 
+    /// Metrics engine: how far before its arrival a record's event time may be before it is
+    /// counted as late instead of aggregated [default: 60s].
+    #[arg(long, env = "STREAMBOARD_ALLOWED_LATENESS", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub allowed_lateness: Option<Duration>,
+
+    /// Metrics engine: how far after its arrival a record's event time may be before it is
+    /// counted as from the future [default: 60s].
+    #[arg(long, env = "STREAMBOARD_FUTURE_TOLERANCE", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub future_tolerance: Option<Duration>,
+
+    /// Metrics engine: series per metric before new label values go to `__other__`
+    /// [default: 1000].
+    #[arg(long, env = "STREAMBOARD_MAX_SERIES_PER_METRIC", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_series_per_metric: Option<u32>,
+
+    /// Metrics engine: how often aggregates and checkpoints are committed to SQLite
+    /// [default: 1s].
+    #[arg(long, env = "STREAMBOARD_FLUSH_INTERVAL", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub flush_interval: Option<Duration>,
+
+    /// How long 1-second history rows are kept [default: 6h].
+    #[arg(long, env = "STREAMBOARD_RETENTION_1S", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub retention_1s: Option<Duration>,
+
+    /// How long 1-minute history rows are kept [default: 14d].
+    #[arg(long, env = "STREAMBOARD_RETENTION_1M", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub retention_1m: Option<Duration>,
+
+    /// How long 1-hour history rows are kept [default: 400d].
+    #[arg(long, env = "STREAMBOARD_RETENTION_1H", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub retention_1h: Option<Duration>,
+
     /// How often the consumer lists shards to pick up resharding [default: 10s].
     #[arg(long, env = "STREAMBOARD_DISCOVERY_INTERVAL", value_name = "DURATION", value_parser = parse_positive_duration)]
     pub discovery_interval: Option<Duration>,
@@ -310,6 +342,44 @@ pub struct ServeConfig {
     pub metrics: Vec<crate::engine::MetricDefinition>,
     /// Where Kinesis is read from.
     pub source: KinesisSource,
+    /// Metrics engine tunables.
+    pub engine: EngineSettings,
+}
+
+/// The metrics engine's settings (`--allowed-lateness`, `--max-series-per-metric`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSettings {
+    pub allowed_lateness: Duration,
+    pub future_tolerance: Duration,
+    pub max_series_per_metric: usize,
+    pub flush_interval: Duration,
+    /// Retention of the 1 s, 1 min and 1 h tiers.
+    pub retention: [Duration; 3],
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        let shell = crate::engine::ShellConfig::default();
+        Self {
+            allowed_lateness: shell.engine.allowed_lateness,
+            future_tolerance: shell.engine.future_tolerance,
+            max_series_per_metric: shell.engine.max_series_per_metric,
+            flush_interval: shell.flush_interval,
+            retention: shell.retention,
+        }
+    }
+}
+
+impl EngineSettings {
+    /// The engine task's configuration with these settings.
+    pub fn apply(&self, mut shell: crate::engine::ShellConfig) -> crate::engine::ShellConfig {
+        shell.engine.allowed_lateness = self.allowed_lateness;
+        shell.engine.future_tolerance = self.future_tolerance;
+        shell.engine.max_series_per_metric = self.max_series_per_metric;
+        shell.flush_interval = self.flush_interval;
+        shell.retention = self.retention;
+        shell
+    }
 }
 
 impl ServeConfig {
@@ -328,6 +398,7 @@ impl ServeConfig {
             idle_poll_interval: DEFAULT_IDLE_POLL_INTERVAL,
             metrics: Vec::new(),
             source: KinesisSource::External(KinesisTarget::Aws),
+            engine: EngineSettings::default(),
         }
     }
 }
@@ -467,6 +538,9 @@ impl ServeConfig {
                     .unwrap_or(DEFAULT_DEMO_RATE),
             },
         };
+        if file.max_series_per_metric == Some(0) {
+            return Err("max_series_per_metric: must be at least 1".to_string());
+        }
         Ok(Self {
             source,
             streams,
@@ -502,6 +576,38 @@ impl ServeConfig {
                 .or(file.shutdown_timeout.map(|d| d.0))
                 .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
             metrics: file.metrics.clone(),
+            engine: {
+                let defaults = EngineSettings::default();
+                let pick = |arg: Option<Duration>, file: Option<PositiveDuration>, default| {
+                    arg.or(file.map(|d| d.0)).unwrap_or(default)
+                };
+                EngineSettings {
+                    allowed_lateness: pick(
+                        args.allowed_lateness,
+                        file.allowed_lateness,
+                        defaults.allowed_lateness,
+                    ),
+                    future_tolerance: pick(
+                        args.future_tolerance,
+                        file.future_tolerance,
+                        defaults.future_tolerance,
+                    ),
+                    max_series_per_metric: args
+                        .max_series_per_metric
+                        .or(file.max_series_per_metric)
+                        .map_or(defaults.max_series_per_metric, |n| n as usize),
+                    flush_interval: pick(
+                        args.flush_interval,
+                        file.flush_interval,
+                        defaults.flush_interval,
+                    ),
+                    retention: [
+                        pick(args.retention_1s, file.retention_1s, defaults.retention[0]),
+                        pick(args.retention_1m, file.retention_1m, defaults.retention[1]),
+                        pick(args.retention_1h, file.retention_1h, defaults.retention[2]),
+                    ],
+                }
+            },
         })
     }
 

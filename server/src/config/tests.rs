@@ -168,6 +168,40 @@ fn flags_are_parsed_into_types() {
 }
 
 #[test]
+fn engine_settings_come_from_flags_or_defaults() {
+    let config = serve(load(&["serve"]).unwrap());
+    assert_eq!(config.engine, EngineSettings::default());
+    assert_eq!(config.engine.max_series_per_metric, 1000);
+    let config = serve(
+        load(&[
+            "serve",
+            "--allowed-lateness",
+            "5m",
+            "--max-series-per-metric",
+            "50",
+            "--flush-interval",
+            "500ms",
+            "--retention-1s",
+            "2h",
+        ])
+        .unwrap(),
+    );
+    assert_eq!(config.engine.allowed_lateness, Duration::from_secs(300));
+    assert_eq!(config.engine.max_series_per_metric, 50);
+    assert_eq!(config.engine.flush_interval, Duration::from_millis(500));
+    assert_eq!(config.engine.retention[0], Duration::from_secs(7200));
+    assert_eq!(
+        config.engine.retention[1],
+        EngineSettings::default().retention[1]
+    );
+    let error = load(&["serve", "--max-series-per-metric", "0"]).unwrap_err();
+    assert!(
+        error.to_string().contains("--max-series-per-metric"),
+        "{error}"
+    );
+}
+
+#[test]
 fn bad_flag_value_names_the_option_and_exits_2() {
     let error = load(&["serve", "--listen", "nowhere"]).unwrap_err();
     assert_eq!(error.exit_code(), 2);
