@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .merge(api::router())
         .route("/api/v1/export", get(export::export))
+        .route("/api/v1/export/estimate", get(export::estimate))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(shell_options.clone()))
         .fallback(assets::asset_or_not_found)
         .layer(CompressionLayer::new())
