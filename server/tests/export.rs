@@ -383,6 +383,38 @@ async fn the_estimate_counts_exactly_what_the_export_returns() {
     }
 }
 
+/// Browsers ask for gzip: the compressed body must end cleanly (the compression layer polls
+/// the body again after its last chunk).
+#[tokio::test]
+async fn a_gzip_export_ends_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (database, app) = setup(dir.path()).await;
+    let id = define(&database, "export_gzip_f", "export-test-f").await;
+    let now_s = now_ms() / 1000;
+    let (stats, _) = hist_of(&[7]);
+    let rows: Vec<_> = (0..600)
+        .map(|t| ("[\"eu\"]".to_string(), now_s - 900 + t, stats, None))
+        .collect();
+    database.insert_tier_buckets(id, 1, &rows).await.unwrap();
+    let response = app
+        .oneshot(
+            Request::get("/api/v1/export?metrics=export_gzip_f&from=-1h")
+                .header("accept-encoding", "gzip")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body ends cleanly");
+    assert!(!body.to_bytes().is_empty());
+}
+
 fn rss_kib(key: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status

@@ -26,7 +26,7 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use futures_util::stream::unfold;
+use futures_util::stream::poll_fn;
 
 impl From<ExportError> for ApiError {
     fn from(error: ExportError) -> Self {
@@ -100,9 +100,10 @@ pub(super) async fn export(
         &state.tracker,
         state.shutdown.clone(),
     );
-    let body = Body::from_stream(unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }));
+    // `poll_recv` keeps answering `None` once the channel is done, so the body may be polled
+    // again after its end (the gzip layer does; `stream::unfold` panics there).
+    let mut rx = rx;
+    let body = Body::from_stream(poll_fn(move |cx| rx.poll_recv(cx)));
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_string()),
