@@ -231,184 +231,196 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
         }
     };
 
+    // Each part is type-erased (`into_any`): one nested view type would overflow the
+    // compiler's query depth in the server crate.
+    let metric_picker = view! {
+        <fieldset class=PANEL>
+            <legend class=LEGEND>"Metrics"</legend>
+            <input
+                type="search"
+                class=format!("{INPUT} w-full")
+                placeholder="Search metrics or streams"
+                aria-label="Search metrics"
+                bind:value=search
+            />
+            <label class="mt-3 flex items-center gap-2 text-sm font-medium">
+                <input type="checkbox" bind:checked=all_metrics />
+                {format!("All metrics ({total_metrics})")}
+            </label>
+            <ul
+                aria-label="Metrics"
+                class="mt-2 max-h-80 space-y-1 overflow-y-auto text-sm"
+                class:opacity-50=move || all_metrics.get()
+            >
+                <For each=move || shown.get() key=|m| m.id let:metric>
+                    {
+                        let name = metric.name.clone();
+                        let checked_name = name.clone();
+                        let detail = match &metric.unit {
+                            Some(unit) => format!("{} · {unit}", metric.stream),
+                            None => metric.stream.clone(),
+                        };
+                        view! {
+                            <li>
+                                <label class="flex items-baseline gap-2">
+                                    <input
+                                        type="checkbox"
+                                        disabled=move || all_metrics.get()
+                                        prop:checked=move || selected.with(|s| s.contains(&checked_name))
+                                        on:change=move |_| selected.update(|s| {
+                                            match s.iter().position(|n| *n == name) {
+                                                Some(i) => { s.remove(i); }
+                                                None => s.push(name.clone()),
+                                            }
+                                        })
+                                    />
+                                    <span class="font-mono">{metric.name.clone()}</span>
+                                    <span class="text-xs text-slate-500 dark:text-slate-400">{detail}</span>
+                                </label>
+                            </li>
+                        }
+                    }
+                </For>
+            </ul>
+            <p class="mt-2 text-xs text-slate-500 dark:text-slate-400">
+                {move || if all_metrics.get() {
+                    "Every metric is exported.".to_string()
+                } else {
+                    let shown_n = shown.with(|s| s.len());
+                    format!("{} selected · {shown_n} of {total_metrics} shown", selected.with(|s| s.len()))
+                }}
+            </p>
+        </fieldset>
+    }
+    .into_any();
+    let range_picker = view! {
+        <fieldset class=PANEL>
+            <legend class=LEGEND>"Range"</legend>
+            <div class="flex flex-wrap gap-3 text-sm">
+                {PRESETS.iter().chain(std::iter::once(&("Custom (UTC)", CUSTOM))).map(|(label, value)| view! {
+                    <label class="flex items-center gap-1">
+                        <input
+                            type="radio"
+                            name="range"
+                            value=*value
+                            prop:checked=move || range.get() == *value
+                            on:change=move |_| range.set(value.to_string())
+                        />
+                        {*label}
+                    </label>
+                }).collect_view()}
+            </div>
+            <Show when=move || range.get() == CUSTOM>
+                <div class="mt-3 flex flex-wrap items-end gap-4 text-sm">
+                    <label class="flex flex-col gap-1">
+                        "From (UTC)"
+                        <input type="datetime-local" class=INPUT bind:value=custom_from />
+                    </label>
+                    <label class="flex flex-col gap-1">
+                        "To (UTC)"
+                        <input type="datetime-local" class=INPUT bind:value=custom_to />
+                    </label>
+                    <p class="text-xs text-slate-500 dark:text-slate-400">
+                        "Times are UTC, not your local time."
+                    </p>
+                </div>
+            </Show>
+        </fieldset>
+    }
+    .into_any();
+    let output_options = view! {
+        <div class=format!("{PANEL} flex flex-wrap gap-6 text-sm")>
+            <label class="flex items-center gap-2">
+                "Resolution"
+                <select
+                    class=INPUT
+                    on:change=move |ev| resolution.set(event_target_value(&ev))
+                    prop:value=move || resolution.get()
+                >
+                    {RESOLUTIONS.iter().map(|(label, value)| view! {
+                        <option value=*value>{*label}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <fieldset class="flex flex-wrap items-center gap-3">
+                <legend class="sr-only">"Format"</legend>
+                <span aria-hidden="true">"Format"</span>
+                {FORMATS.iter().map(|(label, value)| view! {
+                    <label class="flex items-center gap-1">
+                        <input
+                            type="radio"
+                            name="format"
+                            value=*value
+                            prop:checked=move || format.get() == *value
+                            on:change=move |_| format.set(value.to_string())
+                        />
+                        {*label}
+                    </label>
+                }).collect_view()}
+            </fieldset>
+        </div>
+    }
+    .into_any();
+    let estimate_panel = view! {
+        <section class=PANEL aria-label="Estimate">
+            <p
+                class="text-sm"
+                data-testid="estimate"
+                data-rows=move || match estimate.get() {
+                    Estimate::Ready(e) => e.rows.to_string(),
+                    _ => String::new(),
+                }
+            >
+                {move || match estimate.get() {
+                    Estimate::Ready(e) => describe_estimate(&e),
+                    Estimate::Pending => "Counting rows…".to_string(),
+                    Estimate::Refused(_) => "No estimate: see below.".to_string(),
+                }}
+            </p>
+            {move || problem().map(|e| {
+                let field = e.field.clone();
+                view! {
+                    <p role="alert" class="mt-2 text-sm text-rose-600 dark:text-rose-400" data-field=field>
+                        {e.field.map(|f| view! { <strong class="font-mono">{f}</strong> ": " })}
+                        {e.message}
+                    </p>
+                }
+            })}
+            <div class="mt-4 flex flex-wrap items-center gap-3">
+                <button
+                    type="submit"
+                    class="rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white disabled:opacity-50 dark:bg-slate-100 dark:text-slate-900"
+                    disabled=move || query.with(|q| q.is_err()) || streaming()
+                >
+                    "Download"
+                </button>
+                <Show when=streaming>
+                    <button
+                        type="button"
+                        class="rounded-md border border-slate-300 px-3 py-2 text-sm dark:border-slate-700"
+                        on:click=move |_| cancel.set(true)
+                    >
+                        "Cancel"
+                    </button>
+                </Show>
+                <a
+                    class="text-xs text-slate-500 underline dark:text-slate-400"
+                    href=export_url
+                    class:hidden=move || query.with(|q| q.is_err())
+                    title="Opens the export in the browser's own download manager: no progress here, nothing held in the page"
+                >
+                    "Direct link"
+                </a>
+            </div>
+            <DownloadStatus download />
+        </section>
+    }
+    .into_any();
+
     view! {
         <form class="grid grid-cols-1 gap-6 lg:grid-cols-[minmax(0,2fr)_minmax(0,3fr)]" on:submit=on_submit>
-            <fieldset class=PANEL>
-                <legend class=LEGEND>"Metrics"</legend>
-                <input
-                    type="search"
-                    class=format!("{INPUT} w-full")
-                    placeholder="Search metrics or streams"
-                    aria-label="Search metrics"
-                    bind:value=search
-                />
-                <label class="mt-3 flex items-center gap-2 text-sm font-medium">
-                    <input type="checkbox" bind:checked=all_metrics />
-                    {format!("All metrics ({total_metrics})")}
-                </label>
-                <ul
-                    aria-label="Metrics"
-                    class="mt-2 max-h-80 space-y-1 overflow-y-auto text-sm"
-                    class:opacity-50=move || all_metrics.get()
-                >
-                    <For each=move || shown.get() key=|m| m.id let:metric>
-                        {
-                            let name = metric.name.clone();
-                            let checked_name = name.clone();
-                            let detail = match &metric.unit {
-                                Some(unit) => format!("{} · {unit}", metric.stream),
-                                None => metric.stream.clone(),
-                            };
-                            view! {
-                                <li>
-                                    <label class="flex items-baseline gap-2">
-                                        <input
-                                            type="checkbox"
-                                            disabled=move || all_metrics.get()
-                                            prop:checked=move || selected.with(|s| s.contains(&checked_name))
-                                            on:change=move |_| selected.update(|s| {
-                                                match s.iter().position(|n| *n == name) {
-                                                    Some(i) => { s.remove(i); }
-                                                    None => s.push(name.clone()),
-                                                }
-                                            })
-                                        />
-                                        <span class="font-mono">{metric.name.clone()}</span>
-                                        <span class="text-xs text-slate-500 dark:text-slate-400">{detail}</span>
-                                    </label>
-                                </li>
-                            }
-                        }
-                    </For>
-                </ul>
-                <p class="mt-2 text-xs text-slate-500 dark:text-slate-400">
-                    {move || if all_metrics.get() {
-                        "Every metric is exported.".to_string()
-                    } else {
-                        let shown_n = shown.with(|s| s.len());
-                        format!("{} selected · {shown_n} of {total_metrics} shown", selected.with(|s| s.len()))
-                    }}
-                </p>
-            </fieldset>
-
-            <div class="space-y-4">
-                <fieldset class=PANEL>
-                    <legend class=LEGEND>"Range"</legend>
-                    <div class="flex flex-wrap gap-3 text-sm">
-                        {PRESETS.iter().chain(std::iter::once(&("Custom (UTC)", CUSTOM))).map(|(label, value)| view! {
-                            <label class="flex items-center gap-1">
-                                <input
-                                    type="radio"
-                                    name="range"
-                                    value=*value
-                                    prop:checked=move || range.get() == *value
-                                    on:change=move |_| range.set(value.to_string())
-                                />
-                                {*label}
-                            </label>
-                        }).collect_view()}
-                    </div>
-                    <Show when=move || range.get() == CUSTOM>
-                        <div class="mt-3 flex flex-wrap items-end gap-4 text-sm">
-                            <label class="flex flex-col gap-1">
-                                "From (UTC)"
-                                <input type="datetime-local" class=INPUT bind:value=custom_from />
-                            </label>
-                            <label class="flex flex-col gap-1">
-                                "To (UTC)"
-                                <input type="datetime-local" class=INPUT bind:value=custom_to />
-                            </label>
-                            <p class="text-xs text-slate-500 dark:text-slate-400">
-                                "Times are UTC, not your local time."
-                            </p>
-                        </div>
-                    </Show>
-                </fieldset>
-
-                <div class=format!("{PANEL} flex flex-wrap gap-6 text-sm")>
-                    <label class="flex items-center gap-2">
-                        "Resolution"
-                        <select
-                            class=INPUT
-                            on:change=move |ev| resolution.set(event_target_value(&ev))
-                            prop:value=move || resolution.get()
-                        >
-                            {RESOLUTIONS.iter().map(|(label, value)| view! {
-                                <option value=*value>{*label}</option>
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <fieldset class="flex flex-wrap items-center gap-3">
-                        <legend class="sr-only">"Format"</legend>
-                        <span aria-hidden="true">"Format"</span>
-                        {FORMATS.iter().map(|(label, value)| view! {
-                            <label class="flex items-center gap-1">
-                                <input
-                                    type="radio"
-                                    name="format"
-                                    value=*value
-                                    prop:checked=move || format.get() == *value
-                                    on:change=move |_| format.set(value.to_string())
-                                />
-                                {*label}
-                            </label>
-                        }).collect_view()}
-                    </fieldset>
-                </div>
-
-                <section class=PANEL aria-label="Estimate">
-                    <p
-                        class="text-sm"
-                        data-testid="estimate"
-                        data-rows=move || match estimate.get() {
-                            Estimate::Ready(e) => e.rows.to_string(),
-                            _ => String::new(),
-                        }
-                    >
-                        {move || match estimate.get() {
-                            Estimate::Ready(e) => describe_estimate(&e),
-                            Estimate::Pending => "Counting rows…".to_string(),
-                            Estimate::Refused(_) => "No estimate: see below.".to_string(),
-                        }}
-                    </p>
-                    {move || problem().map(|e| {
-                        let field = e.field.clone();
-                        view! {
-                            <p role="alert" class="mt-2 text-sm text-rose-600 dark:text-rose-400" data-field=field>
-                                {e.field.map(|f| view! { <strong class="font-mono">{f}</strong> ": " })}
-                                {e.message}
-                            </p>
-                        }
-                    })}
-                    <div class="mt-4 flex flex-wrap items-center gap-3">
-                        <button
-                            type="submit"
-                            class="rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white disabled:opacity-50 dark:bg-slate-100 dark:text-slate-900"
-                            disabled=move || query.with(|q| q.is_err()) || streaming()
-                        >
-                            "Download"
-                        </button>
-                        <Show when=streaming>
-                            <button
-                                type="button"
-                                class="rounded-md border border-slate-300 px-3 py-2 text-sm dark:border-slate-700"
-                                on:click=move |_| cancel.set(true)
-                            >
-                                "Cancel"
-                            </button>
-                        </Show>
-                        <a
-                            class="text-xs text-slate-500 underline dark:text-slate-400"
-                            href=export_url
-                            class:hidden=move || query.with(|q| q.is_err())
-                            title="Opens the export in the browser's own download manager: no progress here, nothing held in the page"
-                        >
-                            "Direct link"
-                        </a>
-                    </div>
-                    <DownloadStatus download />
-                </section>
-            </div>
+            {metric_picker}
+            <div class="space-y-4">{range_picker} {output_options} {estimate_panel}</div>
         </form>
     }
 }
