@@ -12,7 +12,7 @@
 
 use super::{AppState, api::ApiError};
 use crate::{
-    engine::shell::{ShellConfig, now_ms},
+    engine::shell::now_ms,
     export::{
         request::{self, ExportError, ExportParams},
         stream::{self, PrepareError, Prepared},
@@ -61,7 +61,7 @@ async fn prepare(
         field: "query".into(),
         message: r.body_text(),
     })?;
-    let plan = request::plan(&params, now_ms(), ShellConfig::default().retention)?;
+    let plan = request::plan(&params, now_ms(), state.retention)?;
     Ok(stream::prepare(&state.database, plan).await?)
 }
 

@@ -44,6 +44,8 @@ pub struct AppState {
     pub pipeline: Option<crate::pipeline::Pipeline>,
     /// The live publisher, when running (`/ws` subscriptions).
     pub live: Option<crate::live::LiveHub>,
+    /// How long each history tier (1 s, 1 min, 1 h) is kept; exports refuse older ranges.
+    pub retention: [std::time::Duration; 3],
 }
 
 impl AppState {
@@ -83,7 +85,14 @@ impl AppState {
             engine: None,
             pipeline: None,
             live: None,
+            retention: crate::engine::ShellConfig::default().retention,
         }
+    }
+
+    /// Sets the history retention the export checks ranges against (the engine's own).
+    pub fn with_retention(mut self, retention: [std::time::Duration; 3]) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Attaches the running metrics engine.
