@@ -31,9 +31,11 @@ use tower::ServiceExt;
 const COLUMNS: &str =
     "metric,series,bucket_start,resolution_s,count,sum,min,max,mean,p50,p90,p99,p999,unit";
 
-async fn setup(dir: &std::path::Path) -> (Database, Router) {
-    let database = Database::open(dir).await.unwrap();
-    let config = Arc::new(ServeConfig::for_data_dir(dir));
+/// A real SQLite file in a temp dir (kept alive by the returned guard) and the real router.
+async fn setup() -> (tempfile::TempDir, Database, Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = Database::open(dir.path()).await.unwrap();
+    let config = Arc::new(ServeConfig::for_data_dir(dir.path()));
     let state = AppState::new(
         config,
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -42,7 +44,7 @@ async fn setup(dir: &std::path::Path) -> (Database, Router) {
         CancellationToken::new(),
         TaskTracker::new(),
     );
-    (database, router(state))
+    (dir, database, router(state))
 }
 
 async fn define(database: &Database, name: &str, stream: &str) -> i64 {
@@ -131,8 +133,7 @@ fn opt_num(text: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn csv_and_json_equal_the_query_api_and_totals_merge_histograms() {
-    let dir = tempfile::tempdir().unwrap();
-    let (database, app) = setup(dir.path()).await;
+    let (_dir, database, app) = setup().await;
     let metric = "export_latency_a";
     let id = define(&database, metric, "export-test-a").await;
     let now_s = now_ms() / 1000;
@@ -276,8 +277,7 @@ async fn csv_and_json_equal_the_query_api_and_totals_merge_histograms() {
 
 #[tokio::test]
 async fn bad_requests_get_4xx_saying_what_to_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let (database, app) = setup(dir.path()).await;
+    let (_dir, database, app) = setup().await;
     let id = define(&database, "export_bad_b", "export-test-b").await;
     let now_s = now_ms() / 1000;
     let rows: Vec<_> = (0..21_000_i64)
@@ -318,8 +318,7 @@ async fn bad_requests_get_4xx_saying_what_to_change() {
 
 #[tokio::test]
 async fn the_estimate_counts_exactly_what_the_export_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let (database, app) = setup(dir.path()).await;
+    let (_dir, database, app) = setup().await;
     let a = define(&database, "export_estimate_d", "export-test-d").await;
     let b = define(&database, "export_estimate_e", "export-test-e").await;
     let now_s = now_ms() / 1000;
@@ -387,8 +386,7 @@ async fn the_estimate_counts_exactly_what_the_export_returns() {
 /// the body again after its last chunk).
 #[tokio::test]
 async fn a_gzip_export_ends_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let (database, app) = setup(dir.path()).await;
+    let (_dir, database, app) = setup().await;
     let id = define(&database, "export_gzip_f", "export-test-f").await;
     let now_s = now_ms() / 1000;
     let (stats, _) = hist_of(&[7]);
@@ -427,8 +425,7 @@ fn rss_kib(key: &str) -> u64 {
 
 #[tokio::test]
 async fn a_large_export_streams_in_many_chunks_with_bounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let (database, app) = setup(dir.path()).await;
+    let (_dir, database, app) = setup().await;
     let id = define(&database, "export_big_c", "export-test-c").await;
     let now_s = now_ms() / 1000;
     let (series_n, seconds) = (100_i64, 3000_i64);

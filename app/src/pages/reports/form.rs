@@ -5,13 +5,17 @@
 
 use crate::api::{ApiErrorDetail, ExportEstimate};
 
-/// Range presets: (label, `from` relative to now).
-pub const PRESETS: [(&str, &str); 5] = [
+/// The range choice's value for a custom from/to.
+pub const CUSTOM: &str = "custom";
+
+/// Ranges: (label, `from` relative to now, or [`CUSTOM`]).
+pub const RANGES: [(&str, &str); 6] = [
     ("Last 1 h", "1h"),
     ("Last 6 h", "6h"),
     ("Last 24 h", "24h"),
     ("Last 7 d", "7d"),
     ("Last 30 d", "30d"),
+    ("Custom (UTC)", CUSTOM),
 ];
 
 /// Resolutions: (label, parameter value).
@@ -26,16 +30,13 @@ pub const RESOLUTIONS: [(&str, &str); 4] = [
 pub const FORMATS: [(&str, &str); 3] =
     [("CSV", "csv"), ("JSON", "json"), ("Printable HTML", "html")];
 
-/// The range choice's value for a custom from/to.
-pub const CUSTOM: &str = "custom";
-
 /// Everything the user chose.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReportForm {
     /// Every active metric (`metrics=all`); `metrics` is then ignored.
     pub all_metrics: bool,
     pub metrics: Vec<String>,
-    /// A preset's `from` value (`1h`, ...) or [`CUSTOM`].
+    /// A range's `from` value (`1h`, ...) or [`CUSTOM`].
     pub range: String,
     /// `datetime-local` values, read as UTC.
     pub custom_from: String,

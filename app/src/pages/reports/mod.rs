@@ -14,7 +14,7 @@ mod form;
 
 use super::{EmptyState, PageHeader};
 use crate::api::{ApiErrorDetail, ExportEstimate, MetricInfo};
-use form::{CUSTOM, FORMATS, PRESETS, Progress, RESOLUTIONS, ReportForm, describe_estimate};
+use form::{CUSTOM, FORMATS, Progress, RANGES, RESOLUTIONS, ReportForm, describe_estimate};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -99,7 +99,7 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
     let search = RwSignal::new(String::new());
     let all_metrics = RwSignal::new(false);
     let selected = RwSignal::new(Vec::<String>::new());
-    let range = RwSignal::new(PRESETS[0].1.to_string());
+    let range = RwSignal::new(RANGES[0].1.to_string());
     let custom_from = RwSignal::new(String::new());
     let custom_to = RwSignal::new(String::new());
     let resolution = RwSignal::new("auto".to_string());
@@ -185,6 +185,14 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
             }
         });
     }
+
+    // A finished, failed or cancelled download's line belongs to the previous choice.
+    Effect::new(move |_| {
+        query.track();
+        if download.with_untracked(|d| !matches!(d, Download::Idle | Download::Streaming(_))) {
+            download.set(Download::Idle);
+        }
+    });
 
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -297,18 +305,7 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
         <fieldset class=PANEL>
             <legend class=LEGEND>"Range"</legend>
             <div class="flex flex-wrap gap-3 text-sm">
-                {PRESETS.iter().chain(std::iter::once(&("Custom (UTC)", CUSTOM))).map(|(label, value)| view! {
-                    <label class="flex items-center gap-1">
-                        <input
-                            type="radio"
-                            name="range"
-                            value=*value
-                            prop:checked=move || range.get() == *value
-                            on:change=move |_| range.set(value.to_string())
-                        />
-                        {*label}
-                    </label>
-                }).collect_view()}
+                <Radios name="range" options=&RANGES choice=range />
             </div>
             <Show when=move || range.get() == CUSTOM>
                 <div class="mt-3 flex flex-wrap items-end gap-4 text-sm">
@@ -345,18 +342,7 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
             <fieldset class="flex flex-wrap items-center gap-3">
                 <legend class="sr-only">"Format"</legend>
                 <span aria-hidden="true">"Format"</span>
-                {FORMATS.iter().map(|(label, value)| view! {
-                    <label class="flex items-center gap-1">
-                        <input
-                            type="radio"
-                            name="format"
-                            value=*value
-                            prop:checked=move || format.get() == *value
-                            on:change=move |_| format.set(value.to_string())
-                        />
-                        {*label}
-                    </label>
-                }).collect_view()}
+                <Radios name="format" options=&FORMATS choice=format />
             </fieldset>
         </div>
     }
@@ -423,6 +409,32 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
             <div class="space-y-4">{range_picker} {output_options} {estimate_panel}</div>
         </form>
     }
+}
+
+/// One radio button per (label, value) option, bound to `choice`.
+#[component]
+fn Radios(
+    name: &'static str,
+    options: &'static [(&'static str, &'static str)],
+    choice: RwSignal<String>,
+) -> impl IntoView {
+    options
+        .iter()
+        .map(|(label, value)| {
+            view! {
+                <label class="flex items-center gap-1">
+                    <input
+                        type="radio"
+                        name=name
+                        value=*value
+                        prop:checked=move || choice.get() == *value
+                        on:change=move |_| choice.set(value.to_string())
+                    />
+                    {*label}
+                </label>
+            }
+        })
+        .collect_view()
 }
 
 /// The progress bar while streaming, and what was saved.
