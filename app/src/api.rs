@@ -89,6 +89,27 @@ pub struct FieldList {
     pub fields: Vec<FieldInfo>,
 }
 
+/// `GET /api/v1/export/estimate` body: what `GET /api/v1/export` with the same parameters
+/// would return right now (same validation, same row count as its `X-Export-Rows` header).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportEstimate {
+    /// Every row: `buckets` plus one `total` row per series.
+    pub rows: i64,
+    /// Series with data in the range, over all chosen metrics.
+    pub series: i64,
+    /// Stored buckets in the range (the non-total rows).
+    pub buckets: i64,
+    /// Seconds per bucket: 1, 60 or 3600 (`auto` resolved).
+    pub resolution_s: i64,
+    /// Metrics exported.
+    pub metrics: i64,
+    /// The resolved range, epoch milliseconds.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Most rows the chosen format allows.
+    pub max_rows: i64,
+}
+
 /// Every API error body: `{"error": {"field": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiErrorBody {

@@ -31,9 +31,11 @@ use tower::ServiceExt;
 const COLUMNS: &str =
     "metric,series,bucket_start,resolution_s,count,sum,min,max,mean,p50,p90,p99,p999,unit";
 
-async fn setup(dir: &std::path::Path) -> (Database, Router) {
-    let database = Database::open(dir).await.unwrap();
-    let config = Arc::new(ServeConfig::for_data_dir(dir));
+/// A real SQLite file in a temp dir (kept alive by the returned guard) and the real router.
+async fn setup() -> (tempfile::TempDir, Database, Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = Database::open(dir.path()).await.unwrap();
+    let config = Arc::new(ServeConfig::for_data_dir(dir.path()));
     let state = AppState::new(
         config,
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -42,7 +44,7 @@ async fn setup(dir: &std::path::Path) -> (Database, Router) {
         CancellationToken::new(),
         TaskTracker::new(),
     );
-    (database, router(state))
+    (dir, database, router(state))
 }
 
 async fn define(database: &Database, name: &str, stream: &str) -> i64 {
@@ -131,8 +133,7 @@ fn opt_num(text: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn csv_and_json_equal_the_query_api_and_totals_merge_histograms() {
-    let dir = tempfile::tempdir().unwrap();
-    let (database, app) = setup(dir.path()).await;
+    let (_dir, database, app) = setup().await;
     let metric = "export_latency_a";
     let id = define(&database, metric, "export-test-a").await;
     let now_s = now_ms() / 1000;
@@ -276,8 +277,7 @@ async fn csv_and_json_equal_the_query_api_and_totals_merge_histograms() {
 
 #[tokio::test]
 async fn bad_requests_get_4xx_saying_what_to_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let (database, app) = setup(dir.path()).await;
+    let (_dir, database, app) = setup().await;
     let id = define(&database, "export_bad_b", "export-test-b").await;
     let now_s = now_ms() / 1000;
     let rows: Vec<_> = (0..21_000_i64)
@@ -316,6 +316,103 @@ async fn bad_requests_get_4xx_saying_what_to_change() {
     }
 }
 
+#[tokio::test]
+async fn the_estimate_counts_exactly_what_the_export_returns() {
+    let (_dir, database, app) = setup().await;
+    let a = define(&database, "export_estimate_d", "export-test-d").await;
+    let b = define(&database, "export_estimate_e", "export-test-e").await;
+    let now_s = now_ms() / 1000;
+    let first = (now_s - 4 * 3600) / 60 * 60;
+    let (stats, h) = hist_of(&[5, 50]);
+    // Metric a: 3 series x 40 minutes; metric b: 1 series x 25 minutes, plus 1-s rows that a
+    // 1-min export must not count.
+    for (id, series_n, minutes) in [(a, 3, 40), (b, 1, 25)] {
+        let rows: Vec<_> = (0..series_n)
+            .flat_map(|s| (0..minutes).map(move |m| (format!("[\"s{s}\"]"), first + m * 60)))
+            .map(|(series, start)| (series, start, stats, Some(&h)))
+            .collect();
+        database.insert_tier_buckets(id, 60, &rows).await.unwrap();
+    }
+    let one_s: Vec<_> = (0..30)
+        .map(|t| ("[\"s0\"]".to_string(), now_s - 100 + t, stats, None))
+        .collect();
+    database.insert_tier_buckets(b, 1, &one_s).await.unwrap();
+
+    let range = format!("from={}&to={}", first * 1000, (first + 3 * 3600) * 1000);
+    for (metrics, buckets, series) in [
+        ("export_estimate_d", 120, 3),
+        ("export_estimate_e", 25, 1),
+        ("export_estimate_d,export_estimate_e", 145, 4),
+        ("all", 145, 4),
+    ] {
+        let query = format!("metrics={metrics}&{range}&resolution=auto");
+        let (status, _, body, _) = get(&app, &format!("/api/v1/export/estimate?{query}")).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let estimate: app::api::ExportEstimate = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (estimate.buckets, estimate.series, estimate.rows),
+            (buckets, series, buckets + series),
+            "{metrics}"
+        );
+        assert_eq!(estimate.resolution_s, 60, "auto for 3 h of range is 1 min");
+        assert_eq!(estimate.max_rows, 20_000_000);
+        // The export has exactly that many rows, and says so in its header.
+        let (status, headers, body, _) = get(&app, &format!("/api/v1/export?{query}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-export-rows"], estimate.rows.to_string().as_str());
+        let records = parse_csv(std::str::from_utf8(&body).unwrap());
+        assert_eq!(records.len() as i64, 1 + estimate.rows, "{metrics}");
+    }
+
+    // Refusals are the export's own, with the same status and field.
+    for (query, status, field) in [
+        ("metrics=nope", 404, None),
+        ("metrics=export_estimate_d&from=-1h&to=-2h", 422, Some("to")),
+        ("metrics=export_estimate_d&format=pdf", 422, Some("format")),
+    ] {
+        let (estimate_status, _, estimate_body, _) =
+            get(&app, &format!("/api/v1/export/estimate?{query}")).await;
+        let (export_status, _, export_body, _) =
+            get(&app, &format!("/api/v1/export?{query}")).await;
+        assert_eq!(estimate_status.as_u16(), status, "{query}");
+        assert_eq!(export_status.as_u16(), status, "{query}");
+        assert_eq!(estimate_body, export_body, "{query}");
+        let body: Value = serde_json::from_slice(&estimate_body).unwrap();
+        assert_eq!(body["error"]["field"].as_str(), field, "{query}");
+    }
+}
+
+/// Browsers ask for gzip: the compressed body must end cleanly (the compression layer polls
+/// the body again after its last chunk).
+#[tokio::test]
+async fn a_gzip_export_ends_cleanly() {
+    let (_dir, database, app) = setup().await;
+    let id = define(&database, "export_gzip_f", "export-test-f").await;
+    let now_s = now_ms() / 1000;
+    let (stats, _) = hist_of(&[7]);
+    let rows: Vec<_> = (0..600)
+        .map(|t| ("[\"eu\"]".to_string(), now_s - 900 + t, stats, None))
+        .collect();
+    database.insert_tier_buckets(id, 1, &rows).await.unwrap();
+    let response = app
+        .oneshot(
+            Request::get("/api/v1/export?metrics=export_gzip_f&from=-1h")
+                .header("accept-encoding", "gzip")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body ends cleanly");
+    assert!(!body.to_bytes().is_empty());
+}
+
 fn rss_kib(key: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
@@ -328,8 +425,7 @@ fn rss_kib(key: &str) -> u64 {
 
 #[tokio::test]
 async fn a_large_export_streams_in_many_chunks_with_bounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let (database, app) = setup(dir.path()).await;
+    let (_dir, database, app) = setup().await;
     let id = define(&database, "export_big_c", "export-test-c").await;
     let now_s = now_ms() / 1000;
     let (series_n, seconds) = (100_i64, 3000_i64);

@@ -43,6 +43,10 @@ pub struct Prepared {
     pub metrics: Vec<MetricRecord>,
     /// Bucket rows plus one total row per series.
     pub rows: i64,
+    /// Stored buckets in the range (the rows without the totals).
+    pub buckets: i64,
+    /// Series with at least one bucket in the range (one `total` row each).
+    pub series: i64,
 }
 
 fn range(plan: &ExportPlan, metric_id: i64) -> BucketRange {
@@ -71,11 +75,14 @@ pub async fn prepare(database: &Database, plan: ExportPlan) -> Result<Prepared, 
             found
         }
     };
-    let mut rows = 0;
+    let (mut buckets, mut series) = (0, 0);
     for metric in &metrics {
-        let (buckets, series) = database.count_buckets(&range(&plan, metric.id)).await?;
-        rows += buckets + series;
+        let (metric_buckets, metric_series) =
+            database.count_buckets(&range(&plan, metric.id)).await?;
+        buckets += metric_buckets;
+        series += metric_series;
     }
+    let rows = buckets + series;
     let max = plan.format.max_rows();
     if rows > max {
         return Err(ExportError::TooManyRows {
@@ -89,6 +96,8 @@ pub async fn prepare(database: &Database, plan: ExportPlan) -> Result<Prepared, 
         plan,
         metrics,
         rows,
+        buckets,
+        series,
     })
 }
 

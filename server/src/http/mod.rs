@@ -47,6 +47,8 @@ pub struct AppState {
     pub live: Option<crate::live::LiveHub>,
     /// Alert evaluation, when running (rule reloads, the alerts topic).
     pub alerts: Option<crate::alerts::AlertsHandle>,
+    /// How long each history tier (1 s, 1 min, 1 h) is kept; exports refuse older ranges.
+    pub retention: [std::time::Duration; 3],
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             .env(leptos::config::Env::PROD)
             .site_addr(local_addr)
             .build();
+        let retention = config.engine.retention;
         Self {
             leptos_options,
             config,
@@ -87,7 +90,14 @@ impl AppState {
             pipeline: None,
             live: None,
             alerts: None,
+            retention,
         }
+    }
+
+    /// Sets the history retention the export checks ranges against (the engine's own).
+    pub fn with_retention(mut self, retention: [std::time::Duration; 3]) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Attaches the running metrics engine.
@@ -125,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(alerts::router())
         .route("/api/v1/export", get(export::export))
+        .route("/api/v1/export/estimate", get(export::estimate))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(shell_options.clone()))
         .fallback(assets::asset_or_not_found)
         .layer(CompressionLayer::new())
