@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`protocol`]: wire types shared with the server (live messages).
 //! - [`api`]: REST API bodies (`/api/v1`).
+//! - [`fetch`]: the browser's calls to `/api/v1`.
+//! - [`range`]: the time range a page shows, as kept in its URL.
 //! - [`live`]: the browser's WebSocket connection and its state, provided as context.
 //! - `components`: the shell pieces every page shares (navigation, badge, theme switch).
 //! - `pages`: one file per route.
@@ -20,9 +22,11 @@ use leptos_router::{
 
 pub mod api;
 mod components;
+pub mod fetch;
 pub mod live;
 mod pages;
 pub mod protocol;
+pub mod range;
 pub mod units;
 
 /// Runs before first paint so a dark-mode user never sees a white flash: the stored choice,

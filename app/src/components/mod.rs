@@ -3,6 +3,7 @@
 
 mod badge;
 pub mod chart;
+pub mod range;
 mod theme;
 
 pub use badge::ConnectionBadge;
