@@ -76,6 +76,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=pages::Dashboard />
                         <Route path=path!("/streams") view=pages::Streams />
                         <Route path=path!("/metric/:name") view=pages::MetricDetail />
+                        <Route path=path!("/metrics/new") view=pages::MetricEditor />
+                        <Route path=path!("/metrics/:name/edit") view=pages::MetricEditor />
                         <Route path=path!("/alerts") view=pages::Alerts />
                         <Route path=path!("/reports") view=pages::Reports />
                     </Routes>
