@@ -29,7 +29,7 @@ pub struct MetricList {
 }
 
 /// Aggregates of one time bucket (or of a whole range, for the summary).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Point {
     /// Bucket start, epoch milliseconds (the range start for a summary).
     pub start_ms: i64,

@@ -147,10 +147,12 @@ impl TimeRange {
     /// How often a live view re-reads its history; `None` for fixed or historical ranges.
     pub fn refresh_ms(&self) -> Option<u32> {
         match self {
-            TimeRange::Preset(p) if p.live => Some(match p.span_s {
-                ..=300 => 2_000,
-                ..=900 => 5_000,
-                _ => 15_000,
+            TimeRange::Preset(p) if p.live => Some(if p.span_s <= 300 {
+                2_000
+            } else if p.span_s <= 900 {
+                5_000
+            } else {
+                15_000
             }),
             _ => None,
         }

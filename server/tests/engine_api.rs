@@ -64,6 +64,22 @@ fn record(data: &str, arrival_ms: i64) -> ConsumedRecord {
     }
 }
 
+/// Feeds one batch of `stream` into the running engine and waits for its flush.
+async fn ingest(server: &Server, stream: &str, records: Vec<ConsumedRecord>) {
+    server
+        .engine_batches()
+        .send(RecordBatch {
+            stream: stream.into(),
+            shard: "shardId-000000000000".into(),
+            records,
+            millis_behind_latest: Some(0),
+            position: streamboard::consumer::Checkpoint::default(),
+        })
+        .await
+        .unwrap();
+    server.engine().flush().await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn definitions_queries_and_fields_over_http() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,18 +152,7 @@ async fn definitions_queries_and_fields_over_http() {
             )
         })
         .collect();
-    server
-        .engine_batches()
-        .send(RecordBatch {
-            stream: stream.into(),
-            shard: "shardId-000000000000".into(),
-            records,
-            millis_behind_latest: Some(0),
-            position: streamboard::consumer::Checkpoint::default(),
-        })
-        .await
-        .unwrap();
-    server.engine().flush().await.unwrap().unwrap();
+    ingest(&server, stream, records).await;
 
     let (status, list) = http(&server, "GET", "/api/v1/metrics", None).await;
     assert_eq!(status, 200);
@@ -306,18 +311,7 @@ async fn preview_runs_a_draft_over_recent_records_and_query_returns_a_distributi
         .collect();
     records.push(record(r#"{"country":"fr"}"#, now + 20));
     records.push(record("not json", now + 21));
-    server
-        .engine_batches()
-        .send(RecordBatch {
-            stream: stream.into(),
-            shard: "shardId-000000000000".into(),
-            records,
-            millis_behind_latest: Some(0),
-            position: streamboard::consumer::Checkpoint::default(),
-        })
-        .await
-        .unwrap();
-    server.engine().flush().await.unwrap().unwrap();
+    ingest(&server, stream, records).await;
 
     let (status, preview) = http(&server, "POST", "/api/v1/metrics/preview", Some(draft)).await;
     assert_eq!(status, 200, "{preview}");

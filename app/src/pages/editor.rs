@@ -278,6 +278,24 @@ fn TextField(
     }
 }
 
+/// A labelled choice among `options` (value, text).
+#[component]
+fn SelectField(
+    label: &'static str,
+    id: &'static str,
+    value: RwSignal<String>,
+    options: &'static [(&'static str, &'static str)],
+) -> impl IntoView {
+    view! {
+        <label for=id class="text-sm font-medium">{label}</label>
+        <select id=id class="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
+            prop:value=move || value.get()
+            on:change=move |ev| value.set(event_target_value(&ev))>
+            {options.iter().map(|(v, text)| view! { <option value=*v>{*text}</option> }).collect_view()}
+        </select>
+    }
+}
+
 /// The refusal's message when it names `key`.
 #[component]
 fn FieldError(key: &'static str, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
@@ -437,7 +455,6 @@ pub fn MetricEditor() -> impl IntoView {
     } else {
         "New metric"
     };
-    let select = "rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900";
     let fieldset = "grid grid-cols-1 gap-4 rounded-xl border border-slate-200 bg-white p-4 sm:grid-cols-2 dark:border-slate-800 dark:bg-slate-900";
     let is_edit = editing.is_some();
     view! {
@@ -463,14 +480,8 @@ pub fn MetricEditor() -> impl IntoView {
                 </div>
                 <TextField label="Stream" key="stream" value=form.stream refused list="stream-names" placeholder="clickstream" />
                 <div class="flex flex-col gap-1">
-                    <label for="format" class="text-sm font-medium">"Record format"</label>
-                    <select id="format" class=select
-                        prop:value=move || form.format.get()
-                        on:change=move |ev| form.format.set(event_target_value(&ev))>
-                        <option value="json">"JSON"</option>
-                        <option value="logfmt">"logfmt"</option>
-                        <option value="regex">"Regular expression"</option>
-                    </select>
+                    <SelectField label="Record format" id="format" value=form.format
+                        options=&[("json", "JSON"), ("logfmt", "logfmt"), ("regex", "Regular expression")] />
                     <Show when=move || form.format.get() == "regex">
                         <TextField label="Pattern (named captures)" key="format" id="regex" value=form.regex refused placeholder="(?P<ms>\\d+)ms" />
                     </Show>
@@ -494,14 +505,8 @@ pub fn MetricEditor() -> impl IntoView {
                 <TextField label="Event time field" key="time" id="time-field" value=form.time_field refused list="field-paths"
                     help="Leave empty to use the Kinesis arrival time." />
                 <div class="flex flex-col gap-1">
-                    <label for="time-format" class="text-sm font-medium">"Event time format"</label>
-                    <select id="time-format" class=select
-                        prop:value=move || form.time_format.get()
-                        on:change=move |ev| form.time_format.set(event_target_value(&ev))>
-                        <option value="rfc3339">"RFC 3339"</option>
-                        <option value="epoch_s">"Epoch seconds"</option>
-                        <option value="epoch_ms">"Epoch milliseconds"</option>
-                    </select>
+                    <SelectField label="Event time format" id="time-format" value=form.time_format
+                        options=&[("rfc3339", "RFC 3339"), ("epoch_s", "Epoch seconds"), ("epoch_ms", "Epoch milliseconds")] />
                 </div>
                 <TextField label="Histogram lowest" key="histogram-lowest" id="hist-lowest" value=form.hist_lowest refused />
                 <TextField label="Histogram highest" key="histogram-highest" id="hist-highest" value=form.hist_highest refused />

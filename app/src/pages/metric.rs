@@ -42,40 +42,16 @@ pub fn align_points(
     slots
 }
 
-/// The figures the page heads with, for the selected range.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct Summary {
-    count: u64,
-    rate_per_s: f64,
-    mean: Option<f64>,
-    p50: Option<u64>,
-    p90: Option<u64>,
-    p99: Option<u64>,
-}
-
-impl From<&WindowStats> for Summary {
-    fn from(w: &WindowStats) -> Self {
-        Summary {
-            count: w.count,
-            rate_per_s: w.rate_per_s,
-            mean: w.mean,
-            p50: w.p50,
-            p90: w.p90,
-            p99: w.p99,
-        }
-    }
-}
-
-impl From<&Point> for Summary {
-    fn from(p: &Point) -> Self {
-        Summary {
-            count: p.count,
-            rate_per_s: p.rate_per_s,
-            mean: p.mean,
-            p50: p.p50,
-            p90: p.p90,
-            p99: p.p99,
-        }
+/// A stored range's summary in the shape of a live window, so the page heads with one type.
+fn as_window(point: &Point, window_s: i64) -> WindowStats {
+    WindowStats {
+        window_s,
+        count: point.count,
+        rate_per_s: point.rate_per_s,
+        mean: point.mean,
+        p50: point.p50,
+        p90: point.p90,
+        p99: point.p99,
     }
 }
 
@@ -126,9 +102,12 @@ pub fn MetricDetail() -> impl IntoView {
             m.as_ref()
                 .and_then(|m| m.card.as_ref())
                 .and_then(|c| c.windows.get(i))
-                .map(Summary::from)
+                .cloned()
         }),
-        None => stored.with(|s| s.as_ref().map(|r| Summary::from(&r.summary))),
+        None => stored.with(|s| {
+            s.as_ref()
+                .map(|r| as_window(&r.summary, (r.to_ms - r.from_ms) / 1000))
+        }),
     });
     let aligned = move |pick: fn(&Point) -> f64| {
         stored.with(|s| {
@@ -318,15 +297,7 @@ mod tests {
         Point {
             start_ms,
             count,
-            rate_per_s: count as f64,
-            sum: 0.0,
-            min: None,
-            max: None,
-            mean: None,
-            p50: None,
-            p90: None,
-            p99: None,
-            p999: None,
+            ..Point::default()
         }
     }
 
