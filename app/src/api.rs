@@ -29,7 +29,7 @@ pub struct MetricList {
 }
 
 /// Aggregates of one time bucket (or of a whole range, for the summary).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Point {
     /// Bucket start, epoch milliseconds (the range start for a summary).
     pub start_ms: i64,
@@ -58,6 +58,18 @@ pub struct QueryResponse {
     pub series: Option<Vec<String>>,
     pub points: Vec<Point>,
     pub summary: Point,
+    /// The value distribution over the whole range (merged histograms), when asked for with
+    /// `bins=N`: up to N equal-width bins from the smallest to the largest recorded value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distribution: Vec<HistogramBin>,
+}
+
+/// One bin of a value distribution: values in `[low, high]` (histogram precision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramBin {
+    pub low: u64,
+    pub high: u64,
+    pub count: u64,
 }
 
 /// `GET /api/v1/metrics/{name}/series` body.
@@ -260,4 +272,41 @@ pub struct AlertPreviewInstance {
     pub value: Option<f64>,
     /// `breaching`, `ok` or `no_data`.
     pub verdict: String,
+}
+
+/// One recent record run through a draft definition (`POST /api/v1/metrics/preview`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewRecord {
+    /// Kinesis arrival time, epoch milliseconds.
+    pub arrival_ms: i64,
+    /// What the metric would record; absent when the filter skipped the record or it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The record's event time (the arrival time without a `time` field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_ms: Option<i64>,
+    /// Dimension values, one per dimension.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The filter did not match.
+    #[serde(default)]
+    pub skipped: bool,
+    /// Why the metric could not use the record (e.g. `value_missing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The record's first 200 bytes.
+    pub excerpt: String,
+}
+
+/// `POST /api/v1/metrics/preview` body: the draft over the stream's recent records, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewResponse {
+    pub stream: String,
+    /// Records with a value.
+    pub extracted: usize,
+    /// Records the filter skipped.
+    pub skipped: usize,
+    /// Records the metric could not use.
+    pub errors: usize,
+    pub records: Vec<PreviewRecord>,
 }

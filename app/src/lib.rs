@@ -4,6 +4,7 @@
 //! - [`protocol`]: wire types shared with the server (live messages).
 //! - [`api`]: REST API bodies (`/api/v1`).
 //! - [`fetch`]: the browser's calls to `/api/v1`.
+//! - [`range`]: the time range a page shows, as kept in its URL.
 //! - [`live`]: the browser's WebSocket connection and its state, provided as context.
 //! - `components`: the shell pieces every page shares (navigation, badge, theme switch).
 //! - `pages`: one file per route.
@@ -25,6 +26,7 @@ pub mod fetch;
 pub mod live;
 mod pages;
 pub mod protocol;
+pub mod range;
 pub mod units;
 
 /// Runs before first paint so a dark-mode user never sees a white flash: the stored choice,
@@ -75,6 +77,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=pages::Dashboard />
                         <Route path=path!("/streams") view=pages::Streams />
                         <Route path=path!("/metric/:name") view=pages::MetricDetail />
+                        <Route path=path!("/metrics/new") view=pages::MetricEditor />
+                        <Route path=path!("/metrics/:name/edit") view=pages::MetricEditor />
                         <Route path=path!("/alerts") view=pages::Alerts />
                         <Route path=path!("/reports") view=pages::Reports />
                     </Routes>

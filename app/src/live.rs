@@ -47,16 +47,21 @@ pub struct LiveConnection {
     pub metric: RwSignal<Option<MetricLive>>,
     /// Alert rules and recent transitions; every page is subscribed (badge and toasts).
     pub alerts: RwSignal<Option<AlertsLive>>,
+    /// Counts [`use_topics`] calls, so a page's cleanup can tell whether the next page has
+    /// subscribed since (even to the same topics).
+    pub subscriber: StoredValue<u64>,
 }
 
 /// Subscribes the current page to `topics` until it is left.
 pub fn use_topics(topics: Vec<Topic>) -> LiveConnection {
     let live = use_live_connection();
-    live.topics.set(topics.clone());
-    // The next page may already have set its topics (a new route renders before the old one is
-    // cleaned up): only clear what is still ours.
+    live.subscriber.update_value(|n| *n += 1);
+    let me = live.subscriber.get_value();
+    live.topics.set(topics);
+    // The next page may already have subscribed (a new route renders before the old one is
+    // cleaned up), possibly to the same topics: only clear the topics if nobody has since.
     on_cleanup(move || {
-        if live.topics.with_untracked(|current| *current == topics) {
+        if live.subscriber.try_get_value() == Some(me) {
             live.topics.set(Vec::new());
         }
     });
@@ -80,6 +85,7 @@ pub fn provide_live_connection() -> LiveConnection {
         streams: RwSignal::new(None),
         metric: RwSignal::new(None),
         alerts: RwSignal::new(None),
+        subscriber: StoredValue::new(0),
     };
     provide_context(live);
     #[cfg(feature = "hydrate")]

@@ -64,6 +64,22 @@ fn record(data: &str, arrival_ms: i64) -> ConsumedRecord {
     }
 }
 
+/// Feeds one batch of `stream` into the running engine and waits for its flush.
+async fn ingest(server: &Server, stream: &str, records: Vec<ConsumedRecord>) {
+    server
+        .engine_batches()
+        .send(RecordBatch {
+            stream: stream.into(),
+            shard: "shardId-000000000000".into(),
+            records,
+            millis_behind_latest: Some(0),
+            position: streamboard::consumer::Checkpoint::default(),
+        })
+        .await
+        .unwrap();
+    server.engine().flush().await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn definitions_queries_and_fields_over_http() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,18 +152,7 @@ async fn definitions_queries_and_fields_over_http() {
             )
         })
         .collect();
-    server
-        .engine_batches()
-        .send(RecordBatch {
-            stream: stream.into(),
-            shard: "shardId-000000000000".into(),
-            records,
-            millis_behind_latest: Some(0),
-            position: streamboard::consumer::Checkpoint::default(),
-        })
-        .await
-        .unwrap();
-    server.engine().flush().await.unwrap().unwrap();
+    ingest(&server, stream, records).await;
 
     let (status, list) = http(&server, "GET", "/api/v1/metrics", None).await;
     assert_eq!(status, 200);
@@ -256,6 +261,131 @@ async fn definitions_queries_and_fields_over_http() {
         && f["values"].as_array().unwrap().len() == 2));
     let (status, _) = http(&server, "GET", "/api/v1/streams/never-seen/fields", None).await;
     assert_eq!(status, 404);
+
+    server.shutdown();
+    tokio::time::timeout(WAIT, server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn preview_runs_a_draft_over_recent_records_and_query_returns_a_distribution() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = "api-test-preview";
+    let mut config = ServeConfig::for_data_dir(dir.path());
+    config.metrics = vec![
+        serde_json::from_value::<MetricDefinition>(json!({
+            "name": "amounts", "stream": stream, "value": "/amount",
+        }))
+        .unwrap(),
+    ];
+    let server = Server::start(config, CancellationToken::new())
+        .await
+        .unwrap();
+    let draft = json!({"name": "draft", "stream": stream, "value": "/amount",
+        "filter": "/amount >= 10", "dimensions": ["/country"]});
+
+    // Nothing read from the stream yet: the preview says so on the stream field.
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/v1/metrics/preview",
+        Some(draft.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("stream")),
+        "{body}"
+    );
+
+    let now = streamboard::engine::shell::now_ms();
+    let mut records: Vec<ConsumedRecord> = (0..20)
+        .map(|i| {
+            record(
+                &format!(r#"{{"country":"c{}","amount":{}}}"#, i % 2, i),
+                now + i,
+            )
+        })
+        .collect();
+    records.push(record(r#"{"country":"fr"}"#, now + 20));
+    records.push(record("not json", now + 21));
+    ingest(&server, stream, records).await;
+
+    let (status, preview) = http(&server, "POST", "/api/v1/metrics/preview", Some(draft)).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["stream"], stream);
+    assert_eq!(preview["extracted"], 10, "{preview}");
+    // A missing field fails the filter (skipped); the text record is an error.
+    assert_eq!(preview["skipped"], 11);
+    assert_eq!(preview["errors"], 1);
+    let rows = preview["records"].as_array().unwrap();
+    // Newest first.
+    assert_eq!(rows[0]["error"], "invalid_json");
+    assert_eq!(rows[1]["skipped"], true);
+    assert_eq!(rows[2]["value"], 19.0);
+    assert_eq!(rows[2]["labels"], json!(["c1"]));
+    assert_eq!(rows[2]["event_ms"], now + 19);
+    assert_eq!(rows[2]["arrival_ms"], now + 19);
+    assert_eq!(rows.last().unwrap()["skipped"], true);
+    // Nothing was stored or installed.
+    let (status, _) = http(&server, "GET", "/api/v1/metrics/draft", None).await;
+    assert_eq!(status, 404);
+
+    // The same validation as a create: a bad path names its field, a taken name is refused
+    // unless the draft replaces that metric.
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/v1/metrics/preview",
+        Some(json!({"name": "draft", "stream": stream, "value": "amount"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("value"))
+    );
+    let taken = json!({"name": "amounts", "stream": stream, "value": "/amount"});
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/v1/metrics/preview",
+        Some(taken.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("name"))
+    );
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/api/v1/metrics/preview?replaces=amounts",
+        Some(taken),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["extracted"], 20);
+
+    // The stored values' distribution: 20 values 0..19 in bins that add up.
+    let (status, q) = http(&server, "GET", "/api/v1/query?metric=amounts&bins=5", None).await;
+    assert_eq!(status, 200, "{q}");
+    let bins = q["distribution"].as_array().unwrap();
+    assert!(!bins.is_empty() && bins.len() <= 5, "{q}");
+    assert_eq!(
+        bins.iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum::<u64>(),
+        20
+    );
+    let (status, body) = http(&server, "GET", "/api/v1/query?metric=amounts&bins=0", None).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("bins"))
+    );
+    let (_, q) = http(&server, "GET", "/api/v1/query?metric=amounts", None).await;
+    assert!(q.get("distribution").is_none(), "{q}");
 
     server.shutdown();
     tokio::time::timeout(WAIT, server.wait())

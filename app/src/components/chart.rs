@@ -1,4 +1,4 @@
-//! Small inline SVG charts: [`Sparkline`] and [`LineChart`].
+//! Small inline SVG charts: [`Sparkline`], [`LineChart`] and [`Distribution`] (a histogram).
 //!
 //! Drawn by hand rather than with leptos-chartistry: that crate would add a dependency and a
 //! wasm-size cost we could not measure in time, and these charts need only polylines. Only the
@@ -71,6 +71,63 @@ pub fn LineChart(
                     view! { <polyline class=*class fill="none" stroke="currentColor" stroke-width="2" points=points /> }
                 }).collect_view())}
             </svg>
+        </figure>
+    }
+}
+
+/// The value distribution as bars, one per bin; `bins` are (low, high, count).
+#[component]
+pub fn Distribution(
+    #[prop(into)] bins: Signal<Vec<crate::api::HistogramBin>>,
+    #[prop(into)] label: String,
+) -> impl IntoView {
+    const W: f64 = 600.0;
+    const H: f64 = 160.0;
+    let bars = move || {
+        bins.with(|bins| {
+            let most = bins.iter().map(|b| b.count).max().unwrap_or(0).max(1) as f64;
+            let width = W / bins.len().max(1) as f64;
+            bins.iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let height = b.count as f64 / most * (H - 1.0);
+                    let title = format!(
+                        "{}–{}: {}",
+                        crate::units::format_number(b.low as f64),
+                        crate::units::format_number(b.high as f64),
+                        b.count
+                    );
+                    view! {
+                        <rect class="fill-sky-500 dark:fill-sky-400" data-count=b.count
+                            x=format!("{:.1}", i as f64 * width + 0.5) y=format!("{:.1}", H - height)
+                            width=format!("{:.1}", (width - 1.0).max(0.5)) height=format!("{height:.1}")>
+                            <title>{title}</title>
+                        </rect>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let axis = move || {
+        bins.with(|bins| match (bins.first(), bins.last()) {
+            (Some(first), Some(last)) => (
+                crate::units::format_number(first.low as f64),
+                crate::units::format_number(last.high as f64),
+            ),
+            _ => (String::new(), String::new()),
+        })
+    };
+    view! {
+        <figure class="rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+            <figcaption class="mb-2 text-sm font-medium">{label.clone()}</figcaption>
+            <svg class="h-40 w-full" viewBox="0 0 600 160" preserveAspectRatio="none" role="img" aria-label=label>
+                <line x1="0" y1="159" x2="600" y2="159" class="stroke-slate-300 dark:stroke-slate-700" stroke-width="1" />
+                {bars}
+            </svg>
+            <div class="mt-1 flex justify-between text-xs text-slate-500 dark:text-slate-400">
+                <span>{move || axis().0}</span>
+                <span>{move || axis().1}</span>
+            </div>
         </figure>
     }
 }

@@ -4,6 +4,7 @@
 mod alerts;
 mod badge;
 pub mod chart;
+pub mod range;
 mod theme;
 
 pub use alerts::{AlertBadge, Toasts};

@@ -1,8 +1,14 @@
 use super::{EmptyState, PageHeader};
 use crate::{
-    components::chart::Sparkline,
+    api::QueryResponse,
+    components::{
+        chart::Sparkline,
+        range::{RangePicker, use_url_range},
+    },
+    fetch::{get_json, now_ms},
     live::use_topics,
-    protocol::Topic,
+    protocol::{MetricCard, Topic},
+    range::TimeRange,
     units::{format_bytes_per_s, format_lag_ms, format_number},
 };
 use leptos::prelude::*;
@@ -47,10 +53,13 @@ pub fn Dashboard() -> impl IntoView {
                 .unwrap_or_default()
         }
     };
+    let url = use_url_range();
+    let range = url.range;
     let cell = "px-3 py-2 text-right tabular-nums";
     view! {
         <Title text="Dashboard" />
         <PageHeader title="Dashboard" subtitle="Every stream and metric, live." />
+        <RangePicker url />
         <Show
             when=move || overview.with(|o| o.is_some())
             fallback=|| view! {
@@ -104,12 +113,15 @@ pub fn Dashboard() -> impl IntoView {
                     </table>
                 </section>
             </Show>
-            <h2 class="mb-3 text-lg font-medium">"Metrics"</h2>
+            <div class="mb-3 flex items-baseline justify-between">
+                <h2 class="text-lg font-medium">"Metrics"</h2>
+                <a href="/metrics/new" class="rounded-md bg-sky-600 px-3 py-1 text-sm font-medium text-white hover:bg-sky-700">"New metric"</a>
+            </div>
             <Show
                 when=move || !metric_names.with(|m| m.is_empty())
                 fallback=|| view! {
                     <EmptyState heading="No metrics defined">
-                        <p>"Define a metric with " <code>"[[metrics]]"</code> " in the config file or " <code>"POST /api/v1/metrics"</code> "; its card appears here."</p>
+                        <p>"Define a metric with the " <a class="underline" href="/metrics/new">"editor"</a> ", with " <code>"[[metrics]]"</code> " in the config file or " <code>"POST /api/v1/metrics"</code> "; its card appears here."</p>
                     </EmptyState>
                 }
             >
@@ -118,25 +130,7 @@ pub fn Dashboard() -> impl IntoView {
                         {
                             let card = metric(name.clone());
                             let card = Memo::new(move |_| card());
-                            let window = move |i: usize| card.with(|c| c.windows.get(i).cloned().unwrap_or_default());
-                            view! {
-                                <a href=format!("/metric/{name}") data-metric=name.clone()
-                                    class="block rounded-xl border border-slate-200 bg-white p-4 hover:border-sky-400 dark:border-slate-800 dark:bg-slate-900 dark:hover:border-sky-500">
-                                    <div class="flex items-baseline justify-between">
-                                        <h3 class="font-medium">{name.clone()}</h3>
-                                        <span class="text-xs text-slate-500 dark:text-slate-400">{move || card.with(|c| c.stream.clone())}</span>
-                                    </div>
-                                    <dl class="mt-2 grid grid-cols-3 gap-2 text-sm">
-                                        <div><dt class="text-xs text-slate-500 dark:text-slate-400">"Rate (1 min)"</dt>
-                                            <dd class="tabular-nums" data-field="rate">{move || format!("{}/s", format_number(window(0).rate_per_s))}</dd></div>
-                                        <div><dt class="text-xs text-slate-500 dark:text-slate-400">"Mean (5 min)"</dt>
-                                            <dd class="tabular-nums">{move || window(1).mean.map(format_number).unwrap_or_else(|| "—".into())}</dd></div>
-                                        <div><dt class="text-xs text-slate-500 dark:text-slate-400">"p99 (5 min)"</dt>
-                                            <dd class="tabular-nums">{move || window(1).p99.map(|v| format_number(v as f64)).unwrap_or_else(|| "—".into())}</dd></div>
-                                    </dl>
-                                    <div class="mt-2"><Sparkline values=Signal::derive(move || card.with(|c| c.sparkline.clone())) /></div>
-                                </a>
-                            }
+                            view! { <MetricCardView name card range /> }
                         }
                     </For>
                 </div>
@@ -144,4 +138,102 @@ pub fn Dashboard() -> impl IntoView {
         </Show>
     }
     .into_any()
+}
+
+/// What a metric card shows for the selected range.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Figures {
+    rate_per_s: f64,
+    mean: Option<f64>,
+    p99: Option<u64>,
+    /// The p99 of a live multi-series card is the largest of its series' p99s, an upper bound;
+    /// stored history merges the series' histograms and is exact.
+    p99_upper_bound: bool,
+    sparkline: Vec<f64>,
+}
+
+impl Figures {
+    fn live(card: &MetricCard, window: usize) -> Self {
+        let w = card.windows.get(window).cloned().unwrap_or_default();
+        Figures {
+            rate_per_s: w.rate_per_s,
+            mean: w.mean,
+            p99: w.p99,
+            p99_upper_bound: card.series > 1,
+            sparkline: card.sparkline.clone(),
+        }
+    }
+
+    fn stored(response: &QueryResponse) -> Self {
+        Figures {
+            rate_per_s: response.summary.rate_per_s,
+            mean: response.summary.mean,
+            p99: response.summary.p99,
+            p99_upper_bound: false,
+            sparkline: response.points.iter().map(|p| p.rate_per_s).collect(),
+        }
+    }
+}
+
+/// One metric's card: live windows from the socket, or stored history from `/api/v1/query`.
+#[component]
+fn MetricCardView(name: String, card: Memo<MetricCard>, range: Memo<TimeRange>) -> impl IntoView {
+    let stored = LocalResource::new({
+        let name = name.clone();
+        move || {
+            let range = range.get();
+            let url = range.query_url(&name, now_ms(), None);
+            async move {
+                if range.is_live() {
+                    None
+                } else {
+                    Some(get_json::<QueryResponse>(&url).await)
+                }
+            }
+        }
+    });
+    let figures = Memo::new(move |_| {
+        let range = range.get();
+        match range.live_window_index() {
+            Some(window) => Some(card.with(|c| Figures::live(c, window))),
+            None => stored.with(|s| {
+                s.as_ref()
+                    .and_then(|s| s.as_ref())
+                    .and_then(|r| r.as_ref().ok())
+                    .map(Figures::stored)
+            }),
+        }
+    });
+    let error = move || {
+        stored.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.as_ref())
+                .and_then(|r| r.as_ref().err())
+                .map(|e| e.to_string())
+        })
+    };
+    let dash = || "—".to_string();
+    let label = "text-xs text-slate-500 dark:text-slate-400";
+    view! {
+        <a href=format!("/metric/{name}") data-metric=name.clone()
+            class="block rounded-xl border border-slate-200 bg-white p-4 hover:border-sky-400 dark:border-slate-800 dark:bg-slate-900 dark:hover:border-sky-500">
+            <div class="flex items-baseline justify-between">
+                <h3 class="font-medium">{name.clone()}</h3>
+                <span class=label>{move || card.with(|c| c.stream.clone())}</span>
+            </div>
+            <dl class="mt-2 grid grid-cols-3 gap-2 text-sm">
+                <div><dt class=label>"Rate"</dt>
+                    <dd class="tabular-nums" data-field="rate">{move || figures.with(|f| f.as_ref().map_or_else(dash, |f| format!("{}/s", format_number(f.rate_per_s))))}</dd></div>
+                <div><dt class=label>"Mean"</dt>
+                    <dd class="tabular-nums" data-field="mean">{move || figures.with(|f| f.as_ref().and_then(|f| f.mean).map_or_else(dash, format_number))}</dd></div>
+                <div><dt class=label title=move || figures.with(|f| f.as_ref().is_some_and(|f| f.p99_upper_bound))
+                        .then_some("Several series: the largest of their p99s (an upper bound of the merged p99)")>
+                        {move || if figures.with(|f| f.as_ref().is_some_and(|f| f.p99_upper_bound)) { "p99 ≤" } else { "p99" }}</dt>
+                    <dd class="tabular-nums" data-field="p99">{move || figures.with(|f| f.as_ref().and_then(|f| f.p99).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
+            </dl>
+            <p class=label>{move || range.get().label()}</p>
+            {move || error().map(|e| view! { <p class="text-xs text-red-600 dark:text-red-400">{e}</p> })}
+            <div class="mt-2"><Sparkline values=Signal::derive(move || figures.with(|f| f.as_ref().map(|f| f.sparkline.clone()).unwrap_or_default())) /></div>
+        </a>
+    }
 }

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod dashboard;
+mod editor;
 mod errors;
 mod metric;
 mod reports;
@@ -9,6 +10,7 @@ mod streams;
 
 pub use alerts::Alerts;
 pub use dashboard::Dashboard;
+pub use editor::MetricEditor;
 pub use errors::{ErrorPanel, NotFound};
 pub use metric::MetricDetail;
 pub use reports::Reports;

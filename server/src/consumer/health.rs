@@ -51,6 +51,8 @@ impl ShardState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardHealth {
     pub state: ShardState,
+    /// The shard's parents (one after a split, two after a merge), as ListShards reports them.
+    pub parents: Vec<ShardId>,
     pub last_error: Option<String>,
     pub millis_behind_latest: Option<i64>,
     pub records_per_sec: f64,
@@ -68,6 +70,7 @@ impl Default for ShardHealth {
     fn default() -> Self {
         Self {
             state: ShardState::Pending,
+            parents: Vec::new(),
             last_error: None,
             millis_behind_latest: None,
             records_per_sec: 0.0,

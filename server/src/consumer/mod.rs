@@ -306,14 +306,17 @@ impl Coordinator {
                 entry.checkpoint = stored.get(&id).cloned();
             }
         }
-        let known: Vec<ShardId> = shards.keys().cloned().collect();
-        for shard in known {
-            if !self
-                .health
-                .shards
-                .contains_key(&(name.clone(), shard.clone()))
-            {
+        let known: Vec<(ShardId, Vec<ShardId>)> = shards
+            .iter()
+            .map(|(id, entry)| (id.clone(), entry.parents.clone()))
+            .collect();
+        for (shard, parents) in known {
+            let key = (name.clone(), shard.clone());
+            if !self.health.shards.contains_key(&key) {
                 self.set_state(&name, &shard, ShardState::Pending);
+            }
+            if let Some(health) = self.health.shards.get_mut(&key) {
+                health.parents = parents;
             }
         }
         self.act(index);

@@ -8,7 +8,7 @@
 //! (until retention ages it out); nothing stored is ever rewritten or cascaded.
 
 use super::{
-    definition::{DefinitionError, MetricDefinition},
+    definition::{CompiledMetric, DefinitionError, MetricDefinition},
     shell::{EngineHandle, now_ms},
 };
 use crate::storage::{Database, StorageError, metrics::MetricRecord};
@@ -97,6 +97,27 @@ pub async fn update(
         .active_metric(name)
         .await?
         .ok_or_else(|| CatalogError::NotFound(name.to_string()))
+}
+
+/// Validates a draft exactly as [`create`] would (or [`update`] of `replaces`) and compiles it
+/// without storing anything.
+pub async fn compile_draft(
+    database: &Database,
+    engine: Option<&EngineHandle>,
+    definition: MetricDefinition,
+    replaces: Option<&str>,
+) -> Result<CompiledMetric, CatalogError> {
+    if let Some(name) = replaces
+        && definition.name != name
+    {
+        return Err(DefinitionError::new(
+            "name",
+            "must equal the name of the metric being edited (renaming is delete + create)",
+        )
+        .into());
+    }
+    let taken = taken_names(database, replaces).await?;
+    Ok(definition.compile(engine.and_then(|e| e.known_streams()), &taken)?)
 }
 
 /// Retires the definition called `name`; its history is kept.

@@ -357,7 +357,8 @@ struct StreamState<P> {
     deep_json: bool,
     builtins: HashMap<Builtin, usize>,
     positions: HashMap<ShardId, P>,
-    sample: VecDeque<Bytes>,
+    /// The stream's most recent records with their arrival times (field discovery, preview).
+    sample: VecDeque<(i64, Bytes)>,
 }
 
 /// Live window summaries of one series.
@@ -576,62 +577,20 @@ impl<P: Clone> Engine<P> {
                 if stream.sample.len() >= config.sample_records {
                     stream.sample.pop_front();
                 }
-                stream.sample.push_back(record.data.clone());
+                stream
+                    .sample
+                    .push_back((record.arrival_time_ms, record.data.clone()));
             }
             if stream.defined.is_empty() {
                 continue;
             }
-            let text = std::str::from_utf8(&record.data);
-            let mut json: Option<Result<JsonDoc<'_>, ()>> = None;
-            let deep_json = stream.deep_json;
-            let mut logfmt: Option<Result<Logfmt<'_>, ()>> = None;
+            let mut decoded = Decoded::new(&record.data, stream.deep_json);
             for &mi in &stream.defined {
                 let metric = &mut metrics[mi];
                 let Some(compiled) = metric.compiled.as_ref() else {
                     continue;
                 };
-                let outcome = {
-                    match text {
-                        Err(_) => Err(BadReason::NotUtf8),
-                        Ok(text) => match &compiled.format {
-                            CompiledFormat::Json => {
-                                let doc =
-                                    json.get_or_insert_with(|| JsonDoc::parse(text, deep_json));
-                                match doc {
-                                    Ok(doc) => extract(
-                                        compiled,
-                                        &|p| doc.get(p),
-                                        record.arrival_time_ms,
-                                        label,
-                                    ),
-                                    Err(()) => Err(BadReason::InvalidJson),
-                                }
-                            }
-                            CompiledFormat::Logfmt => {
-                                let doc = logfmt
-                                    .get_or_insert_with(|| Logfmt::parse(text).map_err(|_| ()));
-                                match doc {
-                                    Ok(doc) => extract(
-                                        compiled,
-                                        &|p| doc.get(p),
-                                        record.arrival_time_ms,
-                                        label,
-                                    ),
-                                    Err(()) => Err(BadReason::InvalidLogfmt),
-                                }
-                            }
-                            CompiledFormat::Regex(regex) => match regex.captures(text) {
-                                Some(caps) => extract(
-                                    compiled,
-                                    &|p| fields::captures_get(&caps, p),
-                                    record.arrival_time_ms,
-                                    label,
-                                ),
-                                None => Err(BadReason::RegexNoMatch),
-                            },
-                        },
-                    }
-                };
+                let outcome = decoded.extract(compiled, record.arrival_time_ms, label);
                 match outcome {
                     Ok(None) => {}
                     Ok(Some((event_ms, value))) => {
@@ -761,16 +720,19 @@ impl<P: Clone> Engine<P> {
         let mut scratch = metric.template.clone();
         let mut merged_hist = metric.template.clone();
         let mut merged_stats = Stats::EMPTY;
-        let mut covered_s = window_s;
+        let mut covered_s = 1;
         let series = metric
             .series
             .iter()
             .map(|series| {
                 let summary = series.windows.summary(now_s, window_s, &mut scratch);
-                covered_s =
-                    series
-                        .windows
-                        .accumulate(now_s, window_s, &mut merged_stats, &mut merged_hist);
+                // The merge covers the longest-lived series' span.
+                covered_s = covered_s.max(series.windows.accumulate(
+                    now_s,
+                    window_s,
+                    &mut merged_stats,
+                    &mut merged_hist,
+                ));
                 (split_labels(&series.key), summary)
             })
             .collect();
@@ -813,12 +775,130 @@ impl<P: Clone> Engine<P> {
     pub fn discover_fields(&self, stream: &str) -> Option<BTreeMap<String, fields::FieldStats>> {
         let state = self.streams.get(&StreamName::new(stream))?;
         let mut out = BTreeMap::new();
-        for data in &state.sample {
+        for (_, data) in &state.sample {
             if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(data) {
                 fields::discover(&doc, &mut out);
             }
         }
         Some(out)
+    }
+}
+
+/// One sampled record run through a draft definition by [`Engine::preview`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewRow {
+    pub arrival_ms: i64,
+    /// `Ok(None)`: the filter skipped it; `Ok(Some(..))`: what the metric would record.
+    pub outcome: Result<Option<Extracted>, BadReason>,
+    /// The record's first 200 bytes (lossy UTF-8).
+    pub excerpt: String,
+}
+
+/// What a metric takes from one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extracted {
+    pub event_ms: i64,
+    pub value: f64,
+    pub labels: Vec<String>,
+}
+
+impl<P: Clone> Engine<P> {
+    /// Runs `metric` (compiled, not installed) over the newest `limit` sampled records of its
+    /// stream, newest first; `None` when the stream has sent nothing yet. Nothing is recorded.
+    pub fn preview(&self, metric: &CompiledMetric, limit: usize) -> Option<Vec<PreviewRow>> {
+        let state = self
+            .streams
+            .get(&StreamName::new(metric.definition.stream.as_str()))?;
+        let mut label = String::new();
+        Some(
+            state
+                .sample
+                .iter()
+                .rev()
+                .take(limit)
+                .map(|(arrival_ms, data)| {
+                    // A lone metric decodes the full document, so nested paths resolve too.
+                    let outcome = Decoded::new(data, true)
+                        .extract(metric, *arrival_ms, &mut label)
+                        .map(|found| {
+                            found.map(|(event_ms, value)| Extracted {
+                                event_ms,
+                                value,
+                                labels: if metric.dimensions.is_empty() {
+                                    Vec::new()
+                                } else {
+                                    label.split(LABEL_SEPARATOR).map(str::to_string).collect()
+                                },
+                            })
+                        });
+                    let cut = data.len().min(200);
+                    PreviewRow {
+                        arrival_ms: *arrival_ms,
+                        outcome,
+                        excerpt: String::from_utf8_lossy(&data[..cut]).into_owned(),
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+/// One record's decoded forms, each built on first use and shared by every metric of the
+/// stream: JSON is parsed once per stream, logfmt once, regex once per metric.
+struct Decoded<'a> {
+    text: Result<&'a str, std::str::Utf8Error>,
+    deep_json: bool,
+    json: Option<Result<JsonDoc<'a>, ()>>,
+    logfmt: Option<Result<Logfmt<'a>, ()>>,
+}
+
+impl<'a> Decoded<'a> {
+    fn new(data: &'a [u8], deep_json: bool) -> Self {
+        Self {
+            text: std::str::from_utf8(data),
+            deep_json,
+            json: None,
+            logfmt: None,
+        }
+    }
+
+    /// Applies `metric` to the record (see [`extract`]), decoding what it needs.
+    fn extract(
+        &mut self,
+        metric: &CompiledMetric,
+        arrival_ms: i64,
+        label: &mut String,
+    ) -> Result<Option<(i64, f64)>, BadReason> {
+        let Ok(text) = self.text else {
+            return Err(BadReason::NotUtf8);
+        };
+        match &metric.format {
+            CompiledFormat::Json => {
+                let deep = self.deep_json;
+                match self.json.get_or_insert_with(|| JsonDoc::parse(text, deep)) {
+                    Ok(doc) => extract(metric, &|p| doc.get(p), arrival_ms, label),
+                    Err(()) => Err(BadReason::InvalidJson),
+                }
+            }
+            CompiledFormat::Logfmt => {
+                match self
+                    .logfmt
+                    .get_or_insert_with(|| Logfmt::parse(text).map_err(|_| ()))
+                {
+                    Ok(doc) => extract(metric, &|p| doc.get(p), arrival_ms, label),
+                    Err(()) => Err(BadReason::InvalidLogfmt),
+                }
+            }
+            CompiledFormat::Regex(regex) => match regex.captures(text) {
+                Some(caps) => extract(
+                    metric,
+                    &|p| fields::captures_get(&caps, p),
+                    arrival_ms,
+                    label,
+                ),
+                None => Err(BadReason::RegexNoMatch),
+            },
+        }
     }
 }
 

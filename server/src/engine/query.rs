@@ -7,7 +7,7 @@ use crate::storage::{
     Database, StorageError,
     metrics::{MetricRecord, StoredBucket, TIERS_S},
 };
-use app::api::{Point, QueryResponse};
+use app::api::{HistogramBin, Point, QueryResponse};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 
@@ -25,6 +25,9 @@ pub struct QueryRequest {
     /// 1, 60 or 3600; none picks by range (≤ 2 h: 1 s, ≤ 3 d: 1 min, else 1 h).
     pub tier_s: Option<i64>,
 }
+
+/// Most bins a distribution may have.
+pub const MAX_BINS: u32 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -69,6 +72,15 @@ pub async fn query(
     database: &Database,
     request: &QueryRequest,
 ) -> Result<QueryResponse, QueryError> {
+    query_with_distribution(database, request, None).await
+}
+
+/// [`query`], with the range's value distribution in `bins` bins when asked for.
+pub async fn query_with_distribution(
+    database: &Database,
+    request: &QueryRequest,
+    bins: Option<u32>,
+) -> Result<QueryResponse, QueryError> {
     if request.to_ms <= request.from_ms {
         return Err(QueryError::Invalid {
             field: "to",
@@ -82,6 +94,12 @@ pub async fn query(
         return Err(QueryError::Invalid {
             field: "tier",
             message: "must be 1s, 1m or 1h".into(),
+        });
+    }
+    if bins.is_some_and(|b| b == 0 || b > MAX_BINS) {
+        return Err(QueryError::Invalid {
+            field: "bins",
+            message: format!("must be 1 to {MAX_BINS}"),
         });
     }
     let metric = database
@@ -98,7 +116,11 @@ pub async fn query(
     let buckets = database
         .read_buckets(metric.id, tier, series_json.as_deref(), from_s, to_s)
         .await?;
-    let (points, summary) = shape(&buckets, tier, from_s, to_s);
+    let (points, summary, merged) = shape(&buckets, tier, from_s, to_s);
+    let distribution = match (bins, merged) {
+        (Some(bins), Some(hist)) => distribution(&hist, bins),
+        _ => Vec::new(),
+    };
     Ok(QueryResponse {
         metric: metric.name.clone(),
         unit: unit_of(&metric),
@@ -108,6 +130,7 @@ pub async fn query(
         series: request.series.clone(),
         points,
         summary,
+        distribution,
     })
 }
 
@@ -177,8 +200,38 @@ impl Acc {
     }
 }
 
-/// Merges buckets per start time into points, and all of them into the summary.
-pub fn shape(buckets: &[StoredBucket], tier_s: i64, from_s: i64, to_s: i64) -> (Vec<Point>, Point) {
+/// Up to `bins` equal-width bins from the smallest to the largest value recorded in `hist`
+/// (empty bins included, so a chart's x axis is linear). Empty for an empty histogram.
+pub fn distribution(hist: &Histogram<u64>, bins: u32) -> Vec<HistogramBin> {
+    if hist.is_empty() || bins == 0 {
+        return Vec::new();
+    }
+    let (low, high) = (hist.min(), hist.max());
+    let width = ((high - low) / u64::from(bins) + 1).max(1);
+    let n = ((high - low) / width + 1) as usize;
+    let mut out: Vec<HistogramBin> = (0..n as u64)
+        .map(|i| HistogramBin {
+            low: low + i * width,
+            high: low + (i + 1) * width - 1,
+            count: 0,
+        })
+        .collect();
+    for value in hist.iter_recorded() {
+        let v = hist.median_equivalent(value.value_iterated_to());
+        let i = (v.saturating_sub(low) / width) as usize;
+        out[i.min(n - 1)].count += value.count_at_value();
+    }
+    out
+}
+
+/// Merges buckets per start time into points, and all of them into the summary; also returns
+/// the merged histogram of the whole range (none when no bucket has one).
+pub fn shape(
+    buckets: &[StoredBucket],
+    tier_s: i64,
+    from_s: i64,
+    to_s: i64,
+) -> (Vec<Point>, Point, Option<Histogram<u64>>) {
     let mut per_start: BTreeMap<i64, Acc> = BTreeMap::new();
     let mut total = Acc {
         stats: Stats::EMPTY,
@@ -198,5 +251,37 @@ pub fn shape(buckets: &[StoredBucket], tier_s: i64, from_s: i64, to_s: i64) -> (
         .iter()
         .map(|(start, acc)| acc.point(start * 1000, tier_s))
         .collect();
-    (points, total.point(from_s * 1000, to_s - from_s))
+    let summary = total.point(from_s * 1000, to_s - from_s);
+    (points, summary, total.hist)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distribution_bins_cover_min_to_max() {
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000, 2).unwrap();
+        for v in 1..=100 {
+            hist.record(v).unwrap();
+        }
+        let bins = distribution(&hist, 10);
+        assert_eq!(bins.len(), 10);
+        assert_eq!(bins[0].low, 1);
+        assert!(bins.last().unwrap().high >= 100);
+        assert_eq!(bins.iter().map(|b| b.count).sum::<u64>(), 100);
+        assert!(bins.iter().all(|b| b.count == 10), "{bins:?}");
+        // One value: one bin.
+        let mut one = Histogram::<u64>::new_with_bounds(1, 3_600_000, 2).unwrap();
+        one.record_n(42, 3).unwrap();
+        assert_eq!(
+            distribution(&one, 20),
+            vec![HistogramBin {
+                low: 42,
+                high: 42,
+                count: 3
+            }]
+        );
+        assert!(distribution(&Histogram::new(2).unwrap(), 5).is_empty());
+    }
 }

@@ -7,7 +7,7 @@
 use super::{
     core::{
         Builtin, Engine, EngineConfig, Flush, MetricCounters, MetricKey, MetricWindow,
-        SeriesWindows,
+        PreviewRow, SeriesWindows,
     },
     definition::CompiledMetric,
     fields::FieldStats,
@@ -96,6 +96,11 @@ enum Request {
         oneshot::Sender<Option<BTreeMap<String, FieldStats>>>,
     ),
     Streams(oneshot::Sender<Vec<StreamName>>),
+    Preview(
+        Box<CompiledMetric>,
+        usize,
+        oneshot::Sender<Option<Vec<PreviewRow>>>,
+    ),
     Windows(i64, oneshot::Sender<Vec<SeriesWindows>>),
     Window(WindowQuery, oneshot::Sender<Vec<Option<MetricWindow>>>),
     Counters(oneshot::Sender<Vec<(MetricKey, String, MetricCounters)>>),
@@ -142,6 +147,17 @@ impl EngineHandle {
     ) -> Result<Option<BTreeMap<String, FieldStats>>, EngineGone> {
         let stream = stream.to_string();
         self.ask(|tx| Request::Fields(stream, tx)).await
+    }
+
+    /// Runs a compiled (not installed) definition over the newest `limit` sampled records of
+    /// its stream; `None` when the stream has sent nothing yet.
+    pub async fn preview(
+        &self,
+        metric: CompiledMetric,
+        limit: usize,
+    ) -> Result<Option<Vec<PreviewRow>>, EngineGone> {
+        self.ask(|tx| Request::Preview(Box::new(metric), limit, tx))
+            .await
     }
 
     pub async fn streams(&self) -> Result<Vec<StreamName>, EngineGone> {
@@ -306,6 +322,9 @@ where
             }
             Request::Fields(stream, reply) => {
                 let _ = reply.send(self.engine.discover_fields(&stream));
+            }
+            Request::Preview(metric, limit, reply) => {
+                let _ = reply.send(self.engine.preview(&metric, limit));
             }
             Request::Streams(reply) => {
                 let _ = reply.send(self.engine.streams().cloned().collect());

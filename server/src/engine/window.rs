@@ -148,6 +148,9 @@ pub struct WindowSummary {
 pub struct Windows {
     seconds: Vec<Slot>,
     minutes: Vec<Slot>,
+    /// The earliest second ever added: a window longer than the series' life divides its count
+    /// by the seconds since then, not by the full window (no rate dip after a start).
+    first_s: i64,
 }
 
 impl Default for Windows {
@@ -161,6 +164,7 @@ impl Windows {
         Self {
             seconds: vec![Slot::EMPTY; 60],
             minutes: vec![Slot::EMPTY; 60],
+            first_s: i64::MAX,
         }
     }
 
@@ -171,6 +175,7 @@ impl Windows {
 
     /// As [`Windows::add`], with the histogram already in sparse form.
     pub fn add_sparse(&mut self, second: i64, stats: &Stats, sparse: &[(u64, u64)]) {
+        self.first_s = self.first_s.min(second);
         let minute = second.div_euclid(60) * 60;
         let second_slot = &mut self.seconds[second.rem_euclid(60) as usize];
         add_to_slot(second_slot, second, stats, sparse);
@@ -208,7 +213,8 @@ impl Windows {
     /// and `hist` (which are not reset, so several series can be merged exactly) and returns
     /// the seconds the window covers. Windows up to 60 s use the per-second ring (any length);
     /// longer ones use the per-minute ring and cover the current partial minute plus the
-    /// `window_s / 60 - 1` full minutes before it.
+    /// `window_s / 60 - 1` full minutes before it; a series younger than the window covers
+    /// only the seconds since its first data.
     pub fn accumulate(
         &self,
         now_s: i64,
@@ -235,7 +241,12 @@ impl Windows {
                 }
             }
         }
-        covered_s
+        // The covered span: never more than the seconds since the first data.
+        if self.first_s <= now_s {
+            covered_s.min(now_s - self.first_s + 1)
+        } else {
+            covered_s
+        }
     }
 }
 
@@ -307,6 +318,23 @@ mod tests {
         let later = w.summary(now + 61, 60, &mut scratch);
         assert_eq!(later.count, 0);
         assert_eq!(later.p50, None);
+    }
+
+    #[test]
+    fn rates_divide_by_the_covered_span_after_a_start() {
+        let mut w = Windows::new();
+        let mut scratch = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
+        // Ten records per second for the first 10 seconds of the series' life.
+        for s in 0..10 {
+            w.add(5_000 + s, &bucket(&[1; 10]));
+        }
+        let now = 5_009;
+        assert_eq!(w.summary(now, 60, &mut scratch).rate_per_s, 10.0);
+        assert_eq!(w.summary(now, 300, &mut scratch).rate_per_s, 10.0);
+        // Once the series is older than the window, the full window divides.
+        assert_eq!(w.summary(5_000 + 119, 60, &mut scratch).rate_per_s, 0.0);
+        w.add(5_000 + 119, &bucket(&[1; 60]));
+        assert_eq!(w.summary(5_000 + 119, 60, &mut scratch).rate_per_s, 1.0);
     }
 
     #[test]

@@ -18,15 +18,15 @@ use crate::{
     storage::{StorageError, metrics::MetricRecord},
 };
 use app::api::{
-    ApiErrorBody, ApiErrorDetail, FieldInfo, FieldList, MetricInfo, MetricList, QueryResponse,
-    SeriesList,
+    ApiErrorBody, ApiErrorDetail, FieldInfo, FieldList, MetricInfo, MetricList, PreviewRecord,
+    PreviewResponse, QueryResponse, SeriesList,
 };
 use axum::{
     Json, Router,
     extract::{Path, Query, State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde::Deserialize;
 
@@ -34,6 +34,7 @@ use serde::Deserialize;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/metrics", get(list_metrics).post(create_metric))
+        .route("/api/v1/metrics/preview", post(preview_metric))
         .route(
             "/api/v1/metrics/{name}",
             get(get_metric).put(update_metric).delete(delete_metric),
@@ -209,7 +210,7 @@ async fn metric_series(
     }))
 }
 
-/// `GET /api/v1/query?metric=NAME[&series=["eu","/a"]][&from=MS][&to=MS][&tier=1s|1m|1h|auto]`.
+/// `GET /api/v1/query?metric=NAME[&series=["eu","/a"]][&from=MS][&to=MS][&tier=1s|1m|1h|auto][&bins=N]`.
 /// `from`/`to` are epoch milliseconds (default: the last hour); `series` is a JSON array of
 /// labels (default: all series merged).
 #[derive(Debug, Deserialize)]
@@ -219,6 +220,8 @@ struct QueryParams {
     from: Option<i64>,
     to: Option<i64>,
     tier: Option<String>,
+    /// Bins of the value distribution to return (`1..=200`).
+    bins: Option<u32>,
 }
 
 async fn run_query(
@@ -251,7 +254,7 @@ async fn run_query(
             ));
         }
     };
-    let response = query::query(
+    let response = query::query_with_distribution(
         &state.database,
         &QueryRequest {
             metric,
@@ -260,6 +263,7 @@ async fn run_query(
             to_ms,
             tier_s,
         },
+        params.bins,
     )
     .await?;
     Ok(Json(response))
@@ -303,4 +307,78 @@ async fn stream_fields(
         sampled_records,
         fields,
     }))
+}
+
+/// Records a preview runs over (the newest of the engine's per-stream sample).
+pub const PREVIEW_RECORDS: usize = 50;
+
+/// `POST /api/v1/metrics/preview[?replaces=NAME]` with a definition body: validates it as a
+/// create (or, with `replaces`, as an update of that metric) would, then runs it over the
+/// stream's most recent records without storing anything.
+#[derive(Debug, Deserialize)]
+struct PreviewParams {
+    replaces: Option<String>,
+}
+
+async fn preview_metric(
+    State(state): State<AppState>,
+    Query(params): Query<PreviewParams>,
+    body: Result<Json<MetricDefinition>, JsonRejection>,
+) -> Result<Json<PreviewResponse>, ApiError> {
+    let Json(definition) = body?;
+    let stream = definition.stream.clone();
+    let compiled = catalog::compile_draft(
+        &state.database,
+        state.engine.as_ref(),
+        definition,
+        params.replaces.as_deref(),
+    )
+    .await?;
+    let engine = state.engine.as_ref().ok_or(ApiError::EngineUnavailable)?;
+    let rows = engine
+        .preview(compiled, PREVIEW_RECORDS)
+        .await
+        .map_err(|_| ApiError::EngineUnavailable)?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "stream",
+                format!("no records seen yet on stream {stream:?}"),
+            )
+        })?;
+    let mut response = PreviewResponse {
+        stream,
+        extracted: 0,
+        skipped: 0,
+        errors: 0,
+        records: Vec::with_capacity(rows.len()),
+    };
+    for row in rows {
+        let mut record = PreviewRecord {
+            arrival_ms: row.arrival_ms,
+            value: None,
+            event_ms: None,
+            labels: Vec::new(),
+            skipped: false,
+            error: None,
+            excerpt: row.excerpt,
+        };
+        match row.outcome {
+            Ok(Some(found)) => {
+                response.extracted += 1;
+                record.value = Some(found.value);
+                record.event_ms = Some(found.event_ms);
+                record.labels = found.labels;
+            }
+            Ok(None) => {
+                response.skipped += 1;
+                record.skipped = true;
+            }
+            Err(reason) => {
+                response.errors += 1;
+                record.error = Some(reason.as_str().to_string());
+            }
+        }
+        response.records.push(record);
+    }
+    Ok(Json(response))
 }

@@ -139,8 +139,11 @@ pub struct Payloads {
 /// Builds every topic's payload from one reading of the engine and the consumer.
 ///
 /// A card merges its metric's series: counts, rates and means add up exactly; p50/p90/p99 of a
-/// multi-series card are the largest of its series' (an upper bound; the detail page lists
-/// each series' own).
+/// multi-series card are the largest of its series' (an upper bound of the merged percentile:
+/// the merged distribution's q-quantile never exceeds the largest per-series q-quantile). The
+/// engine keeps no merged live histogram per metric, and merging each series' window
+/// histograms per tick would cost the publisher far more than the sums; the dashboard marks
+/// such a p99 "p99 ≤", and stored ranges (`/api/v1/query`) merge histograms exactly.
 pub fn build(
     now_ms: i64,
     windows: &[SeriesWindows],
@@ -261,7 +264,7 @@ pub fn build(
                 records_per_s: h.records_per_sec,
                 bytes_per_s: h.bytes_per_sec,
                 millis_behind_latest: h.millis_behind_latest,
-                parents: Vec::new(),
+                parents: h.parents.iter().map(|p| p.as_str().to_string()).collect(),
                 last_error: h.last_error.clone(),
                 hot: false,
             });

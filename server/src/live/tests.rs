@@ -50,6 +50,11 @@ fn cards_merge_series_and_shards_flag_hot_ones() {
                 state: ShardState::Reading,
                 records_per_sec: rate,
                 millis_behind_latest: Some(if shard == "s1" { 900 } else { 0 }),
+                parents: if shard == "s2" {
+                    vec![ShardId::new("s0")]
+                } else {
+                    Vec::new()
+                },
                 ..ShardHealth::default()
             },
         );
@@ -89,6 +94,11 @@ fn cards_merge_series_and_shards_flag_hot_ones() {
         .map(|s| s.shard.as_str())
         .collect();
     assert_eq!(hot, ["s0"]);
+    let child = payloads.streams.shards.iter().find(|s| s.shard == "s2");
+    assert_eq!(
+        child.map(|s| s.parents.clone()),
+        Some(vec!["s0".to_string()])
+    );
     assert_eq!(
         payloads.metrics[0].errors,
         [("invalid_json".to_string(), 4)]

@@ -1,0 +1,284 @@
+//! Fan-out of the live hub: N tokio-tungstenite clients (default 1,000) subscribed to one metric
+//! with 50 series, at the 250 ms tick, for a fixed time.
+//!
+//! The server runs in this process on its own tokio runtime whose worker threads are named
+//! `srv-worker`, the clients on another (`ws-client`), so the server's CPU is read per thread
+//! from `/proc/self/task/*/stat` and does not include the clients'. Tick lag is the time from
+//! the publisher's tick (`server_time_ms` of each update) to the client's receipt of it.
+//!
+//! `cargo bench --bench ws_fanout` (release) or `cargo test --release --bench ws_fanout`;
+//! `FANOUT_CLIENTS`, `FANOUT_SECONDS` and `FANOUT_SERIES` change the load.
+
+use app::protocol::{ClientMessage, PROTOCOL_VERSION, Topic};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use streamboard::{
+    Server,
+    config::ServeConfig,
+    engine::{ConsumedRecord, MetricDefinition, RecordBatch, shell::now_ms},
+    kinesis::SequenceNumber,
+};
+use tokio::sync::{Barrier, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+const STREAM: &str = "fanout";
+const METRIC: &str = "fanout_latency";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Clock ticks (utime + stime) of this process's threads whose name starts with `prefix`.
+fn thread_ticks(prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            if !comm.starts_with(prefix) {
+                return None;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // After the comm: state is field 0, utime field 11, stime field 12.
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+/// One record per series: keeps every series of the metric alive in the live windows.
+fn batch(series: usize) -> RecordBatch<streamboard::consumer::Checkpoint> {
+    let now = now_ms();
+    RecordBatch {
+        stream: STREAM.into(),
+        shard: "shardId-000000000000".into(),
+        records: (0..series)
+            .map(|i| ConsumedRecord {
+                sequence_number: SequenceNumber::parse("1").expect("a valid sequence number"),
+                sub_sequence: None,
+                partition_key: "k".into(),
+                data: Bytes::from(format!(r#"{{"key":"k{i:03}","ms":{}}}"#, 10 + i % 90)),
+                arrival_time_ms: now,
+                explicit_hash_key: None,
+            })
+            .collect(),
+        millis_behind_latest: Some(0),
+        position: streamboard::consumer::Checkpoint::default(),
+    }
+}
+
+/// `"server_time_ms":N` of an update, found without parsing the whole payload.
+fn server_time_ms(text: &str) -> Option<i64> {
+    const KEY: &str = "\"server_time_ms\":";
+    // The key comes within the first few dozen bytes of an update.
+    let head = text.get(..text.len().min(256)).unwrap_or(text);
+    let at = head.find(KEY)? + KEY.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+struct ClientReport {
+    lag_ms: Histogram<u64>,
+    updates: u64,
+    resyncs: u64,
+    bytes: u64,
+}
+
+/// Connects, subscribes, waits for everyone, then measures until `stop`.
+async fn client(
+    addr: SocketAddr,
+    connect_slots: Arc<Semaphore>,
+    ready: Arc<Barrier>,
+    stop: CancellationToken,
+) -> ClientReport {
+    let permit = connect_slots.acquire().await.expect("never closed");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("the server accepts");
+    drop(permit);
+    let hello = ClientMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+    };
+    ws.send(Message::text(hello.to_json())).await.expect("send");
+    let subscribe = ClientMessage::Subscribe {
+        topics: vec![Topic::Metric {
+            name: METRIC.into(),
+        }],
+    };
+    ws.send(Message::text(subscribe.to_json()))
+        .await
+        .expect("send");
+    let mut report = ClientReport {
+        lag_ms: Histogram::new_with_bounds(1, 60_000, 2).expect("valid bounds"),
+        updates: 0,
+        resyncs: 0,
+        bytes: 0,
+    };
+    // Until the first update everyone is still connecting: nothing is measured.
+    while let Some(Ok(message)) = ws.next().await {
+        if matches!(&message, Message::Text(t) if t.starts_with(r#"{"type":"update""#)) {
+            break;
+        }
+    }
+    ready.wait().await;
+    loop {
+        let message = tokio::select! {
+            _ = stop.cancelled() => break,
+            message = ws.next() => message,
+        };
+        let Some(Ok(Message::Text(text))) = message else {
+            if message.is_none() {
+                break;
+            }
+            continue;
+        };
+        let received_ms = now_ms();
+        // Only the head is looked at: the clients must cost far less than the server.
+        if text.starts_with(r#"{"type":"snapshot""#) {
+            report.resyncs += 1;
+        } else if let Some(tick_ms) = server_time_ms(&text) {
+            report.updates += 1;
+            report.bytes += text.len() as u64;
+            let _ = report.lag_ms.record((received_ms - tick_ms).max(0) as u64);
+        }
+    }
+    let _ = ws.close(None).await;
+    report
+}
+
+fn main() {
+    let clients = env_or("FANOUT_CLIENTS", 1_000);
+    let seconds = env_or("FANOUT_SECONDS", 20) as u64;
+    let series = env_or("FANOUT_SERIES", 50);
+    let dir = tempfile::tempdir().expect("a temp dir");
+
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("srv-worker")
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ws-client")
+        .enable_all()
+        .build()
+        .expect("client runtime");
+
+    let shutdown = CancellationToken::new();
+    let server = server_rt.block_on(async {
+        let mut config = ServeConfig::for_data_dir(dir.path());
+        config.live_tick = Duration::from_millis(250);
+        config.metrics = vec![
+            serde_json::from_value::<MetricDefinition>(json!({
+                "name": METRIC, "stream": STREAM, "value": "/ms", "dimensions": ["/key"],
+            }))
+            .expect("a valid definition"),
+        ];
+        Server::start(config, shutdown.clone())
+            .await
+            .expect("the server starts")
+    });
+    let addr = server.local_addr();
+    // A feeder keeps all series alive: one record per series per second.
+    let feeder_stop = CancellationToken::new();
+    let batches = server.engine_batches();
+    server_rt.spawn({
+        let stop = feeder_stop.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if batches.send(batch(series)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+
+    let stop = CancellationToken::new();
+    let ready = Arc::new(Barrier::new(clients + 1));
+    let connect_slots = Arc::new(Semaphore::new(64));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            client_rt.spawn(client(
+                addr,
+                connect_slots.clone(),
+                ready.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    client_rt.block_on(ready.wait());
+    let connect_s = started.elapsed().as_secs_f64();
+
+    let ticks_before = thread_ticks("srv-worker");
+    let measured = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let ticks_after = thread_ticks("srv-worker");
+    let elapsed_s = measured.elapsed().as_secs_f64();
+    stop.cancel();
+
+    let mut lag = Histogram::<u64>::new_with_bounds(1, 60_000, 2).expect("valid bounds");
+    let (mut updates, mut resyncs, mut bytes) = (0u64, 0u64, 0u64);
+    client_rt.block_on(async {
+        for handle in handles {
+            let report = handle.await.expect("a client task");
+            lag.add(&report.lag_ms).expect("same bounds");
+            updates += report.updates;
+            resyncs += report.resyncs;
+            bytes += report.bytes;
+        }
+    });
+    feeder_stop.cancel();
+    server.shutdown();
+    server_rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+    });
+
+    // /proc stat times are in USER_HZ, which Linux fixes at 100 for user space.
+    const CLOCK_TICKS_PER_S: f64 = 100.0;
+    let server_cpu = (ticks_after - ticks_before) as f64 / CLOCK_TICKS_PER_S / elapsed_s;
+    let expected = clients as f64 * elapsed_s * 4.0;
+    println!(
+        "ws_fanout: {clients} clients × {series} series, 250 ms tick, {elapsed_s:.1} s measured \
+         (connect + first update: {connect_s:.1} s)"
+    );
+    println!(
+        "  server CPU {:.0}% of one core; updates received {updates} ({:.1}% of {} expected), \
+         resyncs {resyncs}, {:.1} MB/s sent",
+        server_cpu * 100.0,
+        updates as f64 / expected * 100.0,
+        expected as u64,
+        bytes as f64 / elapsed_s / 1e6
+    );
+    println!(
+        "  tick lag ms: p50 {} p90 {} p99 {} max {}",
+        lag.value_at_quantile(0.5),
+        lag.value_at_quantile(0.9),
+        lag.value_at_quantile(0.99),
+        lag.max()
+    );
+}
