@@ -6,8 +6,8 @@
 
 use super::{
     core::{
-        Builtin, Engine, EngineConfig, Flush, MetricCounters, MetricKey, MetricWindow,
-        PreviewRow, SeriesWindows,
+        Builtin, Engine, EngineConfig, Flush, MetricCounters, MetricKey, MetricWindow, PreviewRow,
+        SeriesWindows,
     },
     definition::CompiledMetric,
     fields::FieldStats,

@@ -399,34 +399,82 @@ pub fn decode_histogram(blob: &[u8]) -> Result<Histogram<u64>, StorageError> {
     })
 }
 
+/// A stored row's key: metric id, tier (s), series labels (JSON), period start (s).
+type RowKey<'a> = (i64, i64, &'a str, i64);
+
+/// Rows per batched statement: 4 parameters per key in the lookup, 9 per row in the upsert,
+/// well under SQLite's 32,766 parameters.
+const ROWS_PER_STATEMENT: usize = 250;
+
 /// Merges every delta into its rows of all three tiers. Runs inside the flush transaction.
-/// Deltas for the same row are combined in memory first, so each row is read and written once.
+/// Deltas for the same row are combined in memory first, so each row is read and written once,
+/// and rows are read and written in batches of [`ROWS_PER_STATEMENT`]: every statement is a
+/// round trip to sqlx's SQLite worker thread, which cost more than the SQL itself when each row
+/// had its own SELECT and UPSERT.
 pub async fn write_buckets(
     conn: &mut SqliteConnection,
     writes: &[BucketWrite<'_>],
 ) -> Result<usize, StorageError> {
-    let mut rows: HashMap<(i64, i64, &str, i64), (Bucket, bool)> = HashMap::new();
+    let mut index: HashMap<RowKey<'_>, usize> = HashMap::new();
+    let mut rows: Vec<(RowKey<'_>, Bucket, bool)> = Vec::new();
     for write in writes {
         for tier in TIERS_S {
-            let start = write.second.div_euclid(tier) * tier;
-            rows.entry((write.metric_id, tier, write.series.as_str(), start))
-                .and_modify(|(bucket, _)| bucket.merge(write.bucket))
-                .or_insert_with(|| (write.bucket.clone(), write.has_histogram));
+            let key = (
+                write.metric_id,
+                tier,
+                write.series.as_str(),
+                write.second.div_euclid(tier) * tier,
+            );
+            match index.get(&key) {
+                Some(&i) => rows[i].1.merge(write.bucket),
+                None => {
+                    index.insert(key, rows.len());
+                    rows.push((key, write.bucket.clone(), write.has_histogram));
+                }
+            }
         }
     }
-    let written = rows.len();
-    for ((metric_id, tier, series, start), (mut bucket, has_histogram)) in rows {
-        let stored = sqlx::query(
-            "SELECT count, sum, min, max, hist FROM metric_bucket \
-             WHERE metric_id = ? AND tier_s = ? AND series = ? AND start_s = ?",
-        )
-        .bind(metric_id)
-        .bind(tier)
-        .bind(series)
-        .bind(start)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = stored {
+    // Merge what is stored (one SELECT per batch).
+    let by_key: HashMap<(i64, i64, String, i64), usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, ((m, t, s, st), _, _))| ((*m, *t, s.to_string(), *st), i))
+        .collect();
+    for from in (0..rows.len()).step_by(ROWS_PER_STATEMENT) {
+        let keys: Vec<RowKey<'_>> = rows[from..(from + ROWS_PER_STATEMENT).min(rows.len())]
+            .iter()
+            .map(|(key, _, _)| *key)
+            .collect();
+        let mut select = sqlx::QueryBuilder::new(
+            "SELECT metric_id, tier_s, series, start_s, count, sum, min, max, hist \
+             FROM metric_bucket WHERE (metric_id, tier_s, series, start_s) IN (VALUES ",
+        );
+        for (i, (metric_id, tier, series, start)) in keys.iter().enumerate() {
+            if i > 0 {
+                select.push(", ");
+            }
+            select
+                .push("(")
+                .push_bind(*metric_id)
+                .push(", ")
+                .push_bind(*tier)
+                .push(", ")
+                .push_bind(*series)
+                .push(", ")
+                .push_bind(*start)
+                .push(")");
+        }
+        select.push(")");
+        let stored = select.build().fetch_all(&mut *conn).await?;
+        for row in stored {
+            let key: (i64, i64, String, i64) = (
+                row.try_get("metric_id")?,
+                row.try_get("tier_s")?,
+                row.try_get("series")?,
+                row.try_get("start_s")?,
+            );
+            let Some(&i) = by_key.get(&key) else { continue };
+            let bucket = &mut rows[i].1;
             bucket.stats.merge(&Stats {
                 count: row.try_get::<i64, _>("count")? as u64,
                 sum: row.try_get("sum")?,
@@ -437,31 +485,38 @@ pub async fn write_buckets(
             if let Some(blob) = blob {
                 let stored = decode_histogram(&blob)?;
                 if let Err(error) = bucket.hist.add(&stored) {
-                    tracing::warn!(%error, metric_id, "stored histogram does not fit; kept the new counts only");
+                    tracing::warn!(%error, metric_id = key.0, "stored histogram does not fit; kept the new counts only");
                 }
             }
         }
-        let blob = has_histogram.then(|| encode_histogram(&bucket.hist));
-        sqlx::query(
-            "INSERT INTO metric_bucket (metric_id, tier_s, series, start_s, count, sum, min, max, hist) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (metric_id, tier_s, series, start_s) DO UPDATE SET \
+    }
+    // Write every row back (one UPSERT per batch).
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut upsert = sqlx::QueryBuilder::new(
+            "INSERT INTO metric_bucket (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
+        );
+        upsert.push_values(
+            chunk,
+            |mut row, ((metric_id, tier, series, start), bucket, has_histogram)| {
+                row.push_bind(*metric_id)
+                    .push_bind(*tier)
+                    .push_bind(*series)
+                    .push_bind(*start)
+                    .push_bind(bucket.stats.count as i64)
+                    .push_bind(bucket.stats.sum)
+                    .push_bind(bucket.stats.min)
+                    .push_bind(bucket.stats.max)
+                    .push_bind(has_histogram.then(|| encode_histogram(&bucket.hist)));
+            },
+        );
+        upsert.push(
+            " ON CONFLICT (metric_id, tier_s, series, start_s) DO UPDATE SET \
              count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, \
              hist = excluded.hist",
-        )
-        .bind(metric_id)
-        .bind(tier)
-        .bind(series)
-        .bind(start)
-        .bind(bucket.stats.count as i64)
-        .bind(bucket.stats.sum)
-        .bind(bucket.stats.min)
-        .bind(bucket.stats.max)
-        .bind(blob)
-        .execute(&mut *conn)
-        .await?;
+        );
+        upsert.build().execute(&mut *conn).await?;
     }
-    Ok(written)
+    Ok(rows.len())
 }
 
 #[cfg(test)]
