@@ -2,6 +2,8 @@
 //! config file and through `/api/v1/metrics`, validation errors as 422 naming the field,
 //! batches fed into the running engine, queries and field discovery over HTTP.
 
+mod support;
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -11,46 +13,13 @@ use streamboard::{
     engine::{ConsumedRecord, MetricDefinition, RecordBatch},
     kinesis::SequenceNumber,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A minimal HTTP/1.1 request (Connection: close); returns the status and the JSON body.
+/// A JSON request to the server (see `support::http_json`).
 async fn http(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let exchange = async {
-        let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        let text = String::from_utf8(response).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-        assert!(
-            !head
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked"),
-            "{head}"
-        );
-        let json = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(body).unwrap()
-        };
-        (status, json)
-    };
-    tokio::time::timeout(WAIT, exchange)
-        .await
-        .expect("the server answers in time")
+    support::http_json(server.local_addr(), method, path, body).await
 }
 
 fn record(data: &str, arrival_ms: i64) -> ConsumedRecord {

@@ -2,33 +2,19 @@
 //! them (validation messages at the fields, a preview against the threshold lines), silence,
 //! delete, and the transition history filtered by rule, state and time.
 
-use super::PageHeader;
+use super::{FieldError, PageHeader, Refusal, refusal};
 use crate::{
     api::{
         AlertHistory, AlertPreview, AlertRuleInfo, AlertRuleList, AlertRuleSpec, AlertTarget,
         Created, MetricList, QueryResponse, SeriesScopeSpec,
     },
-    fetch::{FetchError, Method, get_json, now_ms, send_json},
+    fetch::{Method, get_json, now_ms, send_json},
     live::use_topics,
     protocol::{AlertEvent, AlertInstanceLive, AlertRuleLive},
     units::format_number,
 };
 use leptos::{prelude::*, task::spawn_local};
 use leptos_meta::Title;
-
-/// A refusal from the server (or the form itself), shown at the field it names.
-#[derive(Debug, Clone, PartialEq)]
-struct Refusal {
-    field: String,
-    message: String,
-}
-
-fn refusal(error: &FetchError) -> Refusal {
-    Refusal {
-        field: error.field().unwrap_or("form").to_string(),
-        message: error.to_string(),
-    }
-}
 
 /// Colours of a state pill.
 fn state_class(state: &str) -> &'static str {
@@ -55,26 +41,13 @@ fn format_time_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::range::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The form's fields, as text the user types.
@@ -229,19 +202,6 @@ impl Form {
             targets,
             enabled: self.enabled.get_untracked(),
             silenced_until: self.silenced_until.get_untracked(),
-        })
-    }
-}
-
-#[component]
-fn FieldError(key: &'static str, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
-    move || {
-        refused.with(|r| {
-            r.as_ref().filter(|r| r.field == key).map(|r| {
-                view! {
-                    <p role="alert" data-error-for=key class="text-xs text-red-600 dark:text-red-400">{r.message.clone()}</p>
-                }
-            })
         })
     }
 }

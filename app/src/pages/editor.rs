@@ -5,10 +5,10 @@
 //! stream's recent records (`POST /api/v1/metrics/preview`) before anything is saved; a 422
 //! from preview, create or update is shown next to the field it names.
 
-use super::PageHeader;
+use super::{FieldError, PageHeader, Refusal, refusal};
 use crate::{
     api::{FieldList, MetricInfo, PreviewResponse},
-    fetch::{FetchError, Method, get_json, send_json},
+    fetch::{Method, get_json, send_json},
     live::use_topics,
     protocol::Topic,
     units::format_number,
@@ -239,20 +239,6 @@ impl Form {
     }
 }
 
-/// The field a refusal names and its message.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct Refusal {
-    field: String,
-    message: String,
-}
-
-fn refusal(error: &FetchError) -> Refusal {
-    Refusal {
-        field: error.field().unwrap_or("form").to_string(),
-        message: error.to_string(),
-    }
-}
-
 /// A labelled text input with the refusal that names `key` under it.
 #[component]
 fn TextField(
@@ -293,20 +279,6 @@ fn SelectField(
             on:change=move |ev| value.set(event_target_value(&ev))>
             {options.iter().map(|(v, text)| view! { <option value=*v>{*text}</option> }).collect_view()}
         </select>
-    }
-}
-
-/// The refusal's message when it names `key`.
-#[component]
-fn FieldError(key: &'static str, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
-    move || {
-        refused.with(|r| {
-            r.as_ref().filter(|r| r.field == key).map(|r| {
-                view! {
-                    <p role="alert" data-error-for=key class="text-xs text-red-600 dark:text-red-400">{r.message.clone()}</p>
-                }
-            })
-        })
     }
 }
 

@@ -41,3 +41,31 @@ fn EmptyState(heading: &'static str, children: Children) -> impl IntoView {
         </section>
     }
 }
+
+/// A refusal (from the server's 422, or the form itself), shown at the field it names.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Refusal {
+    field: String,
+    message: String,
+}
+
+fn refusal(error: &crate::fetch::FetchError) -> Refusal {
+    Refusal {
+        field: error.field().unwrap_or("form").to_string(),
+        message: error.to_string(),
+    }
+}
+
+/// The refusal's message when it names `key` (`data-error-for` for the end-to-end tests).
+#[component]
+fn FieldError(key: &'static str, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
+    move || {
+        refused.with(|r| {
+            r.as_ref().filter(|r| r.field == key).map(|r| {
+                view! {
+                    <p role="alert" data-error-for=key class="text-xs text-red-600 dark:text-red-400">{r.message.clone()}</p>
+                }
+            })
+        })
+    }
+}

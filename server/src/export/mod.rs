@@ -203,16 +203,7 @@ impl Shaper {
 pub fn write_rfc3339(out: &mut Vec<u8>, epoch_s: i64) {
     let days = epoch_s.div_euclid(86_400);
     let secs = epoch_s.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = app::range::civil_from_days(days);
     let two = |n: i64, out: &mut Vec<u8>| {
         out.push(b'0' + (n / 10) as u8);
         out.push(b'0' + (n % 10) as u8);
