@@ -2,7 +2,7 @@
 //! them (validation messages at the fields, a preview against the threshold lines), silence,
 //! delete, and the transition history filtered by rule, state and time.
 
-use super::{FieldError, PageHeader, Refusal, refusal};
+use super::{FieldError, PageHeader, Refusal, TextField, refusal};
 use crate::{
     api::{
         AlertHistory, AlertPreview, AlertRuleInfo, AlertRuleList, AlertRuleSpec, AlertTarget,
@@ -210,32 +210,6 @@ const INPUT: &str = "w-full rounded-md border border-slate-300 bg-white px-2 py-
 const LABEL: &str = "flex flex-col gap-1 text-sm";
 const BUTTON: &str = "rounded-md border border-slate-300 px-3 py-1 text-sm hover:bg-slate-100 dark:border-slate-700 dark:hover:bg-slate-800";
 const PRIMARY: &str = "rounded-md bg-slate-900 px-3 py-1 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-50 dark:bg-slate-100 dark:text-slate-900";
-
-/// A text input bound to `value`, with its refusal under it.
-#[component]
-fn TextField(
-    label: &'static str,
-    key: &'static str,
-    value: RwSignal<String>,
-    refused: RwSignal<Option<Refusal>>,
-    #[prop(optional)] placeholder: &'static str,
-    #[prop(optional)] list: &'static str,
-) -> impl IntoView {
-    view! {
-        <label class=LABEL>
-            <span>{label}</span>
-            <input
-                class=INPUT
-                name=key
-                placeholder=placeholder
-                list=list
-                prop:value=move || value.get()
-                on:input=move |ev| value.set(event_target_value(&ev))
-            />
-            <FieldError key refused />
-        </label>
-    }
-}
 
 /// A select bound to `value`.
 #[component]

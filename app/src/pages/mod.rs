@@ -69,3 +69,28 @@ fn FieldError(key: &'static str, refused: RwSignal<Option<Refusal>>) -> impl Int
         })
     }
 }
+
+/// A labelled text input with the refusal that names `key` under it.
+#[component]
+fn TextField(
+    label: &'static str,
+    key: &'static str,
+    value: RwSignal<String>,
+    refused: RwSignal<Option<Refusal>>,
+    #[prop(optional)] id: Option<&'static str>,
+    #[prop(optional)] list: Option<&'static str>,
+    #[prop(optional)] placeholder: &'static str,
+    #[prop(optional)] help: &'static str,
+) -> impl IntoView {
+    let id = id.unwrap_or(key);
+    view! {
+        <div class="flex flex-col gap-1">
+            <label for=id class="text-sm font-medium">{label}</label>
+            <input id=id name=id type="text" list=list placeholder=placeholder bind:value=value
+                aria-invalid=move || refused.with(|r| r.as_ref().is_some_and(|r| r.field == key)).to_string()
+                class="rounded-md border border-slate-300 bg-white px-2 py-1 font-mono text-sm aria-invalid:border-red-500 dark:border-slate-700 dark:bg-slate-900" />
+            {(!help.is_empty()).then(|| view! { <p class="text-xs text-slate-500 dark:text-slate-400">{help}</p> })}
+            <FieldError key refused />
+        </div>
+    }
+}
