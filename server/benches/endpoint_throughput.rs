@@ -6,6 +6,9 @@
 //! kinesis-local slows as a shard fills, so its part is small (a few thousand records per
 //! shard); set `ENDPOINT_BENCH_SKIP_LOCAL=1` to measure the embedded endpoint alone.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use aws_sdk_kinesis::{
     Client,
     primitives::Blob,
@@ -32,34 +35,8 @@ struct Figures {
     records: usize,
 }
 
-async fn create(client: &Client, name: &str, shards: i32) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .expect("CreateStream");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let active = client
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .ok()
-            .and_then(|o| o.stream_description_summary)
-            .is_some_and(|s| s.stream_status == aws_sdk_kinesis::types::StreamStatus::Active);
-        if active {
-            return;
-        }
-        assert!(Instant::now() < deadline, "stream never became ACTIVE");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn run(client: &Client, stream: &str, shards: i32, batches: usize) -> Figures {
-    create(client, stream, shards).await;
+    support::create_stream(client, stream, shards).await;
     let payload = Blob::new(vec![b'x'; RECORD_BYTES]);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();

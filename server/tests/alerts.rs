@@ -26,7 +26,7 @@ use streamboard::{
     producer::{Producer, ProducerRecord},
     storage::Database,
 };
-use support::{Peer, eventually, http_json, http_text, unique_stream, wait_active};
+use support::{Peer, create_stream, eventually, http_json, http_text, unique_stream};
 use tokio_util::sync::CancellationToken;
 
 /// A webhook receiver: keeps the payloads it accepted; refuses with 503 while `refuse` is set.
@@ -154,14 +154,7 @@ async fn a_rule_fires_and_resolves_once_across_refusals_and_a_restart() {
     let source = unique_stream("alert-src");
     let output = unique_stream("alert-out");
     for stream in [&source, &output] {
-        client
-            .create_stream()
-            .stream_name(stream)
-            .shard_count(1)
-            .send()
-            .await
-            .unwrap();
-        wait_active(&client, stream).await;
+        create_stream(&client, stream, 1).await;
     }
     let producer = Producer::new(client.clone(), StreamName::from(source.as_str()));
 

@@ -18,7 +18,7 @@ use streamboard::{
     producer::{Producer, ProducerRecord},
     storage::Database,
 };
-use support::{Peer, eventually, free_port, unique_stream, wait_active};
+use support::{Peer, create_stream, eventually, free_port, unique_stream};
 
 const REGIONS: [&str; 3] = ["eu", "us", "ap"];
 const RECORDS: usize = 6_000;
@@ -120,14 +120,7 @@ async fn summaries_equal_the_ground_truth_after_repeated_kill_9() {
     let peer = Peer::start().await;
     let client = peer.client().await;
     let stream = unique_stream("crash");
-    client
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
-    wait_active(&client, &stream).await;
+    create_stream(&client, &stream, 2).await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("streamboard.toml");

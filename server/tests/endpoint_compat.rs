@@ -14,7 +14,7 @@ use aws_sdk_kinesis::{
 };
 use std::collections::{BTreeMap, HashMap};
 use streamboard::kinesis::SequenceNumber;
-use support::{Peer, PeerKind, raw_post, start, unique_name, wait_active};
+use support::{Peer, PeerKind, create_stream, raw_post, start, unique_name, wait_active};
 
 macro_rules! for_both_peers {
     ($($scenario:ident),* $(,)?) => {
@@ -45,17 +45,6 @@ for_both_peers!(
 
 fn seq(text: &str) -> SequenceNumber {
     SequenceNumber::parse(text).expect("a decimal sequence number")
-}
-
-async fn create(client: &Client, name: &str, shards: i32) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .expect("CreateStream");
-    wait_active(client, name).await;
 }
 
 async fn all_shards(client: &Client, name: &str) -> Vec<Shard> {
@@ -117,7 +106,7 @@ async fn stream_lifecycle(peer: &Peer) {
     let c = &peer.client;
     let a = unique_name("life-a");
     let b = unique_name("life-b");
-    create(c, &a, 3).await;
+    create_stream(c, &a, 3).await;
     c.create_stream()
         .stream_name(&b)
         .stream_mode_details(
@@ -297,7 +286,7 @@ fn shard_for(shards: &[Shard], hash: u128) -> String {
 async fn put_get_and_every_iterator_type(peer: &Peer) {
     let c = &peer.client;
     let name = unique_name("rw");
-    create(c, &name, 2).await;
+    create_stream(c, &name, 2).await;
     let shards = all_shards(c, &name).await;
 
     // PutRecord: MD5 of the partition key picks the shard.
@@ -487,7 +476,7 @@ async fn first_arrival(c: &Client, name: &str, shard: &str) -> i64 {
 async fn resharding_during_writes(peer: &Peer) {
     let c = &peer.client;
     let name = unique_name("reshard");
-    create(c, &name, 1).await;
+    create_stream(c, &name, 1).await;
     let stop = tokio_util::sync::CancellationToken::new();
     let acked_count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // A writer puts batches of 10 while the stream is resharded; it keeps every acknowledged
@@ -668,7 +657,7 @@ async fn resharding_during_writes(peer: &Peer) {
 async fn list_shards_paging_and_filters(peer: &Peer) {
     let c = &peer.client;
     let name = unique_name("list");
-    create(c, &name, 4).await;
+    create_stream(c, &name, 4).await;
     c.split_shard()
         .stream_name(&name)
         .shard_to_split("shardId-000000000000")
@@ -757,7 +746,7 @@ async fn list_shards_paging_and_filters(peer: &Peer) {
 async fn error_shapes(peer: &Peer) {
     let c = &peer.client;
     let name = unique_name("errors");
-    create(c, &name, 1).await;
+    create_stream(c, &name, 1).await;
     let stored = c
         .put_record()
         .stream_name(&name)

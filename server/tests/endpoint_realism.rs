@@ -15,7 +15,7 @@ use streamboard::endpoint::{
     faults::{FaultConfig, FaultKind},
     wire::Operation,
 };
-use support::{Peer, eventually, start_embedded_with, unique_name};
+use support::{Peer, create_stream, eventually, start_embedded_with, unique_name};
 
 async fn embedded(configure: impl FnOnce(&mut EndpointConfig)) -> Peer {
     let dir = tempfile::tempdir().unwrap();
@@ -35,22 +35,12 @@ fn no_retries(client: &Client) -> Client {
     )
 }
 
-async fn create(client: &Client, name: &str) {
-    client
-        .create_stream()
-        .stream_name(name)
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn throughput_limits_fail_records_not_batches() {
     let peer = embedded(|c| c.throughput_limits = true).await;
     let client = no_retries(&peer.client);
     let name = unique_name("limits");
-    create(&client, &name).await;
+    create_stream(&client, &name, 1).await;
     let mut failed = 0;
     let started = std::time::Instant::now();
     for _ in 0..5 {
@@ -126,7 +116,7 @@ async fn injected_faults_hit_chosen_operations() {
     .await;
     let client = no_retries(&peer.client);
     let name = unique_name("faults");
-    create(&client, &name).await;
+    create_stream(&client, &name, 1).await;
     let error = client
         .get_shard_iterator()
         .stream_name(&name)
@@ -158,7 +148,7 @@ async fn short_iterator_ttl_gives_expired_iterator() {
     let peer = embedded(|c| c.iterator_ttl = Duration::from_millis(200)).await;
     let client = no_retries(&peer.client);
     let name = unique_name("ttl");
-    create(&client, &name).await;
+    create_stream(&client, &name, 1).await;
     let iterator = client
         .get_shard_iterator()
         .stream_name(&name)

@@ -54,14 +54,7 @@ async fn records_are_counted_exactly_once_across_a_restart() {
     let peer = Peer::start().await;
     let client = peer.client().await;
     let stream = unique_stream("pipeline");
-    client
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(2)
-        .send()
-        .await
-        .unwrap();
-    support::wait_active(&client, &stream).await;
+    support::create_stream(&client, &stream, 2).await;
     let producer = Producer::new(client.clone(), StreamName::from(stream.as_str()));
     put(&producer, 0, 300).await;
 

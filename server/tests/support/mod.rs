@@ -270,6 +270,23 @@ where
     }
 }
 
+/// Creates a provisioned stream of `shards` shards and waits until it is ACTIVE.
+pub async fn create_stream(client: &Client, name: &str, shards: i32) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "CreateStream {name}: {}",
+                aws_sdk_kinesis::error::DisplayErrorContext(e)
+            )
+        });
+    wait_active(client, name).await;
+}
+
 /// Waits until the stream is ACTIVE (kinesis-local passes through CREATING/UPDATING).
 pub async fn wait_active(client: &Client, name: &str) {
     eventually(&format!("stream {name} ACTIVE"), || async {
