@@ -214,10 +214,16 @@ impl Server {
 
     /// Waits until the server has stopped and everything is closed.
     pub async fn wait(self) -> Result<(), ServerError> {
-        match self.handle.await {
-            Ok(result) => result,
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
+        join(self.handle).await
+    }
+}
+
+/// Waits for a service's task (the server's, the endpoint's); a panic inside it resumes here
+/// instead of turning into an error value.
+pub(crate) async fn join<E>(handle: tokio::task::JoinHandle<Result<(), E>>) -> Result<(), E> {
+    match handle.await {
+        Ok(result) => result,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
 

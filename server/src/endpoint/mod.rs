@@ -270,10 +270,7 @@ impl Endpoint {
 
     /// Waits until the endpoint has stopped and its log is flushed.
     pub async fn wait(self) -> Result<(), EndpointError> {
-        match self.handle.await {
-            Ok(result) => result,
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
+        crate::join(self.handle).await
     }
 }
 
