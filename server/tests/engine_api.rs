@@ -4,13 +4,15 @@
 
 mod support;
 
+use support::ingest;
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::time::Duration;
 use streamboard::{
     Server,
     config::ServeConfig,
-    engine::{ConsumedRecord, MetricDefinition, RecordBatch},
+    engine::{ConsumedRecord, MetricDefinition},
     kinesis::SequenceNumber,
 };
 use tokio_util::sync::CancellationToken;
@@ -31,22 +33,6 @@ fn record(data: &str, arrival_ms: i64) -> ConsumedRecord {
         arrival_time_ms: arrival_ms,
         explicit_hash_key: None,
     }
-}
-
-/// Feeds one batch of `stream` into the running engine and waits for its flush.
-async fn ingest(server: &Server, stream: &str, records: Vec<ConsumedRecord>) {
-    server
-        .engine_batches()
-        .send(RecordBatch {
-            stream: stream.into(),
-            shard: "shardId-000000000000".into(),
-            records,
-            millis_behind_latest: Some(0),
-            position: streamboard::consumer::Checkpoint::default(),
-        })
-        .await
-        .unwrap();
-    server.engine().flush().await.unwrap().unwrap();
 }
 
 #[tokio::test]

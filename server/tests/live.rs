@@ -3,6 +3,8 @@
 //! that neither slows others nor grows a queue (it gets a resync), the topic limit, and the
 //! Origin check.
 
+mod support;
+
 use app::protocol::{
     ClientMessage, LivePayload, MAX_TOPICS, PROTOCOL_VERSION, ServerMessage, Topic,
 };
@@ -13,7 +15,7 @@ use std::time::Duration;
 use streamboard::{
     Server,
     config::ServeConfig,
-    engine::{ConsumedRecord, MetricDefinition, RecordBatch},
+    engine::{ConsumedRecord, MetricDefinition},
     kinesis::SequenceNumber,
 };
 use tokio_tungstenite::tungstenite::{
@@ -57,18 +59,7 @@ async fn feed(server: &Server, stream: &str, countries: usize, per_country: usiz
             explicit_hash_key: None,
         })
         .collect();
-    server
-        .engine_batches()
-        .send(RecordBatch {
-            stream: stream.into(),
-            shard: "shardId-000000000000".into(),
-            records,
-            millis_behind_latest: Some(0),
-            position: streamboard::consumer::Checkpoint::default(),
-        })
-        .await
-        .unwrap();
-    server.engine().flush().await.unwrap().unwrap();
+    support::ingest(server, stream, records).await;
 }
 
 /// Connects with a small receive buffer (so a client that stops reading stalls the server's

@@ -389,3 +389,24 @@ pub async fn http_text(
         .await
         .expect("the server answers in time")
 }
+
+/// Feeds one batch of `stream` straight into a running server's engine (as the consumer
+/// would) and waits until its flush has committed.
+pub async fn ingest(
+    server: &streamboard::Server,
+    stream: &str,
+    records: Vec<streamboard::engine::ConsumedRecord>,
+) {
+    server
+        .engine_batches()
+        .send(streamboard::engine::RecordBatch {
+            stream: stream.into(),
+            shard: "shardId-000000000000".into(),
+            records,
+            millis_behind_latest: Some(0),
+            position: streamboard::consumer::Checkpoint::default(),
+        })
+        .await
+        .unwrap();
+    server.engine().flush().await.unwrap().unwrap();
+}
