@@ -37,11 +37,9 @@ site:
 	cargo leptos build --frontend-only --split
 	cargo build --locked -p streamboard
 
-# `erase_components` erases view types at component boundaries: a quarter off the release wasm.
-# Only the wasm build gets it (RUSTFLAGS apply to the --target build, not the server's).
 release:
 	rm -rf target/site/pkg
-	RUSTFLAGS="--cfg erase_components" cargo leptos build --release --frontend-only --split
+	cargo leptos build --release --frontend-only --split
 	cargo build --locked --release -p streamboard
 
 e2e:

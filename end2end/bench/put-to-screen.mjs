@@ -51,6 +51,16 @@ const start = (args, name) => {
   return { child, tail: () => tail };
 };
 let stopping = false;
+process.on("uncaughtException", async (error) => {
+  console.error(error);
+  await stopAll();
+  process.exit(1);
+});
+process.on("unhandledRejection", async (error) => {
+  console.error(error);
+  await stopAll();
+  process.exit(1);
+});
 const stopAll = async () => {
   stopping = true;
   await Promise.all(
@@ -132,11 +142,10 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage();
 await page.goto(`${base}/metric/${metric}?range=5m`);
-const table = page.getByRole("table", { name: "Series" });
-await table.waitFor();
-// Hydrated and live: probe 0 (a warm-up, not measured) shows as a row with count 1.
+// Hydrated and live: probe 0 (a warm-up, not measured) makes the Series table appear with
+// count 1 (before any data the page shows an empty state).
 await putProbe(0);
-await until("the first probe on screen", async () => (await table.getByTestId("series-count").count()) > 0);
+await page.getByTestId("series-count").waitFor({ timeout: 60_000 });
 
 await page.evaluate(() => {
   window.__renders = [];
