@@ -60,6 +60,16 @@ impl SequenceNumber {
             .then(|| Self(text.to_string()))
     }
 
+    /// As [`SequenceNumber::parse`], taking the string without copying it; gives it back when
+    /// it is not a sequence number.
+    pub fn from_string(text: String) -> Result<Self, String> {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(text))
+        } else {
+            Err(text)
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
