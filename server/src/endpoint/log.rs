@@ -303,6 +303,12 @@ impl Log {
     /// Appends one frame stamped `lsn` (callers hand LSNs out in increasing order, under the
     /// model's lock). Waits briefly if the writer is far behind.
     pub fn append(&self, lsn: u64, frame: &[u8]) -> Result<(), LogError> {
+        self.append_with(lsn, |buf| buf.extend_from_slice(frame))
+    }
+
+    /// As [`Log::append`], with `encode` writing the frame straight onto the end of the pending
+    /// buffer (see [`encode_frame`]): no frame buffer of its own, no copy.
+    pub fn append_with(&self, lsn: u64, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), LogError> {
         let mut pending = self
             .shared
             .pending
@@ -322,7 +328,7 @@ impl Log {
         if let Durable::Failed(reason) = &*self.shared.durable.borrow() {
             return Err(LogError::Failed(reason.clone()));
         }
-        pending.buf.extend_from_slice(frame);
+        encode(&mut pending.buf);
         pending.last_lsn = lsn;
         self.shared.wake.notify_one();
         Ok(())

@@ -1,8 +1,8 @@
 //! The one owner of the endpoint's state: the [`Model`] behind a `std::sync::Mutex`, and the
 //! [`Log`]. Each operation decodes and validates its request outside the lock (JSON, base64,
-//! MD5), takes the lock for a short in-memory step (assign shards and sequence numbers, append
-//! the encoded frame to the log's buffer, or copy out a page of records), releases it, and only
-//! then waits for I/O (the group-committed fdatasync) or encodes the response.
+//! MD5), takes the lock for a short in-memory step (assign shards and sequence numbers, encode
+//! the frame straight onto the log's pending buffer, or copy out a page of records), releases
+//! it, and only then waits for I/O (the group-committed fdatasync) or encodes the response.
 //!
 //! Why one mutex rather than a state-owning task fed by a channel: the critical sections are
 //! microseconds and never await, so a mutex costs no more than a channel hop, requests on
@@ -314,14 +314,14 @@ impl Service {
                 }
                 PutOutcome::Throttled => None,
             });
-            let mut frame = Vec::with_capacity(records.iter().map(|r| r.size() + 40).sum());
-            encode_frame(stream_id, stored, &mut frame);
             let any_stored = outcomes
                 .iter()
                 .any(|o| matches!(o, PutOutcome::Stored { .. }));
             if any_stored {
                 state.next_lsn += 1;
-                self.log.append(lsn, &frame).map_err(internal)?;
+                self.log
+                    .append_with(lsn, |buf| encode_frame(stream_id, stored, buf))
+                    .map_err(internal)?;
             }
             (any_stored.then_some(lsn), outcomes)
         };
