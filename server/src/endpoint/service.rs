@@ -665,3 +665,44 @@ impl Service {
         self.log.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(body: &[u8]) -> Result<Vec<NewRecord>, ApiError> {
+        let input: wire::PutRecordsInput = parse(body)?;
+        decode_entries(&input.records.unwrap_or_default())
+    }
+
+    #[test]
+    fn entries_slice_one_buffer_and_bad_ones_say_why() {
+        let records = entries(
+            br#"{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k1"},{"Data":"","PartitionKey":"caf\u00e9","ExplicitHashKey":"42"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(&records[0].data[..], b"hello");
+        assert_eq!(&records[0].partition_key[..], b"k1");
+        assert_eq!(
+            records[0].hash,
+            crate::endpoint::model::hash_partition_key("k1")
+        );
+        assert_eq!(&records[1].data[..], b"");
+        assert_eq!(&records[1].partition_key[..], "café".as_bytes());
+        assert_eq!(records[1].hash, 42);
+        // Both records live in the request's one buffer.
+        let start = records[0].partition_key.as_ptr() as usize;
+        let end = records[1].partition_key.as_ptr() as usize;
+        assert_eq!(end - start, "k1hello".len());
+
+        let error = entries(br#"{"Records":[{"Data":"aGVsbG8","PartitionKey":"k"}]}"#).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Serialization);
+        assert!(error.message.contains("base64"), "{}", error.message);
+        let error = entries(br#"{"Records":[{"Data":"AA==","PartitionKey":null}]}"#).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Validation);
+        let error = entries(br#"{"Records":[{"PartitionKey":"k"}]}"#).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Validation);
+        let error = entries(br#"{"Records":[{"Data":"AA==","PartitionKey":""}]}"#).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Validation);
+    }
+}

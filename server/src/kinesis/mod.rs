@@ -114,5 +114,13 @@ mod tests {
         );
         assert!(SequenceNumber::parse("12a").is_none());
         assert!(SequenceNumber::parse("").is_none());
+        assert_eq!(
+            SequenceNumber::from_string("0042".to_string()),
+            Ok(s("0042"))
+        );
+        assert_eq!(
+            SequenceNumber::from_string("4x".to_string()),
+            Err("4x".to_string())
+        );
     }
 }
