@@ -14,7 +14,7 @@
 //! The sink is the real [`CheckpointSink`] (one SQLite transaction per drain of the channel),
 //! not a counter; the metrics engine, which replaces it in `serve`, is measured by its own
 //! bench. `STREAMBOARD_TEST_PEER=kinesis-local` runs against kinesis-local instead (its own
-//! speed then dominates). `BENCH_RECORDS` sets the records per shard (default 40,000),
+//! speed then dominates, and it takes about 1,000 puts/s: use a small `BENCH_RECORDS`). `BENCH_RECORDS` sets the records per shard (default 40,000),
 //! `BENCH_SHARDS` the configurations (default `1,4,16,25`), `BENCH_WORKERS` the consumer's
 //! runtime worker threads (default 1: one core's worth of runtime).
 
