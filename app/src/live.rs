@@ -89,8 +89,29 @@ pub fn provide_live_connection() -> LiveConnection {
     };
     provide_context(live);
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| client::start(live));
+    WAITING.with(|waiting| waiting.set(Some((Owner::current(), live))));
     live
+}
+
+#[cfg(feature = "hydrate")]
+thread_local! {
+    /// The connection [`provide_live_connection`] made, waiting for [`hydrated`].
+    static WAITING: std::cell::Cell<Option<(Option<Owner>, LiveConnection)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Opens the live connection; the wasm entry point calls it once the server-rendered page is
+/// hydrated. Not earlier: most pages are lazy routes whose hydration waits for their wasm chunk,
+/// and a live update arriving meanwhile would change what the page renders while it hydrates,
+/// which then no longer matches the server's HTML (a hydration panic).
+#[cfg(feature = "hydrate")]
+pub fn hydrated() {
+    if let Some((owner, live)) = WAITING.with(std::cell::Cell::take) {
+        match owner {
+            Some(owner) => owner.with(|| client::start(live)),
+            None => client::start(live),
+        }
+    }
 }
 
 /// The connection handle put in context by [`provide_live_connection`].

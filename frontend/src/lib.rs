@@ -7,5 +7,13 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_lazy(app::App);
+    // `hydrate_lazy`, plus opening the live connection only when hydration is complete
+    // (`hydrate_from_async` sets up leptos' executor itself).
+    wasm_bindgen_futures::spawn_local(async {
+        let body = leptos::tachys::dom::body();
+        leptos::mount::hydrate_from_async(body, app::App)
+            .await
+            .forget();
+        app::live::hydrated();
+    });
 }

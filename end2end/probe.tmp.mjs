@@ -1,0 +1,11 @@
+import { chromium } from "@playwright/test";
+const b = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+const p = await b.newPage();
+p.on("console", m => console.log("console", m.type(), m.text().slice(0, 300)));
+p.on("pageerror", e => console.log("pageerror", e.message.slice(0, 300)));
+p.on("requestfailed", r => console.log("reqfail", r.url()));
+p.on("response", r => { if (r.url().includes("/pkg/")) console.log("resp", r.status(), r.url()); });
+await p.goto(process.argv[2]);
+await p.waitForTimeout(4000);
+console.log((await p.locator("main").innerHTML()).slice(0, 600));
+await b.close();
