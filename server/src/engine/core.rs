@@ -25,7 +25,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    hash::BuildHasher,
+    hash::{BuildHasher, BuildHasherDefault, Hasher},
     time::Duration,
 };
 
@@ -214,13 +214,35 @@ struct Pending {
     windowed: bool,
 }
 
+/// The hasher of a map whose keys are already hashes: hashing them again (SipHash) would
+/// double the cost of the per-record series lookup.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 struct MetricState {
     key: MetricKey,
     name: String,
     compiled: Option<CompiledMetric>,
     template: Histogram<u64>,
     records_histogram: bool,
-    index: HashMap<u64, Vec<u32>>,
+    /// `hash_one(series key)` -> series indices with that hash.
+    index: HashMap<u64, Vec<u32>, BuildHasherDefault<KeyIsHash>>,
     series: Vec<Series>,
     other: Option<u32>,
     counters: MetricCounters,
@@ -248,7 +270,7 @@ impl MetricState {
             compiled,
             template,
             records_histogram,
-            index: HashMap::new(),
+            index: HashMap::default(),
             series: Vec::new(),
             other: None,
             counters: MetricCounters::default(),
@@ -573,14 +595,6 @@ impl<P: Clone> Engine<P> {
                 });
                 metric.record(series, arrival_s, 1.0);
             }
-            if config.sample_records > 0 {
-                if stream.sample.len() >= config.sample_records {
-                    stream.sample.pop_front();
-                }
-                stream
-                    .sample
-                    .push_back((record.arrival_time_ms, record.data.clone()));
-            }
             if stream.defined.is_empty() {
                 continue;
             }
@@ -623,6 +637,18 @@ impl<P: Clone> Engine<P> {
                         count_builtin(metrics, b_errors, &key, arrival_s, 1.0);
                     }
                 }
+            }
+        }
+        // Only the batch's last records can be among the stream's most recent ones.
+        if config.sample_records > 0 {
+            let tail = batch.records.len().saturating_sub(config.sample_records);
+            for record in &batch.records[tail..] {
+                if stream.sample.len() >= config.sample_records {
+                    stream.sample.pop_front();
+                }
+                stream
+                    .sample
+                    .push_back((record.arrival_time_ms, record.data.clone()));
             }
         }
         if let (Some(mbl), Some(index)) = (batch.millis_behind_latest, b_mbl) {
