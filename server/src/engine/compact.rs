@@ -49,8 +49,8 @@ impl Layout {
     /// The bucket index of `value` (may be `>= len()` for a value beyond the highest).
     #[inline]
     pub fn index_of(&self, value: u64) -> u32 {
-        let bucket = self.leading_zero_count_base
-            - (value | self.sub_bucket_mask).leading_zeros() as u8;
+        let bucket =
+            self.leading_zero_count_base - (value | self.sub_bucket_mask).leading_zeros() as u8;
         let sub_bucket = (value >> (bucket + self.unit_magnitude)) as u32;
         ((u32::from(bucket) + 1) << self.sub_bucket_half_count_magnitude) + sub_bucket
             - self.sub_bucket_half_count
@@ -60,7 +60,8 @@ impl Layout {
     #[inline]
     pub fn value_of(&self, index: u32) -> u64 {
         let mut bucket = (index >> self.sub_bucket_half_count_magnitude) as i32 - 1;
-        let mut sub_bucket = (index & (self.sub_bucket_half_count - 1)) + self.sub_bucket_half_count;
+        let mut sub_bucket =
+            (index & (self.sub_bucket_half_count - 1)) + self.sub_bucket_half_count;
         if bucket < 0 {
             sub_bucket -= self.sub_bucket_half_count;
             bucket = 0;
@@ -229,10 +230,14 @@ mod tests {
                 );
                 assert!(index < layout.len(), "{value} -> {index}");
                 if let Some(last) = last_index {
-                    assert!(index == last || index == last + 1);
+                    assert!(index >= last, "{value}: {index} after {last}");
                 }
                 last_index = Some(index);
-                value = if value < 5000 { value + 1 } else { value + value / 97 };
+                value = if value < 5000 {
+                    value + 1
+                } else {
+                    value + value / 97
+                };
             }
             // Every recorded bucket round-trips through the sparse form.
             let mut h = hist.clone();

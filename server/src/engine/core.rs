@@ -15,6 +15,7 @@
 //! This makes the judgement the same on a replay after a crash, whatever the shard interleaving.
 
 use super::{
+    compact::{self, Layout},
     definition::{CompiledFormat, CompiledMetric, HistogramSpec},
     fields::{self, FieldValue, FlatJson, Logfmt},
     input::RecordBatch,
@@ -207,9 +208,14 @@ struct Series {
     windows: Windows,
 }
 
+/// One series' delta for one second. The histogram is a plain dense `u32` count per bucket
+/// index (see [`Layout`]), half the size of an HdrHistogram and a single increment per value;
+/// it becomes a histogram only when the flush takes it.
 struct Pending {
     second: i64,
-    bucket: Bucket,
+    stats: Stats,
+    /// Count per bucket index; empty for a metric without histogram.
+    counts: Vec<u32>,
     /// Already added to the windows (a restored flush).
     windowed: bool,
 }
@@ -240,6 +246,7 @@ struct MetricState {
     name: String,
     compiled: Option<CompiledMetric>,
     template: Histogram<u64>,
+    layout: Layout,
     records_histogram: bool,
     /// `hash_one(series key)` -> series indices with that hash.
     index: HashMap<u64, Vec<u32>, BuildHasherDefault<KeyIsHash>>,
@@ -268,6 +275,7 @@ impl MetricState {
             key,
             name,
             compiled,
+            layout: Layout::of(&template),
             template,
             records_histogram,
             index: HashMap::default(),
@@ -318,8 +326,8 @@ impl MetricState {
     }
 
     fn record(&mut self, series: usize, second: i64, value: f64) {
-        let template = &self.template;
         let records_histogram = self.records_histogram;
+        let len = self.layout.len() as usize;
         let series = &mut self.series[series];
         let pending = match series
             .pending
@@ -330,20 +338,42 @@ impl MetricState {
             None => {
                 series.pending.push(Pending {
                     second,
-                    bucket: Bucket {
-                        stats: Stats::EMPTY,
-                        hist: template.clone(),
+                    stats: Stats::EMPTY,
+                    counts: if records_histogram {
+                        vec![0; len]
+                    } else {
+                        Vec::new()
                     },
                     windowed: false,
                 });
                 series.pending.last_mut().expect("just pushed")
             }
         };
-        pending.bucket.stats.add(value);
+        pending.stats.add(value);
         if records_histogram {
-            // `as` saturates: negative values count as 0, huge ones as the highest trackable.
-            pending.bucket.hist.saturating_record(value.round() as u64);
+            // `as` saturates: negative values count as 0; beyond the counts, a value counts as
+            // the highest trackable (as `Histogram::saturating_record`).
+            let mut index = self.layout.index_of(value.round() as u64) as usize;
+            if index >= len {
+                index = self.layout.index_of(self.template.high()) as usize;
+            }
+            if let Some(count) = pending.counts.get_mut(index) {
+                *count = count.saturating_add(1);
+            }
         }
+    }
+
+    /// A pending delta's histogram counts as sparse `(bucket index, count)`.
+    fn sparse(pending: &Pending, out: &mut Vec<(u32, u64)>) {
+        out.clear();
+        out.extend(
+            pending
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, c)| (i as u32, u64::from(*c))),
+        );
     }
 }
 
@@ -666,17 +696,26 @@ impl<P: Clone> Engine<P> {
     /// to the rolling windows.
     pub fn take_flush(&mut self) -> Flush<P> {
         let mut deltas = Vec::new();
+        let mut sparse = Vec::new();
         for metric in &mut self.metrics {
             for series in &mut metric.series {
                 for pending in series.pending.drain(..) {
+                    MetricState::sparse(&pending, &mut sparse);
                     if !pending.windowed {
-                        series.windows.add(pending.second, &pending.bucket);
+                        series
+                            .windows
+                            .add_sparse(pending.second, &pending.stats, &sparse);
                     }
+                    let mut hist = metric.template.clone();
+                    compact::record_sparse(&mut hist, &metric.layout, &sparse);
                     deltas.push(BucketDelta {
                         metric: metric.key.clone(),
                         labels: split_labels(&series.key),
                         second: pending.second,
-                        bucket: pending.bucket,
+                        bucket: Bucket {
+                            stats: pending.stats,
+                            hist,
+                        },
                     });
                 }
             }
@@ -704,9 +743,21 @@ impl<P: Clone> Engine<P> {
                 Some(i) => i,
                 None => continue,
             };
+            let mut counts = Vec::new();
+            if !delta.bucket.hist.is_empty() {
+                counts = vec![0_u32; metric.layout.len() as usize];
+                let mut sparse = Vec::new();
+                compact::sparse_of(&delta.bucket.hist, &mut sparse);
+                for (i, c) in sparse {
+                    if let Some(count) = counts.get_mut(i as usize) {
+                        *count = u32::try_from(c).unwrap_or(u32::MAX);
+                    }
+                }
+            }
             metric.series[index].pending.push(Pending {
                 second: delta.second,
-                bucket: delta.bucket,
+                stats: delta.bucket.stats,
+                counts,
                 windowed: true,
             });
         }
@@ -791,7 +842,7 @@ impl<P: Clone> Engine<P> {
                     + s.key.capacity()
                     + s.pending
                         .iter()
-                        .map(|p| p.bucket.hist.distinct_values() * 8 + 64)
+                        .map(|p| p.counts.capacity() * 4 + 64)
                         .sum::<usize>()
             })
             .sum()
@@ -1127,6 +1178,41 @@ mod tests {
             .find(|s| s.metric == MetricKey::Defined(1) && s.labels[0] == "eu")
             .expect("eu series");
         assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn pending_counts_record_as_the_histogram_would() {
+        let def: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"v","stream":"s","value":"/v","histogram":{"lowest":1,"highest":1000,"significant_figures":2}}"#,
+        )
+        .expect("json");
+        let mut e = engine_with(&[def], EngineConfig::default());
+        let values: [f64; 10] = [
+            -5.0, 0.0, 0.4, 1.0, 999.0, 1000.0, 1001.0, 1023.0, 5000.0, 1e30,
+        ];
+        let records = values
+            .iter()
+            .map(|v| record(&format!(r#"{{"v":{v}}}"#), T0))
+            .collect();
+        e.ingest(&batch("s", records, 1), T0);
+        let flush = e.take_flush();
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        let mut want = Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
+        for v in values {
+            want.saturating_record(v.round() as u64);
+        }
+        let got = &d[0].bucket.hist;
+        assert_eq!(got.len(), want.len());
+        let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        assert_eq!(recorded(got), recorded(&want));
+        assert_eq!(d[0].bucket.stats.count, values.len() as u64);
+        // The windows saw the same counts.
+        let w = e.window(T0, "v", 60).expect("metric");
+        assert_eq!(w.merged.p99, Some(want.value_at_quantile(0.99)));
     }
 
     #[test]

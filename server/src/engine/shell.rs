@@ -389,6 +389,8 @@ pub struct FlushState {
     marks: Option<BTreeMap<(i64, i64), HashSet<(i64, String)>>>,
     /// The content of the newest 1-second rows written (see [`rollup::SecondCache`]).
     seconds: rollup::SecondCache,
+    /// No 1-second row is newer than this (loaded with the marks, then kept up to date).
+    stored_upto_s: i64,
     /// The newest second any flush has written: a period closes (its row is rebuilt and
     /// unmarked) once this is [`CLOSE_AFTER_S`] past its end.
     newest_s: i64,
@@ -503,6 +505,7 @@ async fn write_rollups(
                 .insert((metric_id, series));
         }
         state.marks = Some(marks);
+        state.stored_upto_s = rollup::newest_second(tx).await?.unwrap_or(i64::MIN);
     }
     let marks = state.marks.as_mut().expect("loaded above");
     let oldest_rolled_s = state.second_retention.map_or(i64::MIN, |keep| {
@@ -519,7 +522,12 @@ async fn write_rollups(
         }
         write_buckets(tx, &direct, &TIERS_S).await?;
     }
-    rollup::write_seconds(tx, &rolled, &mut state.seconds).await?;
+    rollup::write_seconds(tx, &rolled, &mut state.seconds, state.stored_upto_s).await?;
+    state.stored_upto_s = rolled
+        .iter()
+        .chain(&direct)
+        .map(|w| w.second)
+        .fold(state.stored_upto_s, i64::max);
     let mut new_marks = Vec::new();
     for write in &rolled {
         state.newest_s = state.newest_s.max(write.second);
@@ -574,7 +582,10 @@ async fn write_rollups(
 }
 
 /// Rebuilds and unmarks every open roll-up (a clean shutdown leaves none), in one transaction.
-pub async fn close_rollups(database: &Database, state: &mut FlushState) -> Result<(), StorageError> {
+pub async fn close_rollups(
+    database: &Database,
+    state: &mut FlushState,
+) -> Result<(), StorageError> {
     let mut tx = database.begin_write().await?;
     let marks = rollup::all_marks(&mut tx).await?;
     for tier in [60, 3600] {

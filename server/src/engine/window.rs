@@ -268,7 +268,8 @@ impl Windows {
         hist: &mut Histogram<u64>,
     ) -> i64 {
         let covered_s = if window_s <= 60 {
-            self.seconds.accumulate(now_s - window_s, now_s, stats, hist);
+            self.seconds
+                .accumulate(now_s - window_s, now_s, stats, hist);
             window_s
         } else {
             let now_min = now_s.div_euclid(60) * 60;

@@ -343,8 +343,8 @@ pub struct HistBounds {
     pub sigfig: u8,
 }
 
-/// HdrHistogram's V2 (uncompressed) cookie.
-const V2_COOKIE: u32 = 0x1c84_9303;
+/// HdrHistogram's V2 (uncompressed) cookie (`0x1c849303 | 0x10`).
+const V2_COOKIE: u32 = 0x1c84_9313;
 /// Bytes of the V2 header: cookie, payload length, normalising offset, significant figures,
 /// lowest, highest, integer-to-double ratio.
 const V2_HEADER: usize = 40;

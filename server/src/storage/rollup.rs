@@ -76,6 +76,15 @@ pub async fn unmark(conn: &mut SqliteConnection, keys: &[RollupKey]) -> Result<(
     Ok(())
 }
 
+/// The newest 1-second row's start, if any.
+pub async fn newest_second(conn: &mut SqliteConnection) -> Result<Option<i64>, StorageError> {
+    Ok(
+        sqlx::query_scalar("SELECT MAX(start_s) FROM metric_bucket WHERE tier_s = 1")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 /// Every marked row.
 pub async fn all_marks(conn: &mut SqliteConnection) -> Result<Vec<RollupKey>, StorageError> {
     let rows = sqlx::query("SELECT metric_id, tier_s, series, start_s FROM metric_rollup")
@@ -132,12 +141,14 @@ pub type SecondCache = HashMap<(i64, String, i64), RowContent>;
 /// Seconds older than the newest written minus this leave the [`SecondCache`].
 const CACHE_SECONDS: i64 = 10;
 
-/// Merges deltas into their 1-second rows (read only when not in `cache`), writes them, and
-/// keeps their new content in `cache`. Runs inside the flush transaction.
+/// Merges deltas into their 1-second rows, writes them, and keeps their new content in
+/// `cache`. A row is read only when it is neither in `cache` nor known to be absent: no
+/// 1-second row is newer than `stored_upto_s`. Runs inside the flush transaction.
 pub async fn write_seconds(
     conn: &mut SqliteConnection,
     writes: &[BucketWrite<'_>],
     cache: &mut SecondCache,
+    stored_upto_s: i64,
 ) -> Result<usize, StorageError> {
     let mut rows: HashMap<(i64, String, i64), RowContent> = HashMap::new();
     let mut sparse = Vec::new();
@@ -164,6 +175,7 @@ pub async fn write_seconds(
     for (key, row) in &mut rows {
         match cache.get(key) {
             Some(stored) => merge_content(row, stored),
+            None if key.2 > stored_upto_s => {}
             None => unknown.push(key.clone()),
         }
     }
@@ -233,7 +245,7 @@ pub async fn write_seconds(
         });
         upsert.build().execute(&mut *conn).await?;
     }
-    cache.retain(|key, _| key.2 >= newest - CACHE_SECONDS);
+    cache.retain(|key, _| key.2 >= newest.saturating_sub(CACHE_SECONDS));
     let written = rows.len();
     cache.extend(rows);
     Ok(written)
@@ -251,7 +263,10 @@ fn merge_content(row: &mut RowContent, stored: &RowContent) {
 /// Rebuilds the rows of `keys` (all 1-minute or 1-hour; rebuild 1-minute rows before the
 /// 1-hour rows that contain them) from the tier below and writes them; a key whose period has
 /// no rows below is left alone. Marks are not touched. Returns the rows written.
-pub async fn rebuild(conn: &mut SqliteConnection, keys: &[RollupKey]) -> Result<usize, StorageError> {
+pub async fn rebuild(
+    conn: &mut SqliteConnection,
+    keys: &[RollupKey],
+) -> Result<usize, StorageError> {
     // One statement per period and batch of series.
     let mut periods: BTreeMap<(i64, i64), Vec<(i64, &str)>> = BTreeMap::new();
     for (metric_id, tier, series, start) in keys {
@@ -394,6 +409,96 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{definition::MetricDefinition, window::Bucket};
+    use hdrhistogram::Histogram;
+
+    fn bucket(values: &[u64]) -> Bucket {
+        let mut hist = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
+        let mut stats = Stats::EMPTY;
+        for &v in values {
+            hist.record(v).unwrap();
+            stats.add(v as f64);
+        }
+        Bucket { stats, hist }
+    }
+
+    #[tokio::test]
+    async fn marked_rows_are_rebuilt_exactly_and_kept_from_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).await.unwrap();
+        let def: MetricDefinition =
+            serde_json::from_str(r#"{"name":"m","stream":"s","value":"/v"}"#).unwrap();
+        let id = db.insert_definition(&def, 0).await.unwrap();
+        let seconds: [(i64, &[u64]); 4] =
+            [(121, &[1, 2]), (150, &[1000]), (179, &[5]), (185, &[7])];
+        let buckets: Vec<(i64, Bucket)> = seconds.iter().map(|(s, v)| (*s, bucket(v))).collect();
+        let writes: Vec<BucketWrite<'_>> = buckets
+            .iter()
+            .map(|(second, bucket)| BucketWrite {
+                metric_id: id,
+                series: "[]".into(),
+                second: *second,
+                bucket,
+                has_histogram: true,
+            })
+            .collect();
+        let mut cache = SecondCache::new();
+        let mut tx = db.begin_write().await.unwrap();
+        write_seconds(&mut tx, &writes, &mut cache, i64::MAX)
+            .await
+            .unwrap();
+        // The same second again adds to it (from the cache, and from storage).
+        write_seconds(&mut tx, &writes[..1], &mut cache, i64::MAX)
+            .await
+            .unwrap();
+        write_seconds(&mut tx, &writes[..1], &mut SecondCache::new(), i64::MAX)
+            .await
+            .unwrap();
+        let marks: Vec<RollupKey> = vec![
+            (id, 60, "[]".into(), 120),
+            (id, 60, "[]".into(), 180),
+            (id, 3600, "[]".into(), 0),
+        ];
+        mark(&mut tx, &marks).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // A reader of the hour tier rebuilds the minutes, then the hour.
+        assert_eq!(db.materialize(id, 3600, None, 0, 3600).await.unwrap(), 3);
+        let want = bucket(&[1, 2, 1, 2, 1, 2, 1000, 5, 7]);
+        let hour = db.read_buckets(id, 3600, None, 0, 3600).await.unwrap();
+        assert_eq!(hour.len(), 1);
+        assert_eq!(hour[0].stats, want.stats);
+        let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        assert_eq!(
+            recorded(hour[0].hist.as_ref().unwrap()),
+            recorded(&want.hist)
+        );
+        let minutes = db.read_buckets(id, 60, None, 0, 3600).await.unwrap();
+        assert_eq!(
+            minutes
+                .iter()
+                .map(|m| (m.start_s, m.stats.count))
+                .collect::<Vec<_>>(),
+            [(120, 8), (180, 1)]
+        );
+        // Idempotent: again, same rows.
+        db.materialize(id, 3600, None, 0, 3600).await.unwrap();
+        assert_eq!(
+            db.read_buckets(id, 3600, None, 0, 3600).await.unwrap()[0].stats,
+            want.stats
+        );
+
+        // Retention keeps the 1-second rows of marked minutes, and deletes them once unmarked.
+        assert_eq!(db.delete_expired_buckets(1, 10_000, 100).await.unwrap(), 0);
+        let mut conn = db.pool().acquire().await.unwrap();
+        unmark(&mut conn, &marks[..1]).await.unwrap();
+        assert_eq!(db.delete_expired_buckets(1, 10_000, 100).await.unwrap(), 3);
+        assert_eq!(all_marks(&mut conn).await.unwrap().len(), 2);
+    }
 
     #[test]
     fn combine_sorts_and_adds() {
