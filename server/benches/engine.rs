@@ -227,6 +227,7 @@ fn flush_cost() {
         let mut times = Vec::new();
         let mut rows = 0;
         let mut cpu = std::time::Duration::ZERO;
+        let mut take = std::time::Duration::ZERO;
         for s in 0..seconds {
             // A flush does not fall on a second boundary: each one takes the end of the
             // previous second (whose row it merges into) and the start of the current one.
@@ -254,6 +255,7 @@ fn flush_cost() {
             let start = Instant::now();
             let cpu_start = process_cpu();
             let flush = engine.take_flush();
+            take += start.elapsed();
             rows += flush.deltas.len();
             write_flush(&db, &flush, &mut NoCheckpoints, &mut state).await.expect("flush");
             let took = start.elapsed();
@@ -262,6 +264,19 @@ fn flush_cost() {
                 cpu += process_cpu() - cpu_start;
             }
         }
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let median = |t: &[std::time::Duration]| {
+            let mut t = t.to_vec();
+            t.sort();
+            t[t.len() / 2]
+        };
+        println!(
+            "flush: median of the first 5 flushes {:.0} ms, of the last 10 {:.0} ms (the table \
+             grows by ~20,000 rows per flush); take_flush {:.0} ms per flush on average",
+            ms(median(&times[..5])),
+            ms(median(&times[times.len() - 10..])),
+            ms(take) / seconds as f64,
+        );
         let total: std::time::Duration = times.iter().sum();
         let per_second = total / times.len() as u32;
         let mut sorted = times.clone();

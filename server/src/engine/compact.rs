@@ -41,8 +41,8 @@ impl Layout {
         }
     }
 
-    /// Length of the counts array.
-    pub fn len(&self) -> u32 {
+    /// Length of the counts array (number of buckets).
+    pub fn buckets(&self) -> u32 {
         self.len
     }
 
@@ -228,7 +228,7 @@ mod tests {
                     hist.lowest_equivalent(value),
                     "{low}..{high}/{sigfig} at {value}"
                 );
-                assert!(index < layout.len(), "{value} -> {index}");
+                assert!(index < layout.buckets(), "{value} -> {index}");
                 if let Some(last) = last_index {
                     assert!(index >= last, "{value}: {index} after {last}");
                 }

@@ -19,7 +19,7 @@ use super::{
     definition::{CompiledFormat, CompiledMetric, HistogramSpec},
     fields::{self, FieldValue, FlatJson, Logfmt},
     input::RecordBatch,
-    window::{Bucket, Stats, WINDOWS_S, WindowSummary, Windows},
+    window::{Bucket, Stats, WindowSummary, Windows},
 };
 use crate::kinesis::{ShardId, StreamName};
 use bytes::Bytes;
@@ -327,7 +327,7 @@ impl MetricState {
 
     fn record(&mut self, series: usize, second: i64, value: f64) {
         let records_histogram = self.records_histogram;
-        let len = self.layout.len() as usize;
+        let len = self.layout.buckets() as usize;
         let series = &mut self.series[series];
         let pending = match series
             .pending
@@ -435,7 +435,9 @@ pub struct Engine<P = ()> {
     metrics: Vec<MetricState>,
     streams: HashMap<StreamName, StreamState<P>>,
     definitions: Vec<(i64, CompiledMetric)>,
-    hasher: std::hash::RandomState,
+    /// Hashes series keys: seeded per process (label values come from records), and much
+    /// cheaper than SipHash for short keys.
+    hasher: foldhash::fast::RandomState,
     label: String,
 }
 
@@ -446,7 +448,7 @@ impl<P: Clone> Engine<P> {
             metrics: Vec::new(),
             streams: HashMap::new(),
             definitions: Vec::new(),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             label: String::new(),
         }
     }
@@ -745,7 +747,7 @@ impl<P: Clone> Engine<P> {
             };
             let mut counts = Vec::new();
             if !delta.bucket.hist.is_empty() {
-                counts = vec![0_u32; metric.layout.len() as usize];
+                counts = vec![0_u32; metric.layout.buckets() as usize];
                 let mut sparse = Vec::new();
                 compact::sparse_of(&delta.bucket.hist, &mut sparse);
                 for (i, c) in sparse {
@@ -775,7 +777,7 @@ impl<P: Clone> Engine<P> {
         for metric in &self.metrics {
             let mut scratch = metric.template.clone();
             for series in &metric.series {
-                let windows = WINDOWS_S.map(|w| series.windows.summary(now_s, w, &mut scratch));
+                let windows = series.windows.summaries(now_s, &mut scratch);
                 out.push(SeriesWindows {
                     metric: metric.key.clone(),
                     name: metric.name.clone(),

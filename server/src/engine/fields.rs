@@ -395,7 +395,14 @@ impl<'a> FlatJson<'a> {
         let Some(key) = pointer.flat_key() else {
             return FieldValue::Missing;
         };
-        match self.fields.iter().rev().find(|(k, _)| k == key) {
+        // Keys of equal length mostly differ in their first byte: test it before comparing.
+        let first = key.as_bytes().first();
+        match self
+            .fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k.len() == key.len() && k.as_bytes().first() == first && k == key)
+        {
             None => FieldValue::Missing,
             Some((_, Scalar::Null)) => FieldValue::Null,
             Some((_, Scalar::Bool(b))) => FieldValue::Bool(*b),

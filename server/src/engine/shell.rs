@@ -386,7 +386,7 @@ where
 pub struct FlushState {
     builtin_ids: HashMap<(StreamName, Builtin), i64>,
     /// Marked rows, per (tier, period start); `None` until loaded from the database.
-    marks: Option<BTreeMap<(i64, i64), HashSet<(i64, String)>>>,
+    marks: Option<Marks>,
     /// The content of the newest 1-second rows written (see [`rollup::SecondCache`]).
     seconds: rollup::SecondCache,
     /// No 1-second row is newer than this (loaded with the marks, then kept up to date).
@@ -399,6 +399,9 @@ pub struct FlushState {
     /// (its roll-up could not be rebuilt).
     second_retention: Option<Duration>,
 }
+
+/// Marked roll-up rows: (tier, period start) -> (metric id, series).
+type Marks = BTreeMap<(i64, i64), HashSet<(i64, String)>>;
 
 /// How far past its end (in data seconds) a period's roll-up is rebuilt and unmarked: records
 /// for a second still arrive for a moment after it (the flush boundary falls inside seconds).
@@ -497,7 +500,7 @@ async fn write_rollups(
     now_ms: i64,
 ) -> Result<(), StorageError> {
     if state.marks.is_none() {
-        let mut marks: BTreeMap<(i64, i64), HashSet<(i64, String)>> = BTreeMap::new();
+        let mut marks = Marks::new();
         for (metric_id, tier, series, start) in rollup::all_marks(tx).await? {
             marks
                 .entry((tier, start))

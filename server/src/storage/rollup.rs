@@ -20,6 +20,12 @@ use std::collections::{BTreeMap, HashMap};
 /// A marked row: metric id, tier (60 or 3600 s), series (JSON labels), period start (s).
 pub type RollupKey = (i64, i64, String, i64);
 
+/// Replaces a row's content in place (an `INSERT OR REPLACE` would delete and reinsert it,
+/// index entry included).
+const UPSERT_SET: &str = " ON CONFLICT (metric_id, tier_s, series, start_s) DO UPDATE SET \
+     count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, \
+     hist = excluded.hist";
+
 /// Keys per batched statement (4 parameters each).
 const KEYS_PER_STATEMENT: usize = 250;
 
@@ -225,7 +231,7 @@ pub async fn write_seconds(
     let rows: Vec<((i64, String, i64), RowContent)> = rows.into_iter().collect();
     for chunk in rows.chunks(KEYS_PER_STATEMENT) {
         let mut upsert = sqlx::QueryBuilder::new(
-            "INSERT OR REPLACE INTO metric_bucket \
+            "INSERT INTO metric_bucket \
              (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
         );
         upsert.push_values(chunk, |mut row, ((metric_id, series, second), content)| {
@@ -243,6 +249,7 @@ pub async fn write_seconds(
                         .map(|b| encode_sparse_histogram(b, &content.counts)),
                 );
         });
+        upsert.push(UPSERT_SET);
         upsert.build().execute(&mut *conn).await?;
     }
     cache.retain(|key, _| key.2 >= newest.saturating_sub(CACHE_SECONDS));
@@ -326,7 +333,7 @@ pub async fn rebuild(
             }
             for rows in out.chunks(KEYS_PER_STATEMENT) {
                 let mut upsert = sqlx::QueryBuilder::new(
-                    "INSERT OR REPLACE INTO metric_bucket \
+                    "INSERT INTO metric_bucket \
                      (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
                 );
                 upsert.push_values(rows, |mut row, ((metric_id, series), acc)| {
@@ -340,6 +347,7 @@ pub async fn rebuild(
                         .push_bind(acc.stats.max)
                         .push_bind(acc.bounds.map(|b| encode_sparse_histogram(b, &acc.counts)));
                 });
+                upsert.push(UPSERT_SET);
                 upsert.build().execute(&mut *conn).await?;
                 written += rows.len();
             }
