@@ -190,8 +190,8 @@ fn memory() {
     let after = rss_bytes();
     println!(
         "memory: {series} series with all windows filled (1 h, 20 values/s): RSS +{:.0} MiB = {:.1} KiB per series \
-         (windows' own estimate {:.1} KiB); plus while a second is pending flush, one dense histogram \
-         (16 KiB at 1..3.6e6, 2 s.f.) per changed series",
+         (windows' own estimate {:.1} KiB); plus while a second is pending flush, one dense u32 count \
+         per bucket (8 KiB at 1..3.6e6, 2 s.f.) per changed series",
         (after - before) as f64 / (1 << 20) as f64,
         (after - before) as f64 / series as f64 / 1024.0,
         heap as f64 / series as f64 / 1024.0,
