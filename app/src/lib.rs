@@ -16,8 +16,9 @@
 use leptos::prelude::*;
 use leptos_meta::{Link, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    Lazy, LazyRoute,
     components::{Route, Router, Routes},
-    path,
+    lazy_route, path,
 };
 
 pub mod api;
@@ -75,15 +76,43 @@ pub fn App() -> impl IntoView {
                 }>
                     <Routes fallback=pages::NotFound>
                         <Route path=path!("") view=pages::Dashboard />
-                        <Route path=path!("/streams") view=pages::Streams />
-                        <Route path=path!("/metric/:name") view=pages::MetricDetail />
-                        <Route path=path!("/metrics/new") view=pages::MetricEditor />
-                        <Route path=path!("/metrics/:name/edit") view=pages::MetricEditor />
-                        <Route path=path!("/alerts") view=pages::Alerts />
-                        <Route path=path!("/reports") view=pages::Reports />
+                        <Route path=path!("/streams") view={Lazy::<StreamsRoute>::new()} />
+                        <Route path=path!("/metric/:name") view={Lazy::<MetricRoute>::new()} />
+                        <Route path=path!("/metrics/new") view={Lazy::<EditorRoute>::new()} />
+                        <Route path=path!("/metrics/:name/edit") view={Lazy::<EditorRoute>::new()} />
+                        <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()} />
+                        <Route path=path!("/reports") view={Lazy::<ReportsRoute>::new()} />
                     </Routes>
                 </ErrorBoundary>
             </main>
         </Router>
     }
 }
+
+// Every page but the dashboard is a lazy route: a release build split with `cargo leptos build
+// --split` ships each page's code in its own wasm chunk, loaded when the page is first shown
+// (and before hydrating it when it is the page first loaded), so the dashboard's initial
+// download does not carry the editor, the reports or the alerts forms. Without `--split` a lazy
+// route is an ordinary async view.
+macro_rules! lazy_page {
+    ($route:ident, $page:path) => {
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                $page().into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(StreamsRoute, pages::Streams);
+lazy_page!(MetricRoute, pages::MetricDetail);
+lazy_page!(EditorRoute, pages::MetricEditor);
+lazy_page!(AlertsRoute, pages::Alerts);
+lazy_page!(ReportsRoute, pages::Reports);

@@ -108,6 +108,19 @@ pub fn format_number(value: f64) -> String {
     }
 }
 
+/// An exact count with thousands separators: `1,234,567`.
+pub fn format_count(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// Bytes per second: `12.3 KB/s` (decimal units, like Kinesis quotas).
 pub fn format_bytes_per_s(value: f64) -> String {
     let abs = value.abs();
@@ -146,5 +159,9 @@ mod format_tests {
         assert_eq!(format_lag_ms(Some(350)), "350 ms");
         assert_eq!(format_lag_ms(Some(4_200)), "4.2 s");
         assert_eq!(format_lag_ms(None), "—");
+        assert_eq!(format_count(0), "0");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_count(1_000), "1,000");
+        assert_eq!(format_count(1_234_567), "1,234,567");
     }
 }

@@ -164,21 +164,41 @@ async fn client(
     report
 }
 
+/// Pins the calling thread to `cpu` when `pin` is set.
+fn pin_to(pin: bool, cpu: usize) {
+    if !pin {
+        return;
+    }
+    // SAFETY: `set` is a plain bit set on the stack, passed with its own size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("ws_fanout: could not pin a thread to CPU {cpu}");
+        }
+    }
+}
+
 fn main() {
     let clients = env_or("FANOUT_CLIENTS", 1_000);
     let seconds = env_or("FANOUT_SECONDS", 20) as u64;
     let series = env_or("FANOUT_SERIES", 50);
     let dir = tempfile::tempdir().expect("a temp dir");
 
+    // FANOUT_PIN=1: the server's threads on CPU 0, the clients' on CPU 1, so the 1,000
+    // receiving clients (a separate machine's work in production) do not take the server's core.
+    let pin = std::env::var("FANOUT_PIN").is_ok_and(|v| v == "1");
     let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(if pin { 1 } else { 2 })
         .thread_name("srv-worker")
+        .on_thread_start(move || pin_to(pin, 0))
         .enable_all()
         .build()
         .expect("server runtime");
     let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(if pin { 1 } else { 2 })
         .thread_name("ws-client")
+        .on_thread_start(move || pin_to(pin, 1))
         .enable_all()
         .build()
         .expect("client runtime");
@@ -264,7 +284,12 @@ fn main() {
     let expected = clients as f64 * elapsed_s * 4.0;
     println!(
         "ws_fanout: {clients} clients × {series} series, 250 ms tick, {elapsed_s:.1} s measured \
-         (connect + first update: {connect_s:.1} s)"
+         (connect + first update: {connect_s:.1} s){}",
+        if pin {
+            "; server on CPU 0, clients on CPU 1"
+        } else {
+            ""
+        }
     );
     println!(
         "  server CPU {:.0}% of one core; updates received {updates} ({:.1}% of {} expected), \

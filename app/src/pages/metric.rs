@@ -9,7 +9,7 @@ use crate::{
     live::use_topics,
     protocol::{SeriesLive, Topic, WindowStats},
     range::TimeRange,
-    units::format_number,
+    units::{format_count, format_number},
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -254,6 +254,7 @@ fn SeriesTable(
             <thead class="text-left text-xs uppercase text-slate-500 dark:text-slate-400">
                 <tr>
                     <th class="px-3 py-2">"Dimensions"</th>
+                    <th class="px-3 py-2 text-right">"Count"</th>
                     <th class="px-3 py-2 text-right">"Rate/s"</th>
                     <th class="px-3 py-2 text-right">"Mean"</th>
                     <th class="px-3 py-2 text-right">"p50"</th>
@@ -275,6 +276,7 @@ fn SeriesTable(
                             view! {
                                 <tr class="border-t border-slate-100 dark:border-slate-800">
                                     <td class="px-3 py-2">{labels}</td>
+                                    <td class=cell data-testid="series-count">{format_count(w.count)}</td>
                                     <td class=cell>{format_number(w.rate_per_s)}</td>
                                     <td class=cell>{w.mean.map(format_number).unwrap_or_else(dash)}</td>
                                     <td class=cell>{w.p50.map(|v| format_number(v as f64)).unwrap_or_else(dash)}</td>

@@ -157,7 +157,7 @@ impl ShardReader {
                 .send()
                 .await;
             let latency = started.elapsed();
-            let output = match output {
+            let mut output = match output {
                 Ok(output) => output,
                 Err(error) => {
                     let error = KinesisError::from_sdk(&error);
@@ -188,7 +188,15 @@ impl ShardReader {
             let returned = output.records().len();
             let millis_behind_latest = output.millis_behind_latest();
             let now_millis = now_epoch_millis();
-            let (records, bytes) = consumed_records(output.records(), position.as_ref());
+            let ended = output.next_shard_iterator().is_none();
+            let children: Vec<ShardId> = output
+                .child_shards()
+                .iter()
+                .map(|child| ShardId::new(child.shard_id()))
+                .collect();
+            let next_iterator = output.next_shard_iterator.take();
+            let (records, bytes) =
+                consumed_records(std::mem::take(&mut output.records), position.as_ref());
             let iterator_age_millis = match records.last() {
                 Some(last) => Some((now_millis - last.arrival_time_ms).max(0)),
                 None if millis_behind_latest == Some(0) => Some(0),
@@ -202,7 +210,6 @@ impl ShardReader {
                 iterator_age_millis,
             })
             .await;
-            let ended = output.next_shard_iterator().is_none();
             if let Some(last) = records.last() {
                 position = Some(Position {
                     sequence_number: last.sequence_number.clone(),
@@ -227,15 +234,10 @@ impl ShardReader {
                 }
             }
             if ended {
-                let children = output
-                    .child_shards()
-                    .iter()
-                    .map(|child| ShardId::new(child.shard_id()))
-                    .collect();
                 self.state(ShardState::Finished, None).await;
                 return ReaderOutcome::Finished { children };
             }
-            iterator = output.next_shard_iterator().map(str::to_string);
+            iterator = next_iterator;
             delay = next_poll_delay(
                 returned,
                 usize::try_from(self.records_per_call).unwrap_or(usize::MAX),
@@ -322,60 +324,80 @@ fn now_epoch_millis() -> i64 {
 
 /// Turns Kinesis records into user records (de-aggregating KPL records), dropping those at or
 /// before `position`. Returns them with their total data bytes. Pure.
-fn consumed_records(records: &[Record], position: Option<&Position>) -> (Vec<ConsumedRecord>, u64) {
+///
+/// Takes the SDK's records by value: sequence numbers, partition keys and data move into the
+/// user records without a copy (a record is copied only when it is split into KPL user
+/// records). Sequence numbers increase along a shard, so once one record is past `position`
+/// the rest are too and are no longer compared.
+fn consumed_records(
+    records: Vec<Record>,
+    position: Option<&Position>,
+) -> (Vec<ConsumedRecord>, u64) {
     let mut out = Vec::with_capacity(records.len());
     let mut bytes = 0u64;
+    let mut position = position;
     for record in records {
-        let Some(sequence_number) = SequenceNumber::parse(record.sequence_number()) else {
-            tracing::warn!(
-                sequence_number = record.sequence_number(),
-                "record with an invalid sequence number skipped"
-            );
-            continue;
+        let Record {
+            sequence_number,
+            approximate_arrival_timestamp,
+            data,
+            partition_key,
+            ..
+        } = record;
+        let sequence_number = match SequenceNumber::from_string(sequence_number) {
+            Ok(sequence_number) => sequence_number,
+            Err(invalid) => {
+                tracing::warn!(
+                    sequence_number = invalid,
+                    "record with an invalid sequence number skipped"
+                );
+                continue;
+            }
         };
-        let arrival_time_ms = record
-            .approximate_arrival_timestamp()
+        let arrival_time_ms = approximate_arrival_timestamp
             .and_then(|t| t.to_millis().ok())
             .unwrap_or(0);
-        let data = record.data().as_ref();
+        let data = data.into_inner();
         bytes += data.len() as u64;
-        match kpl::deaggregate(data) {
-            Deaggregated::Aggregated(users) => {
-                for (index, user) in users.into_iter().enumerate() {
-                    let sub_sequence = Some(index as u64);
-                    if position.is_some_and(|p| p.covers(&sequence_number, sub_sequence)) {
-                        continue;
+        // Only a record with the KPL magic prefix is checked (MD5, protobuf) at all.
+        if kpl::has_magic(&data) {
+            match kpl::deaggregate(&data) {
+                Deaggregated::Aggregated(users) => {
+                    for (index, user) in users.into_iter().enumerate() {
+                        let sub_sequence = Some(index as u64);
+                        if position.is_some_and(|p| p.covers(&sequence_number, sub_sequence)) {
+                            continue;
+                        }
+                        position = None;
+                        out.push(ConsumedRecord {
+                            sequence_number: sequence_number.clone(),
+                            sub_sequence,
+                            partition_key: user.partition_key,
+                            data: Bytes::from(user.data),
+                            arrival_time_ms,
+                            explicit_hash_key: user.explicit_hash_key,
+                        });
                     }
-                    out.push(ConsumedRecord {
-                        sequence_number: sequence_number.clone(),
-                        sub_sequence,
-                        partition_key: user.partition_key,
-                        data: Bytes::from(user.data),
-                        arrival_time_ms,
-                        explicit_hash_key: user.explicit_hash_key,
-                    });
-                }
-            }
-            Deaggregated::Plain => {
-                if kpl::has_magic(data) {
-                    tracing::warn!(
-                        sequence_number = %sequence_number,
-                        "record has the KPL magic but is not a valid aggregated record; kept as a plain record"
-                    );
-                }
-                if position.is_some_and(|p| p.covers(&sequence_number, None)) {
                     continue;
                 }
-                out.push(ConsumedRecord {
-                    sequence_number,
-                    sub_sequence: None,
-                    partition_key: record.partition_key().unwrap_or_default().to_string(),
-                    data: Bytes::copy_from_slice(data),
-                    arrival_time_ms,
-                    explicit_hash_key: None,
-                });
+                Deaggregated::Plain => tracing::warn!(
+                    sequence_number = %sequence_number,
+                    "record has the KPL magic but is not a valid aggregated record; kept as a plain record"
+                ),
             }
         }
+        if position.is_some_and(|p| p.covers(&sequence_number, None)) {
+            continue;
+        }
+        position = None;
+        out.push(ConsumedRecord {
+            sequence_number,
+            sub_sequence: None,
+            partition_key: partition_key.unwrap_or_default(),
+            data: Bytes::from(data),
+            arrival_time_ms,
+            explicit_hash_key: None,
+        });
     }
     (out, bytes)
 }
@@ -427,7 +449,7 @@ mod tests {
             record("11", "agg", aggregated),
             record("12", "bad", corrupt.clone()),
         ];
-        let (all, bytes) = consumed_records(&records, None);
+        let (all, bytes) = consumed_records(records.clone(), None);
         assert_eq!(all.len(), 5);
         assert_eq!(
             bytes,
@@ -451,7 +473,7 @@ mod tests {
             sequence_number: seq("11"),
             sub_sequence: Some(1),
         };
-        let (rest, _) = consumed_records(&records, Some(&position));
+        let (rest, _) = consumed_records(records.clone(), Some(&position));
         assert_eq!(rest.len(), 2);
         assert_eq!(
             (rest[0].sequence_number.as_str(), rest[0].sub_sequence),
@@ -463,6 +485,6 @@ mod tests {
             sequence_number: seq("10"),
             sub_sequence: None,
         };
-        assert_eq!(consumed_records(&records, Some(&after_plain)).0.len(), 4);
+        assert_eq!(consumed_records(records, Some(&after_plain)).0.len(), 4);
     }
 }

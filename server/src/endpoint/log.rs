@@ -71,14 +71,15 @@ pub struct LoggedRecord {
     pub shard: u32,
     pub seq: u128,
     pub arrival_ms: i64,
-    pub partition_key: String,
+    /// UTF-8 (checked on decode); a slice of the segment, like `data`.
+    pub partition_key: Bytes,
     pub data: Bytes,
 }
 
 /// Encodes one write's frame (header included).
 pub fn encode_frame<'a>(
     stream_id: u64,
-    records: impl Iterator<Item = (u32, u128, i64, &'a str, &'a [u8])>,
+    records: impl Iterator<Item = (u32, u128, i64, &'a [u8], &'a [u8])>,
     out: &mut Vec<u8>,
 ) {
     let start = out.len();
@@ -92,7 +93,7 @@ pub fn encode_frame<'a>(
         out.put_u128_le(seq);
         out.put_i64_le(arrival_ms);
         out.put_u16_le(key.len() as u16);
-        out.put_slice(key.as_bytes());
+        out.put_slice(key);
         out.put_u32_le(data.len() as u32);
         out.put_slice(data);
         count += 1;
@@ -140,7 +141,8 @@ fn decode_frame(bytes: &Bytes, offset: usize) -> Option<(u64, Vec<LoggedRecord>,
         if payload.remaining() < key_len {
             return None;
         }
-        let key = String::from_utf8(payload.split_to(key_len).to_vec()).ok()?;
+        let key = payload.split_to(key_len);
+        std::str::from_utf8(&key).ok()?;
         let data_len = payload.try_get_u32_le().ok()? as usize;
         if payload.remaining() < data_len {
             return None;
@@ -301,6 +303,12 @@ impl Log {
     /// Appends one frame stamped `lsn` (callers hand LSNs out in increasing order, under the
     /// model's lock). Waits briefly if the writer is far behind.
     pub fn append(&self, lsn: u64, frame: &[u8]) -> Result<(), LogError> {
+        self.append_with(lsn, |buf| buf.extend_from_slice(frame))
+    }
+
+    /// As [`Log::append`], with `encode` writing the frame straight onto the end of the pending
+    /// buffer (see [`encode_frame`]): no frame buffer of its own, no copy.
+    pub fn append_with(&self, lsn: u64, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), LogError> {
         let mut pending = self
             .shared
             .pending
@@ -320,7 +328,7 @@ impl Log {
         if let Durable::Failed(reason) = &*self.shared.durable.borrow() {
             return Err(LogError::Failed(reason.clone()));
         }
-        pending.buf.extend_from_slice(frame);
+        encode(&mut pending.buf);
         pending.last_lsn = lsn;
         self.shared.wake.notify_one();
         Ok(())
@@ -465,7 +473,15 @@ mod tests {
         let data = vec![b'x'; 10];
         encode_frame(
             stream,
-            (0..n).map(|i| (i % 2, 100 + u128::from(i), 5, "key", data.as_slice())),
+            (0..n).map(|i| {
+                (
+                    i % 2,
+                    100 + u128::from(i),
+                    5,
+                    b"key".as_slice(),
+                    data.as_slice(),
+                )
+            }),
             &mut out,
         );
         out

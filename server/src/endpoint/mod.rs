@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! - [`wire`]: request/response serde types, the AWS error shape.
+//! - [`encode`]: hand-written JSON encoders for the hot answers (GetRecords, PutRecords).
 //! - [`model`]: pure core: streams, shards, hash ranges, sequence numbers, resharding,
 //!   iterator tokens.
 //! - [`log`]: segment files, framing, recovery, fsync with group commit, the topology file.
@@ -30,6 +31,7 @@
 //! a parent in ChildShards; DescribeStream can show only the first two as
 //! ParentShardId/AdjacentParentShardId.
 
+pub mod encode;
 pub mod faults;
 pub mod http;
 pub mod limits;
@@ -182,7 +184,7 @@ fn open_service(config: &EndpointConfig) -> Result<Service, EndpointError> {
                     seq: r.seq,
                     arrival_ms: r.arrival_ms,
                     lsn: 0,
-                    partition_key: Arc::from(r.partition_key.as_str()),
+                    partition_key: r.partition_key,
                     data: r.data,
                 },
             );

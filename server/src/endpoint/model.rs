@@ -25,7 +25,6 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use std::{
     collections::{BTreeMap, VecDeque},
-    sync::Arc,
     time::Instant,
 };
 
@@ -59,13 +58,16 @@ impl StreamMode {
     }
 }
 
-/// One stored record.
+/// One stored record. `partition_key` and `data` are usually slices of one buffer shared by
+/// all the records of a write (or of a log segment on replay), so storing a record allocates
+/// nothing of its own.
 #[derive(Debug, Clone)]
 pub struct Record {
     pub seq: u128,
     pub arrival_ms: i64,
     pub lsn: u64,
-    pub partition_key: Arc<str>,
+    /// UTF-8, validated on entry.
+    pub partition_key: Bytes,
     pub data: Bytes,
 }
 
@@ -265,7 +267,8 @@ pub fn hash_partition_key(partition_key: &str) -> u128 {
 /// A decoded record ready to store: validated, hashed.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
-    pub partition_key: Arc<str>,
+    /// UTF-8 (checked by [`NewRecord::check`] on the text it was copied from).
+    pub partition_key: Bytes,
     pub hash: u128,
     pub data: Bytes,
 }
@@ -277,31 +280,41 @@ impl NewRecord {
         explicit_hash_key: Option<&str>,
         data: Bytes,
     ) -> Result<Self, ApiError> {
+        let hash = Self::check(partition_key, explicit_hash_key, data.len())?;
+        Ok(Self {
+            partition_key: Bytes::copy_from_slice(partition_key.as_bytes()),
+            hash,
+            data,
+        })
+    }
+
+    /// Validates a record's partition key, explicit hash key and size (`data_len` decoded
+    /// bytes); returns its hash key. For callers that place keys and data in a shared buffer.
+    pub fn check(
+        partition_key: &str,
+        explicit_hash_key: Option<&str>,
+        data_len: usize,
+    ) -> Result<u128, ApiError> {
         let key_chars = partition_key.chars().count();
         if !(1..=256).contains(&key_chars) {
             return Err(ApiError::validation(format!(
                 "1 validation error detected: Value at 'partitionKey' failed to satisfy constraint: Member must have length between 1 and 256 (got {key_chars})"
             )));
         }
-        if data.len() + partition_key.len() > MAX_RECORD_BYTES {
+        if data_len + partition_key.len() > MAX_RECORD_BYTES {
             return Err(ApiError::validation(format!(
                 "1 validation error detected: record of {} bytes (data + partition key) exceeds the 1 MiB limit",
-                data.len() + partition_key.len()
+                data_len + partition_key.len()
             )));
         }
-        let hash = match explicit_hash_key {
+        match explicit_hash_key {
             Some(text) => parse_hash_key(text).ok_or_else(|| {
                 ApiError::invalid(format!(
                     "ExplicitHashKey {text:?} is not a decimal integer in 0..=2^128-1"
                 ))
-            })?,
-            None => hash_partition_key(partition_key),
-        };
-        Ok(Self {
-            partition_key: Arc::from(partition_key),
-            hash,
-            data,
-        })
+            }),
+            None => Ok(hash_partition_key(partition_key)),
+        }
     }
 
     pub fn size(&self) -> usize {
@@ -769,8 +782,8 @@ impl Model {
         }
         let first = shard.position_index(token.position);
         let mut bytes = 0usize;
-        let mut records = Vec::new();
-        for record in shard.records.iter().skip(first) {
+        let mut records = Vec::with_capacity(limit.min(shard.records.len() - first));
+        for record in shard.records.range(first..) {
             if records.len() >= limit || record.lsn > durable_lsn {
                 break;
             }

@@ -1,8 +1,8 @@
 //! The one owner of the endpoint's state: the [`Model`] behind a `std::sync::Mutex`, and the
 //! [`Log`]. Each operation decodes and validates its request outside the lock (JSON, base64,
-//! MD5), takes the lock for a short in-memory step (assign shards and sequence numbers, append
-//! the encoded frame to the log's buffer, or copy out a page of records), releases it, and only
-//! then waits for I/O (the group-committed fdatasync) or encodes the response.
+//! MD5), takes the lock for a short in-memory step (assign shards and sequence numbers, encode
+//! the frame straight onto the log's pending buffer, or copy out a page of records), releases
+//! it, and only then waits for I/O (the group-committed fdatasync) or encodes the response.
 //!
 //! Why one mutex rather than a state-owning task fed by a channel: the critical sections are
 //! microseconds and never await, so a mutex costs no more than a channel hop, requests on
@@ -14,6 +14,7 @@
 //! blocking pool and are rare.
 
 use super::{
+    encode,
     faults::FaultConfig,
     log::{Log, LogError, encode_frame, write_atomic},
     model::{
@@ -24,7 +25,7 @@ use super::{
 };
 use base64::Engine as _;
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::{
     path::PathBuf,
@@ -60,7 +61,7 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorKind::InternalFailure, "Internal service failure")
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
@@ -94,6 +95,57 @@ fn decode_data(data: Option<&str>) -> Result<Bytes, ApiError> {
             format!("Data is not valid base64: {error}"),
         )
     })
+}
+
+/// Validates and decodes PutRecords entries. Partition keys and decoded data of the whole
+/// request go into one buffer, and each record holds slices of it: one allocation per request
+/// instead of several per record.
+fn decode_entries(entries: &[wire::PutRecordsEntry<'_>]) -> Result<Vec<NewRecord>, ApiError> {
+    let capacity: usize = entries
+        .iter()
+        .map(|e| {
+            e.partition_key.as_deref().map_or(0, str::len)
+                + e.data.as_ref().map_or(0, |d| d.0.len().div_ceil(4) * 3)
+        })
+        .sum();
+    let mut buffer = Vec::with_capacity(capacity);
+    let mut parts = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let key = required(
+            entry.partition_key.as_deref(),
+            "records.member.partitionKey",
+        )?;
+        let data = required(entry.data.as_ref(), "data")?;
+        let key_start = buffer.len();
+        buffer.extend_from_slice(key.as_bytes());
+        let data_start = buffer.len();
+        if base64_simd::STANDARD
+            .decode_append(&data.0, &mut buffer)
+            .is_err()
+        {
+            // The SIMD decoder only says "invalid"; the scalar one says where and why.
+            return Err(decode_data(Some(&String::from_utf8_lossy(&data.0)))
+                .err()
+                .unwrap_or_else(|| {
+                    ApiError::new(ErrorKind::Serialization, "Data is not valid base64")
+                }));
+        }
+        let hash = NewRecord::check(
+            key,
+            entry.explicit_hash_key.as_deref(),
+            buffer.len() - data_start,
+        )?;
+        parts.push((key_start, data_start, buffer.len(), hash));
+    }
+    let buffer = Bytes::from(buffer);
+    Ok(parts
+        .into_iter()
+        .map(|(key_start, data_start, end, hash)| NewRecord {
+            partition_key: buffer.slice(key_start..data_start),
+            hash,
+            data: buffer.slice(data_start..end),
+        })
+        .collect())
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
@@ -258,18 +310,18 @@ impl Service {
                 .put(name, records, lsn, now_ms, Instant::now())?;
             let stored = outcomes.iter().zip(records).filter_map(|(o, r)| match o {
                 PutOutcome::Stored { shard, seq } => {
-                    Some((*shard, *seq, now_ms, &*r.partition_key, r.data.as_ref()))
+                    Some((*shard, *seq, now_ms, &r.partition_key[..], &r.data[..]))
                 }
                 PutOutcome::Throttled => None,
             });
-            let mut frame = Vec::with_capacity(records.iter().map(|r| r.size() + 40).sum());
-            encode_frame(stream_id, stored, &mut frame);
             let any_stored = outcomes
                 .iter()
                 .any(|o| matches!(o, PutOutcome::Stored { .. }));
             if any_stored {
                 state.next_lsn += 1;
-                self.log.append(lsn, &frame).map_err(internal)?;
+                self.log
+                    .append_with(lsn, |buf| encode_frame(stream_id, stored, buf))
+                    .map_err(internal)?;
             }
             (any_stored.then_some(lsn), outcomes)
         };
@@ -310,7 +362,7 @@ impl Service {
 
     async fn put_records(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let input: wire::PutRecordsInput = parse(body)?;
-        let name = stream_name(&input.stream)?;
+        let name = Model::resolve_name(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
         let entries = required(input.records, "records")?;
         if entries.is_empty() || entries.len() > MAX_PUT_RECORDS {
             return Err(ApiError::validation(format!(
@@ -318,19 +370,7 @@ impl Service {
                 entries.len()
             )));
         }
-        let mut records = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            let key = required(
-                entry.partition_key.as_deref(),
-                "records.member.partitionKey",
-            )?;
-            let data = decode_data(entry.data.as_deref())?;
-            records.push(NewRecord::new(
-                key,
-                entry.explicit_hash_key.as_deref(),
-                data,
-            )?);
-        }
+        let records = decode_entries(&entries)?;
         let total: usize = records.iter().map(NewRecord::size).sum();
         if total > MAX_PUT_RECORDS_BYTES {
             return Err(ApiError::invalid(format!(
@@ -338,28 +378,7 @@ impl Service {
             )));
         }
         let outcomes = self.store(&name, &records).await?;
-        let mut failed = 0;
-        let results: Vec<Value> = outcomes
-            .iter()
-            .map(|o| match o {
-                PutOutcome::Stored { shard, seq } => json!({
-                    "ShardId": super::model::shard_id(*shard),
-                    "SequenceNumber": seq.to_string(),
-                }),
-                PutOutcome::Throttled => {
-                    failed += 1;
-                    json!({
-                        "ErrorCode": "ProvisionedThroughputExceededException",
-                        "ErrorMessage": "Rate exceeded for shard in stream under account 000000000000.",
-                    })
-                }
-            })
-            .collect();
-        to_json(&json!({
-            "FailedRecordCount": failed,
-            "Records": results,
-            "EncryptionType": "NONE",
-        }))
+        Ok(encode::put_records(&outcomes))
     }
 
     fn get_shard_iterator(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
@@ -419,22 +438,12 @@ impl Service {
             let next = batch.next.as_ref().map(|t| state.model.seal(t));
             (batch, next)
         };
-        let records = batch
-            .records
-            .iter()
-            .map(|r| wire::RecordOut {
-                sequence_number: r.seq.to_string(),
-                approximate_arrival_timestamp: wire::epoch_seconds(r.arrival_ms),
-                data: B64.encode(&r.data),
-                partition_key: r.partition_key.to_string(),
-            })
-            .collect();
-        to_json(&wire::GetRecordsOutput {
-            records,
-            next_shard_iterator: next,
-            millis_behind_latest: batch.millis_behind_latest,
-            child_shards: batch.child_shards,
-        })
+        Ok(encode::get_records(
+            &batch.records,
+            next.as_deref(),
+            batch.millis_behind_latest,
+            batch.child_shards.as_deref(),
+        ))
     }
 
     fn list_streams(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
@@ -654,5 +663,46 @@ impl Service {
     /// Flushes and stops the log.
     pub fn close(&self) {
         self.log.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(body: &[u8]) -> Result<Vec<NewRecord>, ApiError> {
+        let input: wire::PutRecordsInput = parse(body)?;
+        decode_entries(&input.records.unwrap_or_default())
+    }
+
+    #[test]
+    fn entries_slice_one_buffer_and_bad_ones_say_why() {
+        let records = entries(
+            br#"{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k1"},{"Data":"","PartitionKey":"caf\u00e9","ExplicitHashKey":"42"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(&records[0].data[..], b"hello");
+        assert_eq!(&records[0].partition_key[..], b"k1");
+        assert_eq!(
+            records[0].hash,
+            crate::endpoint::model::hash_partition_key("k1")
+        );
+        assert_eq!(&records[1].data[..], b"");
+        assert_eq!(&records[1].partition_key[..], "café".as_bytes());
+        assert_eq!(records[1].hash, 42);
+        // Both records live in the request's one buffer.
+        let start = records[0].partition_key.as_ptr() as usize;
+        let end = records[1].partition_key.as_ptr() as usize;
+        assert_eq!(end - start, "k1hello".len());
+
+        let error = entries(br#"{"Records":[{"Data":"aGVsbG8","PartitionKey":"k"}]}"#).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Serialization);
+        assert!(error.message.contains("base64"), "{}", error.message);
+        let error = entries(br#"{"Records":[{"Data":"AA==","PartitionKey":null}]}"#).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Validation);
+        let error = entries(br#"{"Records":[{"PartitionKey":"k"}]}"#).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Validation);
+        let error = entries(br#"{"Records":[{"Data":"AA==","PartitionKey":""}]}"#).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Validation);
     }
 }

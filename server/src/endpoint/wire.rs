@@ -5,6 +5,7 @@
 //! seconds with a fraction, as the SDKs write them.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// The AWS error types this endpoint answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,20 +244,68 @@ pub struct PutRecordInput {
     pub sequence_number_for_ordering: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutRecordsEntry {
-    pub data: Option<String>,
-    pub partition_key: Option<String>,
-    pub explicit_hash_key: Option<String>,
+/// A JSON string taken as raw bytes, borrowed from the body when it has no escapes. serde_json
+/// then skips the UTF-8 check, which base64 text does not need: the decoder refuses anything
+/// outside the base64 alphabet anyway.
+#[derive(Debug)]
+pub struct RawStr<'a>(pub Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Raw;
+        impl<'de> serde::de::Visitor<'de> for Raw {
+            type Value = Cow<'de, [u8]>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v.as_bytes()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.as_bytes().to_vec()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.into_bytes()))
+            }
+        }
+        deserializer.deserialize_bytes(Raw).map(RawStr)
+    }
 }
 
+/// One PutRecords entry, borrowing from the request body (strings without escapes, which
+/// base64 and most keys are, are not copied).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PutRecordsInput {
-    #[serde(flatten)]
-    pub stream: StreamRef,
-    pub records: Option<Vec<PutRecordsEntry>>,
+pub struct PutRecordsEntry<'a> {
+    #[serde(borrow)]
+    pub data: Option<RawStr<'a>>,
+    #[serde(borrow)]
+    pub partition_key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub explicit_hash_key: Option<Cow<'a, str>>,
+}
+
+/// PutRecords, borrowing from the request body. The stream fields are spelled out rather than
+/// a flattened [`StreamRef`]: `flatten` makes serde buffer the whole body (all 500 records)
+/// into an intermediate tree first.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRecordsInput<'a> {
+    #[serde(borrow)]
+    pub stream_name: Option<Cow<'a, str>>,
+    #[serde(rename = "StreamARN", borrow)]
+    pub stream_arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub records: Option<Vec<PutRecordsEntry<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,7 +363,7 @@ pub struct RetentionInput {
 
 // ---- responses ----
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HashKeyRangeOut {
     pub starting_hash_key: String,
@@ -341,7 +390,7 @@ pub struct ShardOut {
     pub sequence_number_range: SequenceNumberRangeOut,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ChildShardOut {
     pub shard_id: String,
@@ -402,6 +451,20 @@ mod tests {
         assert_eq!(body["message"], "stream x not found");
         assert_eq!(ErrorKind::InternalFailure.status(), 500);
         assert_eq!(ErrorKind::ExpiredIterator.status(), 400);
+    }
+
+    #[test]
+    fn put_records_entries_borrow_and_take_data_as_raw_bytes() {
+        let body = br#"{"StreamName":"s","Records":[{"Data":"AAE=","PartitionKey":"k"},{"Data":"A\u0041==","PartitionKey":"caf\u00e9"},{"Data":null,"PartitionKey":"x"}]}"#;
+        let input: PutRecordsInput = serde_json::from_slice(body).unwrap();
+        let records = input.records.unwrap();
+        let data = |i: usize| records[i].data.as_ref().map(|d| d.0.as_ref());
+        assert!(matches!(records[0].data, Some(RawStr(Cow::Borrowed(_)))));
+        assert_eq!(data(0), Some(b"AAE=".as_slice()));
+        assert_eq!(data(1), Some(b"AA==".as_slice()), "escapes are decoded");
+        assert_eq!(records[1].partition_key.as_deref(), Some("caf\u{e9}"));
+        assert!(records[2].data.is_none());
+        assert!(serde_json::from_slice::<PutRecordsInput>(br#"{"Records":[{"Data":7}]}"#).is_err());
     }
 
     #[test]

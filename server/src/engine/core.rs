@@ -19,7 +19,7 @@ use super::{
     definition::{CompiledFormat, CompiledMetric, HistogramSpec},
     fields::{self, FieldValue, FlatJson, Logfmt},
     input::RecordBatch,
-    window::{Bucket, Stats, WindowSummary, Windows},
+    window::{Bucket, Stats, WINDOWS_S, WindowSummary, Windows, in_window, window_bounds},
 };
 use crate::kinesis::{ShardId, StreamName};
 use bytes::Bytes;
@@ -777,7 +777,12 @@ impl<P: Clone> Engine<P> {
         for metric in &self.metrics {
             let mut scratch = metric.template.clone();
             for series in &metric.series {
-                let windows = series.windows.summaries(now_s, &mut scratch);
+                let unflushed = series.unflushed();
+                let windows = if unflushed.is_empty() {
+                    series.windows.summaries(now_s, &mut scratch)
+                } else {
+                    WINDOWS_S.map(|w| series.summary(&unflushed, now_s, w, &mut scratch))
+                };
                 out.push(SeriesWindows {
                     metric: metric.key.clone(),
                     name: metric.name.clone(),
@@ -804,9 +809,11 @@ impl<P: Clone> Engine<P> {
             .series
             .iter()
             .map(|series| {
-                let summary = series.windows.summary(now_s, window_s, &mut scratch);
+                let unflushed = series.unflushed();
+                let summary = series.summary(&unflushed, now_s, window_s, &mut scratch);
                 // The merge covers the longest-lived series' span.
-                covered_s = covered_s.max(series.windows.accumulate(
+                covered_s = covered_s.max(series.accumulate(
+                    &unflushed,
                     now_s,
                     window_s,
                     &mut merged_stats,
@@ -981,9 +988,73 @@ impl<'a> Decoded<'a> {
     }
 }
 
+/// A pending second not yet in the windows: second, stats, sparse `(bucket index, count)`.
+type Unflushed = (i64, Stats, Vec<(u32, u64)>);
+
 impl Series {
     fn series_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// The deltas not yet in the windows (ingested since the last flush), histograms sparse.
+    fn unflushed(&self) -> Vec<Unflushed> {
+        self.pending
+            .iter()
+            .filter(|p| !p.windowed)
+            .map(|p| {
+                let mut sparse = Vec::new();
+                MetricState::sparse(p, &mut sparse);
+                (p.second, p.stats, sparse)
+            })
+            .collect()
+    }
+
+    /// Adds this series' part of the window of `window_s` seconds ending at `now_s` to `stats`
+    /// and `hist` and returns the seconds covered, as [`Windows::accumulate`], but including
+    /// `unflushed` (from [`Series::unflushed`]): live figures are not a flush interval behind
+    /// the records.
+    fn accumulate(
+        &self,
+        unflushed: &[Unflushed],
+        now_s: i64,
+        window_s: i64,
+        stats: &mut Stats,
+        hist: &mut Histogram<u64>,
+    ) -> i64 {
+        let covered_s = self.windows.accumulate(now_s, window_s, stats, hist);
+        if unflushed.is_empty() {
+            return covered_s;
+        }
+        let mut first_s = self.windows.first_s();
+        let layout = Layout::of(hist);
+        for (second, delta, sparse) in unflushed {
+            first_s = first_s.min(*second);
+            if in_window(now_s, window_s, *second) {
+                stats.merge(delta);
+                compact::record_sparse(hist, &layout, sparse);
+            }
+        }
+        let (_, _, nominal_s) = window_bounds(now_s, window_s);
+        if first_s <= now_s {
+            nominal_s.min(now_s - first_s + 1)
+        } else {
+            nominal_s
+        }
+    }
+
+    fn summary(
+        &self,
+        unflushed: &[Unflushed],
+        now_s: i64,
+        window_s: i64,
+        scratch: &mut Histogram<u64>,
+    ) -> WindowSummary {
+        if !scratch.is_empty() {
+            scratch.reset();
+        }
+        let mut stats = Stats::EMPTY;
+        let covered_s = self.accumulate(unflushed, now_s, window_s, &mut stats, scratch);
+        WindowSummary::of(window_s, covered_s, &stats, scratch)
     }
 }
 
@@ -1428,6 +1499,53 @@ mod tests {
             .find(|s| s.metric == MetricKey::Defined(1))
             .expect("series");
         assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn live_windows_include_records_not_yet_flushed_exactly_once() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        let eu = |e: &Engine<u32>, now_ms: i64| {
+            e.windows(now_ms)
+                .into_iter()
+                .find(|s| s.metric == MetricKey::Defined(1))
+                .expect("series")
+                .windows
+        };
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1),
+            T0,
+        );
+        // Before any flush: the 1-min and 1-h windows see it, and its rate covers 1 s of life.
+        let w = eu(&e, T0);
+        assert_eq!((w[0].count, w[3].count), (1, 1));
+        assert_eq!(w[0].rate_per_s, 1.0);
+        assert_eq!(w[0].p50, Some(10));
+        let flush = e.take_flush();
+        e.ingest(
+            &batch(
+                "clickstream",
+                vec![record(&click("eu", 30, T0 + 1000), T0 + 1000)],
+                2,
+            ),
+            T0 + 1000,
+        );
+        let w = eu(&e, T0 + 1000);
+        assert_eq!(w[0].count, 2, "one flushed + one pending, each once");
+        assert_eq!(w[0].max, Some(30.0));
+        // A failed flush put back is already in the windows: not counted twice.
+        e.restore(flush);
+        assert_eq!(eu(&e, T0 + 1000)[0].count, 2);
+        // The engine's merged window for alerts sees the pending record too.
+        let merged = e
+            .window(T0 + 1000, "request_latency", 60)
+            .expect("metric")
+            .merged;
+        assert_eq!(merged.count, 2);
+        e.take_flush();
+        assert_eq!(eu(&e, T0 + 1000)[0].count, 2);
+        // Out of the 1-minute window 61 s later, still in the 1-hour one.
+        let w = eu(&e, T0 + 61_000);
+        assert_eq!((w[0].count, w[3].count), (0, 2));
     }
 
     #[test]

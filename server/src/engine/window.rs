@@ -302,18 +302,48 @@ impl Windows {
         stats: &mut Stats,
         hist: &mut Histogram<u64>,
     ) -> i64 {
-        let covered_s = if window_s <= 60 {
-            self.seconds
-                .accumulate(now_s - window_s, now_s, stats, hist);
-            window_s
+        let (from, to, covered_s) = window_bounds(now_s, window_s);
+        let ring = if window_s <= 60 {
+            &self.seconds
         } else {
-            let now_min = now_s.div_euclid(60) * 60;
-            self.minutes
-                .accumulate(now_min - window_s, now_min, stats, hist);
-            window_s - 60 + (now_s - now_min + 1)
+            &self.minutes
         };
+        ring.accumulate(from, to, stats, hist);
         self.covered(now_s, covered_s)
     }
+
+    /// The earliest second ever added (`i64::MAX` before the first).
+    pub fn first_s(&self) -> i64 {
+        self.first_s
+    }
+}
+
+/// The slot starts `(from, to]` the window of `window_s` seconds ending at `now_s` reads from
+/// its ring, and the seconds it nominally covers (see [`Windows::accumulate`]).
+pub fn window_bounds(now_s: i64, window_s: i64) -> (i64, i64, i64) {
+    if window_s <= 60 {
+        (now_s - window_s, now_s, window_s)
+    } else {
+        let now_min = now_s.div_euclid(60) * 60;
+        (
+            now_min - window_s,
+            now_min,
+            window_s - 60 + (now_s - now_min + 1),
+        )
+    }
+}
+
+/// Whether data of `second` belongs to the window of `window_s` seconds ending at `now_s`, by
+/// the rule [`Windows::accumulate`] applies to its slots (a second counts by its minute in the
+/// windows longer than 60 s).
+pub fn in_window(now_s: i64, window_s: i64, second: i64) -> bool {
+    let (from, to, _) = window_bounds(now_s, window_s);
+    let start = if window_s <= 60 {
+        second
+    } else {
+        second.div_euclid(60) * 60
+    };
+    start > from && start <= to
 }
 
 impl WindowSummary {

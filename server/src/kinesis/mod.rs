@@ -60,6 +60,16 @@ impl SequenceNumber {
             .then(|| Self(text.to_string()))
     }
 
+    /// As [`SequenceNumber::parse`], taking the string without copying it; gives it back when
+    /// it is not a sequence number.
+    pub fn from_string(text: String) -> Result<Self, String> {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(text))
+        } else {
+            Err(text)
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -104,5 +114,13 @@ mod tests {
         );
         assert!(SequenceNumber::parse("12a").is_none());
         assert!(SequenceNumber::parse("").is_none());
+        assert_eq!(
+            SequenceNumber::from_string("0042".to_string()),
+            Ok(s("0042"))
+        );
+        assert_eq!(
+            SequenceNumber::from_string("4x".to_string()),
+            Err("4x".to_string())
+        );
     }
 }

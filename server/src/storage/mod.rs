@@ -81,10 +81,7 @@ impl Database {
             // transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            // 32 MiB page cache per connection (SQLite's default is 2 MiB): the flush touches
-            // one leaf page per changed series, which with 10,000 series no longer fits.
-            .pragma("cache_size", "-32768");
+            .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
