@@ -15,20 +15,18 @@
 //! This makes the judgement the same on a replay after a crash, whatever the shard interleaving.
 
 use super::{
+    compact::{self, Layout},
     definition::{CompiledFormat, CompiledMetric, HistogramSpec},
     fields::{self, FieldValue, FlatJson, Logfmt},
     input::RecordBatch,
-    window::{
-        Bucket, Sparse, Stats, WINDOWS_S, WindowSummary, Windows, in_window, to_sparse,
-        window_bounds,
-    },
+    window::{Bucket, Stats, WINDOWS_S, WindowSummary, Windows, in_window, window_bounds},
 };
 use crate::kinesis::{ShardId, StreamName};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    hash::BuildHasher,
+    hash::{BuildHasher, BuildHasherDefault, Hasher},
     time::Duration,
 };
 
@@ -210,11 +208,37 @@ struct Series {
     windows: Windows,
 }
 
+/// One series' delta for one second. The histogram is a plain dense `u32` count per bucket
+/// index (see [`Layout`]), half the size of an HdrHistogram and a single increment per value;
+/// it becomes a histogram only when the flush takes it.
 struct Pending {
     second: i64,
-    bucket: Bucket,
+    stats: Stats,
+    /// Count per bucket index; empty for a metric without histogram.
+    counts: Vec<u32>,
     /// Already added to the windows (a restored flush).
     windowed: bool,
+}
+
+/// The hasher of a map whose keys are already hashes: hashing them again (SipHash) would
+/// double the cost of the per-record series lookup.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 struct MetricState {
@@ -222,8 +246,10 @@ struct MetricState {
     name: String,
     compiled: Option<CompiledMetric>,
     template: Histogram<u64>,
+    layout: Layout,
     records_histogram: bool,
-    index: HashMap<u64, Vec<u32>>,
+    /// `hash_one(series key)` -> series indices with that hash.
+    index: HashMap<u64, Vec<u32>, BuildHasherDefault<KeyIsHash>>,
     series: Vec<Series>,
     other: Option<u32>,
     counters: MetricCounters,
@@ -249,9 +275,10 @@ impl MetricState {
             key,
             name,
             compiled,
+            layout: Layout::of(&template),
             template,
             records_histogram,
-            index: HashMap::new(),
+            index: HashMap::default(),
             series: Vec::new(),
             other: None,
             counters: MetricCounters::default(),
@@ -299,8 +326,8 @@ impl MetricState {
     }
 
     fn record(&mut self, series: usize, second: i64, value: f64) {
-        let template = &self.template;
         let records_histogram = self.records_histogram;
+        let len = self.layout.buckets() as usize;
         let series = &mut self.series[series];
         let pending = match series
             .pending
@@ -311,20 +338,42 @@ impl MetricState {
             None => {
                 series.pending.push(Pending {
                     second,
-                    bucket: Bucket {
-                        stats: Stats::EMPTY,
-                        hist: template.clone(),
+                    stats: Stats::EMPTY,
+                    counts: if records_histogram {
+                        vec![0; len]
+                    } else {
+                        Vec::new()
                     },
                     windowed: false,
                 });
                 series.pending.last_mut().expect("just pushed")
             }
         };
-        pending.bucket.stats.add(value);
+        pending.stats.add(value);
         if records_histogram {
-            // `as` saturates: negative values count as 0, huge ones as the highest trackable.
-            pending.bucket.hist.saturating_record(value.round() as u64);
+            // `as` saturates: negative values count as 0; beyond the counts, a value counts as
+            // the highest trackable (as `Histogram::saturating_record`).
+            let mut index = self.layout.index_of(value.round() as u64) as usize;
+            if index >= len {
+                index = self.layout.index_of(self.template.high()) as usize;
+            }
+            if let Some(count) = pending.counts.get_mut(index) {
+                *count = count.saturating_add(1);
+            }
         }
+    }
+
+    /// A pending delta's histogram counts as sparse `(bucket index, count)`.
+    fn sparse(pending: &Pending, out: &mut Vec<(u32, u64)>) {
+        out.clear();
+        out.extend(
+            pending
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, c)| (i as u32, u64::from(*c))),
+        );
     }
 }
 
@@ -386,7 +435,9 @@ pub struct Engine<P = ()> {
     metrics: Vec<MetricState>,
     streams: HashMap<StreamName, StreamState<P>>,
     definitions: Vec<(i64, CompiledMetric)>,
-    hasher: std::hash::RandomState,
+    /// Hashes series keys: seeded per process (label values come from records), and much
+    /// cheaper than SipHash for short keys.
+    hasher: foldhash::fast::RandomState,
     label: String,
 }
 
@@ -397,7 +448,7 @@ impl<P: Clone> Engine<P> {
             metrics: Vec::new(),
             streams: HashMap::new(),
             definitions: Vec::new(),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             label: String::new(),
         }
     }
@@ -576,14 +627,6 @@ impl<P: Clone> Engine<P> {
                 });
                 metric.record(series, arrival_s, 1.0);
             }
-            if config.sample_records > 0 {
-                if stream.sample.len() >= config.sample_records {
-                    stream.sample.pop_front();
-                }
-                stream
-                    .sample
-                    .push_back((record.arrival_time_ms, record.data.clone()));
-            }
             if stream.defined.is_empty() {
                 continue;
             }
@@ -628,6 +671,18 @@ impl<P: Clone> Engine<P> {
                 }
             }
         }
+        // Only the batch's last records can be among the stream's most recent ones.
+        if config.sample_records > 0 {
+            let tail = batch.records.len().saturating_sub(config.sample_records);
+            for record in &batch.records[tail..] {
+                if stream.sample.len() >= config.sample_records {
+                    stream.sample.pop_front();
+                }
+                stream
+                    .sample
+                    .push_back((record.arrival_time_ms, record.data.clone()));
+            }
+        }
         if let (Some(mbl), Some(index)) = (batch.millis_behind_latest, b_mbl) {
             let at_ms = batch.records.last().map_or(now_ms, |r| r.arrival_time_ms);
             let metric = &mut metrics[index];
@@ -643,17 +698,26 @@ impl<P: Clone> Engine<P> {
     /// to the rolling windows.
     pub fn take_flush(&mut self) -> Flush<P> {
         let mut deltas = Vec::new();
+        let mut sparse = Vec::new();
         for metric in &mut self.metrics {
             for series in &mut metric.series {
                 for pending in series.pending.drain(..) {
+                    MetricState::sparse(&pending, &mut sparse);
                     if !pending.windowed {
-                        series.windows.add(pending.second, &pending.bucket);
+                        series
+                            .windows
+                            .add_sparse(pending.second, &pending.stats, &sparse);
                     }
+                    let mut hist = metric.template.clone();
+                    compact::record_sparse(&mut hist, &metric.layout, &sparse);
                     deltas.push(BucketDelta {
                         metric: metric.key.clone(),
                         labels: split_labels(&series.key),
                         second: pending.second,
-                        bucket: pending.bucket,
+                        bucket: Bucket {
+                            stats: pending.stats,
+                            hist,
+                        },
                     });
                 }
             }
@@ -681,9 +745,21 @@ impl<P: Clone> Engine<P> {
                 Some(i) => i,
                 None => continue,
             };
+            let mut counts = Vec::new();
+            if !delta.bucket.hist.is_empty() {
+                counts = vec![0_u32; metric.layout.buckets() as usize];
+                let mut sparse = Vec::new();
+                compact::sparse_of(&delta.bucket.hist, &mut sparse);
+                for (i, c) in sparse {
+                    if let Some(count) = counts.get_mut(i as usize) {
+                        *count = u32::try_from(c).unwrap_or(u32::MAX);
+                    }
+                }
+            }
             metric.series[index].pending.push(Pending {
                 second: delta.second,
-                bucket: delta.bucket,
+                stats: delta.bucket.stats,
+                counts,
                 windowed: true,
             });
         }
@@ -702,7 +778,11 @@ impl<P: Clone> Engine<P> {
             let mut scratch = metric.template.clone();
             for series in &metric.series {
                 let unflushed = series.unflushed();
-                let windows = WINDOWS_S.map(|w| series.summary(&unflushed, now_s, w, &mut scratch));
+                let windows = if unflushed.is_empty() {
+                    series.windows.summaries(now_s, &mut scratch)
+                } else {
+                    WINDOWS_S.map(|w| series.summary(&unflushed, now_s, w, &mut scratch))
+                };
                 out.push(SeriesWindows {
                     metric: metric.key.clone(),
                     name: metric.name.clone(),
@@ -771,7 +851,7 @@ impl<P: Clone> Engine<P> {
                     + s.key.capacity()
                     + s.pending
                         .iter()
-                        .map(|p| p.bucket.hist.distinct_values() * 8 + 64)
+                        .map(|p| p.counts.capacity() * 4 + 64)
                         .sum::<usize>()
             })
             .sum()
@@ -908,17 +988,24 @@ impl<'a> Decoded<'a> {
     }
 }
 
+/// A pending second not yet in the windows: second, stats, sparse `(bucket index, count)`.
+type Unflushed = (i64, Stats, Vec<(u32, u64)>);
+
 impl Series {
     fn series_pending(&self) -> bool {
         !self.pending.is_empty()
     }
 
     /// The deltas not yet in the windows (ingested since the last flush), histograms sparse.
-    fn unflushed(&self) -> Vec<(i64, Stats, Sparse)> {
+    fn unflushed(&self) -> Vec<Unflushed> {
         self.pending
             .iter()
             .filter(|p| !p.windowed)
-            .map(|p| (p.second, p.bucket.stats, to_sparse(&p.bucket.hist)))
+            .map(|p| {
+                let mut sparse = Vec::new();
+                MetricState::sparse(p, &mut sparse);
+                (p.second, p.stats, sparse)
+            })
             .collect()
     }
 
@@ -928,7 +1015,7 @@ impl Series {
     /// the records.
     fn accumulate(
         &self,
-        unflushed: &[(i64, Stats, Sparse)],
+        unflushed: &[Unflushed],
         now_s: i64,
         window_s: i64,
         stats: &mut Stats,
@@ -939,13 +1026,12 @@ impl Series {
             return covered_s;
         }
         let mut first_s = self.windows.first_s();
+        let layout = Layout::of(hist);
         for (second, delta, sparse) in unflushed {
             first_s = first_s.min(*second);
             if in_window(now_s, window_s, *second) {
                 stats.merge(delta);
-                for &(value, count) in sparse {
-                    let _ = hist.record_n(value, count);
-                }
+                compact::record_sparse(hist, &layout, sparse);
             }
         }
         let (_, _, nominal_s) = window_bounds(now_s, window_s);
@@ -958,12 +1044,14 @@ impl Series {
 
     fn summary(
         &self,
-        unflushed: &[(i64, Stats, Sparse)],
+        unflushed: &[Unflushed],
         now_s: i64,
         window_s: i64,
         scratch: &mut Histogram<u64>,
     ) -> WindowSummary {
-        scratch.reset();
+        if !scratch.is_empty() {
+            scratch.reset();
+        }
         let mut stats = Stats::EMPTY;
         let covered_s = self.accumulate(unflushed, now_s, window_s, &mut stats, scratch);
         WindowSummary::of(window_s, covered_s, &stats, scratch)
@@ -1163,6 +1251,41 @@ mod tests {
             .find(|s| s.metric == MetricKey::Defined(1) && s.labels[0] == "eu")
             .expect("eu series");
         assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn pending_counts_record_as_the_histogram_would() {
+        let def: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"v","stream":"s","value":"/v","histogram":{"lowest":1,"highest":1000,"significant_figures":2}}"#,
+        )
+        .expect("json");
+        let mut e = engine_with(&[def], EngineConfig::default());
+        let values: [f64; 10] = [
+            -5.0, 0.0, 0.4, 1.0, 999.0, 1000.0, 1001.0, 1023.0, 5000.0, 1e30,
+        ];
+        let records = values
+            .iter()
+            .map(|v| record(&format!(r#"{{"v":{v}}}"#), T0))
+            .collect();
+        e.ingest(&batch("s", records, 1), T0);
+        let flush = e.take_flush();
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        let mut want = Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
+        for v in values {
+            want.saturating_record(v.round() as u64);
+        }
+        let got = &d[0].bucket.hist;
+        assert_eq!(got.len(), want.len());
+        let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        assert_eq!(recorded(got), recorded(&want));
+        assert_eq!(d[0].bucket.stats.count, values.len() as u64);
+        // The windows saw the same counts.
+        let w = e.window(T0, "v", 60).expect("metric");
+        assert_eq!(w.merged.p99, Some(want.value_at_quantile(0.99)));
     }
 
     #[test]

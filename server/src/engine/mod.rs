@@ -9,6 +9,7 @@
 //! - [`filter`]: the hand-written filter language.
 //! - [`fields`]: decoding records and resolving field paths; field discovery.
 //! - [`window`]: buckets (stats + HdrHistogram) and rolling windows.
+//! - [`compact`]: HdrHistogram bucket indices and the V2 counts encoding from sparse counts.
 //! - [`core`]: the pure, synchronous [`Engine`]: ingest, series, lateness, cardinality, deltas.
 //! - [`shell`]: the one async task that owns the engine, flushes on an interval and runs
 //!   retention.
@@ -16,6 +17,7 @@
 //! - [`catalog`]: create / update / delete / install definitions (versioned rows).
 
 pub mod catalog;
+pub mod compact;
 pub mod core;
 pub mod definition;
 pub mod fields;

@@ -113,6 +113,10 @@ pub async fn query_with_distribution(
     // Buckets that start before `from` but overlap it are included (tier alignment).
     let from_s = request.from_ms.div_euclid(1000).div_euclid(tier) * tier;
     let to_s = (request.to_ms + 999).div_euclid(1000);
+    // Open 1-minute / 1-hour roll-ups in the range are brought up to date first.
+    database
+        .materialize(metric.id, tier, series_json.as_deref(), from_s, to_s)
+        .await?;
     let buckets = database
         .read_buckets(metric.id, tier, series_json.as_deref(), from_s, to_s)
         .await?;

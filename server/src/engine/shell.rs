@@ -18,6 +18,7 @@ use crate::{
     storage::{
         Database, StorageError,
         metrics::{BucketWrite, TIERS_S, builtin_metric_id, write_buckets},
+        rollup,
     },
 };
 use sqlx::SqliteConnection;
@@ -247,7 +248,7 @@ where
         engine,
         database: database.clone(),
         hook,
-        builtin_ids: HashMap::new(),
+        flush_state: FlushState::with_retention(config.retention[0].min(config.retention[1])),
     };
     tracker.spawn(task.run(
         config.flush_interval,
@@ -268,7 +269,7 @@ struct EngineTask<P, H> {
     engine: Engine<P>,
     database: Database,
     hook: H,
-    builtin_ids: HashMap<(StreamName, Builtin), i64>,
+    flush_state: FlushState,
 }
 
 impl<P, H> EngineTask<P, H>
@@ -307,6 +308,8 @@ where
         }
         if let Err(error) = self.flush().await {
             tracing::error!(%error, "final flush failed; the consumer will re-read from its last checkpoint");
+        } else if let Err(error) = close_rollups(&self.database, &mut self.flush_state).await {
+            tracing::warn!(%error, "open roll-ups stay marked; they are rebuilt after the restart");
         }
     }
 
@@ -362,7 +365,7 @@ where
             &self.database,
             &flush,
             &mut self.hook,
-            &mut self.builtin_ids,
+            &mut self.flush_state,
         )
         .await
         {
@@ -375,60 +378,227 @@ where
     }
 }
 
-/// Writes one flush — bucket deltas of all tiers, then the checkpoint hook — in one
-/// transaction. `builtin_ids` caches built-in metric ids; ids created by a transaction that
-/// does not commit are never cached.
+/// What the flush keeps between transactions: built-in metric ids, and the open roll-ups
+/// (marked 1-minute and 1-hour rows, see [`crate::storage::rollup`]). A fresh state (at start,
+/// after a crash, after a failed transaction) reloads the marks from the database, which is
+/// always the truth: nothing here has to survive a crash.
+#[derive(Debug, Clone, Default)]
+pub struct FlushState {
+    builtin_ids: HashMap<(StreamName, Builtin), i64>,
+    /// Marked rows, per (tier, period start); `None` until loaded from the database.
+    marks: Option<Marks>,
+    /// The content of the newest 1-second rows written (see [`rollup::SecondCache`]).
+    seconds: rollup::SecondCache,
+    /// No 1-second row is newer than this (loaded with the marks, then kept up to date).
+    stored_upto_s: i64,
+    /// The newest second any flush has written: a period closes (its row is rebuilt and
+    /// unmarked) once this is [`CLOSE_AFTER_S`] past its end.
+    newest_s: i64,
+    /// 1-second retention, when it applies: a delta for a second so old that the 1-second rows
+    /// of its minute may already be deleted is merged straight into all three tiers instead
+    /// (its roll-up could not be rebuilt).
+    second_retention: Option<Duration>,
+}
+
+/// Marked roll-up rows: (tier, period start) -> (metric id, series).
+type Marks = BTreeMap<(i64, i64), HashSet<(i64, String)>>;
+
+/// How far past its end (in data seconds) a period's roll-up is rebuilt and unmarked: records
+/// for a second still arrive for a moment after it (the flush boundary falls inside seconds).
+/// Later records simply mark the period again.
+pub const CLOSE_AFTER_S: i64 = 5;
+
+/// Margin before the 1-second retention horizon inside which deltas bypass the roll-ups.
+const ROLLUP_MARGIN: Duration = Duration::from_secs(3600);
+
+impl FlushState {
+    /// A state for a server whose 1-second rows are deleted after `second_retention`.
+    pub fn with_retention(second_retention: Duration) -> Self {
+        Self {
+            second_retention: Some(second_retention),
+            ..Self::default()
+        }
+    }
+
+    /// Forgets everything (as after a restart); the marks are reloaded from the database.
+    pub fn clear(&mut self) {
+        *self = Self {
+            second_retention: self.second_retention,
+            ..Self::default()
+        };
+    }
+
+    /// Number of marked (open) roll-up rows known.
+    pub fn open_rollups(&self) -> usize {
+        self.marks
+            .as_ref()
+            .map_or(0, |m| m.values().map(HashSet::len).sum())
+    }
+}
+
+/// Writes one flush in one transaction: the 1-second rows of the bucket deltas, the marks of
+/// the 1-minute and 1-hour rows they touch, the rebuilt roll-ups of periods that closed, then
+/// the checkpoint hook. When the transaction fails, `state` is cleared (reloaded from the
+/// database by the next flush).
 pub async fn write_flush<P, H: CheckpointHook<P>>(
     database: &Database,
     flush: &Flush<P>,
     hook: &mut H,
-    builtin_ids: &mut HashMap<(StreamName, Builtin), i64>,
+    state: &mut FlushState,
 ) -> Result<(), StorageError> {
     let now = now_ms();
     let mut tx = database.begin_write().await?;
-    let mut new_ids = Vec::new();
-    let mut writes = Vec::with_capacity(flush.deltas.len());
-    for delta in &flush.deltas {
-        let (metric_id, has_histogram) = match &delta.metric {
-            MetricKey::Defined(id) => (*id, !delta.bucket.hist.is_empty()),
-            MetricKey::Builtin { stream, kind } => {
-                let key = (stream.clone(), *kind);
-                let id = match builtin_ids.get(&key) {
-                    Some(id) => *id,
-                    None => {
-                        let id = builtin_metric_id(&mut tx, stream.as_str(), *kind, now).await?;
-                        builtin_ids.insert(key.clone(), id);
-                        new_ids.push(key);
-                        id
-                    }
-                };
-                (
-                    id,
-                    matches!(kind, Builtin::Bytes | Builtin::MillisBehindLatest),
-                )
-            }
-        };
-        writes.push(BucketWrite {
-            metric_id,
-            series: serde_json::to_string(&delta.labels).expect("labels always serialise"),
-            second: delta.second,
-            bucket: &delta.bucket,
-            has_histogram,
-        });
-    }
     let result = async {
-        write_buckets(&mut tx, &writes).await?;
+        let mut writes = Vec::with_capacity(flush.deltas.len());
+        for delta in &flush.deltas {
+            let (metric_id, has_histogram) = match &delta.metric {
+                MetricKey::Defined(id) => (*id, !delta.bucket.hist.is_empty()),
+                MetricKey::Builtin { stream, kind } => {
+                    let key = (stream.clone(), *kind);
+                    let id = match state.builtin_ids.get(&key) {
+                        Some(id) => *id,
+                        None => {
+                            let id =
+                                builtin_metric_id(&mut tx, stream.as_str(), *kind, now).await?;
+                            state.builtin_ids.insert(key, id);
+                            id
+                        }
+                    };
+                    (
+                        id,
+                        matches!(kind, Builtin::Bytes | Builtin::MillisBehindLatest),
+                    )
+                }
+            };
+            writes.push(BucketWrite {
+                metric_id,
+                series: serde_json::to_string(&delta.labels).expect("labels always serialise"),
+                second: delta.second,
+                bucket: &delta.bucket,
+                has_histogram,
+            });
+        }
+        write_rollups(&mut tx, writes, state, now).await?;
         hook.write(&mut tx, &flush.positions).await?;
         tx.commit().await?;
         Ok::<_, StorageError>(())
     }
     .await;
     if result.is_err() {
-        for key in new_ids {
-            builtin_ids.remove(&key);
-        }
+        // Ids and marks this transaction created are gone with it: start over from the
+        // database.
+        state.clear();
     }
     result
+}
+
+/// The 1-second rows, marks and closed roll-ups of one flush (inside its transaction).
+async fn write_rollups(
+    tx: &mut SqliteConnection,
+    writes: Vec<BucketWrite<'_>>,
+    state: &mut FlushState,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    if state.marks.is_none() {
+        let mut marks = Marks::new();
+        for (metric_id, tier, series, start) in rollup::all_marks(tx).await? {
+            marks
+                .entry((tier, start))
+                .or_default()
+                .insert((metric_id, series));
+        }
+        state.marks = Some(marks);
+        state.stored_upto_s = rollup::newest_second(tx).await?.unwrap_or(i64::MIN);
+    }
+    let marks = state.marks.as_mut().expect("loaded above");
+    let oldest_rolled_s = state.second_retention.map_or(i64::MIN, |keep| {
+        now_ms / 1000 - keep.saturating_sub(ROLLUP_MARGIN).as_secs() as i64
+    });
+    let (rolled, direct): (Vec<BucketWrite<'_>>, Vec<BucketWrite<'_>>) = writes
+        .into_iter()
+        .partition(|w| w.second >= oldest_rolled_s);
+    if !direct.is_empty() {
+        for write in &direct {
+            state
+                .seconds
+                .remove(&(write.metric_id, write.series.clone(), write.second));
+        }
+        write_buckets(tx, &direct, &TIERS_S).await?;
+    }
+    rollup::write_seconds(tx, &rolled, &mut state.seconds, state.stored_upto_s).await?;
+    state.stored_upto_s = rolled
+        .iter()
+        .chain(&direct)
+        .map(|w| w.second)
+        .fold(state.stored_upto_s, i64::max);
+    let mut new_marks = Vec::new();
+    for write in &rolled {
+        state.newest_s = state.newest_s.max(write.second);
+        for tier in [60, 3600] {
+            let start = write.second.div_euclid(tier) * tier;
+            let set = marks.entry((tier, start)).or_default();
+            if !set.contains(&(write.metric_id, write.series.clone())) {
+                set.insert((write.metric_id, write.series.clone()));
+                new_marks.push((write.metric_id, tier, write.series.clone(), start));
+            }
+        }
+    }
+    rollup::mark(tx, &new_marks).await?;
+    // Close: minutes first, then hours none of whose minutes is still open.
+    for tier in [60, 3600] {
+        let closing: Vec<(i64, i64)> = marks
+            .range((tier, i64::MIN)..(tier, i64::MAX))
+            .map(|(key, _)| *key)
+            .filter(|(_, start)| start + tier + CLOSE_AFTER_S <= state.newest_s)
+            .collect();
+        let mut keys = Vec::new();
+        for (tier, start) in closing {
+            let open_minutes: HashSet<(i64, &str)> = if tier == 3600 {
+                marks
+                    .range((60, start)..(60, start + 3600))
+                    .flat_map(|(_, set)| set.iter().map(|(m, s)| (*m, s.as_str())))
+                    .collect()
+            } else {
+                HashSet::new()
+            };
+            let Some(set) = marks.get(&(tier, start)) else {
+                continue;
+            };
+            let closed: Vec<(i64, String)> = set
+                .iter()
+                .filter(|(m, s)| !open_minutes.contains(&(*m, s.as_str())))
+                .cloned()
+                .collect();
+            let set = marks.get_mut(&(tier, start)).expect("present");
+            for key in &closed {
+                set.remove(key);
+            }
+            if set.is_empty() {
+                marks.remove(&(tier, start));
+            }
+            keys.extend(closed.into_iter().map(|(m, s)| (m, tier, s, start)));
+        }
+        rollup::rebuild(tx, &keys).await?;
+        rollup::unmark(tx, &keys).await?;
+    }
+    Ok(())
+}
+
+/// Rebuilds and unmarks every open roll-up (a clean shutdown leaves none), in one transaction.
+pub async fn close_rollups(
+    database: &Database,
+    state: &mut FlushState,
+) -> Result<(), StorageError> {
+    let mut tx = database.begin_write().await?;
+    let marks = rollup::all_marks(&mut tx).await?;
+    for tier in [60, 3600] {
+        let keys: Vec<_> = marks.iter().filter(|k| k.1 == tier).cloned().collect();
+        rollup::rebuild(&mut tx, &keys).await?;
+        rollup::unmark(&mut tx, &keys).await?;
+    }
+    tx.commit().await?;
+    state.marks = Some(BTreeMap::new());
+    Ok(())
 }
 
 async fn retention_loop(

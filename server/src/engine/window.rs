@@ -3,14 +3,17 @@
 //!
 //! Memory is the constraint: a dense 2-significant-figure histogram over 1..3.6e6 is 16 KiB, so a
 //! ring of 3,600 per-second histograms would cost 59 MiB per series. The windows therefore keep
-//! two rings of *sparse* histograms (only non-zero buckets, as `(bucket value, count)` sorted by
-//! value): 60 per-second slots for the 1-minute window and 60 per-minute slots for the longer
-//! ones. A slot is reset when the ring wraps onto it (the expired second or minute is dropped),
-//! and a window's percentiles are computed on demand by merging its slots into one scratch
+//! two rings of 60 slots: per-second slots for the 1-minute window and per-minute slots for the
+//! longer ones. A slot holds its period's stats and only its non-zero histogram buckets, packed
+//! in the V2 counts encoding ([`super::compact`]: about 1.2 bytes per non-zero bucket, against
+//! 16 for a `(u64, u64)` pair); only the slot being filled is kept unpacked, as a sparse list.
+//! A slot is reset when the ring wraps onto it (the expired second or minute is dropped), and a
+//! window's percentiles are computed on demand by merging its slots into one scratch
 //! histogram, which is exact (same buckets as a dense histogram). The 5/15/60-minute windows
 //! advance per minute: they cover the current partial minute plus the 4/14/59 full minutes
 //! before it, and their rate divides by the seconds actually covered.
 
+use super::compact::{self, Layout};
 use hdrhistogram::Histogram;
 
 /// Count, sum, min and max of the values of one bucket.
@@ -70,60 +73,6 @@ impl Bucket {
     }
 }
 
-/// A histogram's non-zero buckets as `(highest equivalent value, count)`, sorted by value.
-pub type Sparse = Vec<(u64, u64)>;
-
-pub fn to_sparse(hist: &Histogram<u64>) -> Sparse {
-    hist.iter_recorded()
-        .map(|v| (v.value_iterated_to(), v.count_at_value()))
-        .collect()
-}
-
-fn merge_sparse(into: &mut Sparse, other: &[(u64, u64)]) {
-    if into.is_empty() {
-        into.extend_from_slice(other);
-        return;
-    }
-    let mut out = Vec::with_capacity(into.len() + other.len());
-    let (mut i, mut j) = (0, 0);
-    while i < into.len() && j < other.len() {
-        let (a, b) = (into[i], other[j]);
-        match a.0.cmp(&b.0) {
-            std::cmp::Ordering::Less => {
-                out.push(a);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push((a.0, a.1 + b.1));
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&into[i..]);
-    out.extend_from_slice(&other[j..]);
-    *into = out;
-}
-
-#[derive(Debug, Clone)]
-struct Slot {
-    start_s: i64,
-    stats: Stats,
-    hist: Sparse,
-}
-
-impl Slot {
-    const EMPTY: Slot = Slot {
-        start_s: i64::MIN,
-        stats: Stats::EMPTY,
-        hist: Vec::new(),
-    };
-}
-
 /// Window lengths, in seconds.
 pub const WINDOWS_S: [i64; 4] = [60, 300, 900, 3600];
 
@@ -143,11 +92,114 @@ pub struct WindowSummary {
     pub p999: Option<u64>,
 }
 
+/// One period (a second or a minute) of a ring: its stats, and its histogram counts in the
+/// compact V2 counts encoding ([`compact::encode_counts`]) unless it is the ring's open slot.
+#[derive(Debug, Clone)]
+struct Slot {
+    start_s: i64,
+    stats: Stats,
+    packed: Box<[u8]>,
+}
+
+impl Slot {
+    fn empty() -> Self {
+        Slot {
+            start_s: i64::MIN,
+            stats: Stats::EMPTY,
+            packed: Box::default(),
+        }
+    }
+}
+
+/// A ring of 60 slots of `period_s` seconds. At most one slot, the one last added to, is
+/// *open*: its counts are a sparse `(bucket index, count)` list that merges cheaply. Adding to
+/// another slot packs the open one, so in-order data packs each slot once; a late second
+/// reopens its slot (unpack, merge, pack later).
+#[derive(Debug, Clone)]
+struct Ring {
+    period_s: i64,
+    slots: Box<[Slot]>,
+    open: Option<usize>,
+    open_counts: Vec<(u32, u64)>,
+}
+
+impl Ring {
+    fn new(period_s: i64) -> Self {
+        Ring {
+            period_s,
+            slots: (0..60).map(|_| Slot::empty()).collect(),
+            open: None,
+            open_counts: Vec::new(),
+        }
+    }
+
+    /// Adds to the period starting at `start_s`; data older than what its slot holds is dropped.
+    fn add(&mut self, start_s: i64, stats: &Stats, sparse: &[(u32, u64)]) {
+        let index = start_s.div_euclid(self.period_s).rem_euclid(60) as usize;
+        if self.slots[index].start_s > start_s {
+            return;
+        }
+        if self.open != Some(index) {
+            self.pack();
+            let slot = &mut self.slots[index];
+            if slot.start_s == start_s {
+                let counts = &mut self.open_counts;
+                // Our own encoding: it always decodes.
+                let _ = compact::decode_counts(&slot.packed, |i, c| counts.push((i, c)));
+            }
+            slot.packed = Box::default();
+            self.open = Some(index);
+        }
+        let slot = &mut self.slots[index];
+        if slot.start_s < start_s {
+            slot.start_s = start_s;
+            slot.stats = Stats::EMPTY;
+            self.open_counts.clear();
+        }
+        slot.stats.merge(stats);
+        compact::merge_sparse(&mut self.open_counts, sparse);
+    }
+
+    /// Packs the open slot's counts.
+    fn pack(&mut self) {
+        if let Some(index) = self.open.take() {
+            let mut bytes = Vec::new();
+            compact::encode_counts(self.open_counts.iter().copied(), &mut bytes);
+            self.slots[index].packed = bytes.into_boxed_slice();
+            self.open_counts.clear();
+        }
+    }
+
+    /// Merges every slot with `from < start_s <= to` into `stats` and `hist`.
+    fn accumulate(&self, from: i64, to: i64, stats: &mut Stats, hist: &mut Histogram<u64>) {
+        let layout = Layout::of(hist);
+        for (index, slot) in self.slots.iter().enumerate() {
+            if slot.start_s <= from || slot.start_s > to {
+                continue;
+            }
+            stats.merge(&slot.stats);
+            if self.open == Some(index) {
+                compact::record_sparse(hist, &layout, &self.open_counts);
+            } else {
+                let _ = compact::decode_counts(&slot.packed, |i, c| {
+                    let _ = hist.record_n(layout.value_of(i), c);
+                });
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+            + self.slots.iter().map(|s| s.packed.len()).sum::<usize>()
+            + self.open_counts.capacity() * std::mem::size_of::<(u32, u64)>()
+    }
+}
+
 /// The rolling windows of one series.
 #[derive(Debug, Clone)]
 pub struct Windows {
-    seconds: Vec<Slot>,
-    minutes: Vec<Slot>,
+    seconds: Ring,
+    minutes: Ring,
     /// The earliest second ever added: a window longer than the series' life divides its count
     /// by the seconds since then, not by the full window (no rate dip after a start).
     first_s: i64,
@@ -162,37 +214,30 @@ impl Default for Windows {
 impl Windows {
     pub fn new() -> Self {
         Self {
-            seconds: vec![Slot::EMPTY; 60],
-            minutes: vec![Slot::EMPTY; 60],
+            seconds: Ring::new(1),
+            minutes: Ring::new(60),
             first_s: i64::MAX,
         }
     }
 
     /// Adds one second's bucket. Seconds older than what a ring slot holds are dropped there.
     pub fn add(&mut self, second: i64, bucket: &Bucket) {
-        self.add_sparse(second, &bucket.stats, &to_sparse(&bucket.hist));
+        let mut sparse = Vec::new();
+        compact::sparse_of(&bucket.hist, &mut sparse);
+        self.add_sparse(second, &bucket.stats, &sparse);
     }
 
-    /// As [`Windows::add`], with the histogram already in sparse form.
-    pub fn add_sparse(&mut self, second: i64, stats: &Stats, sparse: &[(u64, u64)]) {
+    /// As [`Windows::add`], with the histogram as ascending `(bucket index, count)` pairs
+    /// ([`compact::sparse_of`]).
+    pub fn add_sparse(&mut self, second: i64, stats: &Stats, sparse: &[(u32, u64)]) {
         self.first_s = self.first_s.min(second);
-        let minute = second.div_euclid(60) * 60;
-        let second_slot = &mut self.seconds[second.rem_euclid(60) as usize];
-        add_to_slot(second_slot, second, stats, sparse);
-        let minute_slot = &mut self.minutes[minute.div_euclid(60).rem_euclid(60) as usize];
-        add_to_slot(minute_slot, minute, stats, sparse);
+        self.seconds.add(second, stats, sparse);
+        self.minutes.add(second.div_euclid(60) * 60, stats, sparse);
     }
 
     /// Approximate heap bytes held (for the memory benchmark).
     pub fn heap_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<Slot>();
-        (self.seconds.len() + self.minutes.len()) * slot
-            + self
-                .seconds
-                .iter()
-                .chain(&self.minutes)
-                .map(|s| s.hist.capacity() * 16)
-                .sum::<usize>()
+        self.seconds.heap_bytes() + self.minutes.heap_bytes()
     }
 
     /// The window of `window_s` seconds ending at `now_s` (inclusive). `scratch` is an empty
@@ -203,10 +248,45 @@ impl Windows {
         window_s: i64,
         scratch: &mut Histogram<u64>,
     ) -> WindowSummary {
-        scratch.reset();
+        if !scratch.is_empty() {
+            scratch.reset();
+        }
         let mut stats = Stats::EMPTY;
         let covered_s = self.accumulate(now_s, window_s, &mut stats, scratch);
         WindowSummary::of(window_s, covered_s, &stats, scratch)
+    }
+
+    /// The four standard windows ([`WINDOWS_S`]) ending at `now_s`, equal to four calls of
+    /// [`Windows::summary`] but cheaper: the 5, 15 and 60-minute windows are nested, so each
+    /// one adds only its older minutes to the previous one's merge (two histogram resets per
+    /// series instead of four).
+    pub fn summaries(&self, now_s: i64, scratch: &mut Histogram<u64>) -> [WindowSummary; 4] {
+        let mut out = [WindowSummary::default(); 4];
+        out[0] = self.summary(now_s, WINDOWS_S[0], scratch);
+        if !scratch.is_empty() {
+            scratch.reset();
+        }
+        let mut stats = Stats::EMPTY;
+        let now_min = now_s.div_euclid(60) * 60;
+        let mut newer_edge = now_min;
+        for (slot, &window_s) in out.iter_mut().zip(&WINDOWS_S).skip(1) {
+            let older_edge = now_min - window_s;
+            self.minutes
+                .accumulate(older_edge, newer_edge, &mut stats, scratch);
+            newer_edge = older_edge;
+            let covered_s = self.covered(now_s, window_s - 60 + (now_s - now_min + 1));
+            *slot = WindowSummary::of(window_s, covered_s, &stats, scratch);
+        }
+        out
+    }
+
+    /// The covered span: never more than the seconds since the first data.
+    fn covered(&self, now_s: i64, covered_s: i64) -> i64 {
+        if self.first_s <= now_s {
+            covered_s.min(now_s - self.first_s + 1)
+        } else {
+            covered_s
+        }
     }
 
     /// Adds this series' part of the window of `window_s` seconds ending at `now_s` to `stats`
@@ -228,21 +308,10 @@ impl Windows {
         } else {
             &self.minutes
         };
-        for slot in ring {
-            if slot.start_s > from && slot.start_s <= to {
-                stats.merge(&slot.stats);
-                for &(v, c) in &slot.hist {
-                    let _ = hist.record_n(v, c);
-                }
-            }
-        }
-        // The covered span: never more than the seconds since the first data.
-        if self.first_s <= now_s {
-            covered_s.min(now_s - self.first_s + 1)
-        } else {
-            covered_s
-        }
+        ring.accumulate(from, to, stats, hist);
+        self.covered(now_s, covered_s)
     }
+
     /// The earliest second ever added (`i64::MAX` before the first).
     pub fn first_s(&self) -> i64 {
         self.first_s
@@ -296,21 +365,6 @@ impl WindowSummary {
             p99: q(0.99),
             p999: q(0.999),
         }
-    }
-}
-
-/// Resets a slot that holds an older period; ignores data older than what the slot holds.
-fn add_to_slot(slot: &mut Slot, start_s: i64, stats: &Stats, sparse: &[(u64, u64)]) {
-    if slot.start_s < start_s {
-        *slot = Slot {
-            start_s,
-            stats: Stats::EMPTY,
-            hist: Vec::new(),
-        };
-    }
-    if slot.start_s == start_s {
-        slot.stats.merge(stats);
-        merge_sparse(&mut slot.hist, sparse);
     }
 }
 
@@ -386,6 +440,17 @@ mod tests {
         assert_eq!(m5.p50, Some(dense.value_at_quantile(0.5)));
         let h = w.summary(now, 3600, &mut scratch);
         assert_eq!(h.count, 5 * 600);
+        // The four at once equal four single windows, at any moment.
+        for at in [now, now + 1, now + 59, now + 60, now + 400, now + 3000] {
+            let four = w.summaries(at, &mut scratch);
+            for (i, window_s) in WINDOWS_S.into_iter().enumerate() {
+                assert_eq!(
+                    four[i],
+                    w.summary(at, window_s, &mut scratch),
+                    "{window_s} at {at}"
+                );
+            }
+        }
         // A late second lands in its own slots.
         w.add(now - 30, &bucket(&[5]));
         assert_eq!(w.summary(now, 60, &mut scratch).count, 5 * 60 + 1);

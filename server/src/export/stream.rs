@@ -77,8 +77,18 @@ pub async fn prepare(database: &Database, plan: ExportPlan) -> Result<Prepared, 
     };
     let (mut buckets, mut series) = (0, 0);
     for metric in &metrics {
-        let (metric_buckets, metric_series) =
-            database.count_buckets(&range(&plan, metric.id)).await?;
+        let range = range(&plan, metric.id);
+        // Open 1-minute / 1-hour roll-ups in the range are brought up to date first.
+        database
+            .materialize(
+                metric.id,
+                range.tier_s,
+                range.series.as_deref(),
+                range.from_s,
+                range.to_s,
+            )
+            .await?;
+        let (metric_buckets, metric_series) = database.count_buckets(&range).await?;
         buckets += metric_buckets;
         series += metric_series;
     }

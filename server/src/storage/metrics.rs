@@ -1,13 +1,16 @@
 //! SQL of the metrics engine: metric definitions (versioned rows), built-in metric rows, the
-//! flush's bucket UPSERTs over the three history tiers, history reads and retention.
+//! flush's bucket UPSERTs, history reads and retention.
 //!
-//! Downsampling happens at write time and is exact: every delta a flush writes is merged into
-//! its 1-second, 1-minute and 1-hour rows in the same transaction (scalar sums/min/max and an
-//! HdrHistogram merge), so all tiers always agree and a crash can never leave one tier ahead
-//! of another. Retention then only deletes rows older than each tier's horizon.
+//! Downsampling is exact: the flush merges each delta into its 1-second row, and the 1-minute
+//! and 1-hour rows are rebuilt from the tier below ([`super::rollup`]) when their period
+//! closes and before any read of their tier (scalar sums/min/max and an HdrHistogram merge).
+//! Deltas so old that their 1-second rows may be gone are merged into all three tiers at once
+//! ([`write_buckets`] with every tier). Retention only deletes rows older than each tier's
+//! horizon that no open roll-up still needs.
 
 use super::{Database, StorageError};
 use crate::engine::{
+    compact,
     core::Builtin,
     definition::MetricDefinition,
     window::{Bucket, Stats},
@@ -203,7 +206,8 @@ impl Database {
         Ok(rows)
     }
 
-    /// Deletes at most `limit` rows of `tier_s` older than `before_s`; returns how many.
+    /// Deletes at most `limit` rows of `tier_s` older than `before_s`; returns how many. Rows
+    /// that a marked roll-up of the next tier still needs are kept.
     /// Small batches keep each write transaction short so the flush is never held up long.
     pub async fn delete_expired_buckets(
         &self,
@@ -211,13 +215,19 @@ impl Database {
         before_s: i64,
         limit: i64,
     ) -> Result<u64, StorageError> {
+        // A row that a marked (open) roll-up above it is rebuilt from stays until the mark goes.
         let deleted = sqlx::query(
             "DELETE FROM metric_bucket WHERE (metric_id, tier_s, series, start_s) IN \
-             (SELECT metric_id, tier_s, series, start_s FROM metric_bucket \
-              WHERE tier_s = ? AND start_s < ? LIMIT ?)",
+             (SELECT metric_id, tier_s, series, start_s FROM metric_bucket b \
+              WHERE tier_s = ? AND start_s < ? AND NOT EXISTS \
+              (SELECT 1 FROM metric_rollup r WHERE r.metric_id = b.metric_id \
+               AND r.tier_s = ? AND r.series = b.series \
+               AND r.start_s = b.start_s - (b.start_s % ?)) LIMIT ?)",
         )
         .bind(tier_s)
         .bind(before_s)
+        .bind(tier_s * 60)
+        .bind(tier_s * 60)
         .bind(limit)
         .execute(&self.pool)
         .await?
@@ -321,29 +331,68 @@ pub fn encode_histogram(hist: &Histogram<u64>) -> Vec<u8> {
             tracing::error!(?error, "histogram serialisation failed");
             return Vec::new();
         }
-        let plain = &codec.plain;
-        let blocks = plain.len().div_ceil(usize::from(u16::MAX)).max(1);
-        let mut out = Vec::with_capacity(8 + 2 + 5 * blocks + plain.len() + 4);
-        out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
-        out.extend_from_slice(&[0; 4]); // payload length, below
-        out.extend_from_slice(&[0x78, 0x01]); // zlib: deflate, 32 KiB window, no dictionary
-        let mut chunks = plain.chunks(usize::from(u16::MAX)).peekable();
-        if chunks.peek().is_none() {
-            out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]); // one empty final block
-        }
-        while let Some(chunk) = chunks.next() {
-            let last = chunks.peek().is_none();
-            let len = chunk.len() as u16;
-            out.push(u8::from(last)); // BFINAL, BTYPE = 00 (stored)
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(&(!len).to_le_bytes());
-            out.extend_from_slice(chunk);
-        }
-        out.extend_from_slice(&adler32(plain).to_be_bytes());
-        let payload = (out.len() - 8) as u32;
-        out[4..8].copy_from_slice(&payload.to_be_bytes());
-        out
+        wrap_stored_zlib(&codec.plain)
     })
+}
+
+/// A stored histogram's bounds (the V2 header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistBounds {
+    pub low: u64,
+    pub high: u64,
+    pub sigfig: u8,
+}
+
+/// HdrHistogram's V2 (uncompressed) cookie (`0x1c849303 | 0x10`).
+const V2_COOKIE: u32 = 0x1c84_9313;
+/// Bytes of the V2 header: cookie, payload length, normalising offset, significant figures,
+/// lowest, highest, integer-to-double ratio.
+const V2_HEADER: usize = 40;
+
+/// [`encode_histogram`] from sparse `(bucket index, count)` counts (ascending; see
+/// [`crate::engine::compact`]): the same bytes as encoding the dense histogram, without
+/// building it.
+pub fn encode_sparse_histogram(bounds: HistBounds, sparse: &[(u32, u64)]) -> Vec<u8> {
+    CODEC.with_borrow_mut(|codec| {
+        let plain = &mut codec.plain;
+        plain.clear();
+        plain.extend_from_slice(&V2_COOKIE.to_be_bytes());
+        plain.extend_from_slice(&[0; 8]); // payload length (below), normalising offset 0
+        plain.extend_from_slice(&u32::from(bounds.sigfig).to_be_bytes());
+        plain.extend_from_slice(&bounds.low.to_be_bytes());
+        plain.extend_from_slice(&bounds.high.to_be_bytes());
+        plain.extend_from_slice(&1.0_f64.to_be_bytes());
+        compact::encode_counts(sparse.iter().copied(), plain);
+        let payload = (plain.len() - V2_HEADER) as u32;
+        plain[4..8].copy_from_slice(&payload.to_be_bytes());
+        wrap_stored_zlib(plain)
+    })
+}
+
+/// A zlib stream of stored (uncompressed) deflate blocks around `plain`, behind the V2
+/// compressed cookie and payload length.
+fn wrap_stored_zlib(plain: &[u8]) -> Vec<u8> {
+    let blocks = plain.len().div_ceil(usize::from(u16::MAX)).max(1);
+    let mut out = Vec::with_capacity(8 + 2 + 5 * blocks + plain.len() + 4);
+    out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
+    out.extend_from_slice(&[0; 4]); // payload length, below
+    out.extend_from_slice(&[0x78, 0x01]); // zlib: deflate, 32 KiB window, no dictionary
+    let mut chunks = plain.chunks(usize::from(u16::MAX)).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]); // one empty final block
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        let len = chunk.len() as u16;
+        out.push(u8::from(last)); // BFINAL, BTYPE = 00 (stored)
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&adler32(plain).to_be_bytes());
+    let payload = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&payload.to_be_bytes());
+    out
 }
 
 /// No histogram of ours encodes to more than a few hundred KiB; a blob inflating further is
@@ -359,43 +408,83 @@ fn bad_histogram(detail: impl std::fmt::Display) -> StorageError {
 /// Decodes any V2 encoding (compressed with any deflate blocks, or plain), reusing the
 /// inflater of the thread.
 pub fn decode_histogram(blob: &[u8]) -> Result<Histogram<u64>, StorageError> {
+    with_plain(blob, |codec, plain| {
+        codec
+            .deserializer
+            .deserialize(&mut &plain[..])
+            .map_err(|e| bad_histogram(format!("{e:?}")))
+    })
+}
+
+/// Decodes a stored histogram (as [`decode_histogram`]) into sparse `(bucket index, count)`
+/// counts appended to `out` (ascending), without building a dense histogram; returns its
+/// bounds.
+pub fn decode_sparse_histogram(
+    blob: &[u8],
+    out: &mut Vec<(u32, u64)>,
+) -> Result<HistBounds, StorageError> {
+    with_plain(blob, |_, plain| {
+        if plain.len() < V2_HEADER || plain[..4] != V2_COOKIE.to_be_bytes() {
+            return Err(bad_histogram("not a V2 encoding"));
+        }
+        let u32_at = |at: usize| u32::from_be_bytes(plain[at..at + 4].try_into().expect("4 bytes"));
+        let u64_at = |at: usize| u64::from_be_bytes(plain[at..at + 8].try_into().expect("8 bytes"));
+        let payload = u32_at(4) as usize;
+        if u32_at(8) != 0 || plain.len() < V2_HEADER + payload {
+            return Err(bad_histogram("unsupported or truncated V2 header"));
+        }
+        let bounds = HistBounds {
+            low: u64_at(16),
+            high: u64_at(24),
+            sigfig: u8::try_from(u32_at(12)).map_err(|_| bad_histogram("significant figures"))?,
+        };
+        compact::decode_counts(&plain[V2_HEADER..V2_HEADER + payload], |i, c| {
+            out.push((i, c))
+        })
+        .ok_or_else(|| bad_histogram("bad counts"))?;
+        Ok(bounds)
+    })
+}
+
+/// Runs `f` on the plain V2 bytes of `blob`: the blob itself, or its inflated payload.
+fn with_plain<T>(
+    blob: &[u8],
+    f: impl FnOnce(&mut Codec, &[u8]) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
     CODEC.with_borrow_mut(|codec| {
         let compressed = blob.len() >= 8 && blob[..4] == V2_COMPRESSED_COOKIE.to_be_bytes();
         if !compressed {
-            return codec
-                .deserializer
-                .deserialize(&mut &blob[..])
-                .map_err(|e| bad_histogram(format!("{e:?}")));
+            return f(codec, blob);
         }
         let payload = &blob[8..];
         codec.inflate.reset(true);
-        codec.plain.clear();
-        codec.plain.reserve(payload.len() * 8 + 64);
-        loop {
+        let mut plain = std::mem::take(&mut codec.plain);
+        plain.clear();
+        plain.reserve(payload.len() * 8 + 64);
+        let inflated = loop {
             let consumed = codec.inflate.total_in() as usize;
-            let status = codec
-                .inflate
-                .decompress_vec(
-                    &payload[consumed..],
-                    &mut codec.plain,
-                    flate2::FlushDecompress::Finish,
-                )
-                .map_err(bad_histogram)?;
+            let status = match codec.inflate.decompress_vec(
+                &payload[consumed..],
+                &mut plain,
+                flate2::FlushDecompress::Finish,
+            ) {
+                Ok(status) => status,
+                Err(error) => break Err(bad_histogram(error)),
+            };
             match status {
-                flate2::Status::StreamEnd => break,
-                _ if codec.plain.len() >= MAX_INFLATED => {
-                    return Err(bad_histogram("inflates beyond 16 MiB"));
+                flate2::Status::StreamEnd => break Ok(()),
+                _ if plain.len() >= MAX_INFLATED => {
+                    break Err(bad_histogram("inflates beyond 16 MiB"));
                 }
-                _ if codec.plain.len() == codec.plain.capacity() => {
-                    codec.plain.reserve(codec.plain.len().max(1024));
+                _ if plain.len() == plain.capacity() => {
+                    plain.reserve(plain.len().max(1024));
                 }
-                _ => return Err(bad_histogram("truncated deflate stream")),
+                _ => break Err(bad_histogram("truncated deflate stream")),
             }
-        }
-        codec
-            .deserializer
-            .deserialize(&mut &codec.plain[..])
-            .map_err(|e| bad_histogram(format!("{e:?}")))
+        };
+        let result = inflated.and_then(|()| f(codec, &plain));
+        codec.plain = plain;
+        result
     })
 }
 
@@ -406,7 +495,8 @@ type RowKey<'a> = (i64, i64, &'a str, i64);
 /// well under SQLite's 32,766 parameters.
 const ROWS_PER_STATEMENT: usize = 250;
 
-/// Merges every delta into its rows of all three tiers. Runs inside the flush transaction.
+/// Merges every delta into its rows of `tiers` (see [`TIERS_S`]). Runs inside the flush
+/// transaction.
 /// Deltas for the same row are combined in memory first, so each row is read and written once,
 /// and rows are read and written in batches of [`ROWS_PER_STATEMENT`]: every statement is a
 /// round trip to sqlx's SQLite worker thread, which cost more than the SQL itself when each row
@@ -414,11 +504,12 @@ const ROWS_PER_STATEMENT: usize = 250;
 pub async fn write_buckets(
     conn: &mut SqliteConnection,
     writes: &[BucketWrite<'_>],
+    tiers: &[i64],
 ) -> Result<usize, StorageError> {
     let mut index: HashMap<RowKey<'_>, usize> = HashMap::new();
     let mut rows: Vec<(RowKey<'_>, Bucket, bool)> = Vec::new();
     for write in writes {
-        for tier in TIERS_S {
+        for &tier in tiers {
             let key = (
                 write.metric_id,
                 tier,
@@ -546,6 +637,37 @@ mod codec_tests {
             assert_eq!(standard, h);
             assert_eq!(decode_histogram(&blob).unwrap(), h);
         }
+    }
+
+    #[test]
+    fn sparse_encoding_equals_the_dense_one_and_decodes_back() {
+        for h in [
+            histogram([]),
+            histogram([5]),
+            histogram((1..2_000).map(|v| v * 37 % 3_000_000 + 1)),
+        ] {
+            let mut sparse = Vec::new();
+            compact::sparse_of(&h, &mut sparse);
+            let bounds = HistBounds {
+                low: 1,
+                high: 3_600_000,
+                sigfig: 2,
+            };
+            let blob = encode_sparse_histogram(bounds, &sparse);
+            assert_eq!(blob, encode_histogram(&h));
+            let mut back = Vec::new();
+            assert_eq!(decode_sparse_histogram(&blob, &mut back).unwrap(), bounds);
+            assert_eq!(back, sparse);
+        }
+        // Blobs with real deflate blocks decode sparsely too.
+        let h = histogram((1..500).map(|v| v * 7));
+        let mut blob = Vec::new();
+        V2DeflateSerializer::new().serialize(&h, &mut blob).unwrap();
+        let (mut back, mut sparse) = (Vec::new(), Vec::new());
+        decode_sparse_histogram(&blob, &mut back).unwrap();
+        compact::sparse_of(&h, &mut sparse);
+        assert_eq!(back, sparse);
+        assert!(decode_sparse_histogram(&blob[..blob.len() - 3], &mut back).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::{
 pub mod alerts;
 pub mod checkpoints;
 pub mod export;
+pub mod rollup;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 

@@ -1,0 +1,305 @@
+//! Compact HdrHistogram counts: the bucket index arithmetic of the `hdrhistogram` crate
+//! ([`Layout`], which the crate keeps private) and the V2 counts encoding (zig-zag LEB128
+//! counts, a run of zeros as one negative number) written from and read into sparse
+//! `(bucket index, count)` lists.
+//!
+//! Two users: the rolling windows keep every closed slot's histogram in this encoding (about
+//! 1.2 bytes per non-zero bucket instead of 16 for a `(u64, u64)` pair), and the flush writes
+//! stored histograms straight from sparse counts (the bytes equal the crate's own
+//! `V2Serializer`, so any V2 reader decodes them) without building a dense histogram.
+
+use hdrhistogram::Histogram;
+
+/// How a histogram with given bounds maps values to bucket indices (same arithmetic as the
+/// `hdrhistogram` crate; tested against it below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    unit_magnitude: u8,
+    sub_bucket_half_count_magnitude: u8,
+    sub_bucket_half_count: u32,
+    sub_bucket_mask: u64,
+    leading_zero_count_base: u8,
+    /// Length of the counts array.
+    len: u32,
+}
+
+impl Layout {
+    /// The layout of `hist` (any histogram made by `Histogram::new_with_bounds`).
+    pub fn of(hist: &Histogram<u64>) -> Self {
+        let largest = 2 * 10_u32.pow(u32::from(hist.sigfig()));
+        let unit_magnitude = (hist.low() as f64).log2().floor() as u8;
+        let sub_bucket_count_magnitude = f64::from(largest).log2().ceil() as u8;
+        let sub_bucket_half_count_magnitude = sub_bucket_count_magnitude - 1;
+        let sub_bucket_count = 1_u32 << sub_bucket_count_magnitude;
+        Layout {
+            unit_magnitude,
+            sub_bucket_half_count_magnitude,
+            sub_bucket_half_count: sub_bucket_count / 2,
+            sub_bucket_mask: (u64::from(sub_bucket_count) - 1) << unit_magnitude,
+            leading_zero_count_base: 64 - unit_magnitude - sub_bucket_count_magnitude,
+            len: hist.distinct_values() as u32,
+        }
+    }
+
+    /// Length of the counts array (number of buckets).
+    pub fn buckets(&self) -> u32 {
+        self.len
+    }
+
+    /// The bucket index of `value` (may be `>= len()` for a value beyond the highest).
+    #[inline]
+    pub fn index_of(&self, value: u64) -> u32 {
+        let bucket =
+            self.leading_zero_count_base - (value | self.sub_bucket_mask).leading_zeros() as u8;
+        let sub_bucket = (value >> (bucket + self.unit_magnitude)) as u32;
+        ((u32::from(bucket) + 1) << self.sub_bucket_half_count_magnitude) + sub_bucket
+            - self.sub_bucket_half_count
+    }
+
+    /// The lowest value of bucket `index`.
+    #[inline]
+    pub fn value_of(&self, index: u32) -> u64 {
+        let mut bucket = (index >> self.sub_bucket_half_count_magnitude) as i32 - 1;
+        let mut sub_bucket =
+            (index & (self.sub_bucket_half_count - 1)) + self.sub_bucket_half_count;
+        if bucket < 0 {
+            sub_bucket -= self.sub_bucket_half_count;
+            bucket = 0;
+        }
+        u64::from(sub_bucket) << (bucket as u32 + u32::from(self.unit_magnitude))
+    }
+}
+
+/// A histogram's non-zero buckets as `(bucket index, count)`, ascending by index.
+pub fn sparse_of(hist: &Histogram<u64>, out: &mut Vec<(u32, u64)>) {
+    out.clear();
+    let layout = Layout::of(hist);
+    out.extend(
+        hist.iter_recorded()
+            .map(|v| (layout.index_of(v.value_iterated_to()), v.count_at_value())),
+    );
+}
+
+/// Adds sparse counts to `hist` (same layout). Counts beyond its range are dropped.
+pub fn record_sparse(hist: &mut Histogram<u64>, layout: &Layout, sparse: &[(u32, u64)]) {
+    for &(index, count) in sparse {
+        let _ = hist.record_n(layout.value_of(index), count);
+    }
+}
+
+#[inline]
+fn write_varint(out: &mut Vec<u8>, mut value: u64) {
+    // The V2 format's LEB128 stops at 9 bytes: the 9th byte holds 8 full bits.
+    for _ in 0..8 {
+        if value < 0x80 {
+            out.push(value as u8);
+            return;
+        }
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[inline]
+fn read_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut value = 0_u64;
+    for i in 0..9 {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        if i == 8 {
+            return Some(value | (u64::from(byte) << 56));
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    Some(value)
+}
+
+/// Appends the V2 counts encoding of sparse counts (ascending indices, non-zero counts) to
+/// `out`: counts from index 0 to the last non-zero one, each count as a zig-zag varint, a run
+/// of two or more zeros as one negative number. An empty list encodes as one zero count, as
+/// the crate encodes an empty histogram.
+pub fn encode_counts(sparse: impl IntoIterator<Item = (u32, u64)>, out: &mut Vec<u8>) {
+    let zigzag = |n: i64| ((n << 1) ^ (n >> 63)) as u64;
+    let mut next = 0_u32;
+    for (index, count) in sparse {
+        if count == 0 {
+            continue;
+        }
+        match index - next {
+            0 => {}
+            1 => out.push(0),
+            zeros => write_varint(out, zigzag(-i64::from(zeros))),
+        }
+        write_varint(out, zigzag(count.min(i64::MAX as u64) as i64));
+        next = index + 1;
+    }
+    if next == 0 {
+        out.push(0);
+    }
+}
+
+/// Calls `each(index, count)` for every non-zero count of a V2 counts encoding, in ascending
+/// index order. `None` when the bytes are not a valid encoding.
+pub fn decode_counts(bytes: &[u8], mut each: impl FnMut(u32, u64)) -> Option<()> {
+    let mut at = 0;
+    let mut index = 0_u64;
+    while at < bytes.len() {
+        let raw = read_varint(bytes, &mut at)?;
+        let n = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+        if n < 0 {
+            index += n.unsigned_abs();
+        } else {
+            if n > 0 {
+                each(u32::try_from(index).ok()?, n as u64);
+            }
+            index += 1;
+        }
+        if index > u64::from(u32::MAX) {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// Merges ascending sparse `other` into ascending sparse `into` (counts of equal indices add).
+pub fn merge_sparse(into: &mut Vec<(u32, u64)>, other: &[(u32, u64)]) {
+    if other.is_empty() {
+        return;
+    }
+    if into.last().is_none_or(|last| last.0 < other[0].0) {
+        into.extend_from_slice(other);
+        return;
+    }
+    let mut out = Vec::with_capacity(into.len() + other.len());
+    let (mut i, mut j) = (0, 0);
+    while i < into.len() && j < other.len() {
+        let (a, b) = (into[i], other[j]);
+        match a.0.cmp(&b.0) {
+            std::cmp::Ordering::Less => {
+                out.push(a);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a.0, a.1 + b.1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&into[i..]);
+    out.extend_from_slice(&other[j..]);
+    *into = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::serialization::{Serializer, V2Serializer};
+
+    fn bounds() -> [(u64, u64, u8); 5] {
+        [
+            (1, 3_600_000, 2),
+            (1, 100_000_000, 2),
+            (1, 16 * 1024 * 1024, 3),
+            (10, 1_000_000, 1),
+            (1000, 1 << 40, 2),
+        ]
+    }
+
+    #[test]
+    fn layout_matches_the_crate() {
+        for (low, high, sigfig) in bounds() {
+            let hist = Histogram::<u64>::new_with_bounds(low, high, sigfig).unwrap();
+            let layout = Layout::of(&hist);
+            let mut value = 0_u64;
+            let mut last_index = None;
+            while value <= high {
+                let index = layout.index_of(value);
+                assert_eq!(
+                    layout.value_of(index),
+                    hist.lowest_equivalent(value),
+                    "{low}..{high}/{sigfig} at {value}"
+                );
+                assert!(index < layout.buckets(), "{value} -> {index}");
+                if let Some(last) = last_index {
+                    assert!(index >= last, "{value}: {index} after {last}");
+                }
+                last_index = Some(index);
+                value = if value < 5000 {
+                    value + 1
+                } else {
+                    value + value / 97
+                };
+            }
+            // Every recorded bucket round-trips through the sparse form.
+            let mut h = hist.clone();
+            for v in [low, low + 1, 999, 12_345, high / 3, high] {
+                h.record_n(v, v % 7 + 1).unwrap();
+            }
+            let mut sparse = Vec::new();
+            sparse_of(&h, &mut sparse);
+            let mut back = hist.clone();
+            record_sparse(&mut back, &layout, &sparse);
+            assert_eq!(back, h);
+        }
+    }
+
+    #[test]
+    fn counts_encoding_equals_the_crate_v2_payload() {
+        for (low, high, sigfig) in bounds() {
+            let template = Histogram::<u64>::new_with_bounds(low, high, sigfig).unwrap();
+            let cases: [&[u64]; 5] = [
+                &[],
+                &[low],
+                &[low, low + 1, low + 3],
+                &[high],
+                &[5_000, 5_001, 70_000, 70_000, 123_456_789 % high + low],
+            ];
+            for values in cases {
+                let mut h = template.clone();
+                for &v in values {
+                    h.record_n(v, v % 300 + 1).unwrap();
+                }
+                let mut standard = Vec::new();
+                V2Serializer::new().serialize(&h, &mut standard).unwrap();
+                let mut sparse = Vec::new();
+                sparse_of(&h, &mut sparse);
+                let mut ours = Vec::new();
+                encode_counts(sparse.iter().copied(), &mut ours);
+                assert_eq!(ours, standard[40..], "{values:?} in {low}..{high}/{sigfig}");
+                let mut decoded = Vec::new();
+                decode_counts(&ours, |i, c| decoded.push((i, c))).unwrap();
+                assert_eq!(decoded, sparse);
+            }
+        }
+    }
+
+    #[test]
+    fn big_counts_and_bad_bytes() {
+        let sparse = [(0, 1), (1, 1 << 40), (1000, u64::from(u32::MAX) + 7)];
+        let mut bytes = Vec::new();
+        encode_counts(sparse, &mut bytes);
+        let mut decoded = Vec::new();
+        decode_counts(&bytes, |i, c| decoded.push((i, c))).unwrap();
+        assert_eq!(decoded, sparse);
+        // A truncated varint is an error, not a panic.
+        assert!(decode_counts(&[0x80], |_, _| {}).is_none());
+    }
+
+    #[test]
+    fn sparse_merge_adds_equal_indices() {
+        let mut a = vec![(1, 1), (5, 2)];
+        merge_sparse(&mut a, &[(0, 1), (5, 3), (9, 1)]);
+        assert_eq!(a, [(0, 1), (1, 1), (5, 5), (9, 1)]);
+        merge_sparse(&mut a, &[(10, 4)]);
+        assert_eq!(a.last(), Some(&(10, 4)));
+    }
+}

@@ -1,0 +1,517 @@
+//! SQL of the roll-ups: the 1-minute and 1-hour tiers built from the tier below.
+//!
+//! The flush writes 1-second rows and, for every 1-minute and 1-hour period they touch, a
+//! marker in `metric_rollup` (migration `0005`), in the same transaction as the consumer's
+//! checkpoints. A marked row is *rebuilt*: replaced by the exact merge of the tier below over
+//! its period (1-minute rows from 1-second rows, 1-hour rows from 1-minute rows; scalar
+//! sums/min/max and an HdrHistogram merge). The flush rebuilds a row and deletes its marker
+//! once the period has closed; readers of the 1-minute and 1-hour tiers rebuild the marked
+//! rows of their range first and keep the markers ([`Database::materialize`]). A rebuild
+//! depends only on committed rows, so it is idempotent and exact after a kill -9 at any moment.
+
+use super::{
+    Database, StorageError,
+    metrics::{BucketWrite, HistBounds, decode_sparse_histogram, encode_sparse_histogram},
+};
+use crate::engine::{compact, window::Stats};
+use sqlx::{Row, SqliteConnection};
+use std::collections::{BTreeMap, HashMap};
+
+/// A marked row: metric id, tier (60 or 3600 s), series (JSON labels), period start (s).
+pub type RollupKey = (i64, i64, String, i64);
+
+/// Replaces a row's content in place (an `INSERT OR REPLACE` would delete and reinsert it,
+/// index entry included).
+const UPSERT_SET: &str = " ON CONFLICT (metric_id, tier_s, series, start_s) DO UPDATE SET \
+     count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, \
+     hist = excluded.hist";
+
+/// Keys per batched statement (4 parameters each).
+const KEYS_PER_STATEMENT: usize = 250;
+
+/// The tier a tier is rebuilt from.
+fn lower_tier(tier_s: i64) -> Option<i64> {
+    match tier_s {
+        60 => Some(1),
+        3600 => Some(60),
+        _ => None,
+    }
+}
+
+/// Marks rows (existing marks stay).
+pub async fn mark(conn: &mut SqliteConnection, keys: &[RollupKey]) -> Result<(), StorageError> {
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT OR IGNORE INTO metric_rollup (metric_id, tier_s, series, start_s) ",
+        );
+        insert.push_values(chunk, |mut row, (metric_id, tier, series, start)| {
+            row.push_bind(*metric_id)
+                .push_bind(*tier)
+                .push_bind(series.as_str())
+                .push_bind(*start);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Deletes marks.
+pub async fn unmark(conn: &mut SqliteConnection, keys: &[RollupKey]) -> Result<(), StorageError> {
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        let mut delete = sqlx::QueryBuilder::new(
+            "DELETE FROM metric_rollup WHERE (metric_id, tier_s, series, start_s) IN (VALUES ",
+        );
+        for (i, (metric_id, tier, series, start)) in chunk.iter().enumerate() {
+            if i > 0 {
+                delete.push(", ");
+            }
+            delete
+                .push("(")
+                .push_bind(*metric_id)
+                .push(", ")
+                .push_bind(*tier)
+                .push(", ")
+                .push_bind(series.as_str())
+                .push(", ")
+                .push_bind(*start)
+                .push(")");
+        }
+        delete.push(")");
+        delete.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The newest 1-second row's start, if any.
+pub async fn newest_second(conn: &mut SqliteConnection) -> Result<Option<i64>, StorageError> {
+    Ok(
+        sqlx::query_scalar("SELECT MAX(start_s) FROM metric_bucket WHERE tier_s = 1")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// Every marked row.
+pub async fn all_marks(conn: &mut SqliteConnection) -> Result<Vec<RollupKey>, StorageError> {
+    let rows = sqlx::query("SELECT metric_id, tier_s, series, start_s FROM metric_rollup")
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .collect()
+}
+
+/// Marked rows of one metric and tier with `from_s <= start_s < to_s`, optionally one series.
+async fn marks_in(
+    conn: &mut SqliteConnection,
+    metric_id: i64,
+    tier_s: i64,
+    series: Option<&str>,
+    from_s: i64,
+    to_s: i64,
+) -> Result<Vec<RollupKey>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT series, start_s FROM metric_rollup WHERE metric_id = ? AND tier_s = ? \
+         AND start_s >= ? AND start_s < ? AND (? IS NULL OR series = ?)",
+    )
+    .bind(metric_id)
+    .bind(tier_s)
+    .bind(from_s)
+    .bind(to_s)
+    .bind(series)
+    .bind(series)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((metric_id, tier_s, r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// One row's content: stats and sparse histogram counts (`bounds` is `None` without a
+/// histogram).
+#[derive(Debug, Clone, Default)]
+pub struct RowContent {
+    stats: Stats,
+    counts: Vec<(u32, u64)>,
+    bounds: Option<HistBounds>,
+}
+
+type Rebuilt = RowContent;
+
+/// The stored content of the 1-second rows the last flushes wrote, by (metric id, series,
+/// second): a flush that adds to one of them (a second cut in two by the flush boundary)
+/// writes the merged row without reading and decoding it. Only valid while every write of
+/// those rows goes through [`write_seconds`] with this cache (cleared with the flush state).
+pub type SecondCache = HashMap<(i64, String, i64), RowContent>;
+
+/// Seconds older than the newest written minus this leave the [`SecondCache`].
+const CACHE_SECONDS: i64 = 10;
+
+/// Merges deltas into their 1-second rows, writes them, and keeps their new content in
+/// `cache`. A row is read only when it is neither in `cache` nor known to be absent: no
+/// 1-second row is newer than `stored_upto_s`. Runs inside the flush transaction.
+pub async fn write_seconds(
+    conn: &mut SqliteConnection,
+    writes: &[BucketWrite<'_>],
+    cache: &mut SecondCache,
+    stored_upto_s: i64,
+) -> Result<usize, StorageError> {
+    let mut rows: HashMap<(i64, String, i64), RowContent> = HashMap::new();
+    let mut sparse = Vec::new();
+    let mut newest = i64::MIN;
+    for write in writes {
+        newest = newest.max(write.second);
+        let row = rows
+            .entry((write.metric_id, write.series.clone(), write.second))
+            .or_default();
+        row.stats.merge(&write.bucket.stats);
+        if write.has_histogram {
+            let hist = &write.bucket.hist;
+            row.bounds = Some(HistBounds {
+                low: hist.low(),
+                high: hist.high(),
+                sigfig: hist.sigfig(),
+            });
+            compact::sparse_of(hist, &mut sparse);
+            compact::merge_sparse(&mut row.counts, &sparse);
+        }
+    }
+    // What is stored: from the cache, else read (one SELECT per batch of rows).
+    let mut unknown = Vec::new();
+    for (key, row) in &mut rows {
+        match cache.get(key) {
+            Some(stored) => merge_content(row, stored),
+            None if key.2 > stored_upto_s => {}
+            None => unknown.push(key.clone()),
+        }
+    }
+    for chunk in unknown.chunks(KEYS_PER_STATEMENT) {
+        let mut select = sqlx::QueryBuilder::new(
+            "SELECT metric_id, series, start_s, count, sum, min, max, hist FROM metric_bucket \
+             WHERE (metric_id, tier_s, series, start_s) IN (VALUES ",
+        );
+        for (i, (metric_id, series, second)) in chunk.iter().enumerate() {
+            if i > 0 {
+                select.push(", ");
+            }
+            select
+                .push("(")
+                .push_bind(*metric_id)
+                .push(", 1, ")
+                .push_bind(series.as_str())
+                .push(", ")
+                .push_bind(*second)
+                .push(")");
+        }
+        select.push(")");
+        for stored in select.build().fetch_all(&mut *conn).await? {
+            let key = (
+                stored.try_get::<i64, _>(0)?,
+                stored.try_get::<String, _>(1)?,
+                stored.try_get::<i64, _>(2)?,
+            );
+            let Some(row) = rows.get_mut(&key) else {
+                continue;
+            };
+            row.stats.merge(&Stats {
+                count: stored.try_get::<i64, _>(3)? as u64,
+                sum: stored.try_get(4)?,
+                min: stored.try_get(5)?,
+                max: stored.try_get(6)?,
+            });
+            let blob: Option<&[u8]> = stored.try_get(7)?;
+            if let Some(blob) = blob {
+                sparse.clear();
+                let bounds = decode_sparse_histogram(blob, &mut sparse)?;
+                row.bounds.get_or_insert(bounds);
+                compact::merge_sparse(&mut row.counts, &sparse);
+            }
+        }
+    }
+    let rows: Vec<((i64, String, i64), RowContent)> = rows.into_iter().collect();
+    for chunk in rows.chunks(KEYS_PER_STATEMENT) {
+        let mut upsert = sqlx::QueryBuilder::new(
+            "INSERT INTO metric_bucket \
+             (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
+        );
+        upsert.push_values(chunk, |mut row, ((metric_id, series, second), content)| {
+            row.push_bind(*metric_id)
+                .push_bind(1_i64)
+                .push_bind(series.as_str())
+                .push_bind(*second)
+                .push_bind(content.stats.count as i64)
+                .push_bind(content.stats.sum)
+                .push_bind(content.stats.min)
+                .push_bind(content.stats.max)
+                .push_bind(
+                    content
+                        .bounds
+                        .map(|b| encode_sparse_histogram(b, &content.counts)),
+                );
+        });
+        upsert.push(UPSERT_SET);
+        upsert.build().execute(&mut *conn).await?;
+    }
+    cache.retain(|key, _| key.2 >= newest.saturating_sub(CACHE_SECONDS));
+    let written = rows.len();
+    cache.extend(rows);
+    Ok(written)
+}
+
+/// Adds stored content to a row's new deltas.
+fn merge_content(row: &mut RowContent, stored: &RowContent) {
+    row.stats.merge(&stored.stats);
+    if let Some(bounds) = stored.bounds {
+        row.bounds.get_or_insert(bounds);
+        compact::merge_sparse(&mut row.counts, &stored.counts);
+    }
+}
+
+/// Rebuilds the rows of `keys` (all 1-minute or 1-hour; rebuild 1-minute rows before the
+/// 1-hour rows that contain them) from the tier below and writes them; a key whose period has
+/// no rows below is left alone. Marks are not touched. Returns the rows written.
+pub async fn rebuild(
+    conn: &mut SqliteConnection,
+    keys: &[RollupKey],
+) -> Result<usize, StorageError> {
+    // One statement per period and batch of series.
+    let mut periods: BTreeMap<(i64, i64), Vec<(i64, &str)>> = BTreeMap::new();
+    for (metric_id, tier, series, start) in keys {
+        periods
+            .entry((*tier, *start))
+            .or_default()
+            .push((*metric_id, series.as_str()));
+    }
+    let mut written = 0;
+    for ((tier, start), members) in periods {
+        let Some(lower) = lower_tier(tier) else {
+            continue;
+        };
+        for chunk in members.chunks(KEYS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::new(
+                "SELECT metric_id, series, count, sum, min, max, hist FROM metric_bucket \
+                 WHERE (metric_id, tier_s, series) IN (VALUES ",
+            );
+            for (i, (metric_id, series)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    select.push(", ");
+                }
+                select
+                    .push("(")
+                    .push_bind(*metric_id)
+                    .push(", ")
+                    .push_bind(lower)
+                    .push(", ")
+                    .push_bind(*series)
+                    .push(")");
+            }
+            select
+                .push(") AND start_s >= ")
+                .push_bind(start)
+                .push(" AND start_s < ")
+                .push_bind(start + tier)
+                .push(" ORDER BY metric_id, series, start_s");
+            let rows = select.build().fetch_all(&mut *conn).await?;
+            let mut rebuilt: HashMap<(i64, String), Rebuilt> = HashMap::new();
+            for row in &rows {
+                let key = (row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
+                let acc = rebuilt.entry(key).or_default();
+                acc.stats.merge(&Stats {
+                    count: row.try_get::<i64, _>(2)? as u64,
+                    sum: row.try_get(3)?,
+                    min: row.try_get(4)?,
+                    max: row.try_get(5)?,
+                });
+                let blob: Option<&[u8]> = row.try_get(6)?;
+                if let Some(blob) = blob {
+                    acc.bounds = Some(decode_sparse_histogram(blob, &mut acc.counts)?);
+                }
+            }
+            let mut out: Vec<((i64, String), Rebuilt)> = rebuilt.into_iter().collect();
+            for (_, acc) in &mut out {
+                combine(&mut acc.counts);
+            }
+            for rows in out.chunks(KEYS_PER_STATEMENT) {
+                let mut upsert = sqlx::QueryBuilder::new(
+                    "INSERT INTO metric_bucket \
+                     (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
+                );
+                upsert.push_values(rows, |mut row, ((metric_id, series), acc)| {
+                    row.push_bind(*metric_id)
+                        .push_bind(tier)
+                        .push_bind(series.as_str())
+                        .push_bind(start)
+                        .push_bind(acc.stats.count as i64)
+                        .push_bind(acc.stats.sum)
+                        .push_bind(acc.stats.min)
+                        .push_bind(acc.stats.max)
+                        .push_bind(acc.bounds.map(|b| encode_sparse_histogram(b, &acc.counts)));
+                });
+                upsert.push(UPSERT_SET);
+                upsert.build().execute(&mut *conn).await?;
+                written += rows.len();
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Sorts sparse counts by bucket index and adds the counts of equal indices.
+fn combine(counts: &mut Vec<(u32, u64)>) {
+    counts.sort_unstable_by_key(|&(index, _)| index);
+    counts.dedup_by(|next, kept| {
+        if next.0 == kept.0 {
+            kept.1 += next.1;
+            true
+        } else {
+            false
+        }
+    });
+}
+
+impl Database {
+    /// Brings the marked rows of one metric's `tier_s` (60 or 3600) with
+    /// `from_s <= start_s < to_s` (optionally one series) up to date before they are read,
+    /// 1-hour rows after the 1-minute rows inside them. The marks stay: the flush deletes a
+    /// mark only when the period has closed.
+    pub async fn materialize(
+        &self,
+        metric_id: i64,
+        tier_s: i64,
+        series: Option<&str>,
+        from_s: i64,
+        to_s: i64,
+    ) -> Result<usize, StorageError> {
+        if lower_tier(tier_s).is_none() {
+            return Ok(0);
+        }
+        // Most reads find nothing marked: ask without taking the write lock.
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM metric_rollup WHERE metric_id = ? AND tier_s <= ? \
+             AND start_s >= ? AND start_s < ? AND (? IS NULL OR series = ?))",
+        )
+        .bind(metric_id)
+        .bind(tier_s)
+        .bind(from_s)
+        .bind(to_s + tier_s)
+        .bind(series)
+        .bind(series)
+        .fetch_one(&self.pool)
+        .await?;
+        if !any {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut written = 0;
+        if tier_s == 3600 {
+            let minutes = marks_in(&mut tx, metric_id, 60, series, from_s, to_s + 3600).await?;
+            written += rebuild(&mut tx, &minutes).await?;
+        }
+        let marked = marks_in(&mut tx, metric_id, tier_s, series, from_s, to_s).await?;
+        written += rebuild(&mut tx, &marked).await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{definition::MetricDefinition, window::Bucket};
+    use hdrhistogram::Histogram;
+
+    fn bucket(values: &[u64]) -> Bucket {
+        let mut hist = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
+        let mut stats = Stats::EMPTY;
+        for &v in values {
+            hist.record(v).unwrap();
+            stats.add(v as f64);
+        }
+        Bucket { stats, hist }
+    }
+
+    #[tokio::test]
+    async fn marked_rows_are_rebuilt_exactly_and_kept_from_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).await.unwrap();
+        let def: MetricDefinition =
+            serde_json::from_str(r#"{"name":"m","stream":"s","value":"/v"}"#).unwrap();
+        let id = db.insert_definition(&def, 0).await.unwrap();
+        let seconds: [(i64, &[u64]); 4] =
+            [(121, &[1, 2]), (150, &[1000]), (179, &[5]), (185, &[7])];
+        let buckets: Vec<(i64, Bucket)> = seconds.iter().map(|(s, v)| (*s, bucket(v))).collect();
+        let writes: Vec<BucketWrite<'_>> = buckets
+            .iter()
+            .map(|(second, bucket)| BucketWrite {
+                metric_id: id,
+                series: "[]".into(),
+                second: *second,
+                bucket,
+                has_histogram: true,
+            })
+            .collect();
+        let mut cache = SecondCache::new();
+        let mut tx = db.begin_write().await.unwrap();
+        write_seconds(&mut tx, &writes, &mut cache, i64::MAX)
+            .await
+            .unwrap();
+        // The same second again adds to it (from the cache, and from storage).
+        write_seconds(&mut tx, &writes[..1], &mut cache, i64::MAX)
+            .await
+            .unwrap();
+        write_seconds(&mut tx, &writes[..1], &mut SecondCache::new(), i64::MAX)
+            .await
+            .unwrap();
+        let marks: Vec<RollupKey> = vec![
+            (id, 60, "[]".into(), 120),
+            (id, 60, "[]".into(), 180),
+            (id, 3600, "[]".into(), 0),
+        ];
+        mark(&mut tx, &marks).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // A reader of the hour tier rebuilds the minutes, then the hour.
+        assert_eq!(db.materialize(id, 3600, None, 0, 3600).await.unwrap(), 3);
+        let want = bucket(&[1, 2, 1, 2, 1, 2, 1000, 5, 7]);
+        let hour = db.read_buckets(id, 3600, None, 0, 3600).await.unwrap();
+        assert_eq!(hour.len(), 1);
+        assert_eq!(hour[0].stats, want.stats);
+        let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        assert_eq!(
+            recorded(hour[0].hist.as_ref().unwrap()),
+            recorded(&want.hist)
+        );
+        let minutes = db.read_buckets(id, 60, None, 0, 3600).await.unwrap();
+        assert_eq!(
+            minutes
+                .iter()
+                .map(|m| (m.start_s, m.stats.count))
+                .collect::<Vec<_>>(),
+            [(120, 8), (180, 1)]
+        );
+        // Idempotent: again, same rows.
+        db.materialize(id, 3600, None, 0, 3600).await.unwrap();
+        assert_eq!(
+            db.read_buckets(id, 3600, None, 0, 3600).await.unwrap()[0].stats,
+            want.stats
+        );
+
+        // Retention keeps the 1-second rows of marked minutes, and deletes them once unmarked.
+        assert_eq!(db.delete_expired_buckets(1, 10_000, 100).await.unwrap(), 0);
+        let mut conn = db.pool().acquire().await.unwrap();
+        unmark(&mut conn, &marks[..1]).await.unwrap();
+        assert_eq!(db.delete_expired_buckets(1, 10_000, 100).await.unwrap(), 3);
+        assert_eq!(all_marks(&mut conn).await.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn combine_sorts_and_adds() {
+        let mut counts = vec![(5, 1), (1, 2), (5, 3), (0, 1), (1, 1)];
+        combine(&mut counts);
+        assert_eq!(counts, [(0, 1), (1, 3), (5, 4)]);
+    }
+}
