@@ -1049,12 +1049,9 @@ impl Series {
         window_s: i64,
         scratch: &mut Histogram<u64>,
     ) -> WindowSummary {
-        if !scratch.is_empty() {
-            scratch.reset();
-        }
-        let mut stats = Stats::EMPTY;
-        let covered_s = self.accumulate(unflushed, now_s, window_s, &mut stats, scratch);
-        WindowSummary::of(window_s, covered_s, &stats, scratch)
+        WindowSummary::accumulated(window_s, scratch, |stats, hist| {
+            self.accumulate(unflushed, now_s, window_s, stats, hist)
+        })
     }
 }
 

@@ -248,12 +248,9 @@ impl Windows {
         window_s: i64,
         scratch: &mut Histogram<u64>,
     ) -> WindowSummary {
-        if !scratch.is_empty() {
-            scratch.reset();
-        }
-        let mut stats = Stats::EMPTY;
-        let covered_s = self.accumulate(now_s, window_s, &mut stats, scratch);
-        WindowSummary::of(window_s, covered_s, &stats, scratch)
+        WindowSummary::accumulated(window_s, scratch, |stats, hist| {
+            self.accumulate(now_s, window_s, stats, hist)
+        })
     }
 
     /// The four standard windows ([`WINDOWS_S`]) ending at `now_s`, equal to four calls of
@@ -347,6 +344,21 @@ pub fn in_window(now_s: i64, window_s: i64, second: i64) -> bool {
 }
 
 impl WindowSummary {
+    /// The summary of what `accumulate` adds to fresh stats and to `scratch` (reset first, an
+    /// empty histogram with the metric's bounds); `accumulate` returns the seconds covered.
+    pub fn accumulated(
+        window_s: i64,
+        scratch: &mut Histogram<u64>,
+        accumulate: impl FnOnce(&mut Stats, &mut Histogram<u64>) -> i64,
+    ) -> Self {
+        if !scratch.is_empty() {
+            scratch.reset();
+        }
+        let mut stats = Stats::EMPTY;
+        let covered_s = accumulate(&mut stats, scratch);
+        WindowSummary::of(window_s, covered_s, &stats, scratch)
+    }
+
     /// The summary of accumulated `stats` and `hist` over a window covering `covered_s` seconds.
     pub fn of(window_s: i64, covered_s: i64, stats: &Stats, hist: &Histogram<u64>) -> Self {
         let some = stats.count > 0;
@@ -369,10 +381,11 @@ impl WindowSummary {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn bucket(values: &[u64]) -> Bucket {
+    /// A bucket of `values` at the default histogram bounds (also used by storage tests).
+    pub(crate) fn bucket(values: &[u64]) -> Bucket {
         let mut hist = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
         let mut stats = Stats::EMPTY;
         for &v in values {

@@ -8,7 +8,7 @@
 //! ([`write_buckets`] with every tier). Retention only deletes rows older than each tier's
 //! horizon that no open roll-up still needs.
 
-use super::{Database, StorageError};
+use super::{Database, StorageError, push_values_in};
 use crate::engine::{
     compact,
     core::Builtin,
@@ -538,24 +538,18 @@ pub async fn write_buckets(
             .collect();
         let mut select = sqlx::QueryBuilder::new(
             "SELECT metric_id, tier_s, series, start_s, count, sum, min, max, hist \
-             FROM metric_bucket WHERE (metric_id, tier_s, series, start_s) IN (VALUES ",
+             FROM metric_bucket WHERE (metric_id, tier_s, series, start_s) IN ",
         );
-        for (i, (metric_id, tier, series, start)) in keys.iter().enumerate() {
-            if i > 0 {
-                select.push(", ");
-            }
-            select
-                .push("(")
-                .push_bind(*metric_id)
-                .push(", ")
-                .push_bind(*tier)
-                .push(", ")
-                .push_bind(*series)
-                .push(", ")
-                .push_bind(*start)
-                .push(")");
-        }
-        select.push(")");
+        push_values_in(
+            &mut select,
+            &keys,
+            |mut row, (metric_id, tier, series, start)| {
+                row.push_bind(*metric_id)
+                    .push_bind(*tier)
+                    .push_bind(*series)
+                    .push_bind(*start);
+            },
+        );
         let stored = select.build().fetch_all(&mut *conn).await?;
         for row in stored {
             let key: (i64, i64, String, i64) = (

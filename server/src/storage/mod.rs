@@ -153,6 +153,26 @@ impl Database {
     }
 }
 
+/// Appends `(VALUES (…), (…), …)` to a `(col, …) IN ` clause, one row per item, its values
+/// pushed by `push_row` (comma-separated). SQLite compares row values with IN only against a
+/// subquery, so the tuples go in a VALUES clause rather than a plain list.
+pub(crate) fn push_values_in<'args, T>(
+    builder: &mut sqlx::QueryBuilder<'args, sqlx::Sqlite>,
+    items: impl IntoIterator<Item = T>,
+    mut push_row: impl FnMut(sqlx::query_builder::Separated<'_, 'args, sqlx::Sqlite, &'static str>, T),
+) {
+    builder.push("(VALUES ");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            builder.push(", ");
+        }
+        builder.push("(");
+        push_row(builder.separated(", "), item);
+        builder.push(")");
+    }
+    builder.push(")");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 use super::{
     Database, StorageError,
     metrics::{BucketWrite, HistBounds, decode_sparse_histogram, encode_sparse_histogram},
+    push_values_in,
 };
 use crate::engine::{compact, window::Stats};
 use sqlx::{Row, SqliteConnection};
@@ -59,24 +60,18 @@ pub async fn mark(conn: &mut SqliteConnection, keys: &[RollupKey]) -> Result<(),
 pub async fn unmark(conn: &mut SqliteConnection, keys: &[RollupKey]) -> Result<(), StorageError> {
     for chunk in keys.chunks(KEYS_PER_STATEMENT) {
         let mut delete = sqlx::QueryBuilder::new(
-            "DELETE FROM metric_rollup WHERE (metric_id, tier_s, series, start_s) IN (VALUES ",
+            "DELETE FROM metric_rollup WHERE (metric_id, tier_s, series, start_s) IN ",
         );
-        for (i, (metric_id, tier, series, start)) in chunk.iter().enumerate() {
-            if i > 0 {
-                delete.push(", ");
-            }
-            delete
-                .push("(")
-                .push_bind(*metric_id)
-                .push(", ")
-                .push_bind(*tier)
-                .push(", ")
-                .push_bind(series.as_str())
-                .push(", ")
-                .push_bind(*start)
-                .push(")");
-        }
-        delete.push(")");
+        push_values_in(
+            &mut delete,
+            chunk,
+            |mut row, (metric_id, tier, series, start)| {
+                row.push_bind(*metric_id)
+                    .push_bind(*tier)
+                    .push_bind(series.as_str())
+                    .push_bind(*start);
+            },
+        );
         delete.build().execute(&mut *conn).await?;
     }
     Ok(())
@@ -188,22 +183,18 @@ pub async fn write_seconds(
     for chunk in unknown.chunks(KEYS_PER_STATEMENT) {
         let mut select = sqlx::QueryBuilder::new(
             "SELECT metric_id, series, start_s, count, sum, min, max, hist FROM metric_bucket \
-             WHERE (metric_id, tier_s, series, start_s) IN (VALUES ",
+             WHERE (metric_id, tier_s, series, start_s) IN ",
         );
-        for (i, (metric_id, series, second)) in chunk.iter().enumerate() {
-            if i > 0 {
-                select.push(", ");
-            }
-            select
-                .push("(")
-                .push_bind(*metric_id)
-                .push(", 1, ")
-                .push_bind(series.as_str())
-                .push(", ")
-                .push_bind(*second)
-                .push(")");
-        }
-        select.push(")");
+        push_values_in(
+            &mut select,
+            chunk,
+            |mut row, (metric_id, series, second)| {
+                row.push_bind(*metric_id)
+                    .push("1")
+                    .push_bind(series.as_str())
+                    .push_bind(*second);
+            },
+        );
         for stored in select.build().fetch_all(&mut *conn).await? {
             let key = (
                 stored.try_get::<i64, _>(0)?,
@@ -290,23 +281,15 @@ pub async fn rebuild(
         for chunk in members.chunks(KEYS_PER_STATEMENT) {
             let mut select = sqlx::QueryBuilder::new(
                 "SELECT metric_id, series, count, sum, min, max, hist FROM metric_bucket \
-                 WHERE (metric_id, tier_s, series) IN (VALUES ",
+                 WHERE (metric_id, tier_s, series) IN ",
             );
-            for (i, (metric_id, series)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    select.push(", ");
-                }
-                select
-                    .push("(")
-                    .push_bind(*metric_id)
-                    .push(", ")
+            push_values_in(&mut select, chunk, |mut row, (metric_id, series)| {
+                row.push_bind(*metric_id)
                     .push_bind(lower)
-                    .push(", ")
-                    .push_bind(*series)
-                    .push(")");
-            }
+                    .push_bind(*series);
+            });
             select
-                .push(") AND start_s >= ")
+                .push(" AND start_s >= ")
                 .push_bind(start)
                 .push(" AND start_s < ")
                 .push_bind(start + tier)
@@ -417,18 +400,11 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{definition::MetricDefinition, window::Bucket};
+    use crate::engine::{
+        definition::MetricDefinition,
+        window::{Bucket, tests::bucket},
+    };
     use hdrhistogram::Histogram;
-
-    fn bucket(values: &[u64]) -> Bucket {
-        let mut hist = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
-        let mut stats = Stats::EMPTY;
-        for &v in values {
-            hist.record(v).unwrap();
-            stats.add(v as f64);
-        }
-        Bucket { stats, hist }
-    }
 
     #[tokio::test]
     async fn marked_rows_are_rebuilt_exactly_and_kept_from_retention() {
