@@ -143,7 +143,10 @@ impl Server {
         .with_pipeline(pipeline.clone())
         .with_alerts(alerts)
         .with_live(live::spawn(
-            config.live_tick,
+            live::Pacing {
+                tick: config.live_tick,
+                min_interval: config.live_min_interval,
+            },
             engine_handle.clone(),
             pipeline.consumer_health.clone(),
             database.clone(),

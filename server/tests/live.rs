@@ -29,8 +29,18 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn start(dir: &std::path::Path, stream: &str, tick: Duration) -> Server {
+    start_paced(dir, stream, tick, tick).await
+}
+
+async fn start_paced(
+    dir: &std::path::Path,
+    stream: &str,
+    tick: Duration,
+    min_interval: Duration,
+) -> Server {
     let mut config = ServeConfig::for_data_dir(dir);
     config.live_tick = tick;
+    config.live_min_interval = min_interval;
     config.metrics = vec![
         serde_json::from_value::<MetricDefinition>(json!({
             "name": format!("{stream}_amount"), "stream": stream, "value": "/amount",
@@ -226,6 +236,53 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
     })
     .await;
     assert!(!unknown.found);
+    server.shutdown();
+    server.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn new_records_are_pushed_without_waiting_for_the_tick() {
+    // A tick far longer than the test may wait: only the push on ingest can deliver the update.
+    let dir = tempfile::tempdir().unwrap();
+    let stream = "live-test-early";
+    let metric = format!("{stream}_amount");
+    let server = start_paced(
+        dir.path(),
+        stream,
+        Duration::from_secs(3600),
+        Duration::from_millis(10),
+    )
+    .await;
+    let mut socket = connect_with(&server, None, None).await;
+    hello(&mut socket).await;
+    send(
+        &mut socket,
+        ClientMessage::Subscribe {
+            topics: vec![Topic::Metric {
+                name: metric.clone(),
+            }],
+        },
+    )
+    .await;
+    assert!(matches!(
+        next_server_message(&mut socket).await,
+        ServerMessage::Snapshot { .. }
+    ));
+    for round in 1..=3u64 {
+        feed(&server, stream, 1, 10).await;
+        let count = read_until(&mut socket, |m| match m {
+            ServerMessage::Update {
+                payload: LivePayload::Metric(live),
+                ..
+            } if live.name == metric => live
+                .card
+                .and_then(|c| c.windows.first().map(|w| w.count))
+                .filter(|count| *count == 10 * round),
+            _ => None,
+        })
+        .await;
+        assert_eq!(count, 10 * round);
+    }
     server.shutdown();
     server.wait().await.unwrap();
 }

@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub site_root: Option<PathBuf>,
     pub heartbeat_interval: Option<PositiveDuration>,
     pub live_tick: Option<PositiveDuration>,
+    pub live_min_interval: Option<PositiveDuration>,
     pub shutdown_timeout: Option<PositiveDuration>,
     /// `[[streams]]` tables: `name` or `arn`, and `start`.
     #[serde(default)]

@@ -33,6 +33,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 const DEFAULT_LIVE_TICK: Duration = Duration::from_millis(250);
+const DEFAULT_LIVE_MIN_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default consumer application name (the key of its checkpoints).
 pub const DEFAULT_APPLICATION: &str = "streamboard";
@@ -65,6 +66,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add indirection"
+)]
 pub enum CliCommand {
     /// Serve the dashboard, API and live updates (the default command).
     Serve(ServeArgs),
@@ -170,6 +175,12 @@ pub struct ServeArgs {
     /// How often the live publisher pushes fresh figures to browsers, e.g. 250ms [default: 250ms].
     #[arg(long, env = "STREAMBOARD_LIVE_TICK", value_name = "DURATION", value_parser = parse_positive_duration)]
     pub live_tick: Option<Duration>,
+
+    /// The shortest time between two live pushes: when the engine has read new records the
+    /// publisher pushes this soon after the previous push instead of waiting for the tick;
+    /// equal to the tick pushes on the tick only, e.g. 100ms [default: 100ms].
+    #[arg(long, env = "STREAMBOARD_LIVE_MIN_INTERVAL", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub live_min_interval: Option<Duration>,
 
     /// How long shutdown waits for in-flight work before giving up [default: 10s].
     #[arg(long, env = "STREAMBOARD_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = parse_positive_duration)]
@@ -316,6 +327,10 @@ pub struct LogConfig {
 }
 
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "resolved once per process; boxing would only add indirection"
+)]
 pub enum Command {
     Serve(ServeConfig),
     Produce(ProduceConfig),
@@ -329,8 +344,10 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub site_root: Option<PathBuf>,
     pub heartbeat_interval: Duration,
-    /// Interval of the live publisher (`/ws` updates).
+    /// Longest interval between two live publisher pushes (`/ws` updates).
     pub live_tick: Duration,
+    /// Shortest interval between two pushes, used when new records were ingested.
+    pub live_min_interval: Duration,
     pub shutdown_timeout: Duration,
     /// Streams the consumer reads (empty: the consumer is idle).
     pub streams: Vec<StreamSpec>,
@@ -391,6 +408,7 @@ impl ServeConfig {
             site_root: None,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             live_tick: DEFAULT_LIVE_TICK,
+            live_min_interval: DEFAULT_LIVE_MIN_INTERVAL,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             streams: Vec::new(),
             application: DEFAULT_APPLICATION.to_string(),
@@ -541,6 +559,20 @@ impl ServeConfig {
         if file.max_series_per_metric == Some(0) {
             return Err("max_series_per_metric: must be at least 1".to_string());
         }
+        let live_tick = args
+            .live_tick
+            .or(file.live_tick.map(|d| d.0))
+            .unwrap_or(DEFAULT_LIVE_TICK);
+        let live_min_interval = args
+            .live_min_interval
+            .or(file.live_min_interval.map(|d| d.0))
+            .unwrap_or(DEFAULT_LIVE_MIN_INTERVAL.min(live_tick));
+        if live_min_interval > live_tick {
+            return Err(format!(
+                "live_min_interval (--live-min-interval) is {live_min_interval:?}: it must not exceed \
+                 live_tick (--live-tick), {live_tick:?}"
+            ));
+        }
         Ok(Self {
             source,
             streams,
@@ -567,10 +599,8 @@ impl ServeConfig {
                 .heartbeat_interval
                 .or(file.heartbeat_interval.map(|d| d.0))
                 .unwrap_or(DEFAULT_HEARTBEAT),
-            live_tick: args
-                .live_tick
-                .or(file.live_tick.map(|d| d.0))
-                .unwrap_or(DEFAULT_LIVE_TICK),
+            live_tick,
+            live_min_interval,
             shutdown_timeout: args
                 .shutdown_timeout
                 .or(file.shutdown_timeout.map(|d| d.0))

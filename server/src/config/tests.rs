@@ -162,9 +162,29 @@ fn flags_are_parsed_into_types() {
         .unwrap(),
     );
     assert_eq!(config.live_tick, Duration::from_millis(100));
+    // The default shortest push interval (100 ms) never exceeds a shorter tick.
+    assert_eq!(config.live_min_interval, Duration::from_millis(100));
     assert_eq!(config.listen.port(), 4000);
     assert_eq!(config.data_dir, PathBuf::from("/tmp/sb"));
     assert_eq!(config.heartbeat_interval, Duration::from_millis(250));
+}
+
+#[test]
+fn live_min_interval_defaults_under_the_tick_and_may_not_exceed_it() {
+    let config = serve(load(&["serve"]).unwrap());
+    assert_eq!(config.live_tick, Duration::from_millis(250));
+    assert_eq!(config.live_min_interval, Duration::from_millis(100));
+    let config = serve(load(&["serve", "--live-tick", "40ms"]).unwrap());
+    assert_eq!(config.live_min_interval, Duration::from_millis(40));
+    let config = serve(load(&["serve", "--live-min-interval", "250ms"]).unwrap());
+    assert_eq!(config.live_min_interval, Duration::from_millis(250));
+    let error = load(&["serve", "--live-min-interval", "300ms"]).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("--live-min-interval") && message.contains("300ms"),
+        "{message}"
+    );
+    assert_eq!(error.exit_code(), 2);
 }
 
 #[test]

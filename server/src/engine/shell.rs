@@ -28,7 +28,7 @@ use std::{
     pin::Pin,
     time::Duration,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// Settings of the engine task.
@@ -120,6 +120,7 @@ struct WindowQuery {
 pub struct EngineHandle {
     requests: mpsc::Sender<Request>,
     known_streams: Option<HashSet<String>>,
+    ingested: watch::Receiver<u64>,
 }
 
 /// The engine task has stopped (shutdown).
@@ -193,6 +194,13 @@ impl EngineHandle {
     pub fn known_streams(&self) -> Option<&HashSet<String>> {
         self.known_streams.as_ref()
     }
+
+    /// Changes after every batch the engine has ingested (the number of batches so far), so a
+    /// reader can react to new records. A request sent after a change is seen is answered
+    /// with that batch included (the engine task does both in order).
+    pub fn ingested(&self) -> watch::Receiver<u64> {
+        self.ingested.clone()
+    }
 }
 
 /// Wall-clock now in epoch milliseconds.
@@ -240,12 +248,15 @@ where
     engine.set_definitions(load_definitions(&database).await?);
     let (batch_tx, batch_rx) = mpsc::channel(config.batch_capacity.max(1));
     let (request_tx, request_rx) = mpsc::channel(16);
+    let (ingested_tx, ingested) = watch::channel(0);
     let handle = EngineHandle {
         requests: request_tx,
         known_streams: config.known_streams.clone(),
+        ingested,
     };
     let task = EngineTask {
         engine,
+        ingested: ingested_tx,
         database: database.clone(),
         hook,
         flush_state: FlushState::with_retention(config.retention[0].min(config.retention[1])),
@@ -267,6 +278,8 @@ where
 
 struct EngineTask<P, H> {
     engine: Engine<P>,
+    /// Counts ingested batches; see [`EngineHandle::ingested`].
+    ingested: watch::Sender<u64>,
     database: Database,
     hook: H,
     flush_state: FlushState,
@@ -298,7 +311,7 @@ where
                     }
                 }
                 Some(request) = requests.recv() => self.answer(request, &mut batches).await,
-                Some(batch) = batches.recv() => self.engine.ingest(&batch, now_ms()),
+                Some(batch) = batches.recv() => self.ingest(&batch),
             }
         }
         // Shutdown: take what the consumer already queued, then one last flush.
@@ -349,11 +362,16 @@ where
             Request::FlushNow(reply) => {
                 // Everything sent before the request is included.
                 while let Ok(batch) = batches.try_recv() {
-                    self.engine.ingest(&batch, now_ms());
+                    self.ingest(&batch);
                 }
                 let _ = reply.send(self.flush().await);
             }
         }
+    }
+
+    fn ingest(&mut self, batch: &RecordBatch<P>) {
+        self.engine.ingest(batch, now_ms());
+        self.ingested.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     async fn flush(&mut self) -> Result<(), StorageError> {

@@ -1,7 +1,9 @@
 //! The live hub: one publisher for every `/ws` connection.
 //!
-//! A single task ([`spawn`]) wakes every `live_tick`, reads the engine's windows and counters and
-//! the consumer's health **once**, builds every topic's payload with the pure [`build`] and
+//! A single task ([`spawn`]) wakes when the engine has ingested new records (at most every
+//! `live_min_interval` after the previous push) and at the latest every `live_tick` (windows
+//! slide and health changes without new records; see [`Pacing`]), reads the engine's windows and
+//! counters and the consumer's health **once**, builds every topic's payload with the pure [`build`] and
 //! serialises each payload once into an `Arc<str>`. The resulting [`Frame`] goes to the sessions
 //! over a bounded `tokio::sync::broadcast` channel and is also kept as the latest frame on a
 //! `watch` channel. A session that falls behind gets `RecvError::Lagged` and answers it by
@@ -63,6 +65,47 @@ impl LiveHub {
     /// The most recent frame (an empty one with `seq` 0 before the first tick).
     pub fn latest(&self) -> Arc<Frame> {
         self.latest.borrow().clone()
+    }
+}
+
+/// When the publisher pushes. Pure, so the schedule is tested without a clock.
+///
+/// Pushing only on a fixed tick makes a record wait for its reader's next poll (a caught-up
+/// reader polls every 200 ms) *and* then for the next tick; pushing as soon as a batch is
+/// ingested removes the second wait. `min_interval` bounds how often that happens (fan-out cost
+/// grows with pushes per second), and a push that was expensive to build (many series) spaces
+/// the next early one further, so early pushes never take more than a fifth of the publisher's
+/// time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Longest time between two pushes (`live_tick`, default 250 ms).
+    pub tick: Duration,
+    /// Shortest time between two pushes (`live_min_interval`, default 100 ms).
+    pub min_interval: Duration,
+}
+
+/// How many times its own build time an early push waits after the previous push.
+const EARLY_PUSH_COST_FACTOR: u32 = 5;
+
+impl Pacing {
+    /// Pushes on the tick only.
+    pub fn tick_only(tick: Duration) -> Self {
+        Self {
+            tick,
+            min_interval: tick,
+        }
+    }
+
+    /// How long after the start of the previous push the next one is due, given how long the
+    /// previous one took to build and whether records were ingested since it read the engine.
+    pub fn next_after(&self, previous_cost: Duration, ingested: bool) -> Duration {
+        if ingested {
+            self.min_interval
+                .max(previous_cost * EARLY_PUSH_COST_FACTOR)
+                .min(self.tick)
+        } else {
+            self.tick
+        }
     }
 }
 
@@ -331,7 +374,7 @@ pub fn serialise(seq: u64, now_ms: i64, payloads: Payloads) -> Frame {
 
 /// Starts the publisher on `tracker`; it stops when `shutdown` is cancelled or the engine is gone.
 pub fn spawn(
-    tick: Duration,
+    pacing: Pacing,
     engine: EngineHandle,
     health: Option<watch::Receiver<ConsumerHealth>>,
     database: Database,
@@ -345,16 +388,33 @@ pub fn spawn(
         latest,
     };
     tracker.spawn(async move {
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ingested = engine.ingested();
         let mut history = History::default();
         let mut streams_by_id: HashMap<i64, String> = HashMap::new();
         let mut seq = 0u64;
+        // The first push goes out at once.
+        let mut previous: Option<(tokio::time::Instant, Duration)> = None;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = interval.tick() => {}
+            if let Some((started, cost)) = previous {
+                // Wait for the tick, or for new records and then the early-push deadline.
+                let tick_at = started + pacing.tick;
+                let new_records = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep_until(tick_at) => false,
+                    changed = ingested.changed() => changed.is_ok(),
+                };
+                if new_records {
+                    let due = started + pacing.next_after(cost, true);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep_until(due) => {}
+                    }
+                }
             }
+            // Batches ingested from here on are seen by the next round, whether or not this
+            // round's reading of the engine includes them.
+            ingested.borrow_and_update();
+            let started = tokio::time::Instant::now();
             let now_ms = crate::engine::shell::now_ms();
             let (windows, counters) = match (engine.windows(now_ms).await, engine.counters().await)
             {
@@ -405,6 +465,7 @@ pub fn spawn(
             latest_tx.send_replace(frame.clone());
             // No receivers is fine: nobody is watching.
             let _ = updates.send(frame);
+            previous = Some((started, started.elapsed()));
         }
         tracing::debug!("live publisher stopped");
     });

@@ -129,3 +129,22 @@ fn history_samples_once_per_second_and_keeps_a_minute() {
         "two ticks in one second give one sample"
     );
 }
+
+#[test]
+fn pacing_pushes_early_on_new_records_but_never_more_often_than_allowed() {
+    let ms = Duration::from_millis;
+    let pacing = Pacing {
+        tick: ms(250),
+        min_interval: ms(100),
+    };
+    // Nothing new: the tick.
+    assert_eq!(pacing.next_after(ms(3), false), ms(250));
+    // New records: the shortest interval, unless building the last push was expensive.
+    assert_eq!(pacing.next_after(ms(3), true), ms(100));
+    assert_eq!(pacing.next_after(ms(30), true), ms(150));
+    // Never later than the tick.
+    assert_eq!(pacing.next_after(ms(80), true), ms(250));
+    // Tick only: records change nothing.
+    let tick_only = Pacing::tick_only(ms(250));
+    assert_eq!(tick_only.next_after(Duration::ZERO, true), ms(250));
+}
