@@ -98,13 +98,20 @@ impl Pacing {
 
     /// How long after the start of the previous push the next one is due, given how long the
     /// previous one took to build and whether records were ingested since it read the engine.
+    /// A push that took longer than the tick is followed by a full tick of rest, not by
+    /// another push at once (the publisher never takes all of a core).
     pub fn next_after(&self, previous_cost: Duration, ingested: bool) -> Duration {
+        let tick = if previous_cost < self.tick {
+            self.tick
+        } else {
+            previous_cost + self.tick
+        };
         if ingested {
             self.min_interval
                 .max(previous_cost * EARLY_PUSH_COST_FACTOR)
-                .min(self.tick)
+                .min(tick)
         } else {
-            self.tick
+            tick
         }
     }
 }
@@ -397,7 +404,7 @@ pub fn spawn(
         loop {
             if let Some((started, cost)) = previous {
                 // Wait for the tick, or for new records and then the early-push deadline.
-                let tick_at = started + pacing.tick;
+                let tick_at = started + pacing.next_after(cost, false);
                 let new_records = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep_until(tick_at) => false,

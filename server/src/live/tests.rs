@@ -144,6 +144,9 @@ fn pacing_pushes_early_on_new_records_but_never_more_often_than_allowed() {
     assert_eq!(pacing.next_after(ms(30), true), ms(150));
     // Never later than the tick.
     assert_eq!(pacing.next_after(ms(80), true), ms(250));
+    // A push longer than the tick: a full tick of rest after it, records or not.
+    assert_eq!(pacing.next_after(ms(400), false), ms(650));
+    assert_eq!(pacing.next_after(ms(400), true), ms(650));
     // Tick only: records change nothing.
     let tick_only = Pacing::tick_only(ms(250));
     assert_eq!(tick_only.next_after(Duration::ZERO, true), ms(250));
