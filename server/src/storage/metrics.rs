@@ -55,6 +55,18 @@ pub struct BucketWrite<'a> {
     pub has_histogram: bool,
 }
 
+/// One series' rows of a tier over a range (binds: metric, tier, from, to, series).
+const SERIES_RANGE: &str = "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
+     WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? AND series = ? \
+     ORDER BY start_s";
+
+/// [`SERIES_RANGE`] for a tier above 1 s, through the partial index `metric_bucket_series`
+/// (migration 0006), which SQLite uses only when the query says `tier_s <> 1` literally.
+const SERIES_RANGE_INDEXED: &str = "SELECT series, start_s, count, sum, min, max, hist \
+     FROM metric_bucket INDEXED BY metric_bucket_series \
+     WHERE metric_id = ? AND tier_s = ? AND tier_s <> 1 AND start_s >= ? AND start_s < ? \
+     AND series = ? ORDER BY start_s";
+
 fn metric_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MetricRecord, StorageError> {
     let definition: Option<String> = row.try_get("definition")?;
     let definition = match definition {
@@ -158,19 +170,25 @@ impl Database {
         from_s: i64,
         to_s: i64,
     ) -> Result<Vec<StoredBucket>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
-             WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
-             AND (? IS NULL OR series = ?) ORDER BY start_s, series",
-        )
-        .bind(metric_id)
-        .bind(tier_s)
-        .bind(from_s)
-        .bind(to_s)
-        .bind(series)
-        .bind(series)
-        .fetch_all(&self.pool)
-        .await?;
+        // All series: the time-ordered key's range. One series: the series index
+        // ([`SERIES_RANGE_INDEXED`]) above the 1-second tier; at 1 s the key's range, filtered.
+        let sql = match series {
+            None => {
+                "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
+                 WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
+                 ORDER BY start_s, series"
+            }
+            Some(_) if tier_s > 1 => SERIES_RANGE_INDEXED,
+            Some(_) => SERIES_RANGE,
+        };
+        let rows = sqlx::query(sql)
+            .bind(metric_id)
+            .bind(tier_s)
+            .bind(from_s)
+            .bind(to_s)
+            .bind(series)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let blob: Option<Vec<u8>> = row.try_get("hist")?;
