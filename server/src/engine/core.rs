@@ -15,11 +15,11 @@
 //! This makes the judgement the same on a replay after a crash, whatever the shard interleaving.
 
 use super::{
-    compact::{self, Layout},
+    compact::{self, HistBounds, Layout},
     definition::{CompiledFormat, CompiledMetric, HistogramSpec},
     fields::{self, FieldValue, FlatJson, Logfmt},
     input::RecordBatch,
-    window::{Bucket, Stats, WINDOWS_S, WindowSummary, Windows, in_window, window_bounds},
+    window::{Stats, WINDOWS_S, WindowSummary, Windows, in_window, window_bounds},
 };
 use crate::kinesis::{ShardId, StreamName};
 use bytes::Bytes;
@@ -377,14 +377,22 @@ impl MetricState {
     }
 }
 
-/// One series' delta for one second, as handed to storage.
+/// One series' delta for one second, as handed to storage. The histogram stays sparse: storage
+/// encodes the HdrHistogram V2 bytes straight from the counts (a dense histogram is 16 KiB
+/// for the default bounds, to hold a few dozen non-zero buckets).
 #[derive(Debug, Clone)]
 pub struct BucketDelta {
     pub metric: MetricKey,
     /// Dimension labels in definition order (empty without dimensions).
     pub labels: Vec<String>,
     pub second: i64,
-    pub bucket: Bucket,
+    pub stats: Stats,
+    /// Histogram counts as sparse `(bucket index, count)`, ascending (see [`compact`]); empty
+    /// for a metric without histogram.
+    pub counts: Vec<(u32, u64)>,
+    /// The metric's histogram bounds, which give `counts` their meaning; `None` without
+    /// histogram.
+    pub bounds: Option<HistBounds>,
 }
 
 /// Everything one flush must commit atomically.
@@ -698,26 +706,26 @@ impl<P: Clone> Engine<P> {
     /// to the rolling windows.
     pub fn take_flush(&mut self) -> Flush<P> {
         let mut deltas = Vec::new();
-        let mut sparse = Vec::new();
         for metric in &mut self.metrics {
+            let bounds = metric
+                .records_histogram
+                .then(|| HistBounds::of(&metric.template));
             for series in &mut metric.series {
                 for pending in series.pending.drain(..) {
-                    MetricState::sparse(&pending, &mut sparse);
+                    let mut counts = Vec::new();
+                    MetricState::sparse(&pending, &mut counts);
                     if !pending.windowed {
                         series
                             .windows
-                            .add_sparse(pending.second, &pending.stats, &sparse);
+                            .add_sparse(pending.second, &pending.stats, &counts);
                     }
-                    let mut hist = metric.template.clone();
-                    compact::record_sparse(&mut hist, &metric.layout, &sparse);
                     deltas.push(BucketDelta {
                         metric: metric.key.clone(),
                         labels: split_labels(&series.key),
                         second: pending.second,
-                        bucket: Bucket {
-                            stats: pending.stats,
-                            hist,
-                        },
+                        stats: pending.stats,
+                        counts,
+                        bounds,
                     });
                 }
             }
@@ -746,11 +754,9 @@ impl<P: Clone> Engine<P> {
                 None => continue,
             };
             let mut counts = Vec::new();
-            if !delta.bucket.hist.is_empty() {
+            if !delta.counts.is_empty() {
                 counts = vec![0_u32; metric.layout.buckets() as usize];
-                let mut sparse = Vec::new();
-                compact::sparse_of(&delta.bucket.hist, &mut sparse);
-                for (i, c) in sparse {
+                for &(i, c) in &delta.counts {
                     if let Some(count) = counts.get_mut(i as usize) {
                         *count = u32::try_from(c).unwrap_or(u32::MAX);
                     }
@@ -758,7 +764,7 @@ impl<P: Clone> Engine<P> {
             }
             metric.series[index].pending.push(Pending {
                 second: delta.second,
-                stats: delta.bucket.stats,
+                stats: delta.stats,
                 counts,
                 windowed: true,
             });
@@ -1227,10 +1233,10 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].labels, vec!["eu", "/a"]);
         assert_eq!(d[0].second, T0 / 1000);
-        assert_eq!(d[0].bucket.stats.count, 2);
-        assert_eq!(d[0].bucket.stats.sum, 40.0);
-        assert_eq!(d[0].bucket.stats.min, 10.0);
-        assert_eq!(d[0].bucket.stats.max, 30.0);
+        assert_eq!(d[0].stats.count, 2);
+        assert_eq!(d[0].stats.sum, 40.0);
+        assert_eq!(d[0].stats.min, 10.0);
+        assert_eq!(d[0].stats.max, 30.0);
         assert_eq!(d[1].second, T0 / 1000 + 1);
         let records = deltas_of(
             &flush,
@@ -1239,7 +1245,7 @@ mod tests {
                 kind: Builtin::Records,
             },
         );
-        assert_eq!(records.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 3);
+        assert_eq!(records.iter().map(|d| d.stats.count).sum::<u64>(), 3);
         // Nothing new: the next flush is empty, and windows saw the data.
         assert!(e.take_flush().is_empty());
         let w = e.windows(T0 + 2000);
@@ -1271,15 +1277,11 @@ mod tests {
         for v in values {
             want.saturating_record(v.round() as u64);
         }
-        let got = &d[0].bucket.hist;
-        assert_eq!(got.len(), want.len());
-        let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
-            h.iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect()
-        };
-        assert_eq!(recorded(got), recorded(&want));
-        assert_eq!(d[0].bucket.stats.count, values.len() as u64);
+        let mut want_counts = Vec::new();
+        compact::sparse_of(&want, &mut want_counts);
+        assert_eq!(d[0].counts, want_counts);
+        assert_eq!(d[0].bounds, Some(HistBounds::of(&want)));
+        assert_eq!(d[0].stats.count, values.len() as u64);
         // The windows saw the same counts.
         let w = e.window(T0, "v", 60).expect("metric");
         assert_eq!(w.merged.p99, Some(want.value_at_quantile(0.99)));
@@ -1302,7 +1304,7 @@ mod tests {
         );
         let flush = e.take_flush();
         let d = deltas_of(&flush, &MetricKey::Defined(1));
-        assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 1);
+        assert_eq!(d.iter().map(|d| d.stats.count).sum::<u64>(), 1);
         let counters = e.counters();
         let c = &counters
             .iter()
@@ -1341,7 +1343,7 @@ mod tests {
             .iter()
             .find(|d| d.labels == vec![OTHER_SERIES])
             .expect("other");
-        assert_eq!(other.bucket.stats.count, 7);
+        assert_eq!(other.stats.count, 7);
         let counters = e.counters();
         let c = &counters
             .iter()
@@ -1398,8 +1400,7 @@ mod tests {
         assert!(
             errors
                 .iter()
-                .any(|d| d.labels == vec!["request_latency", "invalid_json"]
-                    && d.bucket.stats.count == 3)
+                .any(|d| d.labels == vec!["request_latency", "invalid_json"] && d.stats.count == 3)
         );
     }
 
@@ -1429,9 +1430,9 @@ mod tests {
         let flush = e.take_flush();
         let d = deltas_of(&flush, &MetricKey::Defined(1));
         assert_eq!(d.len(), 1);
-        assert_eq!((d[0].bucket.stats.count, d[0].bucket.stats.sum), (1, 12.0));
+        assert_eq!((d[0].stats.count, d[0].stats.sum), (1, 12.0));
         let r = deltas_of(&flush, &MetricKey::Defined(2));
-        assert_eq!((r[0].bucket.stats.count, r[0].bucket.stats.sum), (1, 5.0));
+        assert_eq!((r[0].stats.count, r[0].stats.sum), (1, 5.0));
         let counters = e.counters();
         let c = &counters
             .iter()
@@ -1459,16 +1460,10 @@ mod tests {
             T0,
         );
         let flush = e.take_flush();
-        assert_eq!(
-            deltas_of(&flush, &MetricKey::Defined(1))[0]
-                .bucket
-                .stats
-                .sum,
-            3.0
-        );
+        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1))[0].stats.sum, 3.0);
         let d = deltas_of(&flush, &MetricKey::Defined(2));
         assert_eq!(
-            (d[0].bucket.stats.sum, d[0].labels.clone()),
+            (d[0].stats.sum, d[0].labels.clone()),
             (4.0, vec!["x".to_string()])
         );
     }
@@ -1489,7 +1484,7 @@ mod tests {
         let again = e.take_flush();
         assert_eq!(again.positions[0].2, 2, "the newer position wins");
         let d = deltas_of(&again, &MetricKey::Defined(1));
-        assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 2);
+        assert_eq!(d.iter().map(|d| d.stats.count).sum::<u64>(), 2);
         let w = e.windows(T0);
         let eu = w
             .iter()
@@ -1558,13 +1553,7 @@ mod tests {
             T0,
         );
         let flush = e.take_flush();
-        assert_eq!(
-            deltas_of(&flush, &MetricKey::Defined(1))[0]
-                .bucket
-                .stats
-                .count,
-            1
-        );
+        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1))[0].stats.count, 1);
         assert!(!e.counters().iter().any(|c| c.0 == MetricKey::Defined(1)));
     }
 }

@@ -451,8 +451,8 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
     let result = async {
         let mut writes = Vec::with_capacity(flush.deltas.len());
         for delta in &flush.deltas {
-            let (metric_id, has_histogram) = match &delta.metric {
-                MetricKey::Defined(id) => (*id, !delta.bucket.hist.is_empty()),
+            let (metric_id, hist) = match &delta.metric {
+                MetricKey::Defined(id) => (*id, delta.bounds.filter(|_| !delta.counts.is_empty())),
                 MetricKey::Builtin { stream, kind } => {
                     let key = (stream.clone(), *kind);
                     let id = match state.builtin_ids.get(&key) {
@@ -464,18 +464,18 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
                             id
                         }
                     };
-                    (
-                        id,
-                        matches!(kind, Builtin::Bytes | Builtin::MillisBehindLatest),
-                    )
+                    let has_histogram =
+                        matches!(kind, Builtin::Bytes | Builtin::MillisBehindLatest);
+                    (id, delta.bounds.filter(|_| has_histogram))
                 }
             };
             writes.push(BucketWrite {
                 metric_id,
                 series: serde_json::to_string(&delta.labels).expect("labels always serialise"),
                 second: delta.second,
-                bucket: &delta.bucket,
-                has_histogram,
+                stats: delta.stats,
+                counts: &delta.counts,
+                hist,
             });
         }
         write_rollups(&mut tx, writes, state, now).await?;

@@ -160,16 +160,10 @@ pub async fn write_seconds(
         let row = rows
             .entry((write.metric_id, write.series.clone(), write.second))
             .or_default();
-        row.stats.merge(&write.bucket.stats);
-        if write.has_histogram {
-            let hist = &write.bucket.hist;
-            row.bounds = Some(HistBounds {
-                low: hist.low(),
-                high: hist.high(),
-                sigfig: hist.sigfig(),
-            });
-            compact::sparse_of(hist, &mut sparse);
-            compact::merge_sparse(&mut row.counts, &sparse);
+        row.stats.merge(&write.stats);
+        if let Some(bounds) = write.hist {
+            row.bounds = Some(bounds);
+            compact::merge_sparse(&mut row.counts, write.counts);
         }
     }
     // What is stored: from the cache, else read (one SELECT per batch of rows).
@@ -416,15 +410,24 @@ mod tests {
         let id = db.insert_definition(&def, 0).await.unwrap();
         let seconds: [(i64, &[u64]); 4] =
             [(121, &[1, 2]), (150, &[1000]), (179, &[5]), (185, &[7])];
-        let buckets: Vec<(i64, Bucket)> = seconds.iter().map(|(s, v)| (*s, bucket(v))).collect();
+        let buckets: Vec<(i64, Bucket, Vec<(u32, u64)>)> = seconds
+            .iter()
+            .map(|(s, v)| {
+                let bucket = bucket(v);
+                let mut counts = Vec::new();
+                compact::sparse_of(&bucket.hist, &mut counts);
+                (*s, bucket, counts)
+            })
+            .collect();
         let writes: Vec<BucketWrite<'_>> = buckets
             .iter()
-            .map(|(second, bucket)| BucketWrite {
+            .map(|(second, bucket, counts)| BucketWrite {
                 metric_id: id,
                 series: "[]".into(),
                 second: *second,
-                bucket,
-                has_histogram: true,
+                stats: bucket.stats,
+                counts,
+                hist: Some(HistBounds::of(&bucket.hist)),
             })
             .collect();
         let mut cache = SecondCache::new();
