@@ -743,15 +743,31 @@ impl<P: Clone> Engine<P> {
 
     /// Puts back a flush whose transaction failed, so the next flush writes it again. Positions
     /// taken since then are newer and win.
+    ///
+    /// A metric retired and dropped since the flush was taken (its last deltas were in it) comes
+    /// back, retired, until they are written: the positions put back cover its records too.
     pub fn restore(&mut self, flush: Flush<P>) {
+        let separator = LABEL_SEPARATOR.to_string();
         for delta in flush.deltas {
-            let Some(metric) = self.metrics.iter_mut().find(|m| m.key == delta.metric) else {
-                continue;
+            let metric = match self.metrics.iter().position(|m| m.key == delta.metric) {
+                Some(i) => &mut self.metrics[i],
+                None => {
+                    let spec = delta.bounds.map(|b| HistogramSpec {
+                        lowest: b.low,
+                        highest: b.high,
+                        significant_figures: b.sigfig,
+                    });
+                    let mut metric =
+                        MetricState::new(delta.metric.clone(), String::new(), None, spec);
+                    metric.retired = true;
+                    self.metrics.push(metric);
+                    self.metrics.last_mut().expect("just pushed")
+                }
             };
-            let key = delta.labels.join(&LABEL_SEPARATOR.to_string());
+            let key = delta.labels.join(&separator);
             let index = match metric.series.iter().position(|s| s.key == key) {
                 Some(i) => i,
-                None => continue,
+                None => metric.series_index(&self.hasher, &key, usize::MAX),
             };
             let mut counts = Vec::new();
             if !delta.counts.is_empty() {
@@ -1491,6 +1507,31 @@ mod tests {
             .find(|s| s.metric == MetricKey::Defined(1))
             .expect("series");
         assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn a_failed_flush_of_a_metric_retired_meanwhile_is_restored() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1),
+            T0,
+        );
+        let flush = e.take_flush();
+        // Deleted while its last deltas are being written: nothing pending, so it goes.
+        e.set_definitions(Vec::new());
+        e.restore(flush);
+        let again = e.take_flush();
+        assert_eq!(again.positions[0].2, 1);
+        let d = deltas_of(&again, &MetricKey::Defined(1));
+        assert_eq!(d.len(), 1, "the restored delta is written again");
+        assert_eq!(
+            (d[0].stats.count, d[0].labels.clone()),
+            (1, vec!["eu".to_string(), "/a".to_string()])
+        );
+        assert!(!d[0].counts.is_empty());
+        // Once written, the retired metric is dropped again.
+        assert!(deltas_of(&e.take_flush(), &MetricKey::Defined(1)).is_empty());
+        assert!(e.window(T0, "request_latency", 60).is_none());
     }
 
     #[test]
