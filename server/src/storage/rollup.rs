@@ -395,10 +395,7 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{
-        definition::MetricDefinition,
-        window::{Bucket, tests::bucket},
-    };
+    use crate::engine::{definition::MetricDefinition, window::tests::bucket};
     use hdrhistogram::Histogram;
 
     #[tokio::test]
@@ -410,7 +407,7 @@ mod tests {
         let id = db.insert_definition(&def, 0).await.unwrap();
         let seconds: [(i64, &[u64]); 4] =
             [(121, &[1, 2]), (150, &[1000]), (179, &[5]), (185, &[7])];
-        let buckets: Vec<(i64, Bucket, Vec<(u32, u64)>)> = seconds
+        let buckets: Vec<_> = seconds
             .iter()
             .map(|(s, v)| {
                 let bucket = bucket(v);
