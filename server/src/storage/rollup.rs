@@ -199,12 +199,7 @@ pub async fn write_seconds(
             let Some(row) = rows.get_mut(&key) else {
                 continue;
             };
-            row.stats.merge(&Stats {
-                count: stored.try_get::<i64, _>(3)? as u64,
-                sum: stored.try_get(4)?,
-                min: stored.try_get(5)?,
-                max: stored.try_get(6)?,
-            });
+            row.stats.merge(&stats_at(&stored, 3)?);
             let blob: Option<&[u8]> = stored.try_get(7)?;
             if let Some(blob) = blob {
                 sparse.clear();
@@ -242,6 +237,16 @@ pub async fn write_seconds(
     let written = rows.len();
     cache.extend(rows);
     Ok(written)
+}
+
+/// The stats of a row whose `count, sum, min, max` columns start at column `first`.
+fn stats_at(row: &sqlx::sqlite::SqliteRow, first: usize) -> Result<Stats, sqlx::Error> {
+    Ok(Stats {
+        count: row.try_get::<i64, _>(first)? as u64,
+        sum: row.try_get(first + 1)?,
+        min: row.try_get(first + 2)?,
+        max: row.try_get(first + 3)?,
+    })
 }
 
 /// Adds stored content to a row's new deltas.
@@ -294,12 +299,7 @@ pub async fn rebuild(
                 rebuilt.insert(series.to_string(), Rebuilt::default());
             }
             let acc = rebuilt.get_mut(series).expect("inserted above");
-            acc.stats.merge(&Stats {
-                count: row.try_get::<i64, _>(1)? as u64,
-                sum: row.try_get(2)?,
-                min: row.try_get(3)?,
-                max: row.try_get(4)?,
-            });
+            acc.stats.merge(&stats_at(&row, 1)?);
             let blob: Option<&[u8]> = row.try_get(5)?;
             if let Some(blob) = blob {
                 acc.bounds = Some(decode_sparse_histogram(blob, &mut acc.counts)?);
