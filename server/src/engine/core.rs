@@ -206,6 +206,10 @@ struct Series {
     key: String,
     pending: Vec<Pending>,
     windows: Windows,
+    /// A zeroed dense counts array from a flushed pending second, reused by the series' next
+    /// one (an 8 KiB allocation, zeroing and free less per series and second). Kept only while
+    /// the series is active: dropped by a flush that finds it with nothing pending.
+    spare: Vec<u32>,
 }
 
 /// One series' delta for one second. The histogram is a plain dense `u32` count per bucket
@@ -318,6 +322,7 @@ impl MetricState {
             key,
             pending: Vec::new(),
             windows: Windows::new(),
+            spare: Vec::new(),
         });
         if limited {
             self.other = Some(index);
@@ -336,14 +341,17 @@ impl MetricState {
         {
             Some(i) => &mut series.pending[i],
             None => {
+                let counts = if !records_histogram {
+                    Vec::new()
+                } else if series.spare.len() == len {
+                    std::mem::take(&mut series.spare)
+                } else {
+                    vec![0; len]
+                };
                 series.pending.push(Pending {
                     second,
                     stats: Stats::EMPTY,
-                    counts: if records_histogram {
-                        vec![0; len]
-                    } else {
-                        Vec::new()
-                    },
+                    counts,
                     windowed: false,
                 });
                 series.pending.last_mut().expect("just pushed")
@@ -365,15 +373,22 @@ impl MetricState {
 
     /// A pending delta's histogram counts as sparse `(bucket index, count)`.
     fn sparse(pending: &Pending, out: &mut Vec<(u32, u64)>) {
+        const CHUNK: usize = 16;
         out.clear();
-        out.extend(
-            pending
-                .counts
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| **c > 0)
-                .map(|(i, c)| (i as u32, u64::from(*c))),
-        );
+        // Most of the array is zeros: skip them 16 at a time (the OR vectorises).
+        for (chunk_index, chunk) in pending.counts.chunks(CHUNK).enumerate() {
+            if chunk.iter().fold(0, |any, &c| any | c) == 0 {
+                continue;
+            }
+            let base = chunk_index * CHUNK;
+            out.extend(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(|(i, c)| ((base + i) as u32, u64::from(*c))),
+            );
+        }
     }
 }
 
@@ -711,9 +726,19 @@ impl<P: Clone> Engine<P> {
                 .records_histogram
                 .then(|| HistBounds::of(&metric.template));
             for series in &mut metric.series {
-                for pending in series.pending.drain(..) {
+                if series.pending.is_empty() {
+                    series.spare = Vec::new();
+                }
+                for mut pending in series.pending.drain(..) {
                     let mut counts = Vec::new();
                     MetricState::sparse(&pending, &mut counts);
+                    if series.spare.is_empty() && !pending.counts.is_empty() {
+                        // Zero what was counted: the array is all zeros again.
+                        for &(index, _) in &counts {
+                            pending.counts[index as usize] = 0;
+                        }
+                        series.spare = std::mem::take(&mut pending.counts);
+                    }
                     if !pending.windowed {
                         series
                             .windows
@@ -871,6 +896,7 @@ impl<P: Clone> Engine<P> {
             .map(|s| {
                 s.windows.heap_bytes()
                     + s.key.capacity()
+                    + s.spare.capacity() * 4
                     + s.pending
                         .iter()
                         .map(|p| p.counts.capacity() * 4 + 64)
@@ -1301,6 +1327,36 @@ mod tests {
         // The windows saw the same counts.
         let w = e.window(T0, "v", 60).expect("metric");
         assert_eq!(w.merged.p99, Some(want.value_at_quantile(0.99)));
+    }
+
+    #[test]
+    fn a_reused_counts_array_starts_from_zero() {
+        let def: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"v","stream":"s","value":"/v","histogram":{"lowest":1,"highest":1000,"significant_figures":2}}"#,
+        )
+        .expect("json");
+        let mut e = engine_with(&[def], EngineConfig::default());
+        let sparse_of = |values: &[u64]| {
+            let mut want = Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
+            for &v in values {
+                want.record(v).unwrap();
+            }
+            let mut counts = Vec::new();
+            compact::sparse_of(&want, &mut counts);
+            counts
+        };
+        for (i, values) in [[5_u64, 700, 700], [6, 6, 999]].iter().enumerate() {
+            let at = T0 + 1000 * i as i64;
+            let records = values
+                .iter()
+                .map(|v| record(&format!(r#"{{"v":{v}}}"#), at))
+                .collect();
+            e.ingest(&batch("s", records, i as u32), at);
+            let flush = e.take_flush();
+            let d = deltas_of(&flush, &MetricKey::Defined(1));
+            assert_eq!(d.len(), 1);
+            assert_eq!(d[0].counts, sparse_of(values), "flush {i}");
+        }
     }
 
     #[test]
