@@ -70,6 +70,26 @@ impl Layout {
     }
 }
 
+/// A histogram's bounds (what the V2 header stores): together with [`Layout`] they give sparse
+/// `(bucket index, count)` counts their meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistBounds {
+    pub low: u64,
+    pub high: u64,
+    pub sigfig: u8,
+}
+
+impl HistBounds {
+    /// The bounds of `hist`.
+    pub fn of(hist: &Histogram<u64>) -> Self {
+        Self {
+            low: hist.low(),
+            high: hist.high(),
+            sigfig: hist.sigfig(),
+        }
+    }
+}
+
 /// A histogram's non-zero buckets as `(bucket index, count)`, ascending by index.
 pub fn sparse_of(hist: &Histogram<u64>, out: &mut Vec<(u32, u64)>) {
     out.clear();

@@ -15,11 +15,11 @@
 //! This makes the judgement the same on a replay after a crash, whatever the shard interleaving.
 
 use super::{
-    compact::{self, Layout},
+    compact::{self, HistBounds, Layout},
     definition::{CompiledFormat, CompiledMetric, HistogramSpec},
     fields::{self, FieldValue, FlatJson, Logfmt},
     input::RecordBatch,
-    window::{Bucket, Stats, WINDOWS_S, WindowSummary, Windows, in_window, window_bounds},
+    window::{Stats, WINDOWS_S, WindowSummary, Windows, in_window, window_bounds},
 };
 use crate::kinesis::{ShardId, StreamName};
 use bytes::Bytes;
@@ -206,6 +206,10 @@ struct Series {
     key: String,
     pending: Vec<Pending>,
     windows: Windows,
+    /// A zeroed dense counts array from a flushed pending second, reused by the series' next
+    /// one (an 8 KiB allocation, zeroing and free less per series and second). Kept only while
+    /// the series is active: dropped by a flush that finds it with nothing pending.
+    spare: Vec<u32>,
 }
 
 /// One series' delta for one second. The histogram is a plain dense `u32` count per bucket
@@ -318,6 +322,7 @@ impl MetricState {
             key,
             pending: Vec::new(),
             windows: Windows::new(),
+            spare: Vec::new(),
         });
         if limited {
             self.other = Some(index);
@@ -336,14 +341,17 @@ impl MetricState {
         {
             Some(i) => &mut series.pending[i],
             None => {
+                let counts = if !records_histogram {
+                    Vec::new()
+                } else if series.spare.len() == len {
+                    std::mem::take(&mut series.spare)
+                } else {
+                    vec![0; len]
+                };
                 series.pending.push(Pending {
                     second,
                     stats: Stats::EMPTY,
-                    counts: if records_histogram {
-                        vec![0; len]
-                    } else {
-                        Vec::new()
-                    },
+                    counts,
                     windowed: false,
                 });
                 series.pending.last_mut().expect("just pushed")
@@ -365,26 +373,41 @@ impl MetricState {
 
     /// A pending delta's histogram counts as sparse `(bucket index, count)`.
     fn sparse(pending: &Pending, out: &mut Vec<(u32, u64)>) {
+        const CHUNK: usize = 16;
         out.clear();
-        out.extend(
-            pending
-                .counts
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| **c > 0)
-                .map(|(i, c)| (i as u32, u64::from(*c))),
-        );
+        // Most of the array is zeros: skip them 16 at a time (the OR vectorises).
+        for (chunk_index, chunk) in pending.counts.chunks(CHUNK).enumerate() {
+            if chunk.iter().fold(0, |any, &c| any | c) == 0 {
+                continue;
+            }
+            let base = chunk_index * CHUNK;
+            out.extend(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(|(i, c)| ((base + i) as u32, u64::from(*c))),
+            );
+        }
     }
 }
 
-/// One series' delta for one second, as handed to storage.
+/// One series' delta for one second, as handed to storage. The histogram stays sparse: storage
+/// encodes the HdrHistogram V2 bytes straight from the counts (a dense histogram is 16 KiB
+/// for the default bounds, to hold a few dozen non-zero buckets).
 #[derive(Debug, Clone)]
 pub struct BucketDelta {
     pub metric: MetricKey,
     /// Dimension labels in definition order (empty without dimensions).
     pub labels: Vec<String>,
     pub second: i64,
-    pub bucket: Bucket,
+    pub stats: Stats,
+    /// Histogram counts as sparse `(bucket index, count)`, ascending (see [`compact`]); empty
+    /// for a metric without histogram.
+    pub counts: Vec<(u32, u64)>,
+    /// The metric's histogram bounds, which give `counts` their meaning; `None` without
+    /// histogram.
+    pub bounds: Option<HistBounds>,
 }
 
 /// Everything one flush must commit atomically.
@@ -698,26 +721,36 @@ impl<P: Clone> Engine<P> {
     /// to the rolling windows.
     pub fn take_flush(&mut self) -> Flush<P> {
         let mut deltas = Vec::new();
-        let mut sparse = Vec::new();
         for metric in &mut self.metrics {
+            let bounds = metric
+                .records_histogram
+                .then(|| HistBounds::of(&metric.template));
             for series in &mut metric.series {
-                for pending in series.pending.drain(..) {
-                    MetricState::sparse(&pending, &mut sparse);
+                if series.pending.is_empty() {
+                    series.spare = Vec::new();
+                }
+                for mut pending in series.pending.drain(..) {
+                    let mut counts = Vec::new();
+                    MetricState::sparse(&pending, &mut counts);
+                    if series.spare.is_empty() && !pending.counts.is_empty() {
+                        // Zero what was counted: the array is all zeros again.
+                        for &(index, _) in &counts {
+                            pending.counts[index as usize] = 0;
+                        }
+                        series.spare = std::mem::take(&mut pending.counts);
+                    }
                     if !pending.windowed {
                         series
                             .windows
-                            .add_sparse(pending.second, &pending.stats, &sparse);
+                            .add_sparse(pending.second, &pending.stats, &counts);
                     }
-                    let mut hist = metric.template.clone();
-                    compact::record_sparse(&mut hist, &metric.layout, &sparse);
                     deltas.push(BucketDelta {
                         metric: metric.key.clone(),
                         labels: split_labels(&series.key),
                         second: pending.second,
-                        bucket: Bucket {
-                            stats: pending.stats,
-                            hist,
-                        },
+                        stats: pending.stats,
+                        counts,
+                        bounds,
                     });
                 }
             }
@@ -735,22 +768,36 @@ impl<P: Clone> Engine<P> {
 
     /// Puts back a flush whose transaction failed, so the next flush writes it again. Positions
     /// taken since then are newer and win.
+    ///
+    /// A metric retired and dropped since the flush was taken (its last deltas were in it) comes
+    /// back, retired, until they are written: the positions put back cover its records too.
     pub fn restore(&mut self, flush: Flush<P>) {
+        let separator = LABEL_SEPARATOR.to_string();
         for delta in flush.deltas {
-            let Some(metric) = self.metrics.iter_mut().find(|m| m.key == delta.metric) else {
-                continue;
+            let metric = match self.metrics.iter().position(|m| m.key == delta.metric) {
+                Some(i) => &mut self.metrics[i],
+                None => {
+                    let spec = delta.bounds.map(|b| HistogramSpec {
+                        lowest: b.low,
+                        highest: b.high,
+                        significant_figures: b.sigfig,
+                    });
+                    let mut metric =
+                        MetricState::new(delta.metric.clone(), String::new(), None, spec);
+                    metric.retired = true;
+                    self.metrics.push(metric);
+                    self.metrics.last_mut().expect("just pushed")
+                }
             };
-            let key = delta.labels.join(&LABEL_SEPARATOR.to_string());
+            let key = delta.labels.join(&separator);
             let index = match metric.series.iter().position(|s| s.key == key) {
                 Some(i) => i,
-                None => continue,
+                None => metric.series_index(&self.hasher, &key, usize::MAX),
             };
             let mut counts = Vec::new();
-            if !delta.bucket.hist.is_empty() {
+            if !delta.counts.is_empty() {
                 counts = vec![0_u32; metric.layout.buckets() as usize];
-                let mut sparse = Vec::new();
-                compact::sparse_of(&delta.bucket.hist, &mut sparse);
-                for (i, c) in sparse {
+                for &(i, c) in &delta.counts {
                     if let Some(count) = counts.get_mut(i as usize) {
                         *count = u32::try_from(c).unwrap_or(u32::MAX);
                     }
@@ -758,7 +805,7 @@ impl<P: Clone> Engine<P> {
             }
             metric.series[index].pending.push(Pending {
                 second: delta.second,
-                stats: delta.bucket.stats,
+                stats: delta.stats,
                 counts,
                 windowed: true,
             });
@@ -849,6 +896,7 @@ impl<P: Clone> Engine<P> {
             .map(|s| {
                 s.windows.heap_bytes()
                     + s.key.capacity()
+                    + s.spare.capacity() * 4
                     + s.pending
                         .iter()
                         .map(|p| p.counts.capacity() * 4 + 64)
@@ -1227,10 +1275,10 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].labels, vec!["eu", "/a"]);
         assert_eq!(d[0].second, T0 / 1000);
-        assert_eq!(d[0].bucket.stats.count, 2);
-        assert_eq!(d[0].bucket.stats.sum, 40.0);
-        assert_eq!(d[0].bucket.stats.min, 10.0);
-        assert_eq!(d[0].bucket.stats.max, 30.0);
+        assert_eq!(d[0].stats.count, 2);
+        assert_eq!(d[0].stats.sum, 40.0);
+        assert_eq!(d[0].stats.min, 10.0);
+        assert_eq!(d[0].stats.max, 30.0);
         assert_eq!(d[1].second, T0 / 1000 + 1);
         let records = deltas_of(
             &flush,
@@ -1239,7 +1287,7 @@ mod tests {
                 kind: Builtin::Records,
             },
         );
-        assert_eq!(records.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 3);
+        assert_eq!(records.iter().map(|d| d.stats.count).sum::<u64>(), 3);
         // Nothing new: the next flush is empty, and windows saw the data.
         assert!(e.take_flush().is_empty());
         let w = e.windows(T0 + 2000);
@@ -1271,18 +1319,44 @@ mod tests {
         for v in values {
             want.saturating_record(v.round() as u64);
         }
-        let got = &d[0].bucket.hist;
-        assert_eq!(got.len(), want.len());
-        let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
-            h.iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect()
-        };
-        assert_eq!(recorded(got), recorded(&want));
-        assert_eq!(d[0].bucket.stats.count, values.len() as u64);
+        let mut want_counts = Vec::new();
+        compact::sparse_of(&want, &mut want_counts);
+        assert_eq!(d[0].counts, want_counts);
+        assert_eq!(d[0].bounds, Some(HistBounds::of(&want)));
+        assert_eq!(d[0].stats.count, values.len() as u64);
         // The windows saw the same counts.
         let w = e.window(T0, "v", 60).expect("metric");
         assert_eq!(w.merged.p99, Some(want.value_at_quantile(0.99)));
+    }
+
+    #[test]
+    fn a_reused_counts_array_starts_from_zero() {
+        let def: super::super::MetricDefinition = serde_json::from_str(
+            r#"{"name":"v","stream":"s","value":"/v","histogram":{"lowest":1,"highest":1000,"significant_figures":2}}"#,
+        )
+        .expect("json");
+        let mut e = engine_with(&[def], EngineConfig::default());
+        let sparse_of = |values: &[u64]| {
+            let mut want = Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
+            for &v in values {
+                want.record(v).unwrap();
+            }
+            let mut counts = Vec::new();
+            compact::sparse_of(&want, &mut counts);
+            counts
+        };
+        for (i, values) in [[5_u64, 700, 700], [6, 6, 999]].iter().enumerate() {
+            let at = T0 + 1000 * i as i64;
+            let records = values
+                .iter()
+                .map(|v| record(&format!(r#"{{"v":{v}}}"#), at))
+                .collect();
+            e.ingest(&batch("s", records, i as u32), at);
+            let flush = e.take_flush();
+            let d = deltas_of(&flush, &MetricKey::Defined(1));
+            assert_eq!(d.len(), 1);
+            assert_eq!(d[0].counts, sparse_of(values), "flush {i}");
+        }
     }
 
     #[test]
@@ -1302,7 +1376,7 @@ mod tests {
         );
         let flush = e.take_flush();
         let d = deltas_of(&flush, &MetricKey::Defined(1));
-        assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 1);
+        assert_eq!(d.iter().map(|d| d.stats.count).sum::<u64>(), 1);
         let counters = e.counters();
         let c = &counters
             .iter()
@@ -1341,7 +1415,7 @@ mod tests {
             .iter()
             .find(|d| d.labels == vec![OTHER_SERIES])
             .expect("other");
-        assert_eq!(other.bucket.stats.count, 7);
+        assert_eq!(other.stats.count, 7);
         let counters = e.counters();
         let c = &counters
             .iter()
@@ -1398,8 +1472,7 @@ mod tests {
         assert!(
             errors
                 .iter()
-                .any(|d| d.labels == vec!["request_latency", "invalid_json"]
-                    && d.bucket.stats.count == 3)
+                .any(|d| d.labels == vec!["request_latency", "invalid_json"] && d.stats.count == 3)
         );
     }
 
@@ -1429,9 +1502,9 @@ mod tests {
         let flush = e.take_flush();
         let d = deltas_of(&flush, &MetricKey::Defined(1));
         assert_eq!(d.len(), 1);
-        assert_eq!((d[0].bucket.stats.count, d[0].bucket.stats.sum), (1, 12.0));
+        assert_eq!((d[0].stats.count, d[0].stats.sum), (1, 12.0));
         let r = deltas_of(&flush, &MetricKey::Defined(2));
-        assert_eq!((r[0].bucket.stats.count, r[0].bucket.stats.sum), (1, 5.0));
+        assert_eq!((r[0].stats.count, r[0].stats.sum), (1, 5.0));
         let counters = e.counters();
         let c = &counters
             .iter()
@@ -1459,16 +1532,10 @@ mod tests {
             T0,
         );
         let flush = e.take_flush();
-        assert_eq!(
-            deltas_of(&flush, &MetricKey::Defined(1))[0]
-                .bucket
-                .stats
-                .sum,
-            3.0
-        );
+        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1))[0].stats.sum, 3.0);
         let d = deltas_of(&flush, &MetricKey::Defined(2));
         assert_eq!(
-            (d[0].bucket.stats.sum, d[0].labels.clone()),
+            (d[0].stats.sum, d[0].labels.clone()),
             (4.0, vec!["x".to_string()])
         );
     }
@@ -1489,13 +1556,38 @@ mod tests {
         let again = e.take_flush();
         assert_eq!(again.positions[0].2, 2, "the newer position wins");
         let d = deltas_of(&again, &MetricKey::Defined(1));
-        assert_eq!(d.iter().map(|d| d.bucket.stats.count).sum::<u64>(), 2);
+        assert_eq!(d.iter().map(|d| d.stats.count).sum::<u64>(), 2);
         let w = e.windows(T0);
         let eu = w
             .iter()
             .find(|s| s.metric == MetricKey::Defined(1))
             .expect("series");
         assert_eq!(eu.windows[0].count, 2);
+    }
+
+    #[test]
+    fn a_failed_flush_of_a_metric_retired_meanwhile_is_restored() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        e.ingest(
+            &batch("clickstream", vec![record(&click("eu", 10, T0), T0)], 1),
+            T0,
+        );
+        let flush = e.take_flush();
+        // Deleted while its last deltas are being written: nothing pending, so it goes.
+        e.set_definitions(Vec::new());
+        e.restore(flush);
+        let again = e.take_flush();
+        assert_eq!(again.positions[0].2, 1);
+        let d = deltas_of(&again, &MetricKey::Defined(1));
+        assert_eq!(d.len(), 1, "the restored delta is written again");
+        assert_eq!(
+            (d[0].stats.count, d[0].labels.clone()),
+            (1, vec!["eu".to_string(), "/a".to_string()])
+        );
+        assert!(!d[0].counts.is_empty());
+        // Once written, the retired metric is dropped again.
+        assert!(deltas_of(&e.take_flush(), &MetricKey::Defined(1)).is_empty());
+        assert!(e.window(T0, "request_latency", 60).is_none());
     }
 
     #[test]
@@ -1558,13 +1650,7 @@ mod tests {
             T0,
         );
         let flush = e.take_flush();
-        assert_eq!(
-            deltas_of(&flush, &MetricKey::Defined(1))[0]
-                .bucket
-                .stats
-                .count,
-            1
-        );
+        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1))[0].stats.count, 1);
         assert!(!e.counters().iter().any(|c| c.0 == MetricKey::Defined(1)));
     }
 }

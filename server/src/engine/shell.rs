@@ -2,7 +2,15 @@
 //! a bounded mpsc (back-pressure reaches the consumer when the engine falls behind), answers
 //! [`EngineHandle`] requests, and flushes every `flush_interval`: the deltas since the last
 //! flush and — through the [`CheckpointHook`] — the consumer's checkpoints, in ONE transaction.
-//! A second tracked task applies retention in small batches so it never holds up ingest.
+//!
+//! The transaction is written by a second task, the writer, which owns the [`FlushState`] and
+//! the hook: the engine task takes a flush ([`Engine::take_flush`], which already adds it to the
+//! live windows), hands it over and goes on ingesting and answering while it is written. At most
+//! one flush is in flight; a tick that comes meanwhile starts the next one as soon as it is
+//! done. A failed write hands the flush back and the engine puts it back ([`Engine::restore`])
+//! to be written by the next flush. [`EngineHandle::flush`] and shutdown wait for the commit.
+//!
+//! A third tracked task applies retention in small batches so it never holds up ingest.
 
 use super::{
     core::{
@@ -254,12 +262,23 @@ where
         known_streams: config.known_streams.clone(),
         ingested,
     };
+    // Capacity 1 is enough: at most one flush is in flight, and the writer takes it at once.
+    let (writer_tx, writer_rx) = mpsc::channel(1);
+    tracker.spawn(write_loop(
+        database.clone(),
+        hook,
+        FlushState::with_retention(config.retention[0].min(config.retention[1])),
+        writer_rx,
+    ));
     let task = EngineTask {
         engine,
         ingested: ingested_tx,
         database: database.clone(),
-        hook,
-        flush_state: FlushState::with_retention(config.retention[0].min(config.retention[1])),
+        writer: writer_tx,
+        in_flight: None,
+        waiting: Vec::new(),
+        waiting_next: Vec::new(),
+        flush_due: false,
     };
     tracker.spawn(task.run(
         config.flush_interval,
@@ -276,19 +295,87 @@ where
     Ok((handle, batch_tx))
 }
 
-struct EngineTask<P, H> {
+/// A flush's outcome from the writer: committed, or failed and handed back.
+type Written<P> = Result<(), (StorageError, Flush<P>)>;
+
+/// What the engine task asks of the writer.
+enum WriterJob<P> {
+    /// Write one flush in one transaction.
+    Write(Flush<P>, oneshot::Sender<Written<P>>),
+    /// Rebuild and unmark every open roll-up (shutdown, after the final flush).
+    CloseRollups(oneshot::Sender<Result<(), StorageError>>),
+}
+
+/// Answers to `FlushNow` requests.
+type FlushWaiter = oneshot::Sender<Result<(), StorageError>>;
+
+/// The writer task: owns the flush state and the checkpoint hook, writes the flushes it is
+/// handed one at a time, and stops when the engine task drops its sender (after the final
+/// flush), so it never needs the shutdown token itself.
+async fn write_loop<P, H>(
+    database: Database,
+    mut hook: H,
+    mut state: FlushState,
+    mut jobs: mpsc::Receiver<WriterJob<P>>,
+) where
+    P: Send + Sync + 'static,
+    H: CheckpointHook<P>,
+{
+    while let Some(job) = jobs.recv().await {
+        match job {
+            WriterJob::Write(flush, reply) => {
+                let result = write_flush(&database, &flush, &mut hook, &mut state).await;
+                let _ = reply.send(result.map_err(|error| (error, flush)));
+            }
+            WriterJob::CloseRollups(reply) => {
+                let _ = reply.send(close_rollups(&database, &mut state).await);
+            }
+        }
+    }
+}
+
+/// The writer is gone (it only stops after the engine task, so: it panicked).
+fn writer_gone() -> StorageError {
+    StorageError::Query(sqlx::Error::WorkerCrashed)
+}
+
+/// Sends `result` to every waiter: the error itself to the first, its text to the others.
+fn answer_waiters(waiters: &mut Vec<FlushWaiter>, result: Result<(), StorageError>) {
+    let mut waiters = std::mem::take(waiters).into_iter();
+    let Some(first) = waiters.next() else {
+        return;
+    };
+    for waiter in waiters {
+        let _ = waiter.send(match &result {
+            Ok(()) => Ok(()),
+            Err(error) => Err(StorageError::Query(sqlx::Error::Protocol(format!(
+                "flush failed: {error}"
+            )))),
+        });
+    }
+    let _ = first.send(result);
+}
+
+struct EngineTask<P> {
     engine: Engine<P>,
     /// Counts ingested batches; see [`EngineHandle::ingested`].
     ingested: watch::Sender<u64>,
     database: Database,
-    hook: H,
-    flush_state: FlushState,
+    writer: mpsc::Sender<WriterJob<P>>,
+    /// The outcome of the flush being written, if one is.
+    in_flight: Option<oneshot::Receiver<Written<P>>>,
+    /// `FlushNow` requests answered when the flush in flight (or the one about to start) ends.
+    waiting: Vec<FlushWaiter>,
+    /// `FlushNow` requests that came while a flush was in flight: their records are in the
+    /// next one.
+    waiting_next: Vec<FlushWaiter>,
+    /// A tick came while a flush was in flight: start the next flush when it ends.
+    flush_due: bool,
 }
 
-impl<P, H> EngineTask<P, H>
+impl<P> EngineTask<P>
 where
     P: Clone + Send + Sync + 'static,
-    H: CheckpointHook<P>,
 {
     async fn run(
         mut self,
@@ -301,28 +388,112 @@ where
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                // Order matters under load: the flush tick and requests come before batches so
-                // a busy channel can never starve the flush.
+                // Order matters under load: the flush's outcome, the flush tick and requests
+                // come before batches so a busy channel can never starve the flush.
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => {
-                    if let Err(error) = self.flush().await {
-                        tracing::error!(%error, "flush failed; it will be retried");
-                    }
-                }
+                outcome = async {
+                    self.in_flight.as_mut().expect("guarded by the condition").await
+                }, if self.in_flight.is_some() => self.finish(outcome),
+                _ = tick.tick() => self.start_flush(),
                 Some(request) = requests.recv() => self.answer(request, &mut batches).await,
                 Some(batch) = batches.recv() => self.ingest(&batch),
             }
         }
-        // Shutdown: take what the consumer already queued, then one last flush.
+        // Shutdown: take what the consumer already queued, let the flush in flight (and any it
+        // starts) end, then one last flush and the roll-ups.
         batches.close();
         while let Ok(batch) = batches.try_recv() {
-            self.engine.ingest(&batch, now_ms());
+            self.ingest(&batch);
         }
-        if let Err(error) = self.flush().await {
-            tracing::error!(%error, "final flush failed; the consumer will re-read from its last checkpoint");
-        } else if let Err(error) = close_rollups(&self.database, &mut self.flush_state).await {
+        while let Some(in_flight) = self.in_flight.as_mut() {
+            let outcome = in_flight.await;
+            self.finish(outcome);
+        }
+        self.start_flush();
+        let mut committed = true;
+        if let Some(in_flight) = self.in_flight.take() {
+            committed = match in_flight.await {
+                Ok(Ok(())) => true,
+                Ok(Err((error, _))) => {
+                    tracing::error!(%error, "final flush failed; the consumer will re-read from its last checkpoint");
+                    false
+                }
+                Err(_) => false,
+            };
+        }
+        if !committed {
+            return;
+        }
+        let (reply, closed) = oneshot::channel();
+        if self
+            .writer
+            .send(WriterJob::CloseRollups(reply))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if let Ok(Err(error)) = closed.await {
             tracing::warn!(%error, "open roll-ups stay marked; they are rebuilt after the restart");
+        }
+    }
+
+    /// Takes a flush and hands it to the writer, unless one is in flight (then the next starts
+    /// when it ends). An empty flush answers the waiting requests at once.
+    fn ingest(&mut self, batch: &RecordBatch<P>) {
+        self.engine.ingest(batch, now_ms());
+        self.ingested.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn start_flush(&mut self) {
+        if self.in_flight.is_some() {
+            self.flush_due = true;
+            return;
+        }
+        self.flush_due = false;
+        let flush = self.engine.take_flush();
+        if flush.is_empty() {
+            answer_waiters(&mut self.waiting, Ok(()));
+            return;
+        }
+        let (reply, outcome) = oneshot::channel();
+        match self.writer.try_send(WriterJob::Write(flush, reply)) {
+            Ok(()) => self.in_flight = Some(outcome),
+            Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+                // Full cannot happen (nothing is in flight); closed: the writer is gone.
+                if let WriterJob::Write(flush, _) = job {
+                    self.engine.restore(flush);
+                }
+                tracing::error!("the flush writer is gone; nothing more is stored");
+                answer_waiters(&mut self.waiting, Err(writer_gone()));
+            }
+        }
+    }
+
+    /// The flush in flight ended: a failed one goes back into the engine (the next flush
+    /// writes it again), the requests waiting for it are answered, and the next flush starts
+    /// if one is due or asked for.
+    fn finish(&mut self, outcome: Result<Written<P>, oneshot::error::RecvError>) {
+        self.in_flight = None;
+        let result = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((error, flush))) => {
+                self.engine.restore(flush);
+                tracing::error!(%error, "flush failed; it will be retried");
+                Err(error)
+            }
+            Err(_) => {
+                // The writer dropped the flush (it panicked): nothing of it is stored, nor are
+                // its positions, so the consumer re-reads those records after a restart.
+                tracing::error!("the flush writer is gone; nothing more is stored");
+                Err(writer_gone())
+            }
+        };
+        answer_waiters(&mut self.waiting, result);
+        self.waiting.append(&mut self.waiting_next);
+        if self.flush_due || !self.waiting.is_empty() {
+            self.start_flush();
         }
     }
 
@@ -360,37 +531,17 @@ where
                 let _ = reply.send(self.engine.counters());
             }
             Request::FlushNow(reply) => {
-                // Everything sent before the request is included.
+                // Everything sent before the request is included: in the flush started now,
+                // or in the one after the flush in flight.
                 while let Ok(batch) = batches.try_recv() {
                     self.ingest(&batch);
                 }
-                let _ = reply.send(self.flush().await);
-            }
-        }
-    }
-
-    fn ingest(&mut self, batch: &RecordBatch<P>) {
-        self.engine.ingest(batch, now_ms());
-        self.ingested.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    async fn flush(&mut self) -> Result<(), StorageError> {
-        let flush = self.engine.take_flush();
-        if flush.is_empty() {
-            return Ok(());
-        }
-        match write_flush(
-            &self.database,
-            &flush,
-            &mut self.hook,
-            &mut self.flush_state,
-        )
-        .await
-        {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.engine.restore(flush);
-                Err(error)
+                if self.in_flight.is_some() {
+                    self.waiting_next.push(reply);
+                } else {
+                    self.waiting.push(reply);
+                    self.start_flush();
+                }
             }
         }
     }
@@ -469,8 +620,8 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
     let result = async {
         let mut writes = Vec::with_capacity(flush.deltas.len());
         for delta in &flush.deltas {
-            let (metric_id, has_histogram) = match &delta.metric {
-                MetricKey::Defined(id) => (*id, !delta.bucket.hist.is_empty()),
+            let (metric_id, hist) = match &delta.metric {
+                MetricKey::Defined(id) => (*id, delta.bounds.filter(|_| !delta.counts.is_empty())),
                 MetricKey::Builtin { stream, kind } => {
                     let key = (stream.clone(), *kind);
                     let id = match state.builtin_ids.get(&key) {
@@ -482,18 +633,18 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
                             id
                         }
                     };
-                    (
-                        id,
-                        matches!(kind, Builtin::Bytes | Builtin::MillisBehindLatest),
-                    )
+                    let has_histogram =
+                        matches!(kind, Builtin::Bytes | Builtin::MillisBehindLatest);
+                    (id, delta.bounds.filter(|_| has_histogram))
                 }
             };
             writes.push(BucketWrite {
                 metric_id,
                 series: serde_json::to_string(&delta.labels).expect("labels always serialise"),
                 second: delta.second,
-                bucket: &delta.bucket,
-                has_histogram,
+                stats: delta.stats,
+                counts: &delta.counts,
+                hist,
             });
         }
         write_rollups(&mut tx, writes, state, now).await?;
@@ -648,5 +799,144 @@ async fn retention_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        engine::{ConsumedRecord, core::Builtin},
+        kinesis::SequenceNumber,
+    };
+    use bytes::Bytes;
+
+    /// A checkpoint hook that holds the flush transaction open: it says when it is entered and
+    /// waits for a go (or for the sender to be dropped).
+    struct Gate {
+        entered: mpsc::Sender<()>,
+        go: mpsc::Receiver<()>,
+    }
+
+    impl CheckpointHook<u32> for Gate {
+        fn write<'a>(
+            &'a mut self,
+            _tx: &'a mut SqliteConnection,
+            _positions: &'a [(StreamName, ShardId, u32)],
+        ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>> {
+            Box::pin(async move {
+                let _ = self.entered.try_send(());
+                let _ = self.go.recv().await;
+                Ok(())
+            })
+        }
+    }
+
+    fn batch(position: u32, records: usize) -> RecordBatch<u32> {
+        let now = now_ms();
+        RecordBatch {
+            stream: "s".into(),
+            shard: "shardId-0".into(),
+            records: (0..records)
+                .map(|_| ConsumedRecord {
+                    sequence_number: SequenceNumber::parse("1").expect("digits"),
+                    sub_sequence: None,
+                    partition_key: "k".into(),
+                    data: Bytes::from_static(b"{}"),
+                    arrival_time_ms: now,
+                    explicit_hash_key: None,
+                })
+                .collect(),
+            millis_behind_latest: None,
+            position,
+        }
+    }
+
+    fn records_in_window(windows: &[SeriesWindows]) -> u64 {
+        windows
+            .iter()
+            .filter(|w| {
+                w.metric
+                    == MetricKey::Builtin {
+                        stream: "s".into(),
+                        kind: Builtin::Records,
+                    }
+            })
+            .map(|w| w.windows[0].count)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn the_engine_ingests_and_answers_while_a_flush_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::open(dir.path()).await.unwrap();
+        let (entered_tx, mut entered) = mpsc::channel(4);
+        let (go, go_rx) = mpsc::channel(4);
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let config = ShellConfig {
+            // Only the first tick (at start, nothing to flush): flushes come from the test.
+            flush_interval: Duration::from_secs(3600),
+            ..ShellConfig::default()
+        };
+        let hook = Gate {
+            entered: entered_tx,
+            go: go_rx,
+        };
+        let (handle, batches) = spawn(config, database.clone(), hook, &tracker, shutdown.clone())
+            .await
+            .unwrap();
+        batches.send(batch(1, 2)).await.unwrap();
+        let first = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.flush().await }
+        });
+        // The flush's transaction is open, held by the hook.
+        entered.recv().await.expect("the flush reached the hook");
+
+        // Meanwhile the engine ingests and answers, live figures included. Requests come
+        // before batches, so the batch is taken between two requests: a round trip or two.
+        batches.send(batch(2, 3)).await.unwrap();
+        let mut live = 0;
+        for _ in 0..100 {
+            live = records_in_window(&handle.windows(now_ms()).await.unwrap());
+            if live == 5 {
+                break;
+            }
+        }
+        assert_eq!(live, 5, "both batches in the live windows");
+        assert!(!first.is_finished(), "the flush is still being written");
+
+        // A flush asked for now waits for the one in flight, then writes the second batch.
+        let second = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.flush().await }
+        });
+        go.send(()).await.unwrap();
+        first.await.unwrap().unwrap().unwrap();
+        entered
+            .recv()
+            .await
+            .expect("the second flush reached the hook");
+        go.send(()).await.unwrap();
+        second.await.unwrap().unwrap().unwrap();
+
+        let id: i64 = sqlx::query_scalar("SELECT id FROM metric WHERE name = 'builtin:s:records'")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        let stored: i64 = sqlx::query_scalar(
+            "SELECT SUM(count) FROM metric_bucket WHERE metric_id = ? AND tier_s = 1",
+        )
+        .bind(id)
+        .fetch_one(database.pool())
+        .await
+        .unwrap();
+        assert_eq!(stored, 5, "both batches stored once");
+
+        drop(go);
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 }

@@ -1,6 +1,11 @@
-//! SQL of the export: keyset-paged reads of one metric's stored buckets in primary-key order
+//! SQL of the export: keyset-paged reads of one metric's stored buckets in series order
 //! (series, then bucket start), an exact row count for request validation, and a bulk insert
 //! of one tier used to seed large data sets in tests and benchmarks.
+//!
+//! Series order comes from the partial index `metric_bucket_series` for the 1-minute and
+//! 1-hour tiers (migration 0006). The 1-second tier has no index in series order (the flush
+//! would scatter its entries): there each series' page scans the metric's range, so an export
+//! at 1 s resolution costs the range's rows once per series.
 //!
 //! Pages carry the raw HdrHistogram blobs; decoding is left to the caller so it can run off
 //! the async runtime. Memory per page is bounded by the page size, whatever the range.
@@ -36,9 +41,10 @@ pub type PageCursor = (String, i64);
 
 impl Database {
     /// Up to `limit` buckets of `range` strictly after `after`, ordered by (series, start_s).
-    /// Keyset pagination on the primary key: within a series an index range on `start_s`,
+    /// Keyset pagination on the series index: within a series an index range on `start_s`,
     /// and the next series found by `MIN(series) > ?` on the index, so each page costs
-    /// O(log n + limit) however deep it is (an `OR`ed row comparison would rescan).
+    /// O(log n + limit) however deep it is (an `OR`ed row comparison would rescan). At 1 s
+    /// (no series index) both scan the metric's rows in the range.
     pub async fn export_page(
         &self,
         range: &BucketRange,
@@ -55,20 +61,26 @@ impl Database {
                 .map(|series| (series, range.from_s - 1)),
         };
         while let Some((series, after_start)) = current.take() {
-            let rows = sqlx::query(
+            let sql = if range.tier_s > 1 {
+                "SELECT start_s, count, sum, min, max, hist FROM metric_bucket \
+                 INDEXED BY metric_bucket_series WHERE metric_id = ? AND tier_s = ? \
+                 AND tier_s <> 1 AND series = ? AND start_s > ? AND start_s >= ? AND start_s < ? \
+                 ORDER BY start_s LIMIT ?"
+            } else {
                 "SELECT start_s, count, sum, min, max, hist FROM metric_bucket \
                  WHERE metric_id = ? AND tier_s = ? AND series = ? AND start_s > ? AND start_s >= ? \
-                 AND start_s < ? ORDER BY start_s LIMIT ?",
-            )
-            .bind(range.metric_id)
-            .bind(range.tier_s)
-            .bind(&series)
-            .bind(after_start)
-            .bind(range.from_s)
-            .bind(range.to_s)
-            .bind(limit - out.len() as i64)
-            .fetch_all(&self.pool)
-            .await?;
+                 AND start_s < ? ORDER BY start_s LIMIT ?"
+            };
+            let rows = sqlx::query(sql)
+                .bind(range.metric_id)
+                .bind(range.tier_s)
+                .bind(&series)
+                .bind(after_start)
+                .bind(range.from_s)
+                .bind(range.to_s)
+                .bind(limit - out.len() as i64)
+                .fetch_all(&self.pool)
+                .await?;
             for row in &rows {
                 out.push(RawBucket {
                     series: series.clone(),
@@ -93,20 +105,36 @@ impl Database {
         Ok(out)
     }
 
-    /// The first stored series of the metric and tier after `after` (any time range).
+    /// The first stored series of the metric and tier after `after`: any time range on the
+    /// series index; at 1 s, among the rows of the range (the only ones scanned).
     async fn next_series(
         &self,
         range: &BucketRange,
         after: Option<&str>,
     ) -> Result<Option<String>, StorageError> {
-        let next: Option<String> = sqlx::query_scalar(
-            "SELECT MIN(series) FROM metric_bucket WHERE metric_id = ? AND tier_s = ? AND series > ?",
-        )
-        .bind(range.metric_id)
-        .bind(range.tier_s)
-        .bind(after.unwrap_or(""))
-        .fetch_one(&self.pool)
-        .await?;
+        let next: Option<String> = if range.tier_s > 1 {
+            sqlx::query_scalar(
+                "SELECT MIN(series) FROM metric_bucket INDEXED BY metric_bucket_series \
+                 WHERE metric_id = ? AND tier_s = ? AND tier_s <> 1 AND series > ?",
+            )
+            .bind(range.metric_id)
+            .bind(range.tier_s)
+            .bind(after.unwrap_or(""))
+            .fetch_one(&self.pool)
+            .await?
+        } else {
+            sqlx::query_scalar(
+                "SELECT MIN(series) FROM metric_bucket WHERE metric_id = ? AND tier_s = ? \
+                 AND series > ? AND start_s >= ? AND start_s < ?",
+            )
+            .bind(range.metric_id)
+            .bind(range.tier_s)
+            .bind(after.unwrap_or(""))
+            .bind(range.from_s)
+            .bind(range.to_s)
+            .fetch_one(&self.pool)
+            .await?
+        };
         Ok(next)
     }
 

@@ -9,12 +9,7 @@
 //! horizon that no open roll-up still needs.
 
 use super::{Database, StorageError, push_values_in};
-use crate::engine::{
-    compact,
-    core::Builtin,
-    definition::MetricDefinition,
-    window::{Bucket, Stats},
-};
+use crate::engine::{compact, core::Builtin, definition::MetricDefinition, window::Stats};
 use hdrhistogram::{
     Histogram,
     serialization::{Deserializer, Serializer, V2Serializer},
@@ -51,9 +46,24 @@ pub struct BucketWrite<'a> {
     pub metric_id: i64,
     pub series: String,
     pub second: i64,
-    pub bucket: &'a Bucket,
-    pub has_histogram: bool,
+    pub stats: Stats,
+    /// Histogram counts as sparse `(bucket index, count)`, ascending (see [`compact`]).
+    pub counts: &'a [(u32, u64)],
+    /// The histogram's bounds; `None` for a metric without histogram (`hist` is NULL).
+    pub hist: Option<HistBounds>,
 }
+
+/// One series' rows of a tier over a range (binds: metric, tier, from, to, series).
+const SERIES_RANGE: &str = "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
+     WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? AND series = ? \
+     ORDER BY start_s";
+
+/// [`SERIES_RANGE`] for a tier above 1 s, through the partial index `metric_bucket_series`
+/// (migration 0006), which SQLite uses only when the query says `tier_s <> 1` literally.
+const SERIES_RANGE_INDEXED: &str = "SELECT series, start_s, count, sum, min, max, hist \
+     FROM metric_bucket INDEXED BY metric_bucket_series \
+     WHERE metric_id = ? AND tier_s = ? AND tier_s <> 1 AND start_s >= ? AND start_s < ? \
+     AND series = ? ORDER BY start_s";
 
 fn metric_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<MetricRecord, StorageError> {
     let definition: Option<String> = row.try_get("definition")?;
@@ -158,19 +168,25 @@ impl Database {
         from_s: i64,
         to_s: i64,
     ) -> Result<Vec<StoredBucket>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
-             WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
-             AND (? IS NULL OR series = ?) ORDER BY start_s, series",
-        )
-        .bind(metric_id)
-        .bind(tier_s)
-        .bind(from_s)
-        .bind(to_s)
-        .bind(series)
-        .bind(series)
-        .fetch_all(&self.pool)
-        .await?;
+        // All series: the time-ordered key's range. One series: the series index
+        // ([`SERIES_RANGE_INDEXED`]) above the 1-second tier; at 1 s the key's range, filtered.
+        let sql = match series {
+            None => {
+                "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
+                 WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
+                 ORDER BY start_s, series"
+            }
+            Some(_) if tier_s > 1 => SERIES_RANGE_INDEXED,
+            Some(_) => SERIES_RANGE,
+        };
+        let rows = sqlx::query(sql)
+            .bind(metric_id)
+            .bind(tier_s)
+            .bind(from_s)
+            .bind(to_s)
+            .bind(series)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let blob: Option<Vec<u8>> = row.try_get("hist")?;
@@ -335,13 +351,7 @@ pub fn encode_histogram(hist: &Histogram<u64>) -> Vec<u8> {
     })
 }
 
-/// A stored histogram's bounds (the V2 header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistBounds {
-    pub low: u64,
-    pub high: u64,
-    pub sigfig: u8,
-}
+pub use crate::engine::compact::HistBounds;
 
 /// HdrHistogram's V2 (uncompressed) cookie (`0x1c849303 | 0x10`).
 const V2_COOKIE: u32 = 0x1c84_9313;
@@ -488,6 +498,15 @@ fn with_plain<T>(
     })
 }
 
+/// A row being merged: stats and sparse histogram counts (`bounds` is `None` without a
+/// histogram).
+#[derive(Default)]
+struct SparseRow {
+    stats: Stats,
+    counts: Vec<(u32, u64)>,
+    bounds: Option<HistBounds>,
+}
+
 /// A stored row's key: metric id, tier (s), series labels (JSON), period start (s).
 type RowKey<'a> = (i64, i64, &'a str, i64);
 
@@ -507,7 +526,7 @@ pub async fn write_buckets(
     tiers: &[i64],
 ) -> Result<usize, StorageError> {
     let mut index: HashMap<RowKey<'_>, usize> = HashMap::new();
-    let mut rows: Vec<(RowKey<'_>, Bucket, bool)> = Vec::new();
+    let mut rows: Vec<(RowKey<'_>, SparseRow)> = Vec::new();
     for write in writes {
         for &tier in tiers {
             let key = (
@@ -516,12 +535,18 @@ pub async fn write_buckets(
                 write.series.as_str(),
                 write.second.div_euclid(tier) * tier,
             );
-            match index.get(&key) {
-                Some(&i) => rows[i].1.merge(write.bucket),
+            let row = match index.get(&key) {
+                Some(&i) => &mut rows[i].1,
                 None => {
                     index.insert(key, rows.len());
-                    rows.push((key, write.bucket.clone(), write.has_histogram));
+                    rows.push((key, SparseRow::default()));
+                    &mut rows.last_mut().expect("just pushed").1
                 }
+            };
+            row.stats.merge(&write.stats);
+            if let Some(bounds) = write.hist {
+                row.bounds.get_or_insert(bounds);
+                compact::merge_sparse(&mut row.counts, write.counts);
             }
         }
     }
@@ -529,12 +554,13 @@ pub async fn write_buckets(
     let by_key: HashMap<(i64, i64, String, i64), usize> = rows
         .iter()
         .enumerate()
-        .map(|(i, ((m, t, s, st), _, _))| ((*m, *t, s.to_string(), *st), i))
+        .map(|(i, ((m, t, s, st), _))| ((*m, *t, s.to_string(), *st), i))
         .collect();
+    let mut stored_counts = Vec::new();
     for from in (0..rows.len()).step_by(ROWS_PER_STATEMENT) {
         let keys: Vec<RowKey<'_>> = rows[from..(from + ROWS_PER_STATEMENT).min(rows.len())]
             .iter()
-            .map(|(key, _, _)| *key)
+            .map(|(key, _)| *key)
             .collect();
         let mut select = sqlx::QueryBuilder::new(
             "SELECT metric_id, tier_s, series, start_s, count, sum, min, max, hist \
@@ -566,11 +592,17 @@ pub async fn write_buckets(
                 min: row.try_get("min")?,
                 max: row.try_get("max")?,
             });
-            let blob: Option<Vec<u8>> = row.try_get("hist")?;
+            let blob: Option<&[u8]> = row.try_get("hist")?;
             if let Some(blob) = blob {
-                let stored = decode_histogram(&blob)?;
-                if let Err(error) = bucket.hist.add(&stored) {
-                    tracing::warn!(%error, metric_id = key.0, "stored histogram does not fit; kept the new counts only");
+                stored_counts.clear();
+                let bounds = decode_sparse_histogram(blob, &mut stored_counts)?;
+                if *bucket.bounds.get_or_insert(bounds) == bounds {
+                    compact::merge_sparse(&mut bucket.counts, &stored_counts);
+                } else {
+                    tracing::warn!(
+                        metric_id = key.0,
+                        "stored histogram does not fit; kept the new counts only"
+                    );
                 }
             }
         }
@@ -582,7 +614,7 @@ pub async fn write_buckets(
         );
         upsert.push_values(
             chunk,
-            |mut row, ((metric_id, tier, series, start), bucket, has_histogram)| {
+            |mut row, ((metric_id, tier, series, start), bucket)| {
                 row.push_bind(*metric_id)
                     .push_bind(*tier)
                     .push_bind(*series)
@@ -591,7 +623,11 @@ pub async fn write_buckets(
                     .push_bind(bucket.stats.sum)
                     .push_bind(bucket.stats.min)
                     .push_bind(bucket.stats.max)
-                    .push_bind(has_histogram.then(|| encode_histogram(&bucket.hist)));
+                    .push_bind(
+                        bucket
+                            .bounds
+                            .map(|b| encode_sparse_histogram(b, &bucket.counts)),
+                    );
             },
         );
         upsert.push(

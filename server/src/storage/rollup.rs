@@ -15,8 +15,9 @@ use super::{
     push_values_in,
 };
 use crate::engine::{compact, window::Stats};
+use futures_util::TryStreamExt;
 use sqlx::{Row, SqliteConnection};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A marked row: metric id, tier (60 or 3600 s), series (JSON labels), period start (s).
 pub type RollupKey = (i64, i64, String, i64);
@@ -159,16 +160,10 @@ pub async fn write_seconds(
         let row = rows
             .entry((write.metric_id, write.series.clone(), write.second))
             .or_default();
-        row.stats.merge(&write.bucket.stats);
-        if write.has_histogram {
-            let hist = &write.bucket.hist;
-            row.bounds = Some(HistBounds {
-                low: hist.low(),
-                high: hist.high(),
-                sigfig: hist.sigfig(),
-            });
-            compact::sparse_of(hist, &mut sparse);
-            compact::merge_sparse(&mut row.counts, &sparse);
+        row.stats.merge(&write.stats);
+        if let Some(bounds) = write.hist {
+            row.bounds = Some(bounds);
+            compact::merge_sparse(&mut row.counts, write.counts);
         }
     }
     // What is stored: from the cache, else read (one SELECT per batch of rows).
@@ -204,12 +199,7 @@ pub async fn write_seconds(
             let Some(row) = rows.get_mut(&key) else {
                 continue;
             };
-            row.stats.merge(&Stats {
-                count: stored.try_get::<i64, _>(3)? as u64,
-                sum: stored.try_get(4)?,
-                min: stored.try_get(5)?,
-                max: stored.try_get(6)?,
-            });
+            row.stats.merge(&stats_at(&stored, 3)?);
             let blob: Option<&[u8]> = stored.try_get(7)?;
             if let Some(blob) = blob {
                 sparse.clear();
@@ -249,6 +239,16 @@ pub async fn write_seconds(
     Ok(written)
 }
 
+/// The stats of a row whose `count, sum, min, max` columns start at column `first`.
+fn stats_at(row: &sqlx::sqlite::SqliteRow, first: usize) -> Result<Stats, sqlx::Error> {
+    Ok(Stats {
+        count: row.try_get::<i64, _>(first)? as u64,
+        sum: row.try_get(first + 1)?,
+        min: row.try_get(first + 2)?,
+        max: row.try_get(first + 3)?,
+    })
+}
+
 /// Adds stored content to a row's new deltas.
 fn merge_content(row: &mut RowContent, stored: &RowContent) {
     row.stats.merge(&stored.stats);
@@ -265,75 +265,70 @@ pub async fn rebuild(
     conn: &mut SqliteConnection,
     keys: &[RollupKey],
 ) -> Result<usize, StorageError> {
-    // One statement per period and batch of series.
-    let mut periods: BTreeMap<(i64, i64), Vec<(i64, &str)>> = BTreeMap::new();
+    // One range read per period and metric: with the time-ordered key (migration 0006) the
+    // period's rows of one metric are adjacent, whatever the number of series; rows of series
+    // not asked for are skipped before their histogram is decoded.
+    let mut periods: BTreeMap<(i64, i64, i64), HashSet<&str>> = BTreeMap::new();
     for (metric_id, tier, series, start) in keys {
         periods
-            .entry((*tier, *start))
+            .entry((*tier, *start, *metric_id))
             .or_default()
-            .push((*metric_id, series.as_str()));
+            .insert(series.as_str());
     }
     let mut written = 0;
-    for ((tier, start), members) in periods {
+    for ((tier, start, metric_id), wanted) in periods {
         let Some(lower) = lower_tier(tier) else {
             continue;
         };
-        for chunk in members.chunks(KEYS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::new(
-                "SELECT metric_id, series, count, sum, min, max, hist FROM metric_bucket \
-                 WHERE (metric_id, tier_s, series) IN ",
+        let mut rows = sqlx::query(
+            "SELECT series, count, sum, min, max, hist FROM metric_bucket \
+             WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ?",
+        )
+        .bind(metric_id)
+        .bind(lower)
+        .bind(start)
+        .bind(start + tier)
+        .fetch(&mut *conn);
+        let mut rebuilt: HashMap<String, Rebuilt> = HashMap::new();
+        while let Some(row) = rows.try_next().await? {
+            let series: &str = row.try_get(0)?;
+            if !wanted.contains(series) {
+                continue;
+            }
+            if !rebuilt.contains_key(series) {
+                rebuilt.insert(series.to_string(), Rebuilt::default());
+            }
+            let acc = rebuilt.get_mut(series).expect("inserted above");
+            acc.stats.merge(&stats_at(&row, 1)?);
+            let blob: Option<&[u8]> = row.try_get(5)?;
+            if let Some(blob) = blob {
+                acc.bounds = Some(decode_sparse_histogram(blob, &mut acc.counts)?);
+            }
+        }
+        drop(rows);
+        let mut out: Vec<(String, Rebuilt)> = rebuilt.into_iter().collect();
+        for (_, acc) in &mut out {
+            combine(&mut acc.counts);
+        }
+        for rows in out.chunks(KEYS_PER_STATEMENT) {
+            let mut upsert = sqlx::QueryBuilder::new(
+                "INSERT INTO metric_bucket \
+                 (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
             );
-            push_values_in(&mut select, chunk, |mut row, (metric_id, series)| {
-                row.push_bind(*metric_id)
-                    .push_bind(lower)
-                    .push_bind(*series);
+            upsert.push_values(rows, |mut row, (series, acc)| {
+                row.push_bind(metric_id)
+                    .push_bind(tier)
+                    .push_bind(series.as_str())
+                    .push_bind(start)
+                    .push_bind(acc.stats.count as i64)
+                    .push_bind(acc.stats.sum)
+                    .push_bind(acc.stats.min)
+                    .push_bind(acc.stats.max)
+                    .push_bind(acc.bounds.map(|b| encode_sparse_histogram(b, &acc.counts)));
             });
-            select
-                .push(" AND start_s >= ")
-                .push_bind(start)
-                .push(" AND start_s < ")
-                .push_bind(start + tier)
-                .push(" ORDER BY metric_id, series, start_s");
-            let rows = select.build().fetch_all(&mut *conn).await?;
-            let mut rebuilt: HashMap<(i64, String), Rebuilt> = HashMap::new();
-            for row in &rows {
-                let key = (row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
-                let acc = rebuilt.entry(key).or_default();
-                acc.stats.merge(&Stats {
-                    count: row.try_get::<i64, _>(2)? as u64,
-                    sum: row.try_get(3)?,
-                    min: row.try_get(4)?,
-                    max: row.try_get(5)?,
-                });
-                let blob: Option<&[u8]> = row.try_get(6)?;
-                if let Some(blob) = blob {
-                    acc.bounds = Some(decode_sparse_histogram(blob, &mut acc.counts)?);
-                }
-            }
-            let mut out: Vec<((i64, String), Rebuilt)> = rebuilt.into_iter().collect();
-            for (_, acc) in &mut out {
-                combine(&mut acc.counts);
-            }
-            for rows in out.chunks(KEYS_PER_STATEMENT) {
-                let mut upsert = sqlx::QueryBuilder::new(
-                    "INSERT INTO metric_bucket \
-                     (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
-                );
-                upsert.push_values(rows, |mut row, ((metric_id, series), acc)| {
-                    row.push_bind(*metric_id)
-                        .push_bind(tier)
-                        .push_bind(series.as_str())
-                        .push_bind(start)
-                        .push_bind(acc.stats.count as i64)
-                        .push_bind(acc.stats.sum)
-                        .push_bind(acc.stats.min)
-                        .push_bind(acc.stats.max)
-                        .push_bind(acc.bounds.map(|b| encode_sparse_histogram(b, &acc.counts)));
-                });
-                upsert.push(UPSERT_SET);
-                upsert.build().execute(&mut *conn).await?;
-                written += rows.len();
-            }
+            upsert.push(UPSERT_SET);
+            upsert.build().execute(&mut *conn).await?;
+            written += rows.len();
         }
     }
     Ok(written)
@@ -400,10 +395,7 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{
-        definition::MetricDefinition,
-        window::{Bucket, tests::bucket},
-    };
+    use crate::engine::{definition::MetricDefinition, window::tests::bucket};
     use hdrhistogram::Histogram;
 
     #[tokio::test]
@@ -415,15 +407,24 @@ mod tests {
         let id = db.insert_definition(&def, 0).await.unwrap();
         let seconds: [(i64, &[u64]); 4] =
             [(121, &[1, 2]), (150, &[1000]), (179, &[5]), (185, &[7])];
-        let buckets: Vec<(i64, Bucket)> = seconds.iter().map(|(s, v)| (*s, bucket(v))).collect();
+        let buckets: Vec<_> = seconds
+            .iter()
+            .map(|(s, v)| {
+                let bucket = bucket(v);
+                let mut counts = Vec::new();
+                compact::sparse_of(&bucket.hist, &mut counts);
+                (*s, bucket, counts)
+            })
+            .collect();
         let writes: Vec<BucketWrite<'_>> = buckets
             .iter()
-            .map(|(second, bucket)| BucketWrite {
+            .map(|(second, bucket, counts)| BucketWrite {
                 metric_id: id,
                 series: "[]".into(),
                 second: *second,
-                bucket,
-                has_histogram: true,
+                stats: bucket.stats,
+                counts,
+                hist: Some(HistBounds::of(&bucket.hist)),
             })
             .collect();
         let mut cache = SecondCache::new();
