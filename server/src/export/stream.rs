@@ -1,5 +1,6 @@
 //! The export's I/O shell: resolves metrics, validates the row count, then one task pages
-//! through storage (keyset pages of [`PAGE_ROWS`]), shapes each page on `spawn_blocking`
+//! through storage (keyset pages of [`PAGE_ROWS`] at 1 min and 1 h; at 1 s pages of one sorted
+//! read, see [`Database::export_sorted`]), shapes each page on `spawn_blocking`
 //! (histogram decoding is CPU work) and sends byte chunks over a bounded channel that feeds
 //! the HTTP body. A client that goes away closes the channel and the task stops; so does
 //! server shutdown. Memory: at most one page plus [`CHANNEL_CHUNKS`] chunks in flight.
@@ -15,7 +16,7 @@ use crate::{
     engine::query::unit_of,
     storage::{
         Database, StorageError,
-        export::{BucketRange, PageCursor},
+        export::{BucketRange, PageCursor, RawBucket},
         metrics::MetricRecord,
     },
 };
@@ -175,6 +176,41 @@ async fn send(
         .map_err(|_| RunError::Closed)
 }
 
+/// Where a metric's pages come from: keyset pages on the series index (1 min, 1 h), or one
+/// sorted read (1 s).
+enum Pages {
+    Keyset {
+        range: BucketRange,
+        cursor: Option<PageCursor>,
+        done: bool,
+    },
+    Sorted(mpsc::Receiver<Result<Vec<RawBucket>, StorageError>>),
+}
+
+impl Pages {
+    /// The next non-empty page, or `None` after the last.
+    async fn next(&mut self, database: &Database) -> Result<Option<Vec<RawBucket>>, StorageError> {
+        match self {
+            Pages::Keyset {
+                range,
+                cursor,
+                done,
+            } => {
+                if *done {
+                    return Ok(None);
+                }
+                let page = database
+                    .export_page(range, cursor.as_ref(), PAGE_ROWS)
+                    .await?;
+                *done = (page.len() as i64) < PAGE_ROWS;
+                *cursor = page.last().map(|b| (b.series.clone(), b.start_s));
+                Ok((!page.is_empty()).then_some(page))
+            }
+            Pages::Sorted(pages) => pages.recv().await.transpose(),
+        }
+    }
+}
+
 async fn run(
     database: &Database,
     prepared: Prepared,
@@ -192,31 +228,30 @@ async fn run(
         writer.metric_start(&metric.name, unit.as_deref(), &mut out);
         send(tx, out).await?;
         let mut shaper = Shaper::new(metric.name.clone(), unit, plan.resolution_s);
-        let mut cursor: Option<PageCursor> = None;
-        loop {
-            let page = database
-                .export_page(&range, cursor.as_ref(), PAGE_ROWS)
-                .await?;
-            let last = page.last().map(|b| (b.series.clone(), b.start_s));
-            let done = (page.len() as i64) < PAGE_ROWS;
+        let mut pages = if range.tier_s == 1 {
+            Pages::Sorted(database.export_sorted(range, PAGE_ROWS as usize))
+        } else {
+            Pages::Keyset {
+                range,
+                cursor: None,
+                done: false,
+            }
+        };
+        while let Some(page) = pages.next(database).await? {
             let (back_shaper, back_writer, out) = tokio::task::spawn_blocking(move || {
                 let mut out = Vec::with_capacity(page.len() * 96);
                 shaper.page(page, writer.as_mut(), &mut out);
-                if done {
-                    shaper.finish(writer.as_mut(), &mut out);
-                    writer.metric_end(&mut out);
-                }
                 (shaper, writer, out)
             })
             .await?;
             shaper = back_shaper;
             writer = back_writer;
             send(tx, out).await?;
-            match last {
-                Some(last) if !done => cursor = Some(last),
-                _ => break,
-            }
         }
+        let mut out = Vec::new();
+        shaper.finish(writer.as_mut(), &mut out);
+        writer.metric_end(&mut out);
+        send(tx, out).await?;
     }
     let mut out = Vec::new();
     writer.end(&mut out);

@@ -4,16 +4,20 @@
 //!
 //! Series order comes from the partial index `metric_bucket_series` for the 1-minute and
 //! 1-hour tiers (migration 0006). The 1-second tier has no index in series order (the flush
-//! would scatter its entries): there each series' page scans the metric's range, so an export
-//! at 1 s resolution costs the range's rows once per series.
+//! would scatter its entries): keyset pages there would scan the metric's range once per
+//! series, so the export reads the 1-second tier with [`Database::export_sorted`] instead: one
+//! query over the range in key order, sorted by SQLite into (series, start_s) order (its sorter
+//! spills to temporary files beyond its memory budget), read in pages on one connection.
 //!
 //! Pages carry the raw HdrHistogram blobs; decoding is left to the caller so it can run off
 //! the async runtime. Memory per page is bounded by the page size, whatever the range.
 
 use super::{Database, StorageError};
 use crate::engine::window::Stats;
+use futures_util::TryStreamExt;
 use hdrhistogram::Histogram;
-use sqlx::Row;
+use sqlx::{Row, sqlite::SqliteRow};
+use tokio::sync::mpsc;
 
 /// One stored bucket with its histogram still encoded (V2-deflate), as read for an export.
 #[derive(Debug, Clone)]
@@ -39,7 +43,79 @@ pub struct BucketRange {
 /// Where the previous page ended: the last (series, start_s) read.
 pub type PageCursor = (String, i64);
 
+/// A stored row (`start_s, count, sum, min, max, hist`) of `series`.
+fn raw_bucket(series: String, row: &SqliteRow) -> Result<RawBucket, sqlx::Error> {
+    Ok(RawBucket {
+        series,
+        start_s: row.try_get("start_s")?,
+        stats: Stats {
+            count: row.try_get::<i64, _>("count")? as u64,
+            sum: row.try_get("sum")?,
+            min: row.try_get("min")?,
+            max: row.try_get("max")?,
+        },
+        hist: row.try_get("hist")?,
+    })
+}
+
 impl Database {
+    /// Every bucket of `range` in (series, start_s) order, in pages of `limit`, from ONE query
+    /// held on one pooled connection by a task that stops when the receiver is dropped (the
+    /// next page is read only once the previous one was taken). SQLite reads the range once in
+    /// key order and sorts it (memory bounded: its sorter spills to temporary files), so the
+    /// cost is O(n log n) for n rows whatever the number of series — where keyset pages in
+    /// series order without an index cost n per series. The read transaction stays open for
+    /// the whole range (in WAL mode writers go on; the WAL is checkpointed after it ends).
+    pub fn export_sorted(
+        &self,
+        range: BucketRange,
+        limit: usize,
+    ) -> mpsc::Receiver<Result<Vec<RawBucket>, StorageError>> {
+        let (tx, rx) = mpsc::channel(1);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let read = async {
+                let mut conn = pool.acquire().await?;
+                let sql = if range.series.is_some() {
+                    "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
+                     WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
+                     AND series = ? ORDER BY series, start_s"
+                } else {
+                    "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
+                     WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
+                     ORDER BY series, start_s"
+                };
+                let mut query = sqlx::query(sql)
+                    .bind(range.metric_id)
+                    .bind(range.tier_s)
+                    .bind(range.from_s)
+                    .bind(range.to_s);
+                if let Some(series) = &range.series {
+                    query = query.bind(series);
+                }
+                let mut rows = query.fetch(&mut *conn);
+                let mut page = Vec::with_capacity(limit);
+                while let Some(row) = rows.try_next().await? {
+                    page.push(raw_bucket(row.try_get("series")?, &row)?);
+                    if page.len() >= limit {
+                        let full = std::mem::replace(&mut page, Vec::with_capacity(limit));
+                        if tx.send(Ok(full)).await.is_err() {
+                            return Ok(()); // the export was dropped
+                        }
+                    }
+                }
+                if !page.is_empty() {
+                    let _ = tx.send(Ok(page)).await;
+                }
+                Ok::<_, StorageError>(())
+            };
+            if let Err(error) = read.await {
+                let _ = tx.send(Err(error)).await;
+            }
+        });
+        rx
+    }
+
     /// Up to `limit` buckets of `range` strictly after `after`, ordered by (series, start_s).
     /// Keyset pagination on the series index: within a series an index range on `start_s`,
     /// and the next series found by `MIN(series) > ?` on the index, so each page costs
@@ -82,17 +158,7 @@ impl Database {
                 .fetch_all(&self.pool)
                 .await?;
             for row in &rows {
-                out.push(RawBucket {
-                    series: series.clone(),
-                    start_s: row.try_get("start_s")?,
-                    stats: Stats {
-                        count: row.try_get::<i64, _>("count")? as u64,
-                        sum: row.try_get("sum")?,
-                        min: row.try_get("min")?,
-                        max: row.try_get("max")?,
-                    },
-                    hist: row.try_get("hist")?,
-                });
+                out.push(raw_bucket(series.clone(), row)?);
             }
             if out.len() as i64 >= limit || range.series.is_some() {
                 break;
@@ -187,5 +253,102 @@ impl Database {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::MetricDefinition;
+
+    /// Rows of 7 series over 500 seconds, inserted series by series in reverse so the stored
+    /// order is not the answer's.
+    async fn seeded() -> (tempfile::TempDir, Database, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::open(dir.path()).await.unwrap();
+        let definition: MetricDefinition = serde_json::from_value(serde_json::json!({
+            "name": "sorted", "stream": "s", "value": "/v", "dimensions": ["/k"],
+        }))
+        .unwrap();
+        let id = database.insert_definition(&definition, 0).await.unwrap();
+        for s in (0..7).rev() {
+            let rows: Vec<_> = (0..500_i64)
+                .filter(|t| (t + s) % 3 != 0)
+                .map(|t| {
+                    let stats = Stats {
+                        count: (s * 1000 + t) as u64,
+                        sum: 1.0,
+                        min: 1.0,
+                        max: 1.0,
+                    };
+                    (format!("[\"k{s}\"]"), 1_000 + t, stats, None)
+                })
+                .collect();
+            database.insert_tier_buckets(id, 1, &rows).await.unwrap();
+        }
+        (dir, database, id)
+    }
+
+    async fn drain(
+        mut pages: mpsc::Receiver<Result<Vec<RawBucket>, StorageError>>,
+    ) -> Vec<Vec<(String, i64, u64)>> {
+        let mut out = Vec::new();
+        while let Some(page) = pages.recv().await {
+            out.push(
+                page.unwrap()
+                    .into_iter()
+                    .map(|b| (b.series, b.start_s, b.stats.count))
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_sorted_read_returns_what_keyset_pages_return_in_the_same_order() {
+        let (_dir, database, id) = seeded().await;
+        let range = BucketRange {
+            metric_id: id,
+            tier_s: 1,
+            series: None,
+            from_s: 1_100,
+            to_s: 1_400,
+        };
+        let mut keyset = Vec::new();
+        let mut cursor: Option<PageCursor> = None;
+        loop {
+            let page = database
+                .export_page(&range, cursor.as_ref(), 150)
+                .await
+                .unwrap();
+            cursor = page.last().map(|b| (b.series.clone(), b.start_s));
+            let done = page.len() < 150;
+            keyset.extend(
+                page.into_iter()
+                    .map(|b| (b.series, b.start_s, b.stats.count)),
+            );
+            if done {
+                break;
+            }
+        }
+        let pages = drain(database.export_sorted(range.clone(), 150)).await;
+        assert!(pages.iter().all(|p| !p.is_empty() && p.len() <= 150));
+        assert!(pages.len() > 5, "{} pages", pages.len());
+        let sorted: Vec<_> = pages.into_iter().flatten().collect();
+        assert_eq!(sorted.len(), 7 * 300 - 7 * 100);
+        assert_eq!(sorted, keyset);
+
+        let one = drain(database.export_sorted(
+            BucketRange {
+                series: Some("[\"k4\"]".into()),
+                ..range
+            },
+            1_000,
+        ))
+        .await;
+        let one: Vec<_> = one.into_iter().flatten().collect();
+        assert_eq!(one.len(), 200);
+        assert!(one.iter().all(|(s, _, c)| s == "[\"k4\"]" && *c >= 4000));
+        assert!(one.windows(2).all(|w| w[0].1 < w[1].1));
     }
 }
