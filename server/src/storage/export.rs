@@ -48,12 +48,7 @@ fn raw_bucket(series: String, row: &SqliteRow) -> Result<RawBucket, sqlx::Error>
     Ok(RawBucket {
         series,
         start_s: row.try_get("start_s")?,
-        stats: Stats {
-            count: row.try_get::<i64, _>("count")? as u64,
-            sum: row.try_get("sum")?,
-            min: row.try_get("min")?,
-            max: row.try_get("max")?,
-        },
+        stats: super::metrics::stored_stats(row)?,
         hist: row.try_get("hist")?,
     })
 }

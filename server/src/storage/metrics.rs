@@ -193,12 +193,7 @@ impl Database {
                 Ok(StoredBucket {
                     series: row.try_get("series")?,
                     start_s: row.try_get("start_s")?,
-                    stats: Stats {
-                        count: row.try_get::<i64, _>("count")? as u64,
-                        sum: row.try_get("sum")?,
-                        min: row.try_get("min")?,
-                        max: row.try_get("max")?,
-                    },
+                    stats: stored_stats(row)?,
                     hist: blob.as_deref().map(decode_histogram).transpose()?,
                 })
             })
@@ -638,6 +633,16 @@ pub async fn write_buckets(
         upsert.build().execute(&mut *conn).await?;
     }
     Ok(rows.len())
+}
+
+/// The `count, sum, min, max` columns of a stored bucket row, by name.
+pub(crate) fn stored_stats(row: &sqlx::sqlite::SqliteRow) -> Result<Stats, sqlx::Error> {
+    Ok(Stats {
+        count: row.try_get::<i64, _>("count")? as u64,
+        sum: row.try_get("sum")?,
+        min: row.try_get("min")?,
+        max: row.try_get("max")?,
+    })
 }
 
 #[cfg(test)]
