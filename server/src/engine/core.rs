@@ -222,11 +222,11 @@ struct Series {
 struct Pending {
     second: i64,
     /// The second after which this delta may be flushed: the newest second of the batches it
-    /// holds records of, and of every batch before them in their shards (see
-    /// [`StreamState::positions`]). A flush must take all of a batch's deltas with its position,
-    /// or none: a record re-read after a crash must find none of its deltas stored. So the
-    /// records of a batch that reaches into a second not yet complete are kept apart, even
-    /// for its complete seconds.
+    /// holds records of (capped at the second each was ingested in), or a later one their
+    /// shard's queue coalesced them into (see [`StreamState::positions`]). A flush must take
+    /// all of a batch's deltas with its position, or none: a record re-read after a crash must
+    /// find none of its deltas stored. So the records of a batch that reaches into a second not
+    /// yet complete are kept apart, even for its complete seconds.
     release_s: i64,
     stats: Stats,
     /// Count per bucket index; empty for a metric without histogram.
@@ -444,10 +444,11 @@ struct StreamState<P> {
     deep_json: bool,
     builtins: HashMap<Builtin, usize>,
     /// Per shard, the positions not yet handed to a flush, oldest first, each with the newest
-    /// second its batch (and the batches coalesced into it) has a delta for: a position may be
-    /// checkpointed only once every second up to that one is flushed. The seconds strictly
-    /// increase (a batch whose newest second is not newer than the last entry's replaces its
-    /// position), so there is at most one entry per pending second.
+    /// second its batch (and the batches coalesced into it) has a delta for, capped at the
+    /// second it was ingested in: the position and those batches' deltas go to the first flush
+    /// after that second. The seconds strictly increase (a batch whose second is not newer than
+    /// the last entry's replaces its position), so there is at most one entry per pending
+    /// second.
     positions: HashMap<ShardId, VecDeque<(i64, P)>>,
     /// The stream's most recent records with their arrival times (field discovery, preview).
     sample: VecDeque<(i64, Bytes)>,
@@ -739,9 +740,19 @@ impl<P: Clone> Engine<P> {
             let series = metric.series_index(hasher, batch.shard.as_str(), max_series);
             deferred.push((index, series, at_ms.div_euclid(1000), mbl as f64));
         }
-        // The newest second this batch has a delta for; the batch is released (its deltas
-        // flushed, its position checkpointed) with the shard's batches before it.
-        let newest_s = deferred.iter().map(|d| d.2).max().unwrap_or(i64::MIN);
+        // The newest second this batch has a delta for, but never later than the second it
+        // is ingested in: the batch is released (its deltas flushed, its position
+        // checkpointed), with the shard's batches before it, by the first flush after that
+        // second. Capped, because a record far in the future (event time within
+        // `future_tolerance`) would otherwise hold its shard's position and every later
+        // batch's deltas pending until its own second came: one pending second per series
+        // and second of the wait.
+        let newest_s = deferred
+            .iter()
+            .map(|d| d.2)
+            .max()
+            .unwrap_or(i64::MIN)
+            .min(now_ms.div_euclid(1000));
         let queue = stream.positions.entry(batch.shard.clone()).or_default();
         let release_s = match queue.back_mut() {
             // Released together with the entry before anyway: coalesce.
@@ -1722,12 +1733,13 @@ mod tests {
         let s0 = T0.div_euclid(1000);
         let at = |second: i64, ms: i64| second * 1000 + ms;
         // Shard 1: batch 1 ends second s0, batch 2 reaches into s0 + 1 (batch 3, a late record
-        // for s0, is coalesced into it), batch 4 has a record 5 s in the future.
+        // for s0, is coalesced into it), batch 4, ingested in s0 + 2, has a record 4 s later
+        // still (event time in the future).
         let b =
             |records: Vec<ConsumedRecord>, position: u32| batch("clickstream", records, position);
         e.ingest(
             &b(vec![record(&click("eu", 10, at(s0, 900)), at(s0, 900))], 1),
-            0,
+            at(s0, 920),
         );
         e.ingest(
             &b(
@@ -1737,21 +1749,21 @@ mod tests {
                 ],
                 2,
             ),
-            0,
+            at(s0 + 1, 120),
         );
         e.ingest(
             &b(
                 vec![record(&click("eu", 40, at(s0, 990)), at(s0 + 1, 200))],
                 3,
             ),
-            0,
+            at(s0 + 1, 220),
         );
         e.ingest(
             &b(
                 vec![record(&click("eu", 50, at(s0 + 6, 0)), at(s0 + 1, 300))],
                 4,
             ),
-            0,
+            at(s0 + 2, 10),
         );
 
         // Flushed during s0 + 1: batch 1 only, with its position. Batches 2 and 3 reach into
@@ -1784,8 +1796,8 @@ mod tests {
         assert_eq!(deltas_of(&flush, &MetricKey::Defined(1)).len(), 1);
         assert_eq!(flush.positions.iter().map(|p| p.2).collect::<Vec<_>>(), [1]);
 
-        // Once s0 + 1 is complete: batches 2 and 3 (coalesced), not the future record's batch;
-        // their records for s0 go into the row already written.
+        // Once s0 + 1 is complete: batches 2 and 3 (coalesced), not batch 4; their records for
+        // s0 go into the row already written.
         let flush = e.take_flush_before(s0 + 2);
         let d = deltas_of(&flush, &MetricKey::Defined(1));
         assert_eq!(
@@ -1795,8 +1807,9 @@ mod tests {
             [(s0, 2), (s0 + 1, 1)]
         );
         assert_eq!(flush.positions.iter().map(|p| p.2).collect::<Vec<_>>(), [3]);
-        assert!(e.take_flush_before(s0 + 6).positions.is_empty());
-        let flush = e.take_flush_before(s0 + 7);
+        // The future record goes with its batch once s0 + 2 is complete: it does not hold its
+        // shard's position (and every later batch's deltas) until its own second.
+        let flush = e.take_flush_before(s0 + 3);
         let d = deltas_of(&flush, &MetricKey::Defined(1));
         assert_eq!(
             d.iter()
