@@ -200,13 +200,14 @@ async fn run(
                     continue;
                 }
                 engine.ingest(batch, T0_MS);
+                let now_s = batch.records.last().map_or(0, |r| r.arrival_time_ms / 1000);
                 fed += 1;
                 since_flush += 1;
                 if crashes.peek() == Some(&fed) {
                     crashes.next();
                     crash_count += 1;
                     if crash_count % 2 == 0 {
-                        let flush = engine.take_flush();
+                        let flush = engine.take_flush_before(now_s);
                         let mut failing = TestCheckpoints { fail: true };
                         let mut ids = builtin_ids.clone();
                         assert!(
@@ -222,7 +223,9 @@ async fn run(
                 }
                 if since_flush >= flush_every {
                     since_flush = 0;
-                    let flush = engine.take_flush();
+                    // As the server's periodic flush: complete seconds only (the batch's
+                    // newest arrival second is "now"); their positions only.
+                    let flush = engine.take_flush_before(now_s);
                     write_flush(
                         &db,
                         &flush,

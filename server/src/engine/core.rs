@@ -2,11 +2,15 @@
 //! per-second deltas and rolling windows, and hands the deltas to the flush.
 //!
 //! Exactly-once: the engine keeps only the *deltas since the last flush* per (metric, series,
-//! second). [`Engine::take_flush`] moves them out together with the newest consumer position of
-//! every shard; the shell writes both in one transaction (UPSERT merging deltas into stored
-//! buckets). If that transaction never commits (crash), neither the deltas nor the positions
-//! are stored, and the consumer re-reads exactly those records. If it fails without a crash,
-//! [`Engine::restore`] puts the flush back so the next one retries it.
+//! second). [`Engine::take_flush_before`] moves out the deltas of the seconds before a cutoff
+//! (the current second: complete seconds, so each 1-second row is normally written once, a
+//! plain insert) together with, per shard, the newest consumer position all of whose records'
+//! deltas are in this or an earlier flush; [`Engine::take_flush`] moves out everything (a
+//! requested flush, shutdown). The shell writes deltas and positions in one transaction (UPSERT
+//! merging deltas into stored buckets, for stragglers). If that transaction never commits
+//! (crash), neither the deltas nor the positions are stored, and the consumer re-reads exactly
+//! those records. If it fails without a crash, [`Engine::restore`] puts the flush back so the
+//! next one retries it.
 //!
 //! Lateness is judged per record against its own Kinesis arrival time, never against a clock
 //! or a watermark: a record whose event time is more than `allowed_lateness` before its arrival
@@ -217,6 +221,13 @@ struct Series {
 /// it becomes a histogram only when the flush takes it.
 struct Pending {
     second: i64,
+    /// The second after which this delta may be flushed: the newest second of the batches it
+    /// holds records of (capped at the second each was ingested in), or a later one their
+    /// shard's queue coalesced them into (see [`StreamState::positions`]). A flush must take
+    /// all of a batch's deltas with its position, or none: a record re-read after a crash must
+    /// find none of its deltas stored. So the records of a batch that reaches into a second not
+    /// yet complete are kept apart, even for its complete seconds.
+    release_s: i64,
     stats: Stats,
     /// Count per bucket index; empty for a metric without histogram.
     counts: Vec<u32>,
@@ -330,14 +341,14 @@ impl MetricState {
         index as usize
     }
 
-    fn record(&mut self, series: usize, second: i64, value: f64) {
+    fn record(&mut self, series: usize, second: i64, release_s: i64, value: f64) {
         let records_histogram = self.records_histogram;
         let len = self.layout.buckets() as usize;
         let series = &mut self.series[series];
         let pending = match series
             .pending
             .iter()
-            .rposition(|p| p.second == second && !p.windowed)
+            .rposition(|p| p.second == second && p.release_s == release_s && !p.windowed)
         {
             Some(i) => &mut series.pending[i],
             None => {
@@ -350,6 +361,7 @@ impl MetricState {
                 };
                 series.pending.push(Pending {
                     second,
+                    release_s,
                     stats: Stats::EMPTY,
                     counts,
                     windowed: false,
@@ -431,7 +443,13 @@ struct StreamState<P> {
     /// `serde_json::Value` instead of the faster [`FlatJson`].
     deep_json: bool,
     builtins: HashMap<Builtin, usize>,
-    positions: HashMap<ShardId, P>,
+    /// Per shard, the positions not yet handed to a flush, oldest first, each with the newest
+    /// second its batch (and the batches coalesced into it) has a delta for, capped at the
+    /// second it was ingested in: the position and those batches' deltas go to the first flush
+    /// after that second. The seconds strictly increase (a batch whose second is not newer than
+    /// the last entry's replaces its position), so there is at most one entry per pending
+    /// second.
+    positions: HashMap<ShardId, VecDeque<(i64, P)>>,
     /// The stream's most recent records with their arrival times (field discovery, preview).
     sample: VecDeque<(i64, Bytes)>,
 }
@@ -462,7 +480,12 @@ pub struct Engine<P = ()> {
     /// cheaper than SipHash for short keys.
     hasher: foldhash::fast::RandomState,
     label: String,
+    /// One batch's values, recorded once the batch's newest second is known.
+    deferred: Vec<Deferred>,
 }
+
+/// A value for (metric index, series index, second).
+type Deferred = (usize, usize, i64, f64);
 
 impl<P: Clone> Engine<P> {
     pub fn new(config: EngineConfig) -> Self {
@@ -473,6 +496,7 @@ impl<P: Clone> Engine<P> {
             definitions: Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
             label: String::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -599,6 +623,7 @@ impl<P: Clone> Engine<P> {
             streams,
             hasher,
             label,
+            deferred,
             ..
         } = self;
         let Some(stream) = streams.get_mut(&batch.stream) else {
@@ -625,30 +650,33 @@ impl<P: Clone> Engine<P> {
         let records_series = fixed_series(b_records, "");
         let bytes_series = fixed_series(b_bytes, "");
         let count_builtin = |metrics: &mut Vec<MetricState>,
+                             deferred: &mut Vec<Deferred>,
                              index: Option<usize>,
                              key: &str,
                              second: i64,
                              value: f64| {
             if let Some(index) = index {
-                let metric = &mut metrics[index];
-                let series = metric.series_index(hasher, key, max_series);
-                metric.record(series, second, value);
+                let series = metrics[index].series_index(hasher, key, max_series);
+                deferred.push((index, series, second, value));
             }
         };
+        // The batch's values are recorded once its newest second is known (see
+        // `Pending::release_s`); built-ins count at arrival.
+        deferred.clear();
         for record in &batch.records {
             let arrival_s = record.arrival_time_ms.div_euclid(1000);
             if let Some((metric, series)) = records_series {
-                metrics[metric].record(series, arrival_s, 1.0);
+                deferred.push((metric, series, arrival_s, 1.0));
             }
             if let Some((metric, series)) = bytes_series {
-                metrics[metric].record(series, arrival_s, record.data.len() as f64);
+                deferred.push((metric, series, arrival_s, record.data.len() as f64));
             }
             if let Some(index) = b_shard {
                 let metric = &mut metrics[index];
                 let series = *shard_series.get_or_insert_with(|| {
                     metric.series_index(hasher, batch.shard.as_str(), max_series)
                 });
-                metric.record(series, arrival_s, 1.0);
+                deferred.push((index, series, arrival_s, 1.0));
             }
             if stream.defined.is_empty() {
                 continue;
@@ -666,14 +694,14 @@ impl<P: Clone> Engine<P> {
                         if event_ms < record.arrival_time_ms - lateness_ms {
                             metric.counters.late_records += 1;
                             let name = metric.name.clone();
-                            count_builtin(metrics, b_late, &name, arrival_s, 1.0);
+                            count_builtin(metrics, deferred, b_late, &name, arrival_s, 1.0);
                         } else if event_ms > record.arrival_time_ms + future_ms {
                             metric.counters.future_records += 1;
                             let name = metric.name.clone();
-                            count_builtin(metrics, b_future, &name, arrival_s, 1.0);
+                            count_builtin(metrics, deferred, b_future, &name, arrival_s, 1.0);
                         } else {
                             let series = metric.series_index(hasher, label, max_series);
-                            metric.record(series, event_ms.div_euclid(1000), value);
+                            deferred.push((mi, series, event_ms.div_euclid(1000), value));
                         }
                     }
                     Err(reason) => {
@@ -689,7 +717,7 @@ impl<P: Clone> Engine<P> {
                             );
                         }
                         let key = format!("{}{LABEL_SEPARATOR}{}", metric.name, reason.as_str());
-                        count_builtin(metrics, b_errors, &key, arrival_s, 1.0);
+                        count_builtin(metrics, deferred, b_errors, &key, arrival_s, 1.0);
                     }
                 }
             }
@@ -710,16 +738,55 @@ impl<P: Clone> Engine<P> {
             let at_ms = batch.records.last().map_or(now_ms, |r| r.arrival_time_ms);
             let metric = &mut metrics[index];
             let series = metric.series_index(hasher, batch.shard.as_str(), max_series);
-            metric.record(series, at_ms.div_euclid(1000), mbl as f64);
+            deferred.push((index, series, at_ms.div_euclid(1000), mbl as f64));
         }
-        stream
-            .positions
-            .insert(batch.shard.clone(), batch.position.clone());
+        // The newest second this batch has a delta for, but never later than the second it
+        // is ingested in: the batch is released (its deltas flushed, its position
+        // checkpointed), with the shard's batches before it, by the first flush after that
+        // second. Capped, because a record far in the future (event time within
+        // `future_tolerance`) would otherwise hold its shard's position and every later
+        // batch's deltas pending until its own second came: one pending second per series
+        // and second of the wait.
+        let newest_s = deferred
+            .iter()
+            .map(|d| d.2)
+            .max()
+            .unwrap_or(i64::MIN)
+            .min(now_ms.div_euclid(1000));
+        let queue = stream.positions.entry(batch.shard.clone()).or_default();
+        let release_s = match queue.back_mut() {
+            // Released together with the entry before anyway: coalesce.
+            Some((last_s, position)) if newest_s <= *last_s => {
+                *position = batch.position.clone();
+                *last_s
+            }
+            _ => {
+                queue.push_back((newest_s, batch.position.clone()));
+                newest_s
+            }
+        };
+        for (metric, series, second, value) in deferred.drain(..) {
+            metrics[metric].record(series, second, release_s, value);
+        }
     }
 
     /// Moves every pending delta and the newest positions out for a flush, and adds the deltas
-    /// to the rolling windows.
+    /// to the rolling windows: [`Engine::take_flush_before`] with no cutoff.
     pub fn take_flush(&mut self) -> Flush<P> {
+        self.take_flush_before(i64::MAX)
+    }
+
+    /// Moves the pending deltas of seconds before `cutoff_s` out for a flush (and any put back
+    /// by [`Engine::restore`], whatever their second), adds them to the rolling windows, and
+    /// takes per shard the newest position whose batches' deltas are all in this flush or an
+    /// earlier one. Newer deltas and positions stay pending; live windows include them.
+    ///
+    /// With the current second as cutoff, a flush writes complete seconds only: each 1-second
+    /// row is normally written once. Late records for an older second are flushed by the next
+    /// flush (merged into the stored row); records from the near future (within
+    /// `future_tolerance`) wait for their second to pass, and hold back their shard's position
+    /// until then.
+    pub fn take_flush_before(&mut self, cutoff_s: i64) -> Flush<P> {
         let mut deltas = Vec::new();
         for metric in &mut self.metrics {
             let bounds = metric
@@ -729,7 +796,15 @@ impl<P: Clone> Engine<P> {
                 if series.pending.is_empty() {
                     series.spare = Vec::new();
                 }
-                for mut pending in series.pending.drain(..) {
+                let mut i = 0;
+                while i < series.pending.len() {
+                    let due = &series.pending[i];
+                    if !due.windowed && due.release_s >= cutoff_s {
+                        i += 1;
+                        continue;
+                    }
+                    // At most a few seconds are pending per series: `remove` keeps their order.
+                    let mut pending = series.pending.remove(i);
                     let mut counts = Vec::new();
                     MetricState::sparse(&pending, &mut counts);
                     if series.spare.is_empty() && !pending.counts.is_empty() {
@@ -757,17 +832,26 @@ impl<P: Clone> Engine<P> {
         }
         let mut positions = Vec::new();
         for (name, stream) in &mut self.streams {
-            for (shard, position) in stream.positions.drain() {
-                positions.push((name.clone(), shard, position));
-            }
+            stream.positions.retain(|shard, queue| {
+                let mut newest = None;
+                while queue.front().is_some_and(|(second, _)| *second < cutoff_s) {
+                    newest = queue.pop_front().map(|(_, position)| position);
+                }
+                if let Some(position) = newest {
+                    positions.push((name.clone(), shard.clone(), position));
+                }
+                !queue.is_empty()
+            });
         }
         self.drop_retired();
         self.reindex();
         Flush { deltas, positions }
     }
 
-    /// Puts back a flush whose transaction failed, so the next flush writes it again. Positions
-    /// taken since then are newer and win.
+    /// Puts back a flush whose transaction failed, so the next flush writes it again (whatever
+    /// its cutoff: the deltas put back are taken by any flush). Positions taken since then are
+    /// newer and win once their own seconds are flushed; until then the position put back is
+    /// the one the next flush takes.
     ///
     /// A metric retired and dropped since the flush was taken (its last deltas were in it) comes
     /// back, retired, until they are written: the positions put back cover its records too.
@@ -805,6 +889,7 @@ impl<P: Clone> Engine<P> {
             }
             metric.series[index].pending.push(Pending {
                 second: delta.second,
+                release_s: i64::MIN,
                 stats: delta.stats,
                 counts,
                 windowed: true,
@@ -812,7 +897,12 @@ impl<P: Clone> Engine<P> {
         }
         for (stream, shard, position) in flush.positions {
             if let Some(state) = self.streams.get_mut(&stream) {
-                state.positions.entry(shard).or_insert(position);
+                // Its deltas are back and due: releasable by the next flush, before anything
+                // queued since (which is newer), unless the oldest of that is releasable too.
+                let queue = state.positions.entry(shard).or_default();
+                if queue.front().is_none_or(|(second, _)| *second != i64::MIN) {
+                    queue.push_front((i64::MIN, position));
+                }
             }
         }
     }
@@ -1635,6 +1725,101 @@ mod tests {
         // Out of the 1-minute window 61 s later, still in the 1-hour one.
         let w = eu(&e, T0 + 61_000);
         assert_eq!((w[0].count, w[3].count), (0, 2));
+    }
+
+    #[test]
+    fn a_flush_before_a_cutoff_takes_complete_seconds_and_their_positions_only() {
+        let mut e = engine_with(&[latency_def()], EngineConfig::default());
+        let s0 = T0.div_euclid(1000);
+        let at = |second: i64, ms: i64| second * 1000 + ms;
+        // Shard 1: batch 1 ends second s0, batch 2 reaches into s0 + 1 (batch 3, a late record
+        // for s0, is coalesced into it), batch 4, ingested in s0 + 2, has a record 4 s later
+        // still (event time in the future).
+        let b =
+            |records: Vec<ConsumedRecord>, position: u32| batch("clickstream", records, position);
+        e.ingest(
+            &b(vec![record(&click("eu", 10, at(s0, 900)), at(s0, 900))], 1),
+            at(s0, 920),
+        );
+        e.ingest(
+            &b(
+                vec![
+                    record(&click("eu", 20, at(s0, 950)), at(s0, 950)),
+                    record(&click("eu", 30, at(s0 + 1, 100)), at(s0 + 1, 100)),
+                ],
+                2,
+            ),
+            at(s0 + 1, 120),
+        );
+        e.ingest(
+            &b(
+                vec![record(&click("eu", 40, at(s0, 990)), at(s0 + 1, 200))],
+                3,
+            ),
+            at(s0 + 1, 220),
+        );
+        e.ingest(
+            &b(
+                vec![record(&click("eu", 50, at(s0 + 6, 0)), at(s0 + 1, 300))],
+                4,
+            ),
+            at(s0 + 2, 10),
+        );
+
+        // Flushed during s0 + 1: batch 1 only, with its position. Batches 2 and 3 reach into
+        // s0 + 1: none of their deltas goes yet, not even for s0 (after a crash they are read
+        // again).
+        let flush = e.take_flush_before(s0 + 1);
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(
+            d.iter()
+                .map(|d| (d.second, d.stats.count))
+                .collect::<Vec<_>>(),
+            [(s0, 1)]
+        );
+        assert_eq!(flush.positions.iter().map(|p| p.2).collect::<Vec<_>>(), [1]);
+        assert!(flush.deltas.iter().all(|d| d.second == s0));
+        // Live windows count everything once, flushed or not.
+        let live = |e: &Engine<u32>| {
+            e.window(at(s0 + 6, 0), "request_latency", 60)
+                .expect("metric")
+                .merged
+                .count
+        };
+        assert_eq!(live(&e), 5);
+
+        // A failed write is put back and retried by the next flush whatever its cutoff; the
+        // position put back is the newest the next flush may take.
+        e.restore(flush);
+        assert_eq!(live(&e), 5);
+        let flush = e.take_flush_before(s0 + 1);
+        assert_eq!(deltas_of(&flush, &MetricKey::Defined(1)).len(), 1);
+        assert_eq!(flush.positions.iter().map(|p| p.2).collect::<Vec<_>>(), [1]);
+
+        // Once s0 + 1 is complete: batches 2 and 3 (coalesced), not batch 4; their records for
+        // s0 go into the row already written.
+        let flush = e.take_flush_before(s0 + 2);
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(
+            d.iter()
+                .map(|d| (d.second, d.stats.count))
+                .collect::<Vec<_>>(),
+            [(s0, 2), (s0 + 1, 1)]
+        );
+        assert_eq!(flush.positions.iter().map(|p| p.2).collect::<Vec<_>>(), [3]);
+        // The future record goes with its batch once s0 + 2 is complete: it does not hold its
+        // shard's position (and every later batch's deltas) until its own second.
+        let flush = e.take_flush_before(s0 + 3);
+        let d = deltas_of(&flush, &MetricKey::Defined(1));
+        assert_eq!(
+            d.iter()
+                .map(|d| (d.second, d.stats.count))
+                .collect::<Vec<_>>(),
+            [(s0 + 6, 1)]
+        );
+        assert_eq!(flush.positions.iter().map(|p| p.2).collect::<Vec<_>>(), [4]);
+        assert!(e.take_flush().is_empty());
+        assert_eq!(live(&e), 5);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! flush and — through the [`CheckpointHook`] — the consumer's checkpoints, in ONE transaction.
 //!
 //! The transaction is written by a second task, the writer, which owns the [`FlushState`] and
-//! the hook: the engine task takes a flush ([`Engine::take_flush`], which already adds it to the
-//! live windows), hands it over and goes on ingesting and answering while it is written. At most
+//! the hook: the engine task takes a flush ([`Engine::take_flush_before`] the current second on a
+//! tick, so a flush writes complete seconds; [`Engine::take_flush`], everything, for
+//! [`EngineHandle::flush`] and at shutdown; either already adds it to the live windows), hands
+//! it over and goes on ingesting and answering while it is written. At most
 //! one flush is in flight; a tick that comes meanwhile starts the next one as soon as it is
 //! done. A failed write hands the flush back and the engine puts it back ([`Engine::restore`])
 //! to be written by the next flush. [`EngineHandle::flush`] and shutdown wait for the commit.
@@ -395,7 +397,7 @@ where
                 outcome = async {
                     self.in_flight.as_mut().expect("guarded by the condition").await
                 }, if self.in_flight.is_some() => self.finish(outcome),
-                _ = tick.tick() => self.start_flush(),
+                _ = tick.tick() => self.start_flush(false),
                 Some(request) = requests.recv() => self.answer(request, &mut batches).await,
                 Some(batch) = batches.recv() => self.ingest(&batch),
             }
@@ -410,7 +412,7 @@ where
             let outcome = in_flight.await;
             self.finish(outcome);
         }
-        self.start_flush();
+        self.start_flush(true);
         let mut committed = true;
         if let Some(in_flight) = self.in_flight.take() {
             committed = match in_flight.await {
@@ -439,20 +441,28 @@ where
         }
     }
 
-    /// Takes a flush and hands it to the writer, unless one is in flight (then the next starts
-    /// when it ends). An empty flush answers the waiting requests at once.
     fn ingest(&mut self, batch: &RecordBatch<P>) {
         self.engine.ingest(batch, now_ms());
         self.ingested.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn start_flush(&mut self) {
+    /// Takes a flush and hands it to the writer, unless one is in flight (then the next starts
+    /// when it ends). An empty flush answers the waiting requests at once.
+    ///
+    /// A flush takes the seconds before the current one (complete seconds), or `everything`
+    /// (shutdown), as it does whenever `FlushNow` requests wait: they are answered once all
+    /// records sent before them are stored.
+    fn start_flush(&mut self, everything: bool) {
         if self.in_flight.is_some() {
             self.flush_due = true;
             return;
         }
         self.flush_due = false;
-        let flush = self.engine.take_flush();
+        let flush = if everything || !self.waiting.is_empty() {
+            self.engine.take_flush()
+        } else {
+            self.engine.take_flush_before(now_ms().div_euclid(1000))
+        };
         if flush.is_empty() {
             answer_waiters(&mut self.waiting, Ok(()));
             return;
@@ -493,7 +503,7 @@ where
         answer_waiters(&mut self.waiting, result);
         self.waiting.append(&mut self.waiting_next);
         if self.flush_due || !self.waiting.is_empty() {
-            self.start_flush();
+            self.start_flush(false);
         }
     }
 
@@ -540,7 +550,7 @@ where
                     self.waiting_next.push(reply);
                 } else {
                     self.waiting.push(reply);
-                    self.start_flush();
+                    self.start_flush(false);
                 }
             }
         }
