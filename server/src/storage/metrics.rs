@@ -493,17 +493,17 @@ fn with_plain<T>(
     })
 }
 
-/// A row being merged: stats and sparse histogram counts (`bounds` is `None` without a
-/// histogram).
-#[derive(Default)]
-struct SparseRow {
-    stats: Stats,
-    counts: Vec<(u32, u64)>,
-    bounds: Option<HistBounds>,
+/// A row's content being merged or written: stats and sparse histogram counts (`bounds` is
+/// `None` without a histogram). Used by the flush here and by the roll-ups.
+#[derive(Debug, Clone, Default)]
+pub struct SparseRow {
+    pub(crate) stats: Stats,
+    pub(crate) counts: Vec<(u32, u64)>,
+    pub(crate) bounds: Option<HistBounds>,
 }
 
 /// A stored row's key: metric id, tier (s), series labels (JSON), period start (s).
-type RowKey<'a> = (i64, i64, &'a str, i64);
+pub(crate) type RowKey<'a> = (i64, i64, &'a str, i64);
 
 /// Rows per batched statement: 4 parameters per key in the lookup, 9 per row in the upsert,
 /// well under SQLite's 32,766 parameters.
@@ -603,25 +603,36 @@ pub async fn write_buckets(
         }
     }
     // Write every row back (one UPSERT per batch).
+    let refs: Vec<(RowKey<'_>, &SparseRow)> = rows.iter().map(|(key, row)| (*key, row)).collect();
+    upsert_rows(conn, &refs).await?;
+    Ok(rows.len())
+}
+
+/// Writes whole rows, replacing stored ones (INSERT … ON CONFLICT DO UPDATE), in statements of
+/// [`ROWS_PER_STATEMENT`] rows; the histogram is encoded from the sparse counts.
+pub(crate) async fn upsert_rows(
+    conn: &mut SqliteConnection,
+    rows: &[(RowKey<'_>, &SparseRow)],
+) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut upsert = sqlx::QueryBuilder::new(
             "INSERT INTO metric_bucket (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
         );
         upsert.push_values(
             chunk,
-            |mut row, ((metric_id, tier, series, start), bucket)| {
+            |mut row, ((metric_id, tier, series, start), content)| {
                 row.push_bind(*metric_id)
                     .push_bind(*tier)
                     .push_bind(*series)
                     .push_bind(*start)
-                    .push_bind(bucket.stats.count as i64)
-                    .push_bind(bucket.stats.sum)
-                    .push_bind(bucket.stats.min)
-                    .push_bind(bucket.stats.max)
+                    .push_bind(content.stats.count as i64)
+                    .push_bind(content.stats.sum)
+                    .push_bind(content.stats.min)
+                    .push_bind(content.stats.max)
                     .push_bind(
-                        bucket
+                        content
                             .bounds
-                            .map(|b| encode_sparse_histogram(b, &bucket.counts)),
+                            .map(|b| encode_sparse_histogram(b, &content.counts)),
                     );
             },
         );
@@ -632,7 +643,7 @@ pub async fn write_buckets(
         );
         upsert.build().execute(&mut *conn).await?;
     }
-    Ok(rows.len())
+    Ok(())
 }
 
 /// The `count, sum, min, max` columns of a stored bucket row, by name.

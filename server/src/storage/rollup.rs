@@ -11,7 +11,7 @@
 
 use super::{
     Database, StorageError,
-    metrics::{BucketWrite, HistBounds, decode_sparse_histogram, encode_sparse_histogram},
+    metrics::{BucketWrite, SparseRow, decode_sparse_histogram, upsert_rows},
     push_values_in,
 };
 use crate::engine::{compact, window::Stats};
@@ -21,12 +21,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A marked row: metric id, tier (60 or 3600 s), series (JSON labels), period start (s).
 pub type RollupKey = (i64, i64, String, i64);
-
-/// Replaces a row's content in place (an `INSERT OR REPLACE` would delete and reinsert it,
-/// index entry included).
-const UPSERT_SET: &str = " ON CONFLICT (metric_id, tier_s, series, start_s) DO UPDATE SET \
-     count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, \
-     hist = excluded.hist";
 
 /// Keys per batched statement (4 parameters each).
 const KEYS_PER_STATEMENT: usize = 250;
@@ -123,22 +117,11 @@ async fn marks_in(
         .collect()
 }
 
-/// One row's content: stats and sparse histogram counts (`bounds` is `None` without a
-/// histogram).
-#[derive(Debug, Clone, Default)]
-pub struct RowContent {
-    stats: Stats,
-    counts: Vec<(u32, u64)>,
-    bounds: Option<HistBounds>,
-}
-
-type Rebuilt = RowContent;
-
 /// The stored content of the 1-second rows the last flushes wrote, by (metric id, series,
 /// second): a flush that adds to one of them (a second cut in two by the flush boundary)
 /// writes the merged row without reading and decoding it. Only valid while every write of
 /// those rows goes through [`write_seconds`] with this cache (cleared with the flush state).
-pub type SecondCache = HashMap<(i64, String, i64), RowContent>;
+pub type SecondCache = HashMap<(i64, String, i64), SparseRow>;
 
 /// Seconds older than the newest written minus this leave the [`SecondCache`].
 const CACHE_SECONDS: i64 = 10;
@@ -152,7 +135,7 @@ pub async fn write_seconds(
     cache: &mut SecondCache,
     stored_upto_s: i64,
 ) -> Result<usize, StorageError> {
-    let mut rows: HashMap<(i64, String, i64), RowContent> = HashMap::new();
+    let mut rows: HashMap<(i64, String, i64), SparseRow> = HashMap::new();
     let mut sparse = Vec::new();
     let mut newest = i64::MIN;
     for write in writes {
@@ -209,30 +192,14 @@ pub async fn write_seconds(
             }
         }
     }
-    let rows: Vec<((i64, String, i64), RowContent)> = rows.into_iter().collect();
-    for chunk in rows.chunks(KEYS_PER_STATEMENT) {
-        let mut upsert = sqlx::QueryBuilder::new(
-            "INSERT INTO metric_bucket \
-             (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
-        );
-        upsert.push_values(chunk, |mut row, ((metric_id, series, second), content)| {
-            row.push_bind(*metric_id)
-                .push_bind(1_i64)
-                .push_bind(series.as_str())
-                .push_bind(*second)
-                .push_bind(content.stats.count as i64)
-                .push_bind(content.stats.sum)
-                .push_bind(content.stats.min)
-                .push_bind(content.stats.max)
-                .push_bind(
-                    content
-                        .bounds
-                        .map(|b| encode_sparse_histogram(b, &content.counts)),
-                );
-        });
-        upsert.push(UPSERT_SET);
-        upsert.build().execute(&mut *conn).await?;
-    }
+    let rows: Vec<((i64, String, i64), SparseRow)> = rows.into_iter().collect();
+    let refs: Vec<_> = rows
+        .iter()
+        .map(|((metric_id, series, second), content)| {
+            ((*metric_id, 1, series.as_str(), *second), content)
+        })
+        .collect();
+    upsert_rows(conn, &refs).await?;
     cache.retain(|key, _| key.2 >= newest.saturating_sub(CACHE_SECONDS));
     let written = rows.len();
     cache.extend(rows);
@@ -250,7 +217,7 @@ fn stats_at(row: &sqlx::sqlite::SqliteRow, first: usize) -> Result<Stats, sqlx::
 }
 
 /// Adds stored content to a row's new deltas.
-fn merge_content(row: &mut RowContent, stored: &RowContent) {
+fn merge_content(row: &mut SparseRow, stored: &SparseRow) {
     row.stats.merge(&stored.stats);
     if let Some(bounds) = stored.bounds {
         row.bounds.get_or_insert(bounds);
@@ -289,14 +256,14 @@ pub async fn rebuild(
         .bind(start)
         .bind(start + tier)
         .fetch(&mut *conn);
-        let mut rebuilt: HashMap<String, Rebuilt> = HashMap::new();
+        let mut rebuilt: HashMap<String, SparseRow> = HashMap::new();
         while let Some(row) = rows.try_next().await? {
             let series: &str = row.try_get(0)?;
             if !wanted.contains(series) {
                 continue;
             }
             if !rebuilt.contains_key(series) {
-                rebuilt.insert(series.to_string(), Rebuilt::default());
+                rebuilt.insert(series.to_string(), SparseRow::default());
             }
             let acc = rebuilt.get_mut(series).expect("inserted above");
             acc.stats.merge(&stats_at(&row, 1)?);
@@ -306,30 +273,16 @@ pub async fn rebuild(
             }
         }
         drop(rows);
-        let mut out: Vec<(String, Rebuilt)> = rebuilt.into_iter().collect();
+        let mut out: Vec<(String, SparseRow)> = rebuilt.into_iter().collect();
         for (_, acc) in &mut out {
             combine(&mut acc.counts);
         }
-        for rows in out.chunks(KEYS_PER_STATEMENT) {
-            let mut upsert = sqlx::QueryBuilder::new(
-                "INSERT INTO metric_bucket \
-                 (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
-            );
-            upsert.push_values(rows, |mut row, (series, acc)| {
-                row.push_bind(metric_id)
-                    .push_bind(tier)
-                    .push_bind(series.as_str())
-                    .push_bind(start)
-                    .push_bind(acc.stats.count as i64)
-                    .push_bind(acc.stats.sum)
-                    .push_bind(acc.stats.min)
-                    .push_bind(acc.stats.max)
-                    .push_bind(acc.bounds.map(|b| encode_sparse_histogram(b, &acc.counts)));
-            });
-            upsert.push(UPSERT_SET);
-            upsert.build().execute(&mut *conn).await?;
-            written += rows.len();
-        }
+        let refs: Vec<_> = out
+            .iter()
+            .map(|(series, acc)| ((metric_id, tier, series.as_str(), start), acc))
+            .collect();
+        upsert_rows(conn, &refs).await?;
+        written += refs.len();
     }
     Ok(written)
 }
@@ -395,7 +348,10 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{definition::MetricDefinition, window::tests::bucket};
+    use crate::{
+        engine::{definition::MetricDefinition, window::tests::bucket},
+        storage::metrics::HistBounds,
+    };
     use hdrhistogram::Histogram;
 
     #[tokio::test]
