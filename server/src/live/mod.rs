@@ -88,14 +88,6 @@ pub struct Pacing {
 const EARLY_PUSH_COST_FACTOR: u32 = 5;
 
 impl Pacing {
-    /// Pushes on the tick only.
-    pub fn tick_only(tick: Duration) -> Self {
-        Self {
-            tick,
-            min_interval: tick,
-        }
-    }
-
     /// How long after the start of the previous push the next one is due, given how long the
     /// previous one took to build and whether records were ingested since it read the engine.
     /// A push that took longer than the tick is followed by a full tick of rest, not by

@@ -148,6 +148,9 @@ fn pacing_pushes_early_on_new_records_but_never_more_often_than_allowed() {
     assert_eq!(pacing.next_after(ms(400), false), ms(650));
     assert_eq!(pacing.next_after(ms(400), true), ms(650));
     // Tick only: records change nothing.
-    let tick_only = Pacing::tick_only(ms(250));
+    let tick_only = Pacing {
+        tick: ms(250),
+        min_interval: ms(250),
+    };
     assert_eq!(tick_only.next_after(Duration::ZERO, true), ms(250));
 }
