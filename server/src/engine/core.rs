@@ -31,6 +31,7 @@ use hdrhistogram::Histogram;
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     hash::{BuildHasher, BuildHasherDefault, Hasher},
+    sync::Arc,
     time::Duration,
 };
 
@@ -208,6 +209,8 @@ pub struct MetricCounters {
 
 struct Series {
     key: String,
+    /// The labels as a JSON array, the series' name in storage; made by its first flush.
+    json: Option<Arc<str>>,
     pending: Vec<Pending>,
     windows: Windows,
     /// A zeroed dense counts array from a flushed pending second, reused by the series' next
@@ -331,6 +334,7 @@ impl MetricState {
             .push(index);
         self.series.push(Series {
             key,
+            json: None,
             pending: Vec::new(),
             windows: Windows::new(),
             spare: Vec::new(),
@@ -410,8 +414,9 @@ impl MetricState {
 #[derive(Debug, Clone)]
 pub struct BucketDelta {
     pub metric: MetricKey,
-    /// Dimension labels in definition order (empty without dimensions).
-    pub labels: Vec<String>,
+    /// The series: its dimension labels in definition order as a JSON array (`[]` without
+    /// dimensions), as stored; shared by every delta of the series.
+    pub series: Arc<str>,
     pub second: i64,
     pub stats: Stats,
     /// Histogram counts as sparse `(bucket index, count)`, ascending (see [`compact`]); empty
@@ -420,6 +425,13 @@ pub struct BucketDelta {
     /// The metric's histogram bounds, which give `counts` their meaning; `None` without
     /// histogram.
     pub bounds: Option<HistBounds>,
+}
+
+impl BucketDelta {
+    /// The series' dimension labels.
+    pub fn labels(&self) -> Vec<String> {
+        serde_json::from_str(&self.series).expect("the engine wrote this JSON")
+    }
 }
 
 /// Everything one flush must commit atomically.
@@ -819,9 +831,14 @@ impl<P: Clone> Engine<P> {
                             .windows
                             .add_sparse(pending.second, &pending.stats, &counts);
                     }
+                    let json = series.json.get_or_insert_with(|| {
+                        serde_json::to_string(&split_labels(&series.key))
+                            .expect("labels always serialise")
+                            .into()
+                    });
                     deltas.push(BucketDelta {
                         metric: metric.key.clone(),
-                        labels: split_labels(&series.key),
+                        series: json.clone(),
                         second: pending.second,
                         stats: pending.stats,
                         counts,
@@ -873,7 +890,7 @@ impl<P: Clone> Engine<P> {
                     self.metrics.last_mut().expect("just pushed")
                 }
             };
-            let key = delta.labels.join(&separator);
+            let key = delta.labels().join(&separator);
             let index = match metric.series.iter().position(|s| s.key == key) {
                 Some(i) => i,
                 None => metric.series_index(&self.hasher, &key, usize::MAX),
@@ -1361,9 +1378,9 @@ mod tests {
         assert_eq!(flush.positions.len(), 1);
         assert_eq!(flush.positions[0].2, 7);
         let mut d = deltas_of(&flush, &MetricKey::Defined(1));
-        d.sort_by(|a, b| a.labels.cmp(&b.labels));
+        d.sort_by_key(BucketDelta::labels);
         assert_eq!(d.len(), 2);
-        assert_eq!(d[0].labels, vec!["eu", "/a"]);
+        assert_eq!(d[0].labels(), vec!["eu", "/a"]);
         assert_eq!(d[0].second, T0 / 1000);
         assert_eq!(d[0].stats.count, 2);
         assert_eq!(d[0].stats.sum, 40.0);
@@ -1482,7 +1499,7 @@ mod tests {
             },
         );
         assert_eq!(late.len(), 1);
-        assert_eq!(late[0].labels, vec!["request_latency"]);
+        assert_eq!(late[0].labels(), vec!["request_latency"]);
     }
 
     #[test]
@@ -1503,7 +1520,7 @@ mod tests {
         assert_eq!(d.len(), 4);
         let other = d
             .iter()
-            .find(|d| d.labels == vec![OTHER_SERIES])
+            .find(|d| d.labels() == vec![OTHER_SERIES])
             .expect("other");
         assert_eq!(other.stats.count, 7);
         let counters = e.counters();
@@ -1560,9 +1577,9 @@ mod tests {
             },
         );
         assert!(
-            errors
-                .iter()
-                .any(|d| d.labels == vec!["request_latency", "invalid_json"] && d.stats.count == 3)
+            errors.iter().any(
+                |d| d.labels() == vec!["request_latency", "invalid_json"] && d.stats.count == 3
+            )
         );
     }
 
@@ -1625,7 +1642,7 @@ mod tests {
         assert_eq!(deltas_of(&flush, &MetricKey::Defined(1))[0].stats.sum, 3.0);
         let d = deltas_of(&flush, &MetricKey::Defined(2));
         assert_eq!(
-            (d[0].stats.sum, d[0].labels.clone()),
+            (d[0].stats.sum, d[0].labels()),
             (4.0, vec!["x".to_string()])
         );
     }
@@ -1671,7 +1688,7 @@ mod tests {
         let d = deltas_of(&again, &MetricKey::Defined(1));
         assert_eq!(d.len(), 1, "the restored delta is written again");
         assert_eq!(
-            (d[0].stats.count, d[0].labels.clone()),
+            (d[0].stats.count, d[0].labels()),
             (1, vec!["eu".to_string(), "/a".to_string()])
         );
         assert!(!d[0].counts.is_empty());

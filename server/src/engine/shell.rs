@@ -27,7 +27,8 @@ use crate::{
     kinesis::{ShardId, StreamName},
     storage::{
         Database, StorageError,
-        metrics::{BucketWrite, TIERS_S, builtin_metric_id, write_buckets},
+        metrics::{BucketWrite, SparseRow, TIERS_S, builtin_metric_id, upsert_rows, write_buckets},
+        raw::with_raw,
         rollup,
     },
 };
@@ -557,15 +558,22 @@ where
     }
 }
 
-/// What the flush keeps between transactions: built-in metric ids, and the open roll-ups
-/// (marked 1-minute and 1-hour rows, see [`crate::storage::rollup`]). A fresh state (at start,
-/// after a crash, after a failed transaction) reloads the marks from the database, which is
-/// always the truth: nothing here has to survive a crash.
+/// What the flush keeps between transactions: built-in metric ids, the open roll-ups (marked
+/// 1-minute and 1-hour rows, see [`crate::storage::rollup`]) and the content of the open
+/// minutes this writer saw whole. A fresh state (at start, after a crash, after a failed
+/// transaction) reloads the marks from the database, which is always the truth: nothing here
+/// has to survive a crash.
 #[derive(Debug, Clone, Default)]
 pub struct FlushState {
     builtin_ids: HashMap<(StreamName, Builtin), i64>,
-    /// Marked rows, per (tier, period start); `None` until loaded from the database.
+    /// Marked rows; `None` until loaded from the database.
     marks: Option<Marks>,
+    /// Open 1-minute rows whose every 1-second row went through this state, by (metric id,
+    /// minute start) and series: the merge of what was written to them. Such a minute closes
+    /// by writing this, without reading its sixty 1-second rows back. A minute that had rows
+    /// before it was marked by this state (a restart, a late record for a closed minute) is
+    /// rebuilt from storage instead.
+    minutes: HashMap<(i64, i64), HashMap<String, SparseRow>>,
     /// The content of the newest 1-second rows written (see [`rollup::SecondCache`]).
     seconds: rollup::SecondCache,
     /// No 1-second row is newer than this (loaded with the marks, then kept up to date).
@@ -579,8 +587,8 @@ pub struct FlushState {
     second_retention: Option<Duration>,
 }
 
-/// Marked roll-up rows: (tier, period start) -> (metric id, series).
-type Marks = BTreeMap<(i64, i64), HashSet<(i64, String)>>;
+/// Marked roll-up rows: (tier, period start) -> metric id -> series.
+type Marks = BTreeMap<(i64, i64), HashMap<i64, HashSet<String>>>;
 
 /// How far past its end (in data seconds) a period's roll-up is rebuilt and unmarked: records
 /// for a second still arrive for a moment after it (the flush boundary falls inside seconds).
@@ -609,16 +617,20 @@ impl FlushState {
 
     /// Number of marked (open) roll-up rows known.
     pub fn open_rollups(&self) -> usize {
-        self.marks
-            .as_ref()
-            .map_or(0, |m| m.values().map(HashSet::len).sum())
+        self.marks.as_ref().map_or(0, |marks| {
+            marks
+                .values()
+                .flat_map(HashMap::values)
+                .map(HashSet::len)
+                .sum()
+        })
     }
 }
 
 /// Writes one flush in one transaction: the 1-second rows of the bucket deltas, the marks of
-/// the 1-minute and 1-hour rows they touch, the rebuilt roll-ups of periods that closed, then
-/// the checkpoint hook. When the transaction fails, `state` is cleared (reloaded from the
-/// database by the next flush).
+/// the 1-minute and 1-hour rows they touch, the roll-ups of periods that closed, then the
+/// checkpoint hook. When the transaction fails, `state` is cleared (reloaded from the database
+/// by the next flush).
 pub async fn write_flush<P, H: CheckpointHook<P>>(
     database: &Database,
     flush: &Flush<P>,
@@ -650,14 +662,14 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
             };
             writes.push(BucketWrite {
                 metric_id,
-                series: serde_json::to_string(&delta.labels).expect("labels always serialise"),
+                series: &delta.series,
                 second: delta.second,
                 stats: delta.stats,
                 counts: &delta.counts,
                 hist,
             });
         }
-        write_rollups(&mut tx, writes, state, now).await?;
+        with_raw(&mut tx, |db| write_rollups(db, writes, state, now)).await?;
         hook.write(&mut tx, &flush.positions).await?;
         tx.commit().await?;
         Ok::<_, StorageError>(())
@@ -672,24 +684,25 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
 }
 
 /// The 1-second rows, marks and closed roll-ups of one flush (inside its transaction).
-async fn write_rollups(
-    tx: &mut SqliteConnection,
+fn write_rollups(
+    db: &rusqlite::Connection,
     writes: Vec<BucketWrite<'_>>,
     state: &mut FlushState,
     now_ms: i64,
 ) -> Result<(), StorageError> {
     if state.marks.is_none() {
         let mut marks = Marks::new();
-        for (metric_id, tier, series, start) in rollup::all_marks(tx).await? {
+        for (metric_id, tier, series, start) in rollup::all_marks(db)? {
             marks
                 .entry((tier, start))
                 .or_default()
-                .insert((metric_id, series));
+                .entry(metric_id)
+                .or_default()
+                .insert(series);
         }
         state.marks = Some(marks);
-        state.stored_upto_s = rollup::newest_second(tx).await?.unwrap_or(i64::MIN);
+        state.stored_upto_s = rollup::newest_second(db)?.unwrap_or(i64::MIN);
     }
-    let marks = state.marks.as_mut().expect("loaded above");
     let oldest_rolled_s = state.second_retention.map_or(i64::MIN, |keep| {
         now_ms / 1000 - keep.saturating_sub(ROLLUP_MARGIN).as_secs() as i64
     });
@@ -700,29 +713,57 @@ async fn write_rollups(
         for write in &direct {
             state
                 .seconds
-                .remove(&(write.metric_id, write.series.clone(), write.second));
+                .remove(&(write.metric_id, write.series.to_string(), write.second));
+            // Its minute's 1-second rows no longer hold everything that minute does.
+            let minute = write.second.div_euclid(60) * 60;
+            if let Some(minute) = state.minutes.get_mut(&(write.metric_id, minute)) {
+                minute.remove(write.series);
+            }
         }
-        write_buckets(tx, &direct, &TIERS_S).await?;
+        write_buckets(db, &direct, &TIERS_S)?;
     }
-    rollup::write_seconds(tx, &rolled, &mut state.seconds, state.stored_upto_s).await?;
+    rollup::write_seconds(db, &rolled, &mut state.seconds, state.stored_upto_s)?;
+    let stored_before_s = state.stored_upto_s;
     state.stored_upto_s = rolled
         .iter()
         .chain(&direct)
         .map(|w| w.second)
         .fold(state.stored_upto_s, i64::max);
+    let marks = state.marks.as_mut().expect("loaded above");
     let mut new_marks = Vec::new();
     for write in &rolled {
         state.newest_s = state.newest_s.max(write.second);
         for tier in [60, 3600] {
             let start = write.second.div_euclid(tier) * tier;
-            let set = marks.entry((tier, start)).or_default();
-            if !set.contains(&(write.metric_id, write.series.clone())) {
-                set.insert((write.metric_id, write.series.clone()));
-                new_marks.push((write.metric_id, tier, write.series.clone(), start));
+            let series = marks
+                .entry((tier, start))
+                .or_default()
+                .entry(write.metric_id)
+                .or_default();
+            if !series.contains(write.series) {
+                series.insert(write.series.to_string());
+                new_marks.push((write.metric_id, tier, write.series.to_string(), start));
+                if tier == 60 && start > stored_before_s {
+                    // No 1-second row of this minute was stored: from here on this state sees
+                    // every one.
+                    state
+                        .minutes
+                        .entry((write.metric_id, start))
+                        .or_default()
+                        .insert(write.series.to_string(), SparseRow::default());
+                }
             }
         }
+        let minute = (write.metric_id, write.second.div_euclid(60) * 60);
+        if let Some(row) = state
+            .minutes
+            .get_mut(&minute)
+            .and_then(|minute| minute.get_mut(write.series))
+        {
+            row.add(write.stats, write.hist, write.counts);
+        }
     }
-    rollup::mark(tx, &new_marks).await?;
+    rollup::mark(db, &new_marks)?;
     // Close: minutes first, then hours none of whose minutes is still open.
     for tier in [60, 3600] {
         let closing: Vec<(i64, i64)> = marks
@@ -735,31 +776,61 @@ async fn write_rollups(
             let open_minutes: HashSet<(i64, &str)> = if tier == 3600 {
                 marks
                     .range((60, start)..(60, start + 3600))
-                    .flat_map(|(_, set)| set.iter().map(|(m, s)| (*m, s.as_str())))
+                    .flat_map(|(_, metrics)| metrics.iter())
+                    .flat_map(|(m, set)| set.iter().map(|s| (*m, s.as_str())))
                     .collect()
             } else {
                 HashSet::new()
             };
-            let Some(set) = marks.get(&(tier, start)) else {
+            let Some(metrics) = marks.get(&(tier, start)) else {
                 continue;
             };
-            let closed: Vec<(i64, String)> = set
+            let closed: Vec<(i64, String)> = metrics
                 .iter()
+                .flat_map(|(m, set)| set.iter().map(move |s| (*m, s)))
                 .filter(|(m, s)| !open_minutes.contains(&(*m, s.as_str())))
-                .cloned()
+                .map(|(m, s)| (m, s.clone()))
                 .collect();
-            let set = marks.get_mut(&(tier, start)).expect("present");
-            for key in &closed {
-                set.remove(key);
+            let metrics = marks.get_mut(&(tier, start)).expect("present");
+            for (metric_id, series) in &closed {
+                if let Some(set) = metrics.get_mut(metric_id) {
+                    set.remove(series);
+                    if set.is_empty() {
+                        metrics.remove(metric_id);
+                    }
+                }
             }
-            if set.is_empty() {
+            if metrics.is_empty() {
                 marks.remove(&(tier, start));
             }
             keys.extend(closed.into_iter().map(|(m, s)| (m, tier, s, start)));
         }
-        rollup::rebuild(tx, &keys).await?;
-        rollup::unmark(tx, &keys).await?;
+        // A minute seen whole is written from memory; the others are rebuilt from storage.
+        let mut whole = Vec::new();
+        let mut rebuild = Vec::new();
+        for key in keys.iter().cloned() {
+            let seen = (tier == 60)
+                .then(|| state.minutes.get_mut(&(key.0, key.3)))
+                .flatten()
+                .and_then(|minute| minute.remove(&key.2));
+            match seen {
+                Some(row) => whole.push((key, row)),
+                None => rebuild.push(key),
+            }
+        }
+        upsert_rows(
+            db,
+            whole
+                .iter()
+                .map(|((metric_id, tier, series, start), row)| {
+                    ((*metric_id, *tier, series.as_str(), *start), row)
+                })
+                .collect(),
+        )?;
+        rollup::rebuild(db, &rebuild)?;
+        rollup::unmark(db, &keys)?;
     }
+    state.minutes.retain(|_, minute| !minute.is_empty());
     Ok(())
 }
 
@@ -769,14 +840,19 @@ pub async fn close_rollups(
     state: &mut FlushState,
 ) -> Result<(), StorageError> {
     let mut tx = database.begin_write().await?;
-    let marks = rollup::all_marks(&mut tx).await?;
-    for tier in [60, 3600] {
-        let keys: Vec<_> = marks.iter().filter(|k| k.1 == tier).cloned().collect();
-        rollup::rebuild(&mut tx, &keys).await?;
-        rollup::unmark(&mut tx, &keys).await?;
-    }
+    with_raw(&mut tx, |db| {
+        let marks = rollup::all_marks(db)?;
+        for tier in [60, 3600] {
+            let keys: Vec<_> = marks.iter().filter(|k| k.1 == tier).cloned().collect();
+            rollup::rebuild(db, &keys)?;
+            rollup::unmark(db, &keys)?;
+        }
+        Ok(())
+    })
+    .await?;
     tx.commit().await?;
     state.marks = Some(BTreeMap::new());
+    state.minutes.clear();
     Ok(())
 }
 

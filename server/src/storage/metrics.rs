@@ -8,7 +8,7 @@
 //! ([`write_buckets`] with every tier). Retention only deletes rows older than each tier's
 //! horizon that no open roll-up still needs.
 
-use super::{Database, StorageError, push_values_in};
+use super::{Database, StorageError};
 use crate::engine::{compact, core::Builtin, definition::MetricDefinition, window::Stats};
 use hdrhistogram::{
     Histogram,
@@ -44,7 +44,7 @@ pub struct StoredBucket {
 /// One delta to merge into storage: `series` is the JSON array of labels.
 pub struct BucketWrite<'a> {
     pub metric_id: i64,
-    pub series: String,
+    pub series: &'a str,
     pub second: i64,
     pub stats: Stats,
     /// Histogram counts as sparse `(bucket index, count)`, ascending (see [`compact`]).
@@ -342,7 +342,9 @@ pub fn encode_histogram(hist: &Histogram<u64>) -> Vec<u8> {
             tracing::error!(?error, "histogram serialisation failed");
             return Vec::new();
         }
-        wrap_stored_zlib(&codec.plain)
+        let mut out = Vec::new();
+        wrap_stored_zlib(&codec.plain, &mut out);
+        out
     })
 }
 
@@ -358,6 +360,13 @@ const V2_HEADER: usize = 40;
 /// [`crate::engine::compact`]): the same bytes as encoding the dense histogram, without
 /// building it.
 pub fn encode_sparse_histogram(bounds: HistBounds, sparse: &[(u32, u64)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_sparse_histogram_into(bounds, sparse, &mut out);
+    out
+}
+
+/// [`encode_sparse_histogram`] into `out` (cleared first), reusing its allocation.
+pub fn encode_sparse_histogram_into(bounds: HistBounds, sparse: &[(u32, u64)], out: &mut Vec<u8>) {
     CODEC.with_borrow_mut(|codec| {
         let plain = &mut codec.plain;
         plain.clear();
@@ -370,15 +379,16 @@ pub fn encode_sparse_histogram(bounds: HistBounds, sparse: &[(u32, u64)]) -> Vec
         compact::encode_counts(sparse.iter().copied(), plain);
         let payload = (plain.len() - V2_HEADER) as u32;
         plain[4..8].copy_from_slice(&payload.to_be_bytes());
-        wrap_stored_zlib(plain)
+        wrap_stored_zlib(plain, out);
     })
 }
 
 /// A zlib stream of stored (uncompressed) deflate blocks around `plain`, behind the V2
-/// compressed cookie and payload length.
-fn wrap_stored_zlib(plain: &[u8]) -> Vec<u8> {
+/// compressed cookie and payload length, into `out` (cleared first).
+fn wrap_stored_zlib(plain: &[u8], out: &mut Vec<u8>) {
     let blocks = plain.len().div_ceil(usize::from(u16::MAX)).max(1);
-    let mut out = Vec::with_capacity(8 + 2 + 5 * blocks + plain.len() + 4);
+    out.clear();
+    out.reserve(8 + 2 + 5 * blocks + plain.len() + 4);
     out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
     out.extend_from_slice(&[0; 4]); // payload length, below
     out.extend_from_slice(&[0x78, 0x01]); // zlib: deflate, 32 KiB window, no dictionary
@@ -397,7 +407,6 @@ fn wrap_stored_zlib(plain: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&adler32(plain).to_be_bytes());
     let payload = (out.len() - 8) as u32;
     out[4..8].copy_from_slice(&payload.to_be_bytes());
-    out
 }
 
 /// No histogram of ours encodes to more than a few hundred KiB; a blob inflating further is
@@ -502,21 +511,29 @@ pub struct SparseRow {
     pub(crate) bounds: Option<HistBounds>,
 }
 
+impl SparseRow {
+    /// Adds a delta (counts sparse and ascending, as [`BucketWrite::counts`]).
+    pub(crate) fn add(&mut self, stats: Stats, hist: Option<HistBounds>, counts: &[(u32, u64)]) {
+        self.stats.merge(&stats);
+        if let Some(bounds) = hist {
+            self.bounds.get_or_insert(bounds);
+            compact::merge_sparse(&mut self.counts, counts);
+        }
+    }
+}
+
 /// A stored row's key: metric id, tier (s), series labels (JSON), period start (s).
 pub(crate) type RowKey<'a> = (i64, i64, &'a str, i64);
 
-/// Rows per batched statement: 4 parameters per key in the lookup, 9 per row in the upsert,
-/// well under SQLite's 32,766 parameters.
-const ROWS_PER_STATEMENT: usize = 250;
+/// Looks one stored row up by its key (binds: metric, tier, series, start).
+pub(crate) const SELECT_ROW: &str = "SELECT count, sum, min, max, hist FROM metric_bucket \
+     WHERE metric_id = ?1 AND tier_s = ?2 AND series = ?3 AND start_s = ?4";
 
 /// Merges every delta into its rows of `tiers` (see [`TIERS_S`]). Runs inside the flush
-/// transaction.
-/// Deltas for the same row are combined in memory first, so each row is read and written once,
-/// and rows are read and written in batches of [`ROWS_PER_STATEMENT`]: every statement is a
-/// round trip to sqlx's SQLite worker thread, which cost more than the SQL itself when each row
-/// had its own SELECT and UPSERT.
-pub async fn write_buckets(
-    conn: &mut SqliteConnection,
+/// transaction, on its locked handle ([`super::raw`]).
+/// Deltas for the same row are combined in memory first, so each row is read and written once.
+pub fn write_buckets(
+    db: &rusqlite::Connection,
     writes: &[BucketWrite<'_>],
     tiers: &[i64],
 ) -> Result<usize, StorageError> {
@@ -527,7 +544,7 @@ pub async fn write_buckets(
             let key = (
                 write.metric_id,
                 tier,
-                write.series.as_str(),
+                write.series,
                 write.second.div_euclid(tier) * tier,
             );
             let row = match index.get(&key) {
@@ -545,105 +562,76 @@ pub async fn write_buckets(
             }
         }
     }
-    // Merge what is stored (one SELECT per batch).
-    let by_key: HashMap<(i64, i64, String, i64), usize> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, ((m, t, s, st), _))| ((*m, *t, s.to_string(), *st), i))
-        .collect();
+    // Merge what is stored.
     let mut stored_counts = Vec::new();
-    for from in (0..rows.len()).step_by(ROWS_PER_STATEMENT) {
-        let keys: Vec<RowKey<'_>> = rows[from..(from + ROWS_PER_STATEMENT).min(rows.len())]
-            .iter()
-            .map(|(key, _)| *key)
-            .collect();
-        let mut select = sqlx::QueryBuilder::new(
-            "SELECT metric_id, tier_s, series, start_s, count, sum, min, max, hist \
-             FROM metric_bucket WHERE (metric_id, tier_s, series, start_s) IN ",
-        );
-        push_values_in(
-            &mut select,
-            &keys,
-            |mut row, (metric_id, tier, series, start)| {
-                row.push_bind(*metric_id)
-                    .push_bind(*tier)
-                    .push_bind(*series)
-                    .push_bind(*start);
-            },
-        );
-        let stored = select.build().fetch_all(&mut *conn).await?;
-        for row in stored {
-            let key: (i64, i64, String, i64) = (
-                row.try_get("metric_id")?,
-                row.try_get("tier_s")?,
-                row.try_get("series")?,
-                row.try_get("start_s")?,
-            );
-            let Some(&i) = by_key.get(&key) else { continue };
-            let bucket = &mut rows[i].1;
-            bucket.stats.merge(&Stats {
-                count: row.try_get::<i64, _>("count")? as u64,
-                sum: row.try_get("sum")?,
-                min: row.try_get("min")?,
-                max: row.try_get("max")?,
-            });
-            let blob: Option<&[u8]> = row.try_get("hist")?;
-            if let Some(blob) = blob {
-                stored_counts.clear();
-                let bounds = decode_sparse_histogram(blob, &mut stored_counts)?;
-                if *bucket.bounds.get_or_insert(bounds) == bounds {
-                    compact::merge_sparse(&mut bucket.counts, &stored_counts);
-                } else {
-                    tracing::warn!(
-                        metric_id = key.0,
-                        "stored histogram does not fit; kept the new counts only"
-                    );
-                }
+    let mut select = db.prepare_cached(SELECT_ROW)?;
+    for ((metric_id, tier, series, start), bucket) in &mut rows {
+        let mut found = select.query((*metric_id, *tier, *series, *start))?;
+        let Some(row) = found.next()? else { continue };
+        bucket.stats.merge(&raw_stats(row, 0)?);
+        if let Some(blob) = row.get_ref(4)?.as_blob_or_null()? {
+            stored_counts.clear();
+            let bounds = decode_sparse_histogram(blob, &mut stored_counts)?;
+            if *bucket.bounds.get_or_insert(bounds) == bounds {
+                compact::merge_sparse(&mut bucket.counts, &stored_counts);
+            } else {
+                tracing::warn!(
+                    metric_id,
+                    "stored histogram does not fit; kept the new counts only"
+                );
             }
         }
     }
-    // Write every row back (one UPSERT per batch).
+    // Write every row back.
     let refs: Vec<(RowKey<'_>, &SparseRow)> = rows.iter().map(|(key, row)| (*key, row)).collect();
-    upsert_rows(conn, &refs).await?;
+    upsert_rows(db, refs)?;
     Ok(rows.len())
 }
 
-/// Writes whole rows, replacing stored ones (INSERT … ON CONFLICT DO UPDATE), in statements of
-/// [`ROWS_PER_STATEMENT`] rows; the histogram is encoded from the sparse counts.
-pub(crate) async fn upsert_rows(
-    conn: &mut SqliteConnection,
-    rows: &[(RowKey<'_>, &SparseRow)],
-) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut upsert = sqlx::QueryBuilder::new(
-            "INSERT INTO metric_bucket (metric_id, tier_s, series, start_s, count, sum, min, max, hist) ",
-        );
-        upsert.push_values(
-            chunk,
-            |mut row, ((metric_id, tier, series, start), content)| {
-                row.push_bind(*metric_id)
-                    .push_bind(*tier)
-                    .push_bind(*series)
-                    .push_bind(*start)
-                    .push_bind(content.stats.count as i64)
-                    .push_bind(content.stats.sum)
-                    .push_bind(content.stats.min)
-                    .push_bind(content.stats.max)
-                    .push_bind(
-                        content
-                            .bounds
-                            .map(|b| encode_sparse_histogram(b, &content.counts)),
-                    );
-            },
-        );
-        upsert.push(
-            " ON CONFLICT (metric_id, tier_s, series, start_s) DO UPDATE SET \
-             count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, \
-             hist = excluded.hist",
-        );
-        upsert.build().execute(&mut *conn).await?;
+/// Writes whole rows, replacing stored ones (INSERT … ON CONFLICT DO UPDATE), one prepared
+/// single-row statement each, in key order (the table's B-tree is then filled left to right);
+/// the histogram is encoded from the sparse counts.
+pub(crate) fn upsert_rows(
+    db: &rusqlite::Connection,
+    mut rows: Vec<(RowKey<'_>, &SparseRow)>,
+) -> Result<(), rusqlite::Error> {
+    rows.sort_unstable_by(|(a, _), (b, _)| (a.0, a.1, a.3, a.2).cmp(&(b.0, b.1, b.3, b.2)));
+    let mut upsert = db.prepare_cached(
+        "INSERT INTO metric_bucket (metric_id, tier_s, series, start_s, count, sum, min, max, hist) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (metric_id, tier_s, start_s, series) DO UPDATE SET \
+         count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max, \
+         hist = excluded.hist",
+    )?;
+    let mut blob = Vec::new();
+    for ((metric_id, tier, series, start), content) in rows {
+        let hist = content.bounds.map(|bounds| {
+            encode_sparse_histogram_into(bounds, &content.counts, &mut blob);
+            blob.as_slice()
+        });
+        upsert.execute((
+            metric_id,
+            tier,
+            series,
+            start,
+            content.stats.count as i64,
+            content.stats.sum,
+            content.stats.min,
+            content.stats.max,
+            hist,
+        ))?;
     }
     Ok(())
+}
+
+/// The `count, sum, min, max` columns of a rusqlite row, from column `first` on.
+pub(crate) fn raw_stats(row: &rusqlite::Row<'_>, first: usize) -> Result<Stats, rusqlite::Error> {
+    Ok(Stats {
+        count: row.get::<_, i64>(first)? as u64,
+        sum: row.get(first + 1)?,
+        min: row.get(first + 2)?,
+        max: row.get(first + 3)?,
+    })
 }
 
 /// The `count, sum, min, max` columns of a stored bucket row, by name.

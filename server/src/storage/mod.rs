@@ -20,6 +20,7 @@ use std::{
 pub mod alerts;
 pub mod checkpoints;
 pub mod export;
+pub mod raw;
 pub mod rollup;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -47,6 +48,10 @@ pub enum StorageError {
     Migrate { path: PathBuf, source: MigrateError },
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("database query failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("unexpected value in the database: {0}")]
+    Value(#[from] rusqlite::types::FromSqlError),
 }
 
 /// The pool plus where it lives.
@@ -151,26 +156,6 @@ impl Database {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Appends `(VALUES (…), (…), …)` to a `(col, …) IN ` clause, one row per item, its values
-/// pushed by `push_row` (comma-separated). SQLite compares row values with IN only against a
-/// subquery, so the tuples go in a VALUES clause rather than a plain list.
-pub(crate) fn push_values_in<'args, T>(
-    builder: &mut sqlx::QueryBuilder<'args, sqlx::Sqlite>,
-    items: impl IntoIterator<Item = T>,
-    mut push_row: impl FnMut(sqlx::query_builder::Separated<'_, 'args, sqlx::Sqlite, &'static str>, T),
-) {
-    builder.push("(VALUES ");
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            builder.push(", ");
-        }
-        builder.push("(");
-        push_row(builder.separated(", "), item);
-        builder.push(")");
-    }
-    builder.push(")");
 }
 
 #[cfg(test)]

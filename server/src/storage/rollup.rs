@@ -11,19 +11,16 @@
 
 use super::{
     Database, StorageError,
-    metrics::{BucketWrite, SparseRow, decode_sparse_histogram, upsert_rows},
-    push_values_in,
+    metrics::{
+        BucketWrite, SELECT_ROW, SparseRow, decode_sparse_histogram, raw_stats, upsert_rows,
+    },
+    raw::with_raw,
 };
-use crate::engine::{compact, window::Stats};
-use futures_util::TryStreamExt;
-use sqlx::{Row, SqliteConnection};
+use crate::engine::compact;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A marked row: metric id, tier (60 or 3600 s), series (JSON labels), period start (s).
 pub type RollupKey = (i64, i64, String, i64);
-
-/// Keys per batched statement (4 parameters each).
-const KEYS_PER_STATEMENT: usize = 250;
 
 /// The tier a tier is rebuilt from.
 fn lower_tier(tier_s: i64) -> Option<i64> {
@@ -35,86 +32,66 @@ fn lower_tier(tier_s: i64) -> Option<i64> {
 }
 
 /// Marks rows (existing marks stay).
-pub async fn mark(conn: &mut SqliteConnection, keys: &[RollupKey]) -> Result<(), StorageError> {
-    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT OR IGNORE INTO metric_rollup (metric_id, tier_s, series, start_s) ",
-        );
-        insert.push_values(chunk, |mut row, (metric_id, tier, series, start)| {
-            row.push_bind(*metric_id)
-                .push_bind(*tier)
-                .push_bind(series.as_str())
-                .push_bind(*start);
-        });
-        insert.build().execute(&mut *conn).await?;
+pub fn mark(db: &rusqlite::Connection, keys: &[RollupKey]) -> Result<(), StorageError> {
+    let mut insert = db.prepare_cached(
+        "INSERT OR IGNORE INTO metric_rollup (metric_id, tier_s, series, start_s) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (metric_id, tier, series, start) in keys {
+        insert.execute((metric_id, tier, series, start))?;
     }
     Ok(())
 }
 
 /// Deletes marks.
-pub async fn unmark(conn: &mut SqliteConnection, keys: &[RollupKey]) -> Result<(), StorageError> {
-    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-        let mut delete = sqlx::QueryBuilder::new(
-            "DELETE FROM metric_rollup WHERE (metric_id, tier_s, series, start_s) IN ",
-        );
-        push_values_in(
-            &mut delete,
-            chunk,
-            |mut row, (metric_id, tier, series, start)| {
-                row.push_bind(*metric_id)
-                    .push_bind(*tier)
-                    .push_bind(series.as_str())
-                    .push_bind(*start);
-            },
-        );
-        delete.build().execute(&mut *conn).await?;
+pub fn unmark(db: &rusqlite::Connection, keys: &[RollupKey]) -> Result<(), StorageError> {
+    let mut delete = db.prepare_cached(
+        "DELETE FROM metric_rollup \
+         WHERE metric_id = ?1 AND tier_s = ?2 AND series = ?3 AND start_s = ?4",
+    )?;
+    for (metric_id, tier, series, start) in keys {
+        delete.execute((metric_id, tier, series, start))?;
     }
     Ok(())
 }
 
 /// The newest 1-second row's start, if any.
-pub async fn newest_second(conn: &mut SqliteConnection) -> Result<Option<i64>, StorageError> {
-    Ok(
-        sqlx::query_scalar("SELECT MAX(start_s) FROM metric_bucket WHERE tier_s = 1")
-            .fetch_one(conn)
-            .await?,
-    )
+pub fn newest_second(db: &rusqlite::Connection) -> Result<Option<i64>, StorageError> {
+    Ok(db.query_row(
+        "SELECT MAX(start_s) FROM metric_bucket WHERE tier_s = 1",
+        (),
+        |row| row.get(0),
+    )?)
 }
 
 /// Every marked row.
-pub async fn all_marks(conn: &mut SqliteConnection) -> Result<Vec<RollupKey>, StorageError> {
-    let rows = sqlx::query("SELECT metric_id, tier_s, series, start_s FROM metric_rollup")
-        .fetch_all(conn)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-        .collect()
+pub fn all_marks(db: &rusqlite::Connection) -> Result<Vec<RollupKey>, StorageError> {
+    let mut select = db.prepare("SELECT metric_id, tier_s, series, start_s FROM metric_rollup")?;
+    let marks = select
+        .query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(marks)
 }
 
 /// Marked rows of one metric and tier with `from_s <= start_s < to_s`, optionally one series.
-async fn marks_in(
-    conn: &mut SqliteConnection,
+fn marks_in(
+    db: &rusqlite::Connection,
     metric_id: i64,
     tier_s: i64,
     series: Option<&str>,
     from_s: i64,
     to_s: i64,
 ) -> Result<Vec<RollupKey>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT series, start_s FROM metric_rollup WHERE metric_id = ? AND tier_s = ? \
-         AND start_s >= ? AND start_s < ? AND (? IS NULL OR series = ?)",
-    )
-    .bind(metric_id)
-    .bind(tier_s)
-    .bind(from_s)
-    .bind(to_s)
-    .bind(series)
-    .bind(series)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((metric_id, tier_s, r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    let mut select = db.prepare_cached(
+        "SELECT series, start_s FROM metric_rollup WHERE metric_id = ?1 AND tier_s = ?2 \
+         AND start_s >= ?3 AND start_s < ?4 AND (?5 IS NULL OR series = ?5)",
+    )?;
+    let marks = select
+        .query_map((metric_id, tier_s, from_s, to_s, series), |r| {
+            Ok((metric_id, tier_s, r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(marks)
 }
 
 /// The stored content of the 1-second rows the last flushes wrote, by (metric id, series,
@@ -129,19 +106,19 @@ const CACHE_SECONDS: i64 = 10;
 /// Merges deltas into their 1-second rows, writes them, and keeps their new content in
 /// `cache`. A row is read only when it is neither in `cache` nor known to be absent: no
 /// 1-second row is newer than `stored_upto_s`. Runs inside the flush transaction.
-pub async fn write_seconds(
-    conn: &mut SqliteConnection,
+pub fn write_seconds(
+    db: &rusqlite::Connection,
     writes: &[BucketWrite<'_>],
     cache: &mut SecondCache,
     stored_upto_s: i64,
 ) -> Result<usize, StorageError> {
-    let mut rows: HashMap<(i64, String, i64), SparseRow> = HashMap::new();
+    let mut rows: HashMap<(i64, &str, i64), SparseRow> = HashMap::new();
     let mut sparse = Vec::new();
     let mut newest = i64::MIN;
     for write in writes {
         newest = newest.max(write.second);
         let row = rows
-            .entry((write.metric_id, write.series.clone(), write.second))
+            .entry((write.metric_id, write.series, write.second))
             .or_default();
         row.stats.merge(&write.stats);
         if let Some(bounds) = write.hist {
@@ -149,71 +126,42 @@ pub async fn write_seconds(
             compact::merge_sparse(&mut row.counts, write.counts);
         }
     }
-    // What is stored: from the cache, else read (one SELECT per batch of rows).
-    let mut unknown = Vec::new();
-    for (key, row) in &mut rows {
-        match cache.get(key) {
-            Some(stored) => merge_content(row, stored),
-            None if key.2 > stored_upto_s => {}
-            None => unknown.push(key.clone()),
+    // What is stored: from the cache, else read.
+    let mut select = db.prepare_cached(SELECT_ROW)?;
+    for (&(metric_id, series, second), row) in &mut rows {
+        if let Some(stored) = cache.get(&(metric_id, series.to_string(), second)) {
+            merge_content(row, stored);
+            continue;
+        }
+        if second > stored_upto_s {
+            continue;
+        }
+        let mut found = select.query((metric_id, 1, series, second))?;
+        let Some(stored) = found.next()? else {
+            continue;
+        };
+        row.stats.merge(&raw_stats(stored, 0)?);
+        if let Some(blob) = stored.get_ref(4)?.as_blob_or_null()? {
+            sparse.clear();
+            let bounds = decode_sparse_histogram(blob, &mut sparse)?;
+            row.bounds.get_or_insert(bounds);
+            compact::merge_sparse(&mut row.counts, &sparse);
         }
     }
-    for chunk in unknown.chunks(KEYS_PER_STATEMENT) {
-        let mut select = sqlx::QueryBuilder::new(
-            "SELECT metric_id, series, start_s, count, sum, min, max, hist FROM metric_bucket \
-             WHERE (metric_id, tier_s, series, start_s) IN ",
-        );
-        push_values_in(
-            &mut select,
-            chunk,
-            |mut row, (metric_id, series, second)| {
-                row.push_bind(*metric_id)
-                    .push("1")
-                    .push_bind(series.as_str())
-                    .push_bind(*second);
-            },
-        );
-        for stored in select.build().fetch_all(&mut *conn).await? {
-            let key = (
-                stored.try_get::<i64, _>(0)?,
-                stored.try_get::<String, _>(1)?,
-                stored.try_get::<i64, _>(2)?,
-            );
-            let Some(row) = rows.get_mut(&key) else {
-                continue;
-            };
-            row.stats.merge(&stats_at(&stored, 3)?);
-            let blob: Option<&[u8]> = stored.try_get(7)?;
-            if let Some(blob) = blob {
-                sparse.clear();
-                let bounds = decode_sparse_histogram(blob, &mut sparse)?;
-                row.bounds.get_or_insert(bounds);
-                compact::merge_sparse(&mut row.counts, &sparse);
-            }
-        }
-    }
-    let rows: Vec<((i64, String, i64), SparseRow)> = rows.into_iter().collect();
+    drop(select);
     let refs: Vec<_> = rows
         .iter()
-        .map(|((metric_id, series, second), content)| {
-            ((*metric_id, 1, series.as_str(), *second), content)
-        })
+        .map(|(&(metric_id, series, second), content)| ((metric_id, 1, series, second), content))
         .collect();
-    upsert_rows(conn, &refs).await?;
+    upsert_rows(db, refs)?;
     cache.retain(|key, _| key.2 >= newest.saturating_sub(CACHE_SECONDS));
     let written = rows.len();
-    cache.extend(rows);
+    cache.extend(
+        rows.into_iter().map(|((metric_id, series, second), row)| {
+            ((metric_id, series.to_string(), second), row)
+        }),
+    );
     Ok(written)
-}
-
-/// The stats of a row whose `count, sum, min, max` columns start at column `first`.
-fn stats_at(row: &sqlx::sqlite::SqliteRow, first: usize) -> Result<Stats, sqlx::Error> {
-    Ok(Stats {
-        count: row.try_get::<i64, _>(first)? as u64,
-        sum: row.try_get(first + 1)?,
-        min: row.try_get(first + 2)?,
-        max: row.try_get(first + 3)?,
-    })
 }
 
 /// Adds stored content to a row's new deltas.
@@ -228,10 +176,7 @@ fn merge_content(row: &mut SparseRow, stored: &SparseRow) {
 /// Rebuilds the rows of `keys` (all 1-minute or 1-hour; rebuild 1-minute rows before the
 /// 1-hour rows that contain them) from the tier below and writes them; a key whose period has
 /// no rows below is left alone. Marks are not touched. Returns the rows written.
-pub async fn rebuild(
-    conn: &mut SqliteConnection,
-    keys: &[RollupKey],
-) -> Result<usize, StorageError> {
+pub fn rebuild(db: &rusqlite::Connection, keys: &[RollupKey]) -> Result<usize, StorageError> {
     // One range read per period and metric: with the time-ordered key (migration 0006) the
     // period's rows of one metric are adjacent, whatever the number of series; rows of series
     // not asked for are skipped before their histogram is decoded.
@@ -242,47 +187,39 @@ pub async fn rebuild(
             .or_default()
             .insert(series.as_str());
     }
+    let mut select = db.prepare_cached(
+        "SELECT series, count, sum, min, max, hist FROM metric_bucket \
+         WHERE metric_id = ?1 AND tier_s = ?2 AND start_s >= ?3 AND start_s < ?4",
+    )?;
     let mut written = 0;
     for ((tier, start, metric_id), wanted) in periods {
         let Some(lower) = lower_tier(tier) else {
             continue;
         };
-        let mut rows = sqlx::query(
-            "SELECT series, count, sum, min, max, hist FROM metric_bucket \
-             WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ?",
-        )
-        .bind(metric_id)
-        .bind(lower)
-        .bind(start)
-        .bind(start + tier)
-        .fetch(&mut *conn);
-        let mut rebuilt: HashMap<String, SparseRow> = HashMap::new();
-        while let Some(row) = rows.try_next().await? {
-            let series: &str = row.try_get(0)?;
-            if !wanted.contains(series) {
+        let mut rows = select.query((metric_id, lower, start, start + tier))?;
+        let mut rebuilt: HashMap<&str, SparseRow> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let Some(&series) = wanted.get(row.get_ref(0)?.as_str()?) else {
                 continue;
-            }
-            if !rebuilt.contains_key(series) {
-                rebuilt.insert(series.to_string(), SparseRow::default());
-            }
-            let acc = rebuilt.get_mut(series).expect("inserted above");
-            acc.stats.merge(&stats_at(&row, 1)?);
-            let blob: Option<&[u8]> = row.try_get(5)?;
-            if let Some(blob) = blob {
+            };
+            let acc = rebuilt.entry(series).or_default();
+            acc.stats.merge(&raw_stats(row, 1)?);
+            if let Some(blob) = row.get_ref(5)?.as_blob_or_null()? {
                 acc.bounds = Some(decode_sparse_histogram(blob, &mut acc.counts)?);
             }
         }
         drop(rows);
-        let mut out: Vec<(String, SparseRow)> = rebuilt.into_iter().collect();
-        for (_, acc) in &mut out {
+        for acc in rebuilt.values_mut() {
             combine(&mut acc.counts);
         }
-        let refs: Vec<_> = out
-            .iter()
-            .map(|(series, acc)| ((metric_id, tier, series.as_str(), start), acc))
-            .collect();
-        upsert_rows(conn, &refs).await?;
-        written += refs.len();
+        written += rebuilt.len();
+        upsert_rows(
+            db,
+            rebuilt
+                .iter()
+                .map(|(series, acc)| ((metric_id, tier, *series, start), acc))
+                .collect(),
+        )?;
     }
     Ok(written)
 }
@@ -333,13 +270,16 @@ impl Database {
             return Ok(0);
         }
         let mut tx = self.begin_write().await?;
-        let mut written = 0;
-        if tier_s == 3600 {
-            let minutes = marks_in(&mut tx, metric_id, 60, series, from_s, to_s + 3600).await?;
-            written += rebuild(&mut tx, &minutes).await?;
-        }
-        let marked = marks_in(&mut tx, metric_id, tier_s, series, from_s, to_s).await?;
-        written += rebuild(&mut tx, &marked).await?;
+        let written = with_raw(&mut tx, |db| {
+            let mut written = 0;
+            if tier_s == 3600 {
+                let minutes = marks_in(db, metric_id, 60, series, from_s, to_s + 3600)?;
+                written += rebuild(db, &minutes)?;
+            }
+            let marked = marks_in(db, metric_id, tier_s, series, from_s, to_s)?;
+            Ok(written + rebuild(db, &marked)?)
+        })
+        .await?;
         tx.commit().await?;
         Ok(written)
     }
@@ -376,7 +316,7 @@ mod tests {
             .iter()
             .map(|(second, bucket, counts)| BucketWrite {
                 metric_id: id,
-                series: "[]".into(),
+                series: "[]",
                 second: *second,
                 stats: bucket.stats,
                 counts,
@@ -385,22 +325,20 @@ mod tests {
             .collect();
         let mut cache = SecondCache::new();
         let mut tx = db.begin_write().await.unwrap();
-        write_seconds(&mut tx, &writes, &mut cache, i64::MAX)
-            .await
-            .unwrap();
-        // The same second again adds to it (from the cache, and from storage).
-        write_seconds(&mut tx, &writes[..1], &mut cache, i64::MAX)
-            .await
-            .unwrap();
-        write_seconds(&mut tx, &writes[..1], &mut SecondCache::new(), i64::MAX)
-            .await
-            .unwrap();
         let marks: Vec<RollupKey> = vec![
             (id, 60, "[]".into(), 120),
             (id, 60, "[]".into(), 180),
             (id, 3600, "[]".into(), 0),
         ];
-        mark(&mut tx, &marks).await.unwrap();
+        with_raw(&mut tx, |raw| {
+            write_seconds(raw, &writes, &mut cache, i64::MAX)?;
+            // The same second again adds to it (from the cache, and from storage).
+            write_seconds(raw, &writes[..1], &mut cache, i64::MAX)?;
+            write_seconds(raw, &writes[..1], &mut SecondCache::new(), i64::MAX)?;
+            mark(raw, &marks)
+        })
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
 
         // A reader of the hour tier rebuilds the minutes, then the hour.
@@ -436,9 +374,12 @@ mod tests {
         // Retention keeps the 1-second rows of marked minutes, and deletes them once unmarked.
         assert_eq!(db.delete_expired_buckets(1, 10_000, 100).await.unwrap(), 0);
         let mut conn = db.pool().acquire().await.unwrap();
-        unmark(&mut conn, &marks[..1]).await.unwrap();
+        with_raw(&mut conn, |raw| unmark(raw, &marks[..1]))
+            .await
+            .unwrap();
         assert_eq!(db.delete_expired_buckets(1, 10_000, 100).await.unwrap(), 3);
-        assert_eq!(all_marks(&mut conn).await.unwrap().len(), 2);
+        let left = with_raw(&mut conn, all_marks).await.unwrap();
+        assert_eq!(left.len(), 2);
     }
 
     #[test]
