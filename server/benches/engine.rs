@@ -261,12 +261,16 @@ fn flush_cost() {
             let start = Instant::now();
             let cpu_start = process_cpu();
             let flush = engine.take_flush_before(now_ms.div_euclid(1000));
-            take += start.elapsed();
+            let taken = start.elapsed();
+            take += taken;
             rows += flush.deltas.len();
             write_flush(&db, &flush, &mut NoCheckpoints, &mut state).await.expect("flush");
             let took = start.elapsed();
             if s > 0 {
                 times.push(took);
+                if std::env::var_os("FLUSH_TRACE").is_some() {
+                    eprintln!("flush {s}: {:.0} ms (take {:.0} ms), {} deltas", took.as_secs_f64() * 1000.0, taken.as_secs_f64() * 1000.0, flush.deltas.len());
+                }
                 cpu += process_cpu() - cpu_start;
             }
         }

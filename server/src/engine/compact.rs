@@ -185,7 +185,21 @@ pub fn decode_counts(bytes: &[u8], mut each: impl FnMut(u32, u64)) -> Option<()>
     Some(())
 }
 
-/// Merges ascending sparse `other` into ascending sparse `into` (counts of equal indices add).
+/// Sorts sparse counts by bucket index and adds the counts of equal indices.
+pub fn combine_sparse(counts: &mut Vec<(u32, u64)>) {
+    counts.sort_unstable_by_key(|&(index, _)| index);
+    counts.dedup_by(|next, kept| {
+        if next.0 == kept.0 {
+            kept.1 += next.1;
+            true
+        } else {
+            false
+        }
+    });
+}
+
+/// Merges ascending sparse `other` into ascending sparse `into` (counts of equal indices add),
+/// in place: it allocates only when `into` must grow beyond its capacity.
 pub fn merge_sparse(into: &mut Vec<(u32, u64)>, other: &[(u32, u64)]) {
     if other.is_empty() {
         return;
@@ -194,29 +208,40 @@ pub fn merge_sparse(into: &mut Vec<(u32, u64)>, other: &[(u32, u64)]) {
         into.extend_from_slice(other);
         return;
     }
-    let mut out = Vec::with_capacity(into.len() + other.len());
-    let (mut i, mut j) = (0, 0);
-    while i < into.len() && j < other.len() {
-        let (a, b) = (into[i], other[j]);
-        match a.0.cmp(&b.0) {
-            std::cmp::Ordering::Less => {
-                out.push(a);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push((a.0, a.1 + b.1));
-                i += 1;
-                j += 1;
-            }
+    // Add the counts of indices both have; count the indices only `other` has.
+    let (mut i, mut extra) = (0, 0);
+    for &(index, count) in other {
+        while i < into.len() && into[i].0 < index {
+            i += 1;
+        }
+        match into.get_mut(i) {
+            Some(slot) if slot.0 == index => slot.1 += count,
+            _ => extra += 1,
         }
     }
-    out.extend_from_slice(&into[i..]);
-    out.extend_from_slice(&other[j..]);
-    *into = out;
+    if extra == 0 {
+        return;
+    }
+    // Then merge those in from the back, each entry moving at most once.
+    let (mut i, mut j) = (into.len(), other.len());
+    into.resize(i + extra, (0, 0));
+    let mut k = into.len();
+    while j > 0 {
+        let b = other[j - 1];
+        if i > 0 && into[i - 1].0 == b.0 {
+            // Added above; the entry stays where it is.
+            j -= 1;
+            continue;
+        }
+        k -= 1;
+        if i > 0 && into[i - 1].0 > b.0 {
+            into[k] = into[i - 1];
+            i -= 1;
+        } else {
+            into[k] = b;
+            j -= 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,11 +340,47 @@ mod tests {
     }
 
     #[test]
+    fn combine_sorts_and_adds() {
+        let mut counts = vec![(5, 1), (1, 2), (5, 3), (0, 1), (1, 1)];
+        combine_sparse(&mut counts);
+        assert_eq!(counts, [(0, 1), (1, 3), (5, 4)]);
+    }
+
+    #[test]
     fn sparse_merge_adds_equal_indices() {
         let mut a = vec![(1, 1), (5, 2)];
         merge_sparse(&mut a, &[(0, 1), (5, 3), (9, 1)]);
         assert_eq!(a, [(0, 1), (1, 1), (5, 5), (9, 1)]);
         merge_sparse(&mut a, &[(10, 4)]);
         assert_eq!(a.last(), Some(&(10, 4)));
+    }
+
+    #[test]
+    fn sparse_merge_equals_adding_dense_counts() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(11);
+        let sparse = |rng: &mut StdRng| -> Vec<(u32, u64)> {
+            let n = rng.random_range(0..12);
+            let mut indices: Vec<u32> = (0..n).map(|_| rng.random_range(0..24)).collect();
+            indices.sort_unstable();
+            indices.dedup();
+            indices
+                .into_iter()
+                .map(|i| (i, rng.random_range(1..5)))
+                .collect()
+        };
+        for _ in 0..2_000 {
+            let (mut a, b) = (sparse(&mut rng), sparse(&mut rng));
+            let mut dense = [0u64; 24];
+            for &(i, c) in a.iter().chain(&b) {
+                dense[i as usize] += c;
+            }
+            let want: Vec<(u32, u64)> = (0..24u32)
+                .filter(|&i| dense[i as usize] > 0)
+                .map(|i| (i, dense[i as usize]))
+                .collect();
+            merge_sparse(&mut a, &b);
+            assert_eq!(a, want, "merging {b:?}");
+        }
     }
 }

@@ -234,6 +234,9 @@ struct Pending {
     stats: Stats,
     /// Count per bucket index; empty for a metric without histogram.
     counts: Vec<u32>,
+    /// Bit `c` is set when chunk `c` of `counts` (see [`chunk_len`]) may hold a non-zero count:
+    /// the flush reads only those chunks of the (mostly zero) array.
+    touched: u64,
     /// Already added to the windows (a restored flush).
     windowed: bool,
 }
@@ -265,6 +268,8 @@ struct MetricState {
     compiled: Option<CompiledMetric>,
     template: Histogram<u64>,
     layout: Layout,
+    /// log2 of [`chunk_len`] of the layout's bucket count.
+    chunk_shift: u32,
     records_histogram: bool,
     /// `hash_one(series key)` -> series indices with that hash.
     index: HashMap<u64, Vec<u32>, BuildHasherDefault<KeyIsHash>>,
@@ -294,6 +299,7 @@ impl MetricState {
             name,
             compiled,
             layout: Layout::of(&template),
+            chunk_shift: chunk_len(Layout::of(&template).buckets() as usize).trailing_zeros(),
             template,
             records_histogram,
             index: HashMap::default(),
@@ -348,6 +354,7 @@ impl MetricState {
     fn record(&mut self, series: usize, second: i64, release_s: i64, value: f64) {
         let records_histogram = self.records_histogram;
         let len = self.layout.buckets() as usize;
+        let chunk_shift = self.chunk_shift;
         let series = &mut self.series[series];
         let pending = match series
             .pending
@@ -368,6 +375,7 @@ impl MetricState {
                     release_s,
                     stats: Stats::EMPTY,
                     counts,
+                    touched: 0,
                     windowed: false,
                 });
                 series.pending.last_mut().expect("just pushed")
@@ -383,22 +391,22 @@ impl MetricState {
             }
             if let Some(count) = pending.counts.get_mut(index) {
                 *count = count.saturating_add(1);
+                pending.touched |= 1 << (index >> chunk_shift);
             }
         }
     }
 
     /// A pending delta's histogram counts as sparse `(bucket index, count)`.
     fn sparse(pending: &Pending, out: &mut Vec<(u32, u64)>) {
-        const CHUNK: usize = 16;
         out.clear();
-        // Most of the array is zeros: skip them 16 at a time (the OR vectorises).
-        for (chunk_index, chunk) in pending.counts.chunks(CHUNK).enumerate() {
-            if chunk.iter().fold(0, |any, &c| any | c) == 0 {
-                continue;
-            }
-            let base = chunk_index * CHUNK;
+        let chunk = chunk_len(pending.counts.len());
+        let mut touched = pending.touched;
+        while touched != 0 {
+            let base = touched.trailing_zeros() as usize * chunk;
+            touched &= touched - 1;
+            let end = (base + chunk).min(pending.counts.len());
             out.extend(
-                chunk
+                pending.counts[base..end]
                     .iter()
                     .enumerate()
                     .filter(|(_, c)| **c > 0)
@@ -406,6 +414,12 @@ impl MetricState {
             );
         }
     }
+}
+
+/// The length of the chunks of a pending counts array of `len` buckets that
+/// [`Pending::touched`] has one bit for: a power of two, 64 chunks or fewer.
+fn chunk_len(len: usize) -> usize {
+    len.div_ceil(64).max(1).next_power_of_two()
 }
 
 /// One series' delta for one second, as handed to storage. The histogram stays sparse: storage
@@ -896,11 +910,14 @@ impl<P: Clone> Engine<P> {
                 None => metric.series_index(&self.hasher, &key, usize::MAX),
             };
             let mut counts = Vec::new();
+            let mut touched = 0;
             if !delta.counts.is_empty() {
                 counts = vec![0_u32; metric.layout.buckets() as usize];
+                let chunk = chunk_len(counts.len());
                 for &(i, c) in &delta.counts {
                     if let Some(count) = counts.get_mut(i as usize) {
                         *count = u32::try_from(c).unwrap_or(u32::MAX);
+                        touched |= 1 << (i as usize / chunk);
                     }
                 }
             }
@@ -909,6 +926,7 @@ impl<P: Clone> Engine<P> {
                 release_s: i64::MIN,
                 stats: delta.stats,
                 counts,
+                touched,
                 windowed: true,
             });
         }

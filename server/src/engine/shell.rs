@@ -29,7 +29,7 @@ use crate::{
         Database, StorageError,
         metrics::{BucketWrite, SparseRow, TIERS_S, builtin_metric_id, upsert_rows, write_buckets},
         raw::with_raw,
-        rollup,
+        rollup::{self, SeriesMap},
     },
 };
 use sqlx::SqliteConnection;
@@ -37,6 +37,7 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     future::Future,
     pin::Pin,
+    sync::Arc,
     time::Duration,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -573,7 +574,7 @@ pub struct FlushState {
     /// by writing this, without reading its sixty 1-second rows back. A minute that had rows
     /// before it was marked by this state (a restart, a late record for a closed minute) is
     /// rebuilt from storage instead.
-    minutes: HashMap<(i64, i64), HashMap<String, SparseRow>>,
+    minutes: HashMap<(i64, i64), SeriesMap<SparseRow>>,
     /// The content of the newest 1-second rows written (see [`rollup::SecondCache`]).
     seconds: rollup::SecondCache,
     /// No 1-second row is newer than this (loaded with the marks, then kept up to date).
@@ -588,7 +589,7 @@ pub struct FlushState {
 }
 
 /// Marked roll-up rows: (tier, period start) -> metric id -> series.
-type Marks = BTreeMap<(i64, i64), HashMap<i64, HashSet<String>>>;
+type Marks = BTreeMap<(i64, i64), HashMap<i64, SeriesMap<()>>>;
 
 /// How far past its end (in data seconds) a period's roll-up is rebuilt and unmarked: records
 /// for a second still arrive for a moment after it (the flush boundary falls inside seconds).
@@ -621,7 +622,7 @@ impl FlushState {
             marks
                 .values()
                 .flat_map(HashMap::values)
-                .map(HashSet::len)
+                .map(HashMap::len)
                 .sum()
         })
     }
@@ -686,7 +687,7 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
 /// The 1-second rows, marks and closed roll-ups of one flush (inside its transaction).
 fn write_rollups(
     db: &rusqlite::Connection,
-    writes: Vec<BucketWrite<'_>>,
+    mut writes: Vec<BucketWrite<'_>>,
     state: &mut FlushState,
     now_ms: i64,
 ) -> Result<(), StorageError> {
@@ -698,11 +699,15 @@ fn write_rollups(
                 .or_default()
                 .entry(metric_id)
                 .or_default()
-                .insert(series);
+                .insert(series.into(), ());
         }
         state.marks = Some(marks);
         state.stored_upto_s = rollup::newest_second(db)?.unwrap_or(i64::MIN);
     }
+    // In the table's key order: rows of one (metric, second) come together.
+    writes.sort_unstable_by(|a, b| {
+        (a.metric_id, a.second, a.series).cmp(&(b.metric_id, b.second, b.series))
+    });
     let oldest_rolled_s = state.second_retention.map_or(i64::MIN, |keep| {
         now_ms / 1000 - keep.saturating_sub(ROLLUP_MARGIN).as_secs() as i64
     });
@@ -711,13 +716,13 @@ fn write_rollups(
         .partition(|w| w.second >= oldest_rolled_s);
     if !direct.is_empty() {
         for write in &direct {
-            state
-                .seconds
-                .remove(&(write.metric_id, write.series.to_string(), write.second));
+            if let Some(rows) = state.seconds.get_mut(&(write.metric_id, write.second)) {
+                rows.remove(&**write.series);
+            }
             // Its minute's 1-second rows no longer hold everything that minute does.
             let minute = write.second.div_euclid(60) * 60;
             if let Some(minute) = state.minutes.get_mut(&(write.metric_id, minute)) {
-                minute.remove(write.series);
+                minute.remove(&**write.series);
             }
         }
         write_buckets(db, &direct, &TIERS_S)?;
@@ -731,36 +736,40 @@ fn write_rollups(
         .fold(state.stored_upto_s, i64::max);
     let marks = state.marks.as_mut().expect("loaded above");
     let mut new_marks = Vec::new();
-    for write in &rolled {
-        state.newest_s = state.newest_s.max(write.second);
-        for tier in [60, 3600] {
-            let start = write.second.div_euclid(tier) * tier;
+    for group in rolled.chunk_by(|a, b| (a.metric_id, a.second) == (b.metric_id, b.second)) {
+        let (metric_id, second) = (group[0].metric_id, group[0].second);
+        state.newest_s = state.newest_s.max(second);
+        let minute_s = second.div_euclid(60) * 60;
+        let hour_s = second.div_euclid(3600) * 3600;
+        for (tier, start) in [(60, minute_s), (3600, hour_s)] {
             let series = marks
                 .entry((tier, start))
                 .or_default()
-                .entry(write.metric_id)
+                .entry(metric_id)
                 .or_default();
-            if !series.contains(write.series) {
-                series.insert(write.series.to_string());
-                new_marks.push((write.metric_id, tier, write.series.to_string(), start));
+            for write in group {
+                if series.contains_key(&**write.series) {
+                    continue;
+                }
+                series.insert(write.series.clone(), ());
+                new_marks.push((metric_id, tier, write.series.to_string(), start));
                 if tier == 60 && start > stored_before_s {
                     // No 1-second row of this minute was stored: from here on this state sees
                     // every one.
                     state
                         .minutes
-                        .entry((write.metric_id, start))
+                        .entry((metric_id, start))
                         .or_default()
-                        .insert(write.series.to_string(), SparseRow::default());
+                        .insert(write.series.clone(), SparseRow::default());
                 }
             }
         }
-        let minute = (write.metric_id, write.second.div_euclid(60) * 60);
-        if let Some(row) = state
-            .minutes
-            .get_mut(&minute)
-            .and_then(|minute| minute.get_mut(write.series))
-        {
-            row.add(write.stats, write.hist, write.counts);
+        if let Some(minute) = state.minutes.get_mut(&(metric_id, minute_s)) {
+            for write in group {
+                if let Some(row) = minute.get_mut(&**write.series) {
+                    row.add_unsorted(write.stats, write.hist, write.counts);
+                }
+            }
         }
     }
     rollup::mark(db, &new_marks)?;
@@ -777,7 +786,7 @@ fn write_rollups(
                 marks
                     .range((60, start)..(60, start + 3600))
                     .flat_map(|(_, metrics)| metrics.iter())
-                    .flat_map(|(m, set)| set.iter().map(|s| (*m, s.as_str())))
+                    .flat_map(|(m, set)| set.keys().map(|s| (*m, &**s)))
                     .collect()
             } else {
                 HashSet::new()
@@ -785,10 +794,10 @@ fn write_rollups(
             let Some(metrics) = marks.get(&(tier, start)) else {
                 continue;
             };
-            let closed: Vec<(i64, String)> = metrics
+            let closed: Vec<(i64, Arc<str>)> = metrics
                 .iter()
-                .flat_map(|(m, set)| set.iter().map(move |s| (*m, s)))
-                .filter(|(m, s)| !open_minutes.contains(&(*m, s.as_str())))
+                .flat_map(|(m, set)| set.keys().map(move |s| (*m, s)))
+                .filter(|(m, s)| !open_minutes.contains(&(*m, &***s)))
                 .map(|(m, s)| (m, s.clone()))
                 .collect();
             let metrics = marks.get_mut(&(tier, start)).expect("present");
@@ -803,7 +812,11 @@ fn write_rollups(
             if metrics.is_empty() {
                 marks.remove(&(tier, start));
             }
-            keys.extend(closed.into_iter().map(|(m, s)| (m, tier, s, start)));
+            keys.extend(
+                closed
+                    .into_iter()
+                    .map(|(m, s)| (m, tier, s.to_string(), start)),
+            );
         }
         // A minute seen whole is written from memory; the others are rebuilt from storage.
         let mut whole = Vec::new();
@@ -812,9 +825,12 @@ fn write_rollups(
             let seen = (tier == 60)
                 .then(|| state.minutes.get_mut(&(key.0, key.3)))
                 .flatten()
-                .and_then(|minute| minute.remove(&key.2));
+                .and_then(|minute| minute.remove(key.2.as_str()));
             match seen {
-                Some(row) => whole.push((key, row)),
+                Some(mut row) => {
+                    row.combine();
+                    whole.push((key, row));
+                }
                 None => rebuild.push(key),
             }
         }

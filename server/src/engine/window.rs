@@ -112,7 +112,8 @@ impl Slot {
 }
 
 /// A ring of 60 slots of `period_s` seconds. At most one slot, the one last added to, is
-/// *open*: its counts are a sparse `(bucket index, count)` list that merges cheaply. Adding to
+/// *open*: its counts are a sparse `(bucket index, count)` list, appended to as seconds come
+/// (unsorted, combined when full and when packed). Adding to
 /// another slot packs the open one, so in-order data packs each slot once; a late second
 /// reopens its slot (unpack, merge, pack later).
 #[derive(Debug, Clone)]
@@ -157,15 +158,27 @@ impl Ring {
             self.open_counts.clear();
         }
         slot.stats.merge(stats);
-        compact::merge_sparse(&mut self.open_counts, sparse);
+        // Appended as they come, combined when full (and before packing): an add costs the
+        // second's counts, not the open slot's (a minute slot takes sixty seconds of them).
+        if self.open_counts.len() + sparse.len() > self.open_counts.capacity() {
+            compact::combine_sparse(&mut self.open_counts);
+        }
+        self.open_counts.extend_from_slice(sparse);
     }
 
     /// Packs the open slot's counts.
     fn pack(&mut self) {
+        thread_local! {
+            /// Encoded here, then copied into an allocation of the exact size.
+            static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         if let Some(index) = self.open.take() {
-            let mut bytes = Vec::new();
-            compact::encode_counts(self.open_counts.iter().copied(), &mut bytes);
-            self.slots[index].packed = bytes.into_boxed_slice();
+            self.slots[index].packed = BYTES.with_borrow_mut(|bytes| {
+                bytes.clear();
+                compact::combine_sparse(&mut self.open_counts);
+                compact::encode_counts(self.open_counts.iter().copied(), bytes);
+                Box::from(bytes.as_slice())
+            });
             self.open_counts.clear();
         }
     }

@@ -15,7 +15,7 @@ use hdrhistogram::{
     serialization::{Deserializer, Serializer, V2Serializer},
 };
 use sqlx::{Row, SqliteConnection};
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 /// History tiers, in seconds per row.
 pub const TIERS_S: [i64; 3] = [1, 60, 3600];
@@ -44,7 +44,7 @@ pub struct StoredBucket {
 /// One delta to merge into storage: `series` is the JSON array of labels.
 pub struct BucketWrite<'a> {
     pub metric_id: i64,
-    pub series: &'a str,
+    pub series: &'a Arc<str>,
     pub second: i64,
     pub stats: Stats,
     /// Histogram counts as sparse `(bucket index, count)`, ascending (see [`compact`]).
@@ -520,6 +520,30 @@ impl SparseRow {
             compact::merge_sparse(&mut self.counts, counts);
         }
     }
+
+    /// [`SparseRow::add`] for a row that takes many deltas: the counts are appended as they
+    /// come and combined only when the vector is full, so an add costs the delta's length,
+    /// not the row's. [`SparseRow::combine`] before the row is read or written.
+    pub(crate) fn add_unsorted(
+        &mut self,
+        stats: Stats,
+        hist: Option<HistBounds>,
+        counts: &[(u32, u64)],
+    ) {
+        self.stats.merge(&stats);
+        if let Some(bounds) = hist {
+            self.bounds.get_or_insert(bounds);
+            if self.counts.len() + counts.len() > self.counts.capacity() {
+                compact::combine_sparse(&mut self.counts);
+            }
+            self.counts.extend_from_slice(counts);
+        }
+    }
+
+    /// Sorts and combines counts added by [`SparseRow::add_unsorted`].
+    pub(crate) fn combine(&mut self) {
+        compact::combine_sparse(&mut self.counts);
+    }
 }
 
 /// A stored row's key: metric id, tier (s), series labels (JSON), period start (s).
@@ -544,7 +568,7 @@ pub fn write_buckets(
             let key = (
                 write.metric_id,
                 tier,
-                write.series,
+                &**write.series,
                 write.second.div_euclid(tier) * tier,
             );
             let row = match index.get(&key) {

@@ -17,7 +17,10 @@ use super::{
     raw::with_raw,
 };
 use crate::engine::compact;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 /// A marked row: metric id, tier (60 or 3600 s), series (JSON labels), period start (s).
 pub type RollupKey = (i64, i64, String, i64);
@@ -94,73 +97,78 @@ fn marks_in(
     Ok(marks)
 }
 
-/// The stored content of the 1-second rows the last flushes wrote, by (metric id, series,
-/// second): a flush that adds to one of them (a second cut in two by the flush boundary)
+/// The stored content of the 1-second rows the last flushes wrote, by (metric id, second)
+/// and series: a flush that adds to one of them (a second cut in two by the flush boundary)
 /// writes the merged row without reading and decoding it. Only valid while every write of
 /// those rows goes through [`write_seconds`] with this cache (cleared with the flush state).
-pub type SecondCache = HashMap<(i64, String, i64), SparseRow>;
+pub type SecondCache = HashMap<(i64, i64), SeriesMap<SparseRow>>;
+
+/// Values by series (JSON labels), hashed with a per-process seed (labels come from records).
+pub type SeriesMap<T> = HashMap<Arc<str>, T, foldhash::fast::RandomState>;
 
 /// Seconds older than the newest written minus this leave the [`SecondCache`].
 const CACHE_SECONDS: i64 = 10;
 
 /// Merges deltas into their 1-second rows, writes them, and keeps their new content in
 /// `cache`. A row is read only when it is neither in `cache` nor known to be absent: no
-/// 1-second row is newer than `stored_upto_s`. Runs inside the flush transaction.
+/// 1-second row is newer than `stored_upto_s`. `writes` are sorted by (metric id, second,
+/// series), as the table's key. Runs inside the flush transaction.
 pub fn write_seconds(
     db: &rusqlite::Connection,
     writes: &[BucketWrite<'_>],
     cache: &mut SecondCache,
     stored_upto_s: i64,
 ) -> Result<usize, StorageError> {
-    let mut rows: HashMap<(i64, &str, i64), SparseRow> = HashMap::new();
-    let mut sparse = Vec::new();
-    let mut newest = i64::MIN;
-    for write in writes {
-        newest = newest.max(write.second);
-        let row = rows
-            .entry((write.metric_id, write.series, write.second))
-            .or_default();
-        row.stats.merge(&write.stats);
-        if let Some(bounds) = write.hist {
-            row.bounds = Some(bounds);
-            compact::merge_sparse(&mut row.counts, write.counts);
-        }
+    fn key<'w>(write: &'w BucketWrite<'_>) -> (i64, i64, &'w str) {
+        (write.metric_id, write.second, write.series)
     }
-    // What is stored: from the cache, else read.
+    debug_assert!(writes.is_sorted_by(|a, b| key(a) <= key(b)));
+    let mut rows: Vec<(&Arc<str>, i64, i64, SparseRow)> = Vec::with_capacity(writes.len());
+    let mut sparse = Vec::new();
     let mut select = db.prepare_cached(SELECT_ROW)?;
-    for (&(metric_id, series, second), row) in &mut rows {
-        if let Some(stored) = cache.get(&(metric_id, series.to_string(), second)) {
-            merge_content(row, stored);
-            continue;
+    for group in writes.chunk_by(|a, b| key(a) == key(b)) {
+        let (metric_id, second, series) = (group[0].metric_id, group[0].second, group[0].series);
+        let mut row = SparseRow::default();
+        for write in group {
+            row.add(write.stats, write.hist, write.counts);
         }
-        if second > stored_upto_s {
-            continue;
+        // What is stored: from the cache, else read.
+        if let Some(stored) = cache
+            .get(&(metric_id, second))
+            .and_then(|rows| rows.get(&**series))
+        {
+            merge_content(&mut row, stored);
+        } else if second <= stored_upto_s {
+            let mut found = select.query((metric_id, 1, &**series, second))?;
+            if let Some(stored) = found.next()? {
+                row.stats.merge(&raw_stats(stored, 0)?);
+                if let Some(blob) = stored.get_ref(4)?.as_blob_or_null()? {
+                    sparse.clear();
+                    let bounds = decode_sparse_histogram(blob, &mut sparse)?;
+                    row.bounds.get_or_insert(bounds);
+                    compact::merge_sparse(&mut row.counts, &sparse);
+                }
+            }
         }
-        let mut found = select.query((metric_id, 1, series, second))?;
-        let Some(stored) = found.next()? else {
-            continue;
-        };
-        row.stats.merge(&raw_stats(stored, 0)?);
-        if let Some(blob) = stored.get_ref(4)?.as_blob_or_null()? {
-            sparse.clear();
-            let bounds = decode_sparse_histogram(blob, &mut sparse)?;
-            row.bounds.get_or_insert(bounds);
-            compact::merge_sparse(&mut row.counts, &sparse);
-        }
+        rows.push((series, metric_id, second, row));
     }
     drop(select);
-    let refs: Vec<_> = rows
-        .iter()
-        .map(|(&(metric_id, series, second), content)| ((metric_id, 1, series, second), content))
-        .collect();
-    upsert_rows(db, refs)?;
-    cache.retain(|key, _| key.2 >= newest.saturating_sub(CACHE_SECONDS));
+    upsert_rows(
+        db,
+        rows.iter()
+            .map(|(series, metric_id, second, row)| ((*metric_id, 1, &***series, *second), row))
+            .collect(),
+    )?;
     let written = rows.len();
-    cache.extend(
-        rows.into_iter().map(|((metric_id, series, second), row)| {
-            ((metric_id, series.to_string(), second), row)
-        }),
-    );
+    if let Some(newest) = rows.iter().map(|row| row.2).max() {
+        cache.retain(|key, _| key.1 >= newest.saturating_sub(CACHE_SECONDS));
+    }
+    for (series, metric_id, second, row) in rows {
+        cache
+            .entry((metric_id, second))
+            .or_default()
+            .insert(series.clone(), row);
+    }
     Ok(written)
 }
 
@@ -210,7 +218,7 @@ pub fn rebuild(db: &rusqlite::Connection, keys: &[RollupKey]) -> Result<usize, S
         }
         drop(rows);
         for acc in rebuilt.values_mut() {
-            combine(&mut acc.counts);
+            compact::combine_sparse(&mut acc.counts);
         }
         written += rebuilt.len();
         upsert_rows(
@@ -222,19 +230,6 @@ pub fn rebuild(db: &rusqlite::Connection, keys: &[RollupKey]) -> Result<usize, S
         )?;
     }
     Ok(written)
-}
-
-/// Sorts sparse counts by bucket index and adds the counts of equal indices.
-fn combine(counts: &mut Vec<(u32, u64)>) {
-    counts.sort_unstable_by_key(|&(index, _)| index);
-    counts.dedup_by(|next, kept| {
-        if next.0 == kept.0 {
-            kept.1 += next.1;
-            true
-        } else {
-            false
-        }
-    });
 }
 
 impl Database {
@@ -312,11 +307,12 @@ mod tests {
                 (*s, bucket, counts)
             })
             .collect();
+        let series: Arc<str> = "[]".into();
         let writes: Vec<BucketWrite<'_>> = buckets
             .iter()
             .map(|(second, bucket, counts)| BucketWrite {
                 metric_id: id,
-                series: "[]",
+                series: &series,
                 second: *second,
                 stats: bucket.stats,
                 counts,
@@ -380,12 +376,5 @@ mod tests {
         assert_eq!(db.delete_expired_buckets(1, 10_000, 100).await.unwrap(), 3);
         let left = with_raw(&mut conn, all_marks).await.unwrap();
         assert_eq!(left.len(), 2);
-    }
-
-    #[test]
-    fn combine_sorts_and_adds() {
-        let mut counts = vec![(5, 1), (1, 2), (5, 3), (0, 1), (1, 1)];
-        combine(&mut counts);
-        assert_eq!(counts, [(0, 1), (1, 3), (5, 4)]);
     }
 }
