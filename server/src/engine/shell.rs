@@ -639,7 +639,7 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
     state: &mut FlushState,
 ) -> Result<(), StorageError> {
     let now = now_ms();
-    let mut tx = database.begin_write().await?;
+    let mut tx = database.begin_flush().await?;
     let result = async {
         let mut writes = Vec::with_capacity(flush.deltas.len());
         for delta in &flush.deltas {
@@ -855,7 +855,7 @@ pub async fn close_rollups(
     database: &Database,
     state: &mut FlushState,
 ) -> Result<(), StorageError> {
-    let mut tx = database.begin_write().await?;
+    let mut tx = database.begin_flush().await?;
     with_raw(&mut tx, |db| {
         let marks = rollup::all_marks(db)?;
         for tier in [60, 3600] {

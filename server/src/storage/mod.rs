@@ -58,6 +58,8 @@ pub enum StorageError {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: SqlitePool,
+    /// One connection for the engine's flush (see [`Database::begin_flush`]).
+    flush_writer: SqlitePool,
     path: PathBuf,
 }
 
@@ -85,23 +87,38 @@ impl Database {
             // WAL + NORMAL: a commit survives a process crash; an OS crash may lose the last
             // transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
-            // 32 MiB of page cache per connection (SQLite's default is 2 MiB): one second of
-            // 1-second rows at 10,000 series is ~2 MiB, and a flush rewrites part of the second
-            // before the one it adds; with the default those pages were read back each time.
-            .pragma("cache_size", "-32768")
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| StorageError::Open {
                 path: path.clone(),
                 source,
             })?;
-        let database = Self { pool, path };
+        let database = Self {
+            pool: pool.clone(),
+            flush_writer: pool,
+            path,
+        };
         database.migrate().await?;
-        Ok(database)
+        // The flush's own connection, opened after the migrations: a page cache of 32 MiB
+        // (SQLite's default is 2 MiB) keeps the newest rows, which the next flush partly
+        // rewrites (one second of 1-second rows at 10,000 series is ~2 MiB); with the
+        // default those pages were read back every flush. Readers keep the default.
+        let flush_writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.pragma("cache_size", "-32768"))
+            .await
+            .map_err(|source| StorageError::Open {
+                path: database.path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            flush_writer,
+            ..database
+        })
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {
@@ -131,6 +148,13 @@ impl Database {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// [`Database::begin_write`] on the flush's own connection (a larger page cache).
+    pub async fn begin_flush(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.flush_writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -158,6 +182,7 @@ impl Database {
 
     /// Waits for checked-out connections and closes the pool (checkpointing the WAL).
     pub async fn close(&self) {
+        self.flush_writer.close().await;
         self.pool.close().await;
     }
 }
