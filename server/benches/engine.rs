@@ -7,10 +7,13 @@
 //!    roll-up marks, and the minute roll-up when its period closes; V2 histograms; one
 //!    transaction per flush), averaged over a minute, as a share of one core. Flushes come
 //!    every second, half-way through it (as the server's, not aligned to second boundaries),
-//!    and take the complete seconds (`take_flush_before` the current one).
+//!    and take the complete seconds (`take_flush_before` the current one). `FLUSH_TRACE=1`
+//!    prints each flush's time and its `take_flush` part.
 //!
 //! "Per core" figures use CPU time (`clock_gettime`: the thread's for throughput, the process's
-//! for the flush, which includes sqlx's SQLite worker thread), as the machine is shared.
+//! for the flush: all its threads, sqlx's SQLite worker included), as the machine is shared.
+//!
+//! Run `engine <name>` (throughput, memory or flush) to run one of them.
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -269,7 +272,12 @@ fn flush_cost() {
             if s > 0 {
                 times.push(took);
                 if std::env::var_os("FLUSH_TRACE").is_some() {
-                    eprintln!("flush {s}: {:.0} ms (take {:.0} ms), {} deltas", took.as_secs_f64() * 1000.0, taken.as_secs_f64() * 1000.0, flush.deltas.len());
+                    eprintln!(
+                        "flush {s}: {:.0} ms (take_flush {:.0} ms), {} deltas",
+                        took.as_secs_f64() * 1000.0,
+                        taken.as_secs_f64() * 1000.0,
+                        flush.deltas.len()
+                    );
                 }
                 cpu += process_cpu() - cpu_start;
             }

@@ -831,7 +831,8 @@ impl<P: Clone> Engine<P> {
                     }
                     // At most a few seconds are pending per series: `remove` keeps their order.
                     let mut pending = series.pending.remove(i);
-                    let mut counts = Vec::new();
+                    // At most one bucket per value: one allocation, not a growing one.
+                    let mut counts = Vec::with_capacity(pending.stats.count.min(64) as usize);
                     MetricState::sparse(&pending, &mut counts);
                     if series.spare.is_empty() && !pending.counts.is_empty() {
                         // Zero what was counted: the array is all zeros again.
