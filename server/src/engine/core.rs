@@ -232,11 +232,14 @@ struct Pending {
     /// yet complete are kept apart, even for its complete seconds.
     release_s: i64,
     stats: Stats,
-    /// Count per bucket index; empty for a metric without histogram.
+    /// Count per bucket index; empty for a metric without histogram, and while the second's
+    /// values fall in at most [`SMALL_BUCKETS`] buckets (then they are in `small`).
     counts: Vec<u32>,
-    /// Bit `c` is set when chunk `c` of `counts` (see [`chunk_len`]) may hold a non-zero count:
-    /// the flush reads only those chunks of the (mostly zero) array.
-    touched: u64,
+    /// The second's first distinct buckets, `(index, count)` in arrival order, while `counts`
+    /// is empty: a series with a few values a second never takes (and the flush never scans)
+    /// a dense array.
+    small: [(u32, u32); SMALL_BUCKETS],
+    small_len: u8,
     /// Already added to the windows (a restored flush).
     windowed: bool,
 }
@@ -268,8 +271,6 @@ struct MetricState {
     compiled: Option<CompiledMetric>,
     template: Histogram<u64>,
     layout: Layout,
-    /// log2 of [`chunk_len`] of the layout's bucket count.
-    chunk_shift: u32,
     records_histogram: bool,
     /// `hash_one(series key)` -> series indices with that hash.
     index: HashMap<u64, Vec<u32>, BuildHasherDefault<KeyIsHash>>,
@@ -299,7 +300,6 @@ impl MetricState {
             name,
             compiled,
             layout: Layout::of(&template),
-            chunk_shift: chunk_len(Layout::of(&template).buckets() as usize).trailing_zeros(),
             template,
             records_histogram,
             index: HashMap::default(),
@@ -354,7 +354,6 @@ impl MetricState {
     fn record(&mut self, series: usize, second: i64, release_s: i64, value: f64) {
         let records_histogram = self.records_histogram;
         let len = self.layout.buckets() as usize;
-        let chunk_shift = self.chunk_shift;
         let series = &mut self.series[series];
         let pending = match series
             .pending
@@ -363,19 +362,13 @@ impl MetricState {
         {
             Some(i) => &mut series.pending[i],
             None => {
-                let counts = if !records_histogram {
-                    Vec::new()
-                } else if series.spare.len() == len {
-                    std::mem::take(&mut series.spare)
-                } else {
-                    vec![0; len]
-                };
                 series.pending.push(Pending {
                     second,
                     release_s,
                     stats: Stats::EMPTY,
-                    counts,
-                    touched: 0,
+                    counts: Vec::new(),
+                    small: [(0, 0); SMALL_BUCKETS],
+                    small_len: 0,
                     windowed: false,
                 });
                 series.pending.last_mut().expect("just pushed")
@@ -391,22 +384,50 @@ impl MetricState {
             }
             if let Some(count) = pending.counts.get_mut(index) {
                 *count = count.saturating_add(1);
-                pending.touched |= 1 << (index >> chunk_shift);
+                return;
             }
+            // No dense array yet (`index` is within one).
+            let small = &mut pending.small[..usize::from(pending.small_len)];
+            if let Some(entry) = small.iter_mut().find(|(i, _)| *i as usize == index) {
+                entry.1 = entry.1.saturating_add(1);
+                return;
+            }
+            if small.len() < SMALL_BUCKETS {
+                pending.small[small.len()] = (index as u32, 1);
+                pending.small_len += 1;
+                return;
+            }
+            // One bucket too many: the dense array takes over.
+            pending.counts = if series.spare.len() == len {
+                std::mem::take(&mut series.spare)
+            } else {
+                vec![0; len]
+            };
+            for &(i, count) in pending.small.iter().chain([&(index as u32, 1)]) {
+                pending.counts[i as usize] = count;
+            }
+            pending.small_len = 0;
         }
     }
 
     /// A pending delta's histogram counts as sparse `(bucket index, count)`.
     fn sparse(pending: &Pending, out: &mut Vec<(u32, u64)>) {
         out.clear();
-        let chunk = chunk_len(pending.counts.len());
-        let mut touched = pending.touched;
-        while touched != 0 {
-            let base = touched.trailing_zeros() as usize * chunk;
-            touched &= touched - 1;
-            let end = (base + chunk).min(pending.counts.len());
+        if pending.counts.is_empty() {
+            let small = &pending.small[..usize::from(pending.small_len)];
+            out.extend(small.iter().map(|&(i, c)| (i, u64::from(c))));
+            out.sort_unstable_by_key(|&(i, _)| i);
+            return;
+        }
+        const CHUNK: usize = 16;
+        // Most of the array is zeros: skip them 16 at a time (the OR vectorises).
+        for (chunk_index, chunk) in pending.counts.chunks(CHUNK).enumerate() {
+            if chunk.iter().fold(0, |any, &c| any | c) == 0 {
+                continue;
+            }
+            let base = chunk_index * CHUNK;
             out.extend(
-                pending.counts[base..end]
+                chunk
                     .iter()
                     .enumerate()
                     .filter(|(_, c)| **c > 0)
@@ -416,11 +437,8 @@ impl MetricState {
     }
 }
 
-/// The length of the chunks of a pending counts array of `len` buckets that
-/// [`Pending::touched`] has one bit for: a power of two, 64 chunks or fewer.
-fn chunk_len(len: usize) -> usize {
-    len.div_ceil(64).max(1).next_power_of_two()
-}
+/// Distinct buckets a pending second keeps inline before it takes a dense counts array.
+const SMALL_BUCKETS: usize = 8;
 
 /// One series' delta for one second, as handed to storage. The histogram stays sparse: storage
 /// encodes the HdrHistogram V2 bytes straight from the counts (a dense histogram is 16 KiB
@@ -911,14 +929,11 @@ impl<P: Clone> Engine<P> {
                 None => metric.series_index(&self.hasher, &key, usize::MAX),
             };
             let mut counts = Vec::new();
-            let mut touched = 0;
             if !delta.counts.is_empty() {
                 counts = vec![0_u32; metric.layout.buckets() as usize];
-                let chunk = chunk_len(counts.len());
                 for &(i, c) in &delta.counts {
                     if let Some(count) = counts.get_mut(i as usize) {
                         *count = u32::try_from(c).unwrap_or(u32::MAX);
-                        touched |= 1 << (i as usize / chunk);
                     }
                 }
             }
@@ -927,7 +942,8 @@ impl<P: Clone> Engine<P> {
                 release_s: i64::MIN,
                 stats: delta.stats,
                 counts,
-                touched,
+                small: [(0, 0); SMALL_BUCKETS],
+                small_len: 0,
                 windowed: true,
             });
         }
@@ -1471,7 +1487,12 @@ mod tests {
             compact::sparse_of(&want, &mut counts);
             counts
         };
-        for (i, values) in [[5_u64, 700, 700], [6, 6, 999]].iter().enumerate() {
+        // More than SMALL_BUCKETS distinct buckets take a dense array (the second reuses the
+        // first's, zeroed); a few values stay inline; then dense again.
+        let dense_a: &[u64] = &[5, 700, 700, 10, 20, 30, 40, 50, 60, 70];
+        let dense_b: &[u64] = &[6, 6, 999, 11, 21, 31, 41, 51, 61, 71, 81];
+        let small: &[u64] = &[9, 9, 300];
+        for (i, values) in [dense_a, dense_b, small, dense_a].iter().enumerate() {
             let at = T0 + 1000 * i as i64;
             let records = values
                 .iter()

@@ -122,6 +122,8 @@ struct Ring {
     slots: Box<[Slot]>,
     open: Option<usize>,
     open_counts: Vec<(u32, u64)>,
+    /// `open_counts` is sorted by index with one entry per index.
+    open_sorted: bool,
 }
 
 impl Ring {
@@ -131,6 +133,7 @@ impl Ring {
             slots: (0..60).map(|_| Slot::empty()).collect(),
             open: None,
             open_counts: Vec::new(),
+            open_sorted: true,
         }
     }
 
@@ -156,14 +159,22 @@ impl Ring {
             slot.start_s = start_s;
             slot.stats = Stats::EMPTY;
             self.open_counts.clear();
+            self.open_sorted = true;
         }
         slot.stats.merge(stats);
-        // Appended as they come, combined when full (and before packing): an add costs the
-        // second's counts, not the open slot's (a minute slot takes sixty seconds of them).
-        if self.open_counts.len() + sparse.len() > self.open_counts.capacity() {
-            compact::combine_sparse(&mut self.open_counts);
+        // Counts much fewer than the slot's are appended as they come, combined when the vector
+        // is full and before packing: an add costs the second's counts, not the open slot's (a
+        // minute slot takes sixty seconds of them). Others merge in place.
+        let few = sparse.len() * 4 < self.open_counts.len();
+        if few || !self.open_sorted {
+            if self.open_counts.len() + sparse.len() > self.open_counts.capacity() {
+                compact::combine_sparse(&mut self.open_counts);
+            }
+            self.open_sorted = self.open_counts.is_empty();
+            self.open_counts.extend_from_slice(sparse);
+        } else {
+            compact::merge_sparse(&mut self.open_counts, sparse);
         }
-        self.open_counts.extend_from_slice(sparse);
     }
 
     /// Packs the open slot's counts.
@@ -175,11 +186,14 @@ impl Ring {
         if let Some(index) = self.open.take() {
             self.slots[index].packed = BYTES.with_borrow_mut(|bytes| {
                 bytes.clear();
-                compact::combine_sparse(&mut self.open_counts);
+                if !self.open_sorted {
+                    compact::combine_sparse(&mut self.open_counts);
+                }
                 compact::encode_counts(self.open_counts.iter().copied(), bytes);
                 Box::from(bytes.as_slice())
             });
             self.open_counts.clear();
+            self.open_sorted = true;
         }
     }
 
