@@ -97,7 +97,8 @@ impl Database {
                 path: path.clone(),
                 source,
             })?;
-        let database = Self {
+        // The flush shares the pool until the migrations are done.
+        let mut database = Self {
             pool: pool.clone(),
             flush_writer: pool,
             path,
@@ -107,7 +108,7 @@ impl Database {
         // (SQLite's default is 2 MiB) keeps the newest rows, which the next flush partly
         // rewrites (one second of 1-second rows at 10,000 series is ~2 MiB); with the
         // default those pages were read back every flush. Readers keep the default.
-        let flush_writer = SqlitePoolOptions::new()
+        database.flush_writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.pragma("cache_size", "-32768"))
             .await
@@ -115,10 +116,7 @@ impl Database {
                 path: database.path.clone(),
                 source,
             })?;
-        Ok(Self {
-            flush_writer,
-            ..database
-        })
+        Ok(database)
     }
 
     async fn migrate(&self) -> Result<(), StorageError> {

@@ -13,8 +13,9 @@ use sqlx::SqliteConnection;
 
 /// Runs `f` on the raw SQLite handle of `conn` (inside whatever transaction `conn` has open).
 ///
-/// `f` blocks the calling thread: the flush writer has its own; elsewhere, on a multi-thread
-/// runtime, the work moves off the runtime's worker (`block_in_place`).
+/// `f` blocks the calling thread: on a multi-thread runtime (the server's) it runs in
+/// `block_in_place`, so the runtime moves its other tasks to another worker meanwhile; on a
+/// current-thread runtime (tests, benches) it runs inline.
 pub async fn with_raw<T>(
     conn: &mut SqliteConnection,
     f: impl FnOnce(&rusqlite::Connection) -> Result<T, StorageError>,
