@@ -112,8 +112,9 @@ impl Slot {
 }
 
 /// A ring of 60 slots of `period_s` seconds. At most one slot, the one last added to, is
-/// *open*: its counts are a sparse `(bucket index, count)` list, appended to as seconds come
-/// (unsorted, combined when full and when packed). Adding to
+/// *open*: its counts are a sparse `(bucket index, count)` list; a second's counts merge into
+/// it, or, when they are few against it, are appended (combined when the vector is full and
+/// when the slot is packed). Adding to
 /// another slot packs the open one, so in-order data packs each slot once; a late second
 /// reopens its slot (unpack, merge, pack later).
 #[derive(Debug, Clone)]
