@@ -219,9 +219,10 @@ struct Series {
     spare: Vec<u32>,
 }
 
-/// One series' delta for one second. The histogram is a plain dense `u32` count per bucket
-/// index (see [`Layout`]), half the size of an HdrHistogram and a single increment per value;
-/// it becomes a histogram only when the flush takes it.
+/// One series' delta for one second. The histogram is up to [`SMALL_BUCKETS`] inline
+/// `(bucket index, count)` pairs, then a plain dense `u32` count per bucket index (see
+/// [`Layout`]), half the size of an HdrHistogram and a single increment per value; it becomes
+/// sparse counts when the flush takes it.
 struct Pending {
     second: i64,
     /// The second after which this delta may be flushed: the newest second of the batches it

@@ -71,24 +71,18 @@ impl Database {
         tokio::spawn(async move {
             let read = async {
                 let mut conn = pool.acquire().await?;
-                let sql = if range.series.is_some() {
+                // One series or all: the key's range either way (no series index at 1 s).
+                let mut rows = sqlx::query(
                     "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
-                     WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
-                     AND series = ? ORDER BY series, start_s"
-                } else {
-                    "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
-                     WHERE metric_id = ? AND tier_s = ? AND start_s >= ? AND start_s < ? \
-                     ORDER BY series, start_s"
-                };
-                let mut query = sqlx::query(sql)
-                    .bind(range.metric_id)
-                    .bind(range.tier_s)
-                    .bind(range.from_s)
-                    .bind(range.to_s);
-                if let Some(series) = &range.series {
-                    query = query.bind(series);
-                }
-                let mut rows = query.fetch(&mut *conn);
+                     WHERE metric_id = ?1 AND tier_s = ?2 AND start_s >= ?3 AND start_s < ?4 \
+                     AND (?5 IS NULL OR series = ?5) ORDER BY series, start_s",
+                )
+                .bind(range.metric_id)
+                .bind(range.tier_s)
+                .bind(range.from_s)
+                .bind(range.to_s)
+                .bind(range.series.as_deref())
+                .fetch(&mut *conn);
                 let mut page = Vec::with_capacity(limit);
                 while let Some(row) = rows.try_next().await? {
                     page.push(raw_bucket(row.try_get("series")?, &row)?);

@@ -5,7 +5,9 @@
 //! checkpoints. A marked row is *rebuilt*: replaced by the exact merge of the tier below over
 //! its period (1-minute rows from 1-second rows, 1-hour rows from 1-minute rows; scalar
 //! sums/min/max and an HdrHistogram merge). The flush rebuilds a row and deletes its marker
-//! once the period has closed; readers of the 1-minute and 1-hour tiers rebuild the marked
+//! once the period has closed (a minute whose every 1-second row the running writer wrote
+//! itself is written from the merge it kept instead: the same content, see
+//! `engine::shell::FlushState`); readers of the 1-minute and 1-hour tiers rebuild the marked
 //! rows of their range first and keep the markers ([`Database::materialize`]). A rebuild
 //! depends only on committed rows, so it is idempotent and exact after a kill -9 at any moment.
 
