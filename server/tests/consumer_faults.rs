@@ -6,12 +6,12 @@ mod support;
 use std::time::Duration;
 use streamboard::{
     config::StartPosition,
-    consumer::ConsumedRecord,
     endpoint::{
         EndpointConfig,
         faults::{FaultConfig, FaultKind},
         wire::Operation,
     },
+    kinesis::ConsumedRecord,
     kinesis::ShardId,
     producer::Producer,
     storage::Database,

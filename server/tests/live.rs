@@ -13,10 +13,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::time::Duration;
 use streamboard::{
-    Server,
-    config::ServeConfig,
-    engine::{ConsumedRecord, MetricDefinition},
-    kinesis::SequenceNumber,
+    Server, config::ServeConfig, kinesis::ConsumedRecord, kinesis::SequenceNumber,
+    metric::MetricDefinition,
 };
 use tokio_tungstenite::tungstenite::{
     Message, client::IntoClientRequest, protocol::frame::coding::CloseCode,
@@ -54,7 +52,7 @@ async fn start_paced(
 }
 
 async fn feed(server: &Server, stream: &str, countries: usize, per_country: usize) {
-    let now = streamboard::engine::shell::now_ms();
+    let now = streamboard::clock::now_ms();
     let records = (0..countries * per_country)
         .map(|i| ConsumedRecord {
             sequence_number: SequenceNumber::parse("1").unwrap(),
@@ -172,7 +170,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
     );
 
     feed(&server, stream, 2, 25).await;
-    let now = streamboard::engine::shell::now_ms();
+    let now = streamboard::clock::now_ms();
     let engine_count: u64 = server
         .engine()
         .windows(now)

@@ -43,7 +43,7 @@ pub struct FileConfig {
     pub retention_1h: Option<PositiveDuration>,
     /// Metric definitions (`[[metrics]]` tables), installed into the database at start-up.
     #[serde(default)]
-    pub metrics: Vec<crate::engine::MetricDefinition>,
+    pub metrics: Vec<crate::metric::MetricDefinition>,
     /// `streamboard endpoint` options.
     pub endpoint: Option<EndpointFileConfig>,
 }

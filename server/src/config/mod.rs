@@ -17,11 +17,7 @@ use crate::endpoint::{
 use crate::kinesis::client::KinesisTarget;
 use app::units::{format_duration, parse_duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use file::{EndpointFileConfig, FileConfig};
 pub use produce::{DemoKind, PartitionKeySource, ProduceArgs, ProduceConfig, ProduceSource};
@@ -356,7 +352,7 @@ pub struct ServeConfig {
     pub discovery_interval: Duration,
     pub idle_poll_interval: Duration,
     /// Metric definitions from the config file (`[[metrics]]`); the API can add more.
-    pub metrics: Vec<crate::engine::MetricDefinition>,
+    pub metrics: Vec<crate::metric::MetricDefinition>,
     /// Where Kinesis is read from.
     pub source: KinesisSource,
     /// Metrics engine tunables.
@@ -643,7 +639,7 @@ impl ServeConfig {
 
     /// Path of the SQLite database inside the data directory.
     pub fn database_path(&self) -> PathBuf {
-        database_path(&self.data_dir)
+        crate::storage::database_path(&self.data_dir)
     }
 }
 
@@ -695,11 +691,6 @@ fn resolve_endpoint(args: EndpointArgs, file: &FileConfig) -> EndpointConfig {
         .map(|d| d.0)
         .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
     config
-}
-
-/// `<data_dir>/streamboard.db`.
-pub fn database_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("streamboard.db")
 }
 
 /// clap value parser: a [`parse_duration`] duration that is not zero.

@@ -10,7 +10,7 @@ use crate::{
         rule::{Rule, check, format_rfc3339_ms, parse_rfc3339_ms},
         service::parse_stored,
     },
-    engine::shell::now_ms,
+    clock::now_ms,
     storage::alerts::{HistoryFilter, RuleRow, is_duplicate_name},
 };
 use app::{

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod checkpoint_sink;
 pub mod consumer_harness;
 
 use aws_sdk_kinesis::Client;
@@ -395,16 +396,16 @@ pub async fn http_text(
 pub async fn ingest(
     server: &streamboard::Server,
     stream: &str,
-    records: Vec<streamboard::engine::ConsumedRecord>,
+    records: Vec<streamboard::kinesis::ConsumedRecord>,
 ) {
     server
         .engine_batches()
-        .send(streamboard::engine::RecordBatch {
+        .send(streamboard::kinesis::RecordBatch {
             stream: stream.into(),
             shard: "shardId-000000000000".into(),
             records,
             millis_behind_latest: Some(0),
-            position: streamboard::consumer::Checkpoint::default(),
+            position: streamboard::kinesis::Checkpoint::default(),
         })
         .await
         .unwrap();
