@@ -16,6 +16,8 @@
 //! - [`alerts`]: threshold rules, their evaluation, transitions and notifications.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`app`] (another crate): the UI and every type the browser and server exchange.
+//! - [`streamboard_endpoint`] (another crate): the embedded Kinesis-compatible endpoint that
+//!   [`pipeline`] starts when no AWS is configured, and `streamboard endpoint` runs alone.
 //!
 //! `main` parses the config and calls [`run`]; tests call [`Server::start`] on port 0.
 
@@ -24,7 +26,6 @@
 pub mod alerts;
 pub mod config;
 pub mod consumer;
-pub mod endpoint;
 pub mod engine;
 pub mod export;
 pub mod http;
@@ -53,7 +54,7 @@ pub enum ServerError {
     #[error("metric definition in the config file refused: {0}")]
     Metrics(#[from] engine::catalog::CatalogError),
     #[error("the embedded Kinesis endpoint cannot start: {0}")]
-    Endpoint(#[from] endpoint::EndpointError),
+    Endpoint(#[from] streamboard_endpoint::EndpointError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -221,8 +222,8 @@ impl Server {
     }
 }
 
-/// Waits for a service's task (the server's, the endpoint's); a panic inside it resumes here
-/// instead of turning into an error value.
+/// Waits for the server's task; a panic inside it resumes here instead of turning into an
+/// error value.
 pub(crate) async fn join<E>(handle: tokio::task::JoinHandle<Result<(), E>>) -> Result<(), E> {
     match handle.await {
         Ok(result) => result,

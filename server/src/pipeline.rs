@@ -17,7 +17,6 @@ use crate::{
         StreamSpec,
     },
     consumer::{Checkpoint, Consumer, ConsumerConfig, ConsumerHealth, RecordBatch},
-    endpoint::{Endpoint, EndpointConfig, EndpointError},
     engine::CheckpointHook,
     kinesis::{
         ShardId, StreamName,
@@ -28,6 +27,7 @@ use crate::{
 };
 use sqlx::SqliteConnection;
 use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use streamboard_endpoint::{Endpoint, EndpointConfig, EndpointError};
 use tokio::sync::{mpsc, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

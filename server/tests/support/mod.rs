@@ -13,10 +13,8 @@ use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
-use streamboard::{
-    endpoint::{Endpoint, EndpointConfig},
-    kinesis::client::{KinesisTarget, build_client},
-};
+use streamboard::kinesis::client::{KinesisTarget, build_client};
+use streamboard_endpoint::{Endpoint, EndpointConfig};
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound for any single wait; healthy peers answer in milliseconds.

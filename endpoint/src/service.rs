@@ -683,10 +683,7 @@ mod tests {
         .unwrap();
         assert_eq!(&records[0].data[..], b"hello");
         assert_eq!(&records[0].partition_key[..], b"k1");
-        assert_eq!(
-            records[0].hash,
-            crate::endpoint::model::hash_partition_key("k1")
-        );
+        assert_eq!(records[0].hash, crate::model::hash_partition_key("k1"));
         assert_eq!(&records[1].data[..], b"");
         assert_eq!(&records[1].partition_key[..], "café".as_bytes());
         assert_eq!(records[1].hash, 42);

@@ -5,7 +5,8 @@
 //!   ExplicitHashKey, picks the open shard whose range contains it.
 //! - Sequence numbers come from one counter per stream (`SEQ_BASE + n`, about 38 digits), so
 //!   they strictly increase within a shard and a child's first number exceeds its parents'
-//!   last, as on AWS. They leave as decimal strings and compare as [`SequenceNumber`]s.
+//!   last, as on AWS. They are `u128`s inside and leave as decimal strings of one length, so
+//!   clients order them alike as numbers or as text; [`parse_seq`] reads them back.
 //! - Closing a shard (split, merge, UpdateShardCount) sets its EndingSequenceNumber to a fresh
 //!   number above every record it holds; its children start above that.
 //! - Every stored record carries the log sequence number (LSN) of the write that holds it; reads
@@ -18,7 +19,6 @@ use super::{
     limits::ShardBudget,
     wire::{ApiError, ChildShardOut, ErrorKind, HashKeyRangeOut, SequenceNumberRangeOut, ShardOut},
 };
-use crate::kinesis::SequenceNumber;
 use base64::Engine as _;
 use bytes::Bytes;
 use md5::{Digest, Md5};
@@ -322,19 +322,23 @@ impl NewRecord {
     }
 }
 
-/// Parses a decimal hash key in 0..=2^128-1.
-pub fn parse_hash_key(text: &str) -> Option<u128> {
+/// Parses a non-empty string of ASCII digits (no sign) that fits in a `u128`.
+fn parse_decimal_u128(text: &str) -> Option<u128> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     text.parse().ok()
 }
 
+/// Parses a decimal hash key in 0..=2^128-1.
+pub fn parse_hash_key(text: &str) -> Option<u128> {
+    parse_decimal_u128(text)
+}
+
 /// Parses a client's sequence number into our numbering; anything that is not one of ours
 /// (too large, not digits) is an InvalidArgumentException.
 pub fn parse_seq(text: &str) -> Result<u128, ApiError> {
-    SequenceNumber::parse(text)
-        .and_then(|s| s.as_str().parse::<u128>().ok())
+    parse_decimal_u128(text)
         .ok_or_else(|| ApiError::invalid(format!("StartingSequenceNumber {text:?} is invalid")))
 }
 
@@ -1157,9 +1161,11 @@ mod tests {
         assert_eq!(stream.shards[2].start_hash, 1u128 << 127);
         assert_eq!(stream.shards[1].end_hash, (1u128 << 127) - 1);
         assert_eq!(m.child_shards("s", 0).unwrap().len(), 2);
-        let a = SequenceNumber::parse(&seqs[0].to_string()).unwrap();
-        let b = SequenceNumber::parse(&seqs[1].to_string()).unwrap();
+        // They leave as decimal strings of one length: text order is number order.
+        let (a, b) = (seqs[0].to_string(), seqs[1].to_string());
+        assert_eq!(a.len(), b.len());
         assert!(a < b);
+        assert!(parse_seq(&a).unwrap() < parse_seq(&b).unwrap());
     }
 
     #[test]
