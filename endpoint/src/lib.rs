@@ -13,10 +13,11 @@
 //! - [`wire`]: request/response serde types, the AWS error shape.
 //! - [`encode`]: hand-written JSON encoders for the hot answers (GetRecords, PutRecords).
 //! - [`model`]: pure core: streams, shards, hash ranges, sequence numbers, resharding,
-//!   iterator tokens.
+//!   iterator tokens; refuses with its own [`model::ModelError`].
 //! - [`log`]: segment files, framing, recovery, fsync with group commit, the topology file.
+//! - [`request`]: request bodies to model inputs (JSON, required fields, base64, tokens).
 //! - [`service`]: the single owner of the state (one mutex, short critical sections, I/O
-//!   outside).
+//!   outside), and the one mapping of model refusals to AWS errors.
 //! - [`http`]: the axum handler.
 //! - [`limits`], [`faults`]: optional realism (per-shard throughput limits, fault injection).
 //!
@@ -39,6 +40,7 @@ pub mod http;
 pub mod limits;
 pub mod log;
 pub mod model;
+pub mod request;
 pub mod service;
 pub mod wire;
 
