@@ -11,7 +11,7 @@ import pathlib, re, sys
 # Layers from the bottom up. A module may use modules of strictly lower layers only.
 LAYERS = [
     ["clock", "kinesis"],
-    ["metric", "endpoint"],
+    ["metric"],
     ["storage"],
     ["engine", "query"],
     ["catalog", "alerts", "export", "config"],

@@ -21,6 +21,8 @@
 //! - [`kinesis`]: the Kinesis vocabulary (names, sequence numbers, record batches,
 //!   checkpoints, KPL, the SDK client); [`clock`]: the wall clock.
 //! - [`app`] (another crate): the UI.
+//! - [`streamboard_endpoint`] (another crate): the embedded Kinesis-compatible endpoint that
+//!   [`pipeline`] starts when no AWS is configured, and `streamboard endpoint` runs alone.
 //!
 //! `main` parses the config and calls [`run`]; tests call [`Server::start`] on port 0.
 
@@ -31,7 +33,6 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod consumer;
-pub mod endpoint;
 pub mod engine;
 pub mod export;
 pub mod http;
@@ -62,7 +63,7 @@ pub enum ServerError {
     #[error("metric definition in the config file refused: {0}")]
     Metrics(#[from] catalog::CatalogError),
     #[error("the embedded Kinesis endpoint cannot start: {0}")]
-    Endpoint(#[from] endpoint::EndpointError),
+    Endpoint(#[from] streamboard_endpoint::EndpointError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -230,8 +231,8 @@ impl Server {
     }
 }
 
-/// Waits for a service's task (the server's, the endpoint's); a panic inside it resumes here
-/// instead of turning into an error value.
+/// Waits for the server's task; a panic inside it resumes here instead of turning into an
+/// error value.
 pub(crate) async fn join<E>(handle: tokio::task::JoinHandle<Result<(), E>>) -> Result<(), E> {
     match handle.await {
         Ok(result) => result,

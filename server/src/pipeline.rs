@@ -17,7 +17,6 @@ use crate::{
         StreamSpec,
     },
     consumer::{Consumer, ConsumerConfig, ConsumerHealth},
-    endpoint::{Endpoint, EndpointConfig, EndpointError},
     kinesis::{
         Checkpoint, RecordBatch, ShardId, StreamName,
         client::{KinesisTarget, build_client},
@@ -27,6 +26,7 @@ use crate::{
 };
 use sqlx::SqliteConnection;
 use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use streamboard_endpoint::{Endpoint, EndpointConfig, EndpointError};
 use tokio::sync::{mpsc, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

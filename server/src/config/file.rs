@@ -2,14 +2,14 @@
 //! never silently falls back to a default.
 
 use super::{ConfigError, FileStream, LogFormat, PositiveDuration};
-use crate::endpoint::{
-    faults::{FaultKind, parse_operations},
-    wire::Operation,
-};
 use serde::Deserialize;
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+};
+use streamboard_endpoint::{
+    faults::{FaultKind, parse_operations},
+    wire::Operation,
 };
 
 /// The file's keys, each the long flag's name with `_` for `-`.

@@ -9,15 +9,15 @@ mod file;
 mod produce;
 mod streams;
 
-use crate::endpoint::{
-    DEFAULT_ENDPOINT_LISTEN, DEFAULT_ITERATOR_TTL, DEFAULT_SHARD_LIMIT, EndpointConfig,
-    faults::{FaultConfig, FaultKind, parse_operations},
-    wire::Operation,
-};
 use crate::kinesis::client::KinesisTarget;
 use app::units::{format_duration, parse_duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use streamboard_endpoint::{
+    DEFAULT_ENDPOINT_LISTEN, DEFAULT_ITERATOR_TTL, DEFAULT_SHARD_LIMIT, EndpointConfig,
+    faults::{FaultConfig, FaultKind, parse_operations},
+    wire::Operation,
+};
 
 pub use file::{EndpointFileConfig, FileConfig};
 pub use produce::{DemoKind, PartitionKeySource, ProduceArgs, ProduceConfig, ProduceSource};
