@@ -22,6 +22,7 @@ setup-test:
 
 lint:
 	cargo fmt --all -- --check
+	scripts/layers.sh
 	cargo clippy --locked --all-targets -- -D warnings
 
 unit:
