@@ -1,7 +1,7 @@
 //! The real server on a loopback port with a real SQLite file: WebSocket round trips with
 //! tokio-tungstenite, and graceful shutdown.
 
-use app::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use contract::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use streamboard::{Server, config::ServeConfig};

@@ -2,38 +2,45 @@
 //! them (validation messages at the fields, a preview against the threshold lines), silence,
 //! delete, and the transition history filtered by rule, state and time.
 
-use super::{FieldError, PageHeader, Refusal, TextField, refusal};
+use super::PageHeader;
 use crate::{
-    api::{
-        AlertHistory, AlertPreview, AlertRuleInfo, AlertRuleList, AlertRuleSpec, AlertTarget,
-        Created, MetricList, QueryResponse, SeriesScopeSpec,
-    },
+    components::form::{FieldError, Refusal, SelectField, TextField, refusal},
     fetch::{Method, get_json, now_ms, send_json},
     live::use_topics,
+};
+use contract::{
+    ParseError,
+    alert::{AlertState, Comparison, NoDataPolicy, NotificationStatus, SeriesScope, Severity},
+    api::{
+        AlertHistory, AlertPreview, AlertRuleInfo, AlertRuleList, AlertRuleSpec, AlertTarget,
+        Created, MetricList, QueryResponse,
+    },
     protocol::{AlertEvent, AlertInstanceLive, AlertRuleLive},
+    summary::Statistic,
     units::format_number,
 };
 use leptos::{prelude::*, task::spawn_local};
 use leptos_meta::Title;
+use std::str::FromStr;
 
 /// Colours of a state pill.
-fn state_class(state: &str) -> &'static str {
+fn state_class(state: AlertState) -> &'static str {
     match state {
-        "firing" => "bg-red-600 text-white",
-        "pending" => "bg-amber-400 text-slate-900",
-        "recovering" => "bg-orange-300 text-slate-900",
-        "no_data" => "bg-slate-400 text-white",
-        "error" => "bg-fuchsia-700 text-white",
-        _ => "bg-emerald-600 text-white",
+        AlertState::Firing => "bg-red-600 text-white",
+        AlertState::Pending => "bg-amber-400 text-slate-900",
+        AlertState::Recovering => "bg-orange-300 text-slate-900",
+        AlertState::NoData => "bg-slate-400 text-white",
+        AlertState::Error => "bg-fuchsia-700 text-white",
+        AlertState::Ok => "bg-emerald-600 text-white",
     }
 }
 
-fn state_pill(state: String) -> impl IntoView {
+fn state_pill(state: AlertState) -> impl IntoView {
     let class = format!(
         "inline-block rounded-full px-2 py-0.5 text-xs font-semibold {}",
-        state_class(&state)
+        state_class(state)
     );
-    view! { <span class=class data-state=state.clone()>{state.replace('_', " ")}</span> }
+    view! { <span class=class data-state=state.as_str()>{state.as_str().replace('_', " ")}</span> }
 }
 
 fn format_time_ms(ms: i64) -> String {
@@ -41,7 +48,7 @@ fn format_time_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::range::civil_from_days(days);
+    let (y, m, d) = contract::date::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,
@@ -50,7 +57,7 @@ fn format_time_ms(ms: i64) -> String {
     )
 }
 
-/// The form's fields, as text the user types.
+/// The form's fields, as text the user types or the value of a choice.
 #[derive(Clone, Copy)]
 struct Form {
     name: RwSignal<String>,
@@ -75,6 +82,41 @@ struct Form {
     silenced_until: RwSignal<Option<String>>,
 }
 
+/// A signal's text, trimmed.
+fn text(signal: RwSignal<String>) -> String {
+    signal.get_untracked().trim().to_string()
+}
+
+/// A signal's text, trimmed; `None` when empty.
+fn optional(signal: RwSignal<String>) -> Option<String> {
+    Some(text(signal)).filter(|v| !v.is_empty())
+}
+
+/// A signal's value in a closed set, refused at `field` otherwise.
+fn choice<T: FromStr<Err = ParseError>>(
+    field: &str,
+    signal: RwSignal<String>,
+) -> Result<T, Refusal> {
+    text(signal)
+        .parse()
+        .map_err(|e: ParseError| Refusal::new(field, e.0))
+}
+
+/// A signal's number, refused at `field` otherwise.
+fn number(field: &str, text: String) -> Result<f64, Refusal> {
+    text.parse::<f64>()
+        .map_err(|_| Refusal::new(field, format!("{text:?} is not a number")))
+}
+
+/// The series input: `all` (or empty), `each`, or labels separated by commas.
+fn series_scope(text: &str) -> SeriesScope {
+    match text {
+        "" | "all" => SeriesScope::All,
+        "each" => SeriesScope::Each,
+        labels => SeriesScope::One(labels.split(',').map(|l| l.trim().to_string()).collect()),
+    }
+}
+
 impl Form {
     fn new() -> Self {
         let text = |s: &str| RwSignal::new(s.to_string());
@@ -82,16 +124,16 @@ impl Form {
             name: text(""),
             metric: text(""),
             series: text("all"),
-            statistic: text("p99"),
+            statistic: text(Statistic::P99.as_str()),
             window: text("1m"),
-            comparison: text(">"),
+            comparison: text(Comparison::Gt.as_str()),
             threshold: text(""),
             recovery: text(""),
             for_: text("0s"),
             keep: text("0s"),
-            no_data: text("no_data"),
+            no_data: text(NoDataPolicy::default().as_str()),
             no_data_after: text("2m"),
-            severity: text("warning"),
+            severity: text(Severity::default().as_str()),
             description: text(""),
             runbook: text(""),
             in_app: RwSignal::new(true),
@@ -107,9 +149,9 @@ impl Form {
         self.name.set(spec.name.clone());
         self.metric.set(spec.metric.clone());
         self.series.set(spec.series.label());
-        self.statistic.set(spec.statistic.clone());
+        self.statistic.set(spec.statistic.as_str().into());
         self.window.set(spec.window.clone());
-        self.comparison.set(spec.comparison.clone());
+        self.comparison.set(spec.comparison.as_str().into());
         self.threshold.set(spec.threshold.to_string());
         self.recovery.set(
             spec.recovery_threshold
@@ -118,60 +160,36 @@ impl Form {
         );
         self.for_.set(opt(&spec.for_, "0s"));
         self.keep.set(opt(&spec.keep_firing_for, "0s"));
-        self.no_data.set(opt(&spec.no_data, "no_data"));
+        self.no_data
+            .set(spec.no_data.unwrap_or_default().as_str().into());
         self.no_data_after.set(opt(&spec.no_data_after, "2m"));
-        self.severity.set(opt(&spec.severity, "warning"));
+        self.severity
+            .set(spec.severity.unwrap_or_default().as_str().into());
         self.description
             .set(spec.description.clone().unwrap_or_default());
         self.runbook
             .set(spec.runbook_url.clone().unwrap_or_default());
-        self.in_app.set(spec.targets.contains(&AlertTarget::InApp));
-        self.webhook.set(
-            spec.targets
-                .iter()
-                .find_map(|t| match t {
-                    AlertTarget::Webhook { url } => Some(url.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default(),
-        );
-        self.kinesis.set(
-            spec.targets
-                .iter()
-                .find_map(|t| match t {
-                    AlertTarget::Kinesis { stream } => Some(stream.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default(),
-        );
+        self.load_targets(&spec.targets);
         self.enabled.set(spec.enabled);
         self.silenced_until.set(spec.silenced_until.clone());
     }
 
-    /// The rule JSON, or the field the form itself can already refuse.
-    fn spec(&self) -> Result<AlertRuleSpec, Refusal> {
-        let get = |s: RwSignal<String>| s.get_untracked().trim().to_string();
-        let optional = |s: RwSignal<String>| Some(get(s)).filter(|v| !v.is_empty());
-        let number = |field: &str, text: String| {
-            text.parse::<f64>().map_err(|_| Refusal {
-                field: field.into(),
-                message: format!("{text:?} is not a number"),
-            })
-        };
-        let threshold = number("threshold", get(self.threshold))?;
-        let recovery_threshold = optional(self.recovery)
-            .map(|r| number("recovery_threshold", r))
-            .transpose()?;
-        let series = match get(self.series).as_str() {
-            "all" | "each" | "" => SeriesScopeSpec::Keyword(
-                Some(get(self.series))
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or("all".into()),
-            ),
-            labels => {
-                SeriesScopeSpec::One(labels.split(',').map(|l| l.trim().to_string()).collect())
+    fn load_targets(&self, targets: &[AlertTarget]) {
+        self.in_app.set(targets.contains(&AlertTarget::InApp));
+        let (mut webhook, mut kinesis) = (String::new(), String::new());
+        for target in targets {
+            match target {
+                AlertTarget::Webhook { url } if webhook.is_empty() => webhook = url.clone(),
+                AlertTarget::Kinesis { stream } if kinesis.is_empty() => kinesis = stream.clone(),
+                _ => {}
             }
-        };
+        }
+        self.webhook.set(webhook);
+        self.kinesis.set(kinesis);
+    }
+
+    /// The notification targets the form names.
+    fn targets(&self) -> Vec<AlertTarget> {
         let mut targets = Vec::new();
         if self.in_app.get_untracked() {
             targets.push(AlertTarget::InApp);
@@ -182,103 +200,72 @@ impl Form {
         if let Some(stream) = optional(self.kinesis) {
             targets.push(AlertTarget::Kinesis { stream });
         }
+        targets
+    }
+
+    /// The rule JSON, or the field the form itself can already refuse.
+    fn spec(&self) -> Result<AlertRuleSpec, Refusal> {
+        let threshold = number("threshold", text(self.threshold))?;
+        let recovery_threshold = optional(self.recovery)
+            .map(|r| number("recovery_threshold", r))
+            .transpose()?;
         Ok(AlertRuleSpec {
-            name: get(self.name),
-            metric: get(self.metric),
-            series,
-            statistic: get(self.statistic),
-            window: get(self.window),
-            comparison: get(self.comparison),
+            name: text(self.name),
+            metric: text(self.metric),
+            series: series_scope(&text(self.series)),
+            statistic: choice("statistic", self.statistic)?,
+            window: text(self.window),
+            comparison: choice("comparison", self.comparison)?,
             threshold,
             recovery_threshold,
             for_: optional(self.for_),
             keep_firing_for: optional(self.keep),
-            no_data: optional(self.no_data),
+            no_data: Some(choice("no_data", self.no_data)?),
             no_data_after: optional(self.no_data_after),
             notify_on: Vec::new(),
-            severity: optional(self.severity),
+            severity: Some(choice("severity", self.severity)?),
             description: optional(self.description),
             runbook_url: optional(self.runbook),
-            targets,
+            targets: self.targets(),
             enabled: self.enabled.get_untracked(),
             silenced_until: self.silenced_until.get_untracked(),
         })
     }
 }
 
-const INPUT: &str = "w-full rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900";
-const LABEL: &str = "flex flex-col gap-1 text-sm";
 const BUTTON: &str = "rounded-md border border-slate-300 px-3 py-1 text-sm hover:bg-slate-100 dark:border-slate-700 dark:hover:bg-slate-800";
 const PRIMARY: &str = "rounded-md bg-slate-900 px-3 py-1 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-50 dark:bg-slate-100 dark:text-slate-900";
-
-/// A select bound to `value`.
-#[component]
-fn SelectField(
-    label: &'static str,
-    key: &'static str,
-    value: RwSignal<String>,
-    options: &'static [(&'static str, &'static str)],
-    refused: RwSignal<Option<Refusal>>,
-) -> impl IntoView {
-    view! {
-        <label class=LABEL>
-            <span>{label}</span>
-            <select
-                class=INPUT
-                name=key
-                prop:value=move || value.get()
-                on:change=move |ev| value.set(event_target_value(&ev))
-            >
-                {options.iter().map(|(v, text)| view! {
-                    <option value=*v selected=move || value.get() == *v>{*text}</option>
-                }).collect_view()}
-            </select>
-            <FieldError key refused />
-        </label>
-    }
-}
+const SELECT: &str = "w-auto rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900";
 
 const STATISTICS: &[(&str, &str)] = &[
-    ("count", "count"),
-    ("rate", "rate/s"),
-    ("sum", "sum"),
-    ("mean", "mean"),
-    ("min", "min"),
-    ("max", "max"),
-    ("p50", "p50"),
-    ("p90", "p90"),
-    ("p99", "p99"),
-    ("p99.9", "p99.9"),
+    (Statistic::Count.as_str(), "count"),
+    (Statistic::Rate.as_str(), "rate/s"),
+    (Statistic::Sum.as_str(), "sum"),
+    (Statistic::Mean.as_str(), "mean"),
+    (Statistic::Min.as_str(), "min"),
+    (Statistic::Max.as_str(), "max"),
+    (Statistic::P50.as_str(), "p50"),
+    (Statistic::P90.as_str(), "p90"),
+    (Statistic::P99.as_str(), "p99"),
+    (Statistic::P999.as_str(), "p99.9"),
 ];
-const COMPARISONS: &[(&str, &str)] = &[(">", ">"), (">=", ">="), ("<", "<"), ("<=", "<=")];
+const COMPARISONS: &[(&str, &str)] = &[
+    (Comparison::Gt.as_str(), ">"),
+    (Comparison::Ge.as_str(), ">="),
+    (Comparison::Lt.as_str(), "<"),
+    (Comparison::Le.as_str(), "<="),
+];
 const NO_DATA: &[(&str, &str)] = &[
-    ("no_data", "no data state"),
-    ("ok", "treat as ok"),
-    ("alerting", "treat as alerting"),
-    ("keep_last", "keep last state"),
+    (NoDataPolicy::NoData.as_str(), "no data state"),
+    (NoDataPolicy::Ok.as_str(), "treat as ok"),
+    (NoDataPolicy::Alerting.as_str(), "treat as alerting"),
+    (NoDataPolicy::KeepLast.as_str(), "keep last state"),
 ];
 const SEVERITY: &[(&str, &str)] = &[
-    ("info", "info"),
-    ("warning", "warning"),
-    ("critical", "critical"),
+    (Severity::Info.as_str(), "info"),
+    (Severity::Warning.as_str(), "warning"),
+    (Severity::Critical.as_str(), "critical"),
 ];
-
-/// One stored bucket's value of `statistic` (for the preview chart).
-fn point_value(p: &crate::api::Point, statistic: &str) -> Option<f64> {
-    match statistic {
-        "count" => Some(p.count as f64),
-        "rate" => Some(p.rate_per_s),
-        "sum" => Some(p.sum),
-        "mean" => p.mean,
-        "min" => p.min,
-        "max" => p.max,
-        "p50" => p.p50.map(|v| v as f64),
-        "p90" => p.p90.map(|v| v as f64),
-        "p99" => p.p99.map(|v| v as f64),
-        "p99.9" => p.p999.map(|v| v as f64),
-        _ => None,
-    }
-}
 
 /// The statistic per stored second over the last 15 minutes, with the threshold lines.
 #[component]
@@ -315,27 +302,30 @@ fn PreviewChart(values: Vec<f64>, threshold: f64, recovery: Option<f64>) -> impl
     }
 }
 
-/// Create or edit a rule. `editing` is the rule id, `None` for a new one.
-#[component]
-fn RuleForm(
-    editing: Option<i64>,
-    initial: Option<AlertRuleSpec>,
-    metrics: Signal<Vec<String>>,
-    on_done: Callback<()>,
-) -> impl IntoView {
-    let form = Form::new();
-    if let Some(spec) = &initial {
-        form.load(spec);
-    }
-    let refused = RwSignal::new(None::<Refusal>);
-    let busy = RwSignal::new(false);
-    let preview = RwSignal::new(None::<(AlertPreview, Vec<f64>)>);
+/// What the draft rule sees now, and its statistic over the last 15 minutes.
+type Preview = (AlertPreview, Vec<f64>);
 
-    let run_preview = move |_| {
-        let spec = match form.spec() {
-            Ok(spec) => spec,
-            Err(r) => return refused.set(Some(r)),
-        };
+/// What the form's buttons do: preview and save the draft, reporting refusals at their fields.
+#[derive(Clone, Copy)]
+struct RuleActions {
+    /// The rule being edited (`None`: a new one).
+    editing: Option<i64>,
+    form: Form,
+    refused: RwSignal<Option<Refusal>>,
+    busy: RwSignal<bool>,
+}
+
+impl RuleActions {
+    /// The draft, or `None` after showing what the form already refuses.
+    fn spec(&self) -> Option<AlertRuleSpec> {
+        self.form.spec().map_err(|r| self.refused.set(Some(r))).ok()
+    }
+
+    /// Asks the server what the draft would see now, and reads its statistic per stored
+    /// second over the last 15 minutes.
+    fn preview(&self, preview: RwSignal<Option<Preview>>) {
+        let Some(spec) = self.spec() else { return };
+        let RuleActions { refused, busy, .. } = *self;
         busy.set(true);
         spawn_local(async move {
             let result =
@@ -344,21 +334,7 @@ fn RuleForm(
             match result {
                 Ok(now) => {
                     refused.set(None);
-                    let to = now_ms();
-                    let url = format!(
-                        "/api/v1/query?metric={}&from={}&to={to}&tier=1s",
-                        encode(&spec.metric),
-                        to - 15 * 60_000
-                    );
-                    let values = get_json::<QueryResponse>(&url)
-                        .await
-                        .map(|q| {
-                            q.points
-                                .iter()
-                                .filter_map(|p| point_value(p, &spec.statistic))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let values = recent_values(&spec).await;
                     preview.set(Some((now, values)));
                 }
                 Err(e) => {
@@ -368,13 +344,18 @@ fn RuleForm(
             }
             busy.set(false);
         });
-    };
-    let save = move |ev: leptos::ev::SubmitEvent| {
+    }
+
+    /// Creates or replaces the rule, then runs `on_done`.
+    fn save(&self, ev: leptos::ev::SubmitEvent, on_done: Callback<()>) {
         ev.prevent_default();
-        let spec = match form.spec() {
-            Ok(spec) => spec,
-            Err(r) => return refused.set(Some(r)),
-        };
+        let Some(spec) = self.spec() else { return };
+        let RuleActions {
+            editing,
+            refused,
+            busy,
+            ..
+        } = *self;
         busy.set(true);
         spawn_local(async move {
             let result = match editing {
@@ -395,6 +376,48 @@ fn RuleForm(
                 Err(e) => refused.set(Some(refusal(&e))),
             }
         });
+    }
+}
+
+/// The rule's statistic per stored second over the last 15 minutes (empty when unreadable).
+async fn recent_values(spec: &AlertRuleSpec) -> Vec<f64> {
+    let to = now_ms();
+    let url = format!(
+        "/api/v1/query?metric={}&from={}&to={to}&tier=1s",
+        encode(&spec.metric),
+        to - 15 * 60_000
+    );
+    get_json::<QueryResponse>(&url)
+        .await
+        .map(|q| {
+            q.points
+                .iter()
+                .filter_map(|p| p.summary.statistic(spec.statistic))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Create or edit a rule. `editing` is the rule id, `None` for a new one.
+#[component]
+fn RuleForm(
+    editing: Option<i64>,
+    initial: Option<AlertRuleSpec>,
+    metrics: Signal<Vec<String>>,
+    on_done: Callback<()>,
+) -> impl IntoView {
+    let form = Form::new();
+    if let Some(spec) = &initial {
+        form.load(spec);
+    }
+    let refused = RwSignal::new(None::<Refusal>);
+    let busy = RwSignal::new(false);
+    let preview = RwSignal::new(None::<Preview>);
+    let actions = RuleActions {
+        editing,
+        form,
+        refused,
+        busy,
     };
     let heading = if editing.is_some() {
         "Edit rule"
@@ -403,7 +426,7 @@ fn RuleForm(
     };
     view! {
         <form
-            on:submit=save
+            on:submit=move |ev| actions.save(ev, on_done)
             data-testid="rule-form"
             class="mb-6 rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900"
         >
@@ -411,68 +434,94 @@ fn RuleForm(
             <datalist id="alert-metrics">
                 {move || metrics.get().into_iter().map(|m| view! { <option value=m></option> }).collect_view()}
             </datalist>
-            <div class="grid gap-3 sm:grid-cols-2 lg:grid-cols-4">
-                <TextField label="Name" key="name" value=form.name refused />
-                <TextField label="Metric" key="metric" value=form.metric refused list="alert-metrics" placeholder="choose a metric" />
-                <TextField label="Series (all, each, or labels a, b)" key="series" value=form.series refused />
-                <SelectField label="Statistic" key="statistic" value=form.statistic options=STATISTICS refused />
-                <TextField label="Window (1s–60s, or 1m–60m)" key="window" value=form.window refused />
-                <SelectField label="Comparison" key="comparison" value=form.comparison options=COMPARISONS refused />
-                <TextField label="Threshold" key="threshold" value=form.threshold refused />
-                <TextField label="Recovery threshold (optional)" key="recovery_threshold" value=form.recovery refused />
-                <TextField label="Pending for" key="for" value=form.for_ refused />
-                <TextField label="Keep firing for" key="keep_firing_for" value=form.keep refused />
-                <SelectField label="When no data" key="no_data" value=form.no_data options=NO_DATA refused />
-                <TextField label="No data after" key="no_data_after" value=form.no_data_after refused />
-                <SelectField label="Severity" key="severity" value=form.severity options=SEVERITY refused />
-                <TextField label="Description" key="description" value=form.description refused />
-                <TextField label="Runbook URL" key="runbook_url" value=form.runbook refused placeholder="https://…" />
-                <label class="flex items-center gap-2 text-sm">
-                    <input type="checkbox" name="enabled" prop:checked=move || form.enabled.get()
-                        on:change=move |ev| form.enabled.set(event_target_checked(&ev)) />
-                    "Enabled"
-                </label>
-            </div>
-            <fieldset class="mt-3 grid gap-3 sm:grid-cols-3">
-                <legend class="mb-1 text-sm font-medium">"Notify"</legend>
-                <label class="flex items-center gap-2 text-sm">
-                    <input type="checkbox" name="in_app" prop:checked=move || form.in_app.get()
-                        on:change=move |ev| form.in_app.set(event_target_checked(&ev)) />
-                    "In the app (toast and badge)"
-                </label>
-                <TextField label="Webhook URL" key="webhook" value=form.webhook refused placeholder="https://hooks.example/alert" />
-                <TextField label="Kinesis stream" key="kinesis" value=form.kinesis refused placeholder="alerts" />
-            </fieldset>
+            <ConditionFields form refused />
+            <NotifyFields form refused />
             <FieldError key="targets" refused />
             <FieldError key="body" refused />
             <FieldError key="form" refused />
             <div class="mt-4 flex flex-wrap gap-2">
                 <button type="submit" class=PRIMARY disabled=move || busy.get()>"Save rule"</button>
-                <button type="button" class=BUTTON on:click=run_preview disabled=move || busy.get()>"Preview"</button>
+                <button type="button" class=BUTTON on:click=move |_| actions.preview(preview) disabled=move || busy.get()>"Preview"</button>
                 <button type="button" class=BUTTON on:click=move |_| on_done.run(())>"Cancel"</button>
             </div>
-            {move || preview.get().map(|(now, values)| -> AnyView {
-                let threshold = form.threshold.get_untracked().trim().parse().unwrap_or(0.0);
-                let recovery = form.recovery.get_untracked().trim().parse().ok();
-                view! {
-                    <section class="mt-4" data-testid="alert-preview">
-                        <ul class="flex flex-wrap gap-3 text-sm">
-                            {now.instances.into_iter().map(|i| view! {
-                                <li class="rounded-md bg-slate-100 px-2 py-1 dark:bg-slate-800">
-                                    <span class="font-mono">{i.instance}</span> ": "
-                                    {i.value.map(format_number).unwrap_or_else(|| "no data".into())}
-                                    " — " {i.verdict}
-                                </li>
-                            }).collect_view()}
-                        </ul>
-                        <PreviewChart values threshold recovery />
-                    </section>
-                }
-                .into_any()
-            })}
+            <RulePreview form preview />
         </form>
     }
     .into_any()
+}
+
+/// What the rule watches and when it fires, resolves and reports no data.
+#[component]
+fn ConditionFields(form: Form, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
+    view! {
+        <div class="grid gap-3 sm:grid-cols-2 lg:grid-cols-4">
+            <TextField label="Name" key="name" value=form.name refused />
+            <TextField label="Metric" key="metric" value=form.metric refused list="alert-metrics" placeholder="choose a metric" />
+            <TextField label="Series (all, each, or labels a, b)" key="series" value=form.series refused />
+            <SelectField label="Statistic" key="statistic" value=form.statistic options=STATISTICS refused />
+            <TextField label="Window (1s–60s, or 1m–60m)" key="window" value=form.window refused />
+            <SelectField label="Comparison" key="comparison" value=form.comparison options=COMPARISONS refused />
+            <TextField label="Threshold" key="threshold" value=form.threshold refused />
+            <TextField label="Recovery threshold (optional)" key="recovery_threshold" value=form.recovery refused />
+            <TextField label="Pending for" key="for" value=form.for_ refused />
+            <TextField label="Keep firing for" key="keep_firing_for" value=form.keep refused />
+            <SelectField label="When no data" key="no_data" value=form.no_data options=NO_DATA refused />
+            <TextField label="No data after" key="no_data_after" value=form.no_data_after refused />
+            <SelectField label="Severity" key="severity" value=form.severity options=SEVERITY refused />
+            <TextField label="Description" key="description" value=form.description refused />
+            <TextField label="Runbook URL" key="runbook_url" value=form.runbook refused placeholder="https://…" />
+            <label class="flex items-center gap-2 text-sm">
+                <input type="checkbox" name="enabled" prop:checked=move || form.enabled.get()
+                    on:change=move |ev| form.enabled.set(event_target_checked(&ev)) />
+                "Enabled"
+            </label>
+        </div>
+    }
+    .into_any()
+}
+
+/// Where the rule's notifications go.
+#[component]
+fn NotifyFields(form: Form, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
+    view! {
+        <fieldset class="mt-3 grid gap-3 sm:grid-cols-3">
+            <legend class="mb-1 text-sm font-medium">"Notify"</legend>
+            <label class="flex items-center gap-2 text-sm">
+                <input type="checkbox" name="in_app" prop:checked=move || form.in_app.get()
+                    on:change=move |ev| form.in_app.set(event_target_checked(&ev)) />
+                "In the app (toast and badge)"
+            </label>
+            <TextField label="Webhook URL" key="webhook" value=form.webhook refused placeholder="https://hooks.example/alert" />
+            <TextField label="Kinesis stream" key="kinesis" value=form.kinesis refused placeholder="alerts" />
+        </fieldset>
+    }
+    .into_any()
+}
+
+/// The preview's verdict per instance and the chart against the form's thresholds.
+#[component]
+fn RulePreview(form: Form, preview: RwSignal<Option<Preview>>) -> impl IntoView {
+    move || {
+        preview.get().map(|(now, values)| {
+            let threshold = form.threshold.get_untracked().trim().parse().unwrap_or(0.0);
+            let recovery = form.recovery.get_untracked().trim().parse().ok();
+            view! {
+                <section class="mt-4" data-testid="alert-preview">
+                    <ul class="flex flex-wrap gap-3 text-sm">
+                        {now.instances.into_iter().map(|i| view! {
+                            <li class="rounded-md bg-slate-100 px-2 py-1 dark:bg-slate-800">
+                                <span class="font-mono">{i.instance}</span> ": "
+                                {i.value.map(format_number).unwrap_or_else(|| "no data".into())}
+                                " — " {i.verdict.as_str()}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                    <PreviewChart values threshold recovery />
+                </section>
+            }
+            .into_any()
+        })
+    }
 }
 
 /// Minimal percent-encoding for a query parameter value.
@@ -490,7 +539,7 @@ fn encode(text: &str) -> String {
 fn instance_row(i: AlertInstanceLive) -> impl IntoView {
     view! {
         <li class="flex items-center gap-2" data-instance=i.instance.clone()>
-            {state_pill(i.state.clone())}
+            {state_pill(i.state)}
             <span class="font-mono text-xs">{i.instance.clone()}</span>
             <span class="tabular-nums" data-testid="alert-value">
                 {i.value.map(format_number).unwrap_or_else(|| "–".into())}
@@ -552,7 +601,7 @@ fn RuleRow(
         <tr class="border-t border-slate-100 align-top dark:border-slate-800" data-rule=rule.name.clone()>
             <td class="px-3 py-2">
                 <div class="font-medium">{rule.name.clone()}</div>
-                <div class="text-xs text-slate-500 dark:text-slate-400">{rule.severity.clone()}
+                <div class="text-xs text-slate-500 dark:text-slate-400">{rule.severity.as_str()}
                     {(!rule.enabled).then_some(" · disabled")}
                 </div>
             </td>
@@ -560,7 +609,7 @@ fn RuleRow(
             <td class="px-3 py-2">
                 <ul class="flex flex-col gap-1">
                     {if rule.instances.is_empty() {
-                        view! { <li>{state_pill("ok".into())}</li> }.into_any()
+                        view! { <li>{state_pill(AlertState::Ok)}</li> }.into_any()
                     } else {
                         rule.instances.into_iter().map(instance_row).collect_view().into_any()
                     }}
@@ -572,7 +621,7 @@ fn RuleRow(
             <td class="px-3 py-2">
                 <div class="flex flex-wrap items-center gap-2">
                     <button type="button" class=BUTTON on:click=move |_| on_edit.run(id)>"Edit"</button>
-                    <select class=INPUT.replace("w-full", "w-20") aria-label="Silence for"
+                    <select class=SELECT.replace("w-auto", "w-20") aria-label="Silence for"
                         on:change=move |ev| silence_for.set(event_target_value(&ev))>
                         {["15m", "1h", "4h", "24h"].map(|d| view! { <option value=d selected=d == "1h">{d}</option> }).collect_view()}
                     </select>
@@ -607,20 +656,19 @@ fn History(rules: Signal<Vec<(i64, String)>>, newest: Signal<Option<i64>>) -> im
         }
         async move { get_json::<AlertHistory>(&url).await }
     });
-    let select = INPUT.replace("w-full", "w-auto");
     view! {
         <section class="mt-8">
             <h2 class="mb-3 text-lg font-semibold">"History"</h2>
             <div class="mb-3 flex flex-wrap gap-3 text-sm">
-                <select class=select.clone() aria-label="Rule" on:change=move |ev| rule.set(event_target_value(&ev))>
+                <select class=SELECT aria-label="Rule" on:change=move |ev| rule.set(event_target_value(&ev))>
                     <option value="">"All rules"</option>
                     {move || rules.get().into_iter().map(|(id, name)| view! { <option value=id.to_string()>{name}</option> }).collect_view()}
                 </select>
-                <select class=select.clone() aria-label="State" data-testid="history-state" on:change=move |ev| state.set(event_target_value(&ev))>
+                <select class=SELECT aria-label="State" data-testid="history-state" on:change=move |ev| state.set(event_target_value(&ev))>
                     <option value="">"Any state"</option>
-                    {["firing", "ok", "pending", "recovering", "no_data", "error"].map(|s| view! { <option value=s>{s.replace('_', " ")}</option> }).collect_view()}
+                    {HISTORY_STATES.map(|s| view! { <option value=s.as_str()>{s.as_str().replace('_', " ")}</option> }).collect_view()}
                 </select>
-                <select class=select aria-label="Range" on:change=move |ev| range.set(event_target_value(&ev))>
+                <select class=SELECT aria-label="Range" on:change=move |ev| range.set(event_target_value(&ev))>
                     {[("1h", "last hour"), ("24h", "last 24 hours"), ("7d", "last 7 days"), ("30d", "last 30 days")]
                         .map(|(v, t)| view! { <option value=v selected=v == "24h">{t}</option> }).collect_view()}
                 </select>
@@ -643,19 +691,29 @@ fn History(rules: Signal<Vec<(i64, String)>>, newest: Signal<Option<i64>>) -> im
     .into_any()
 }
 
+/// The states the history filter offers, in its order.
+const HISTORY_STATES: [AlertState; 6] = [
+    AlertState::Firing,
+    AlertState::Ok,
+    AlertState::Pending,
+    AlertState::Recovering,
+    AlertState::NoData,
+    AlertState::Error,
+];
+
 fn history_row(e: AlertEvent) -> impl IntoView {
     view! {
         <li class="flex flex-wrap items-center gap-2 border-l-4 border-slate-200 pl-3 dark:border-slate-700"
-            data-testid="history-row" data-to=e.to.clone()>
+            data-testid="history-row" data-to=e.to.as_str()>
             <span class="font-mono text-xs text-slate-500">{format_time_ms(e.at_ms)}</span>
             <span class="font-medium">{e.rule.clone()}</span>
             {(e.instance != "all").then(|| view! { <span class="font-mono text-xs">{e.instance.clone()}</span> })}
-            {state_pill(e.from.clone())} "→" {state_pill(e.to.clone())}
+            {state_pill(e.from)} "→" {state_pill(e.to)}
             <span class="tabular-nums">{e.value.map(format_number).unwrap_or_default()}</span>
-            <span class="text-xs text-slate-500">{match e.notification.as_str() {
-                "sent" => "notified",
-                "silenced" => "silenced",
-                _ => "",
+            <span class="text-xs text-slate-500">{match e.notification {
+                NotificationStatus::Sent => "notified",
+                NotificationStatus::Silenced => "silenced",
+                NotificationStatus::None => "",
             }}</span>
         </li>
     }
@@ -766,6 +824,34 @@ mod tests {
         assert_eq!(format_time_ms(0), "1970-01-01 00:00:00");
         assert_eq!(format_time_ms(1_795_651_323_000), "2026-11-26 00:02:03");
         assert_eq!(format_time_ms(951_782_400_000), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn every_choice_is_a_value_of_its_set() {
+        for (value, _) in STATISTICS {
+            assert!(value.parse::<Statistic>().is_ok(), "{value}");
+        }
+        for (value, _) in COMPARISONS {
+            assert!(value.parse::<Comparison>().is_ok(), "{value}");
+        }
+        for (value, _) in NO_DATA {
+            assert!(value.parse::<NoDataPolicy>().is_ok(), "{value}");
+        }
+        for (value, _) in SEVERITY {
+            assert!(value.parse::<Severity>().is_ok(), "{value}");
+        }
+        assert_eq!(STATISTICS.len(), Statistic::ALL.len());
+        assert_eq!(NO_DATA.len(), NoDataPolicy::ALL.len());
+    }
+
+    #[test]
+    fn series_inputs_are_scopes() {
+        assert_eq!(series_scope(""), SeriesScope::All);
+        assert_eq!(series_scope("each"), SeriesScope::Each);
+        assert_eq!(
+            series_scope("eu, /cart"),
+            SeriesScope::One(vec!["eu".into(), "/cart".into()])
+        );
     }
 
     #[test]

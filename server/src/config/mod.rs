@@ -15,8 +15,8 @@ use crate::endpoint::{
     wire::Operation,
 };
 use crate::kinesis::client::KinesisTarget;
-use app::units::{format_duration, parse_duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use contract::units::{format_duration, parse_duration};
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},

@@ -92,6 +92,23 @@ pub struct WindowSummary {
     pub p999: Option<u64>,
 }
 
+impl From<&WindowSummary> for contract::summary::Summary {
+    fn from(w: &WindowSummary) -> Self {
+        Self {
+            count: w.count,
+            rate_per_s: w.rate_per_s,
+            sum: w.sum,
+            min: w.min,
+            max: w.max,
+            mean: w.mean,
+            p50: w.p50,
+            p90: w.p90,
+            p99: w.p99,
+            p999: w.p999,
+        }
+    }
+}
+
 /// One period (a second or a minute) of a ring: its stats, and its histogram counts in the
 /// compact V2 counts encoding ([`compact::encode_counts`]) unless it is the ring's open slot.
 #[derive(Debug, Clone)]
