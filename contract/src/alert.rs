@@ -24,24 +24,13 @@ closed_set! {
         /// The metric is gone.
         Error = "error",
     }
+    refused: ": use ok, pending, firing, recovering, no_data or error";
 }
 
 impl AlertState {
     /// Counted in the badge.
     pub fn is_firing(self) -> bool {
         matches!(self, AlertState::Firing | AlertState::Recovering)
-    }
-}
-
-impl FromStr for AlertState {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text).ok_or_else(|| {
-            ParseError::new(format!(
-                "{text:?}: use ok, pending, firing, recovering, no_data or error"
-            ))
-        })
     }
 }
 
@@ -54,15 +43,7 @@ closed_set! {
         Warning = "warning",
         Critical = "critical",
     }
-}
-
-impl FromStr for Severity {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text)
-            .ok_or_else(|| ParseError::new(format!("{text:?}: use info, warning or critical")))
-    }
+    refused: ": use info, warning or critical";
 }
 
 closed_set! {
@@ -117,18 +98,7 @@ closed_set! {
         /// Stay in whatever state the instance is in.
         KeepLast = "keep_last",
     }
-}
-
-impl FromStr for NoDataPolicy {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text).ok_or_else(|| {
-            ParseError::new(format!(
-                "{text:?} is not a policy; use ok, alerting, no_data or keep_last"
-            ))
-        })
-    }
+    refused: " is not a policy; use ok, alerting, no_data or keep_last";
 }
 
 closed_set! {
@@ -137,18 +107,7 @@ closed_set! {
         NoData = "no_data",
         Error = "error",
     }
-}
-
-impl FromStr for NotifyOn {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text).ok_or_else(|| {
-            ParseError::new(format!(
-                "{text:?}: only no_data and error can be added (firing and resolved always notify)"
-            ))
-        })
-    }
+    refused: ": only no_data and error can be added (firing and resolved always notify)";
 }
 
 closed_set! {
@@ -163,15 +122,7 @@ closed_set! {
         #[default]
         None = "none",
     }
-}
-
-impl FromStr for NotificationStatus {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text)
-            .ok_or_else(|| ParseError::new(format!("{text:?}: use sent, silenced or none")))
-    }
+    refused: ": use sent, silenced or none";
 }
 
 closed_set! {
@@ -181,15 +132,7 @@ closed_set! {
         Ok = "ok",
         NoData = "no_data",
     }
-}
-
-impl FromStr for PreviewVerdict {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text)
-            .ok_or_else(|| ParseError::new(format!("{text:?}: use breaching, ok or no_data")))
-    }
+    refused: ": use breaching, ok or no_data";
 }
 
 /// Which series of its metric a rule watches. On the wire: `"all"`, `"each"`, or the labels of

@@ -5,13 +5,11 @@
 //! `histogram` (see the README).
 
 use crate::{
-    ParseError,
     alert::{Comparison, NoDataPolicy, NotifyOn, PreviewVerdict, SeriesScope, Severity},
     closed_set,
     summary::{Statistic, Summary},
 };
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 /// One metric as listed by `GET /api/v1/metrics`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,15 +99,7 @@ closed_set! {
         /// Strings of low cardinality (the values are listed).
         String = "string",
     }
-}
-
-impl FromStr for FieldKind {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text)
-            .ok_or_else(|| ParseError::new(format!("{text:?}: use number or string")))
-    }
+    refused: ": use number or string";
 }
 
 /// `GET /api/v1/streams/{name}/fields` body.
@@ -128,6 +118,7 @@ closed_set! {
         /// A printable report with a chart and a table per metric.
         Html = "html",
     }
+    refused: ": use csv, json or html";
 }
 
 impl ExportFormat {
@@ -151,15 +142,6 @@ impl ExportFormat {
             ExportFormat::Csv | ExportFormat::Json => 20_000_000,
             ExportFormat::Html => 20_000,
         }
-    }
-}
-
-impl FromStr for ExportFormat {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text)
-            .ok_or_else(|| ParseError::new(format!("{text:?}: use csv, json or html")))
     }
 }
 

@@ -39,11 +39,35 @@ impl ParseError {
 }
 
 /// Defines a closed set sent as a string (`pub enum Name ("what it is") { Variant = "wire", }`):
-/// the enum, its wire names (`as_str`, `from_name`,
-/// `ALL`), `Display`, comparison with `&str`, and serde through the wire names. Parsing with a
-/// message (`FromStr`) is written by hand for each set, since aliases and messages differ;
-/// deserialisation goes through it, so a bad value is refused with that message.
+/// the enum, its wire names (`as_str`, `from_name`, `ALL`), `Display`, comparison with `&str`,
+/// and serde through the wire names. Deserialisation goes through `FromStr`, so a bad value is
+/// refused with its message: with `refused: "suffix";` after the enum, `FromStr` reads the wire
+/// names and refuses anything else with `"value"suffix`; without it (aliases, trimming), the
+/// set writes its own `FromStr`.
 macro_rules! closed_set {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+        refused: $suffix:literal;
+    ) => {
+        $crate::closed_set! {
+            $(#[$meta])*
+            pub enum $name ($what) {
+                $( $(#[$vmeta])* $variant = $text, )+
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::ParseError;
+
+            fn from_str(text: &str) -> Result<Self, $crate::ParseError> {
+                Self::from_name(text)
+                    .ok_or_else(|| $crate::ParseError(format!("{text:?}{}", $suffix)))
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         pub enum $name:ident ($what:literal) {

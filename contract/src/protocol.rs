@@ -18,13 +18,11 @@
 //! and the latest payloads instead of a growing queue.
 
 use crate::{
-    ParseError,
     alert::{AlertState, Comparison, NotificationStatus, Severity},
     closed_set,
     summary::{Statistic, Summary},
 };
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 
 /// Version of the live protocol spoken by this build. Bump on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -95,16 +93,7 @@ closed_set! {
         /// The client's hello names another [`PROTOCOL_VERSION`].
         ProtocolVersion = "protocol_version",
     }
-}
-
-impl FromStr for ErrorCode {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text).ok_or_else(|| {
-            ParseError::new(format!("{text:?}: use bad_message or protocol_version"))
-        })
-    }
+    refused: ": use bad_message or protocol_version";
 }
 
 /// One topic's payload; the variant says which topic.
@@ -231,18 +220,7 @@ closed_set! {
         /// Stopped on an error it cannot recover from (see `last_error`).
         Failed = "failed",
     }
-}
-
-impl FromStr for ShardState {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text).ok_or_else(|| {
-            ParseError::new(format!(
-                "{text:?}: use pending, reading, waiting_for_parent, finished, backing_off or failed"
-            ))
-        })
-    }
+    refused: ": use pending, reading, waiting_for_parent, finished, backing_off or failed";
 }
 
 /// [`Topic::Streams`] payload.
@@ -282,15 +260,7 @@ closed_set! {
         /// At least one check fails.
         Degraded = "degraded",
     }
-}
-
-impl FromStr for HealthStatus {
-    type Err = ParseError;
-
-    fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::from_name(text)
-            .ok_or_else(|| ParseError::new(format!("{text:?}: use ok or degraded")))
-    }
+    refused: ": use ok or degraded";
 }
 
 #[cfg(test)]

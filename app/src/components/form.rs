@@ -1,5 +1,6 @@
-//! Form pieces the editor and the alert rule form share: labelled text and select fields, and
-//! the refusal (the server's 422, or the form's own check) shown at the field it names.
+//! Form pieces the editor and the alert rule form share: labelled text, select and checkbox
+//! fields, and the refusal (the server's 422, or the form's own check) shown at the field it
+//! names.
 //!
 //! Every field is a `<label for=id>` and its control, so tests and assistive technology find
 //! it by its label; the control's `name` is the request field it fills, and a refusal naming
@@ -79,6 +80,22 @@ pub fn TextField(
             {(!help.is_empty()).then(|| view! { <p class="text-xs text-slate-500 dark:text-slate-400">{help}</p> })}
             <FieldError key refused />
         </div>
+    }
+}
+
+/// A checkbox named `key` bound to `checked`, with its label after it.
+#[component]
+pub fn CheckboxField(
+    label: &'static str,
+    key: &'static str,
+    checked: RwSignal<bool>,
+) -> impl IntoView {
+    view! {
+        <label class="flex items-center gap-2 text-sm">
+            <input type="checkbox" name=key prop:checked=move || checked.get()
+                on:change=move |ev| checked.set(event_target_checked(&ev)) />
+            {label}
+        </label>
     }
 }
 

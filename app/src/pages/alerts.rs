@@ -4,7 +4,7 @@
 
 use super::PageHeader;
 use crate::{
-    components::form::{FieldError, Refusal, SelectField, TextField, refusal},
+    components::form::{CheckboxField, FieldError, Refusal, SelectField, TextField, refusal},
     fetch::{Method, get_json, now_ms, send_json},
     live::use_topics,
 };
@@ -470,11 +470,7 @@ fn ConditionFields(form: Form, refused: RwSignal<Option<Refusal>>) -> impl IntoV
             <SelectField label="Severity" key="severity" value=form.severity options=SEVERITY refused />
             <TextField label="Description" key="description" value=form.description refused />
             <TextField label="Runbook URL" key="runbook_url" value=form.runbook refused placeholder="https://…" />
-            <label class="flex items-center gap-2 text-sm">
-                <input type="checkbox" name="enabled" prop:checked=move || form.enabled.get()
-                    on:change=move |ev| form.enabled.set(event_target_checked(&ev)) />
-                "Enabled"
-            </label>
+            <CheckboxField label="Enabled" key="enabled" checked=form.enabled />
         </div>
     }
     .into_any()
@@ -486,11 +482,7 @@ fn NotifyFields(form: Form, refused: RwSignal<Option<Refusal>>) -> impl IntoView
     view! {
         <fieldset class="mt-3 grid gap-3 sm:grid-cols-3">
             <legend class="mb-1 text-sm font-medium">"Notify"</legend>
-            <label class="flex items-center gap-2 text-sm">
-                <input type="checkbox" name="in_app" prop:checked=move || form.in_app.get()
-                    on:change=move |ev| form.in_app.set(event_target_checked(&ev)) />
-                "In the app (toast and badge)"
-            </label>
+            <CheckboxField label="In the app (toast and badge)" key="in_app" checked=form.in_app />
             <TextField label="Webhook URL" key="webhook" value=form.webhook refused placeholder="https://hooks.example/alert" />
             <TextField label="Kinesis stream" key="kinesis" value=form.kinesis refused placeholder="alerts" />
         </fieldset>
