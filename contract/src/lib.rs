@@ -145,14 +145,13 @@ macro_rules! closed_set {
 pub(crate) use closed_set;
 
 /// Deserialises a string through `T::from_str`, keeping its error message.
-#[doc(hidden)]
-pub struct FromStrVisitor<T> {
+pub(crate) struct FromStrVisitor<T> {
     what: &'static str,
     marker: std::marker::PhantomData<T>,
 }
 
 impl<T> FromStrVisitor<T> {
-    pub fn new(what: &'static str) -> Self {
+    pub(crate) fn new(what: &'static str) -> Self {
         Self {
             what,
             marker: std::marker::PhantomData,
