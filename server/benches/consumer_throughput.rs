@@ -29,7 +29,7 @@ use common::{CHILD_ENV, ChildEndpoint, endpoint_child, load_average, process_cpu
 use std::time::{Duration, Instant};
 use streamboard::{
     config::{StartPosition, StreamRef, StreamSpec},
-    consumer::{CheckpointSink, Consumer, ConsumerConfig},
+    consumer::{Consumer, ConsumerConfig},
     kinesis::{
         StreamName,
         client::{KinesisTarget, build_client},
@@ -37,7 +37,7 @@ use streamboard::{
     producer::{Producer, ProducerRecord, cli::ensure_stream},
     storage::Database,
 };
-use support::{Peer, PeerKind, unique_stream};
+use support::{Peer, PeerKind, checkpoint_sink::CheckpointSink, unique_stream};
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

@@ -19,19 +19,18 @@ use bytes::Bytes;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::{collections::HashSet, time::Instant};
 use streamboard::{
-    engine::{
-        ConsumedRecord, Engine, EngineConfig, MetricDefinition, NoCheckpoints, RecordBatch,
-        compact::sparse_of,
-        shell::{FlushState, write_flush},
-        window::{Stats, Windows},
+    engine::{Engine, EngineConfig, window::Windows},
+    kinesis::{ConsumedRecord, RecordBatch, SequenceNumber},
+    metric::{MetricDefinition, Stats, histogram::sparse_of},
+    storage::{
+        Database, NoCheckpoints,
+        flush::{CLOSE_AFTER_S, FlushState, write_flush},
     },
-    kinesis::SequenceNumber,
-    storage::Database,
 };
 
 const T0_MS: i64 = 1_700_000_000_000;
 
-fn defs(json: serde_json::Value) -> Vec<(i64, streamboard::engine::CompiledMetric)> {
+fn defs(json: serde_json::Value) -> Vec<(i64, streamboard::metric::CompiledMetric)> {
     let list: Vec<MetricDefinition> = serde_json::from_value(json).expect("definitions");
     list.iter()
         .enumerate()
@@ -109,7 +108,7 @@ fn throughput() {
         })
         .collect();
     let avg_len = records.iter().map(|r| r.data.len()).sum::<usize>() / records.len();
-    let batches: Vec<RecordBatch> = records
+    let batches: Vec<RecordBatch<()>> = records
         .chunks(500)
         .map(|c| RecordBatch {
             stream: "clickstream".into(),
@@ -228,7 +227,7 @@ fn flush_cost() {
         // From the start of a minute to just past its close, so the average includes one
         // minute roll-up (the hour roll-up, once an hour, costs about as much as a minute one).
         let minute_s = (T0_MS / 1000).div_euclid(60) * 60 + 60;
-        let seconds = 60 + streamboard::engine::shell::CLOSE_AFTER_S + 2;
+        let seconds = 60 + CLOSE_AFTER_S + 2;
         let mut times = Vec::new();
         let mut rows = 0;
         let mut cpu = std::time::Duration::ZERO;

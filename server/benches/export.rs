@@ -11,9 +11,9 @@ use contract::summary::Summary;
 use hdrhistogram::Histogram;
 use std::time::Instant;
 use streamboard::{
-    engine::window::Stats,
     export::{Row, RowWriter, Shaper, csv::CsvWriter, json::JsonWriter},
-    storage::{export::RawBucket, metrics::encode_histogram},
+    metric::{Stats, histogram::encode_histogram},
+    storage::export::RawBucket,
 };
 
 const ROWS: u64 = 1_000_000;

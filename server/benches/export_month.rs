@@ -20,9 +20,11 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 use streamboard::{
+    clock::now_ms,
     config::ServeConfig,
-    engine::{MetricDefinition, ShellConfig, shell::now_ms, window::Stats},
+    engine::ShellConfig,
     http::{AppState, router},
+    metric::{MetricDefinition, Stats},
     storage::Database,
     telemetry::ProcessMetrics,
 };

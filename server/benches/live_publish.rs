@@ -8,11 +8,12 @@
 use std::{collections::HashMap, time::Instant};
 use streamboard::{
     engine::{
-        MetricKey,
-        core::{MetricCounters, SeriesWindows},
+        core::SeriesWindows,
+        counters::MetricCounters,
         window::{WINDOWS_S, WindowSummary},
     },
     live::{History, build, serialise},
+    metric::MetricKey,
 };
 
 fn main() {

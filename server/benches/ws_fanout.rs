@@ -24,9 +24,11 @@ use std::{
 };
 use streamboard::{
     Server,
+    clock::now_ms,
     config::ServeConfig,
-    engine::{ConsumedRecord, MetricDefinition, RecordBatch, shell::now_ms},
     kinesis::SequenceNumber,
+    kinesis::{ConsumedRecord, RecordBatch},
+    metric::MetricDefinition,
 };
 use tokio::sync::{Barrier, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
@@ -65,7 +67,7 @@ fn thread_ticks(prefix: &str) -> u64 {
 }
 
 /// One record per series: keeps every series of the metric alive in the live windows.
-fn batch(series: usize) -> RecordBatch<streamboard::consumer::Checkpoint> {
+fn batch(series: usize) -> RecordBatch<streamboard::kinesis::Checkpoint> {
     let now = now_ms();
     RecordBatch {
         stream: STREAM.into(),
@@ -81,7 +83,7 @@ fn batch(series: usize) -> RecordBatch<streamboard::consumer::Checkpoint> {
             })
             .collect(),
         millis_behind_latest: Some(0),
-        position: streamboard::consumer::Checkpoint::default(),
+        position: streamboard::kinesis::Checkpoint::default(),
     }
 }
 

@@ -1,37 +1,47 @@
-//! Streamboard's server: the dashboard, its API and live push, and (as the product grows) the
-//! Kinesis consumer, metrics engine, alerts and reports.
+//! Streamboard's server: the Kinesis consumer, the metrics engine, storage, alerts, reports,
+//! and the dashboard with its API and live push.
 //!
-//! # Layout
-//! - [`config`]: typed configuration from flags, `STREAMBOARD_*` variables and a TOML file.
-//! - [`storage`]: the SQLite database (pool, migrations, all SQL).
-//! - [`http`]: the axum router: Leptos SSR pages, `/api/v1`, `/healthz`, `/metrics`, `/ws`, site assets.
-//! - [`engine`]: the metrics engine (definitions, aggregation, flush, queries).
-//! - [`export`]: CSV, JSON and printable HTML exports of stored history (`/api/v1/export`).
-//! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation,
-//!   checkpoints, and record batches handed to a sink over a bounded channel.
+//! # Layout (each layer uses only the layers below it; `scripts/layers.sh` checks it)
+//! - [`http`]: the axum router: Leptos SSR pages, `/api/v1`, `/healthz`, `/metrics`, `/ws`,
+//!   site assets.
+//! - [`live`]: the live hub (one publisher for every `/ws` session); [`pipeline`]: wires
+//!   `serve`'s data path (the Kinesis source, the consumer, the engine's checkpoint hook).
 //! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
-//! - [`pipeline`]: wires `serve`'s data path: the Kinesis source (AWS, an endpoint, or the
-//!   embedded endpoint with demo producers), the consumer, and the engine's checkpoint hook.
-//! - [`live`]: the live hub: one publisher per server feeding every `/ws` session.
-//! - [`alerts`]: threshold rules, their evaluation, transitions and notifications.
+//! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation, record
+//!   batches handed to the engine over a bounded channel.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
-//! - [`app`] (another crate): the UI and every type the browser and server exchange.
+//! - [`catalog`]: creating and changing metric definitions; [`alerts`]: threshold rules, their
+//!   evaluation, transitions and notifications; [`export`]: CSV, JSON and HTML reports;
+//!   [`config`]: typed configuration from flags, `STREAMBOARD_*` variables and a TOML file.
+//! - [`engine`]: the metrics engine (the pure core and the task that owns it);
+//!   [`query`]: history queries over the stored tiers.
+//! - [`storage`]: the SQLite database (pool, migrations, every SQL statement, the flush
+//!   writer and roll-ups).
+//! - [`metric`]: the metrics vocabulary (definitions, filter, keys, stats, histogram codec).
+//! - [`kinesis`]: the Kinesis vocabulary (names, sequence numbers, record batches,
+//!   checkpoints, KPL, the SDK client); [`clock`]: the wall clock.
+//! - [`app`] (another crate): the UI.
+//! - [`streamboard_endpoint`] (another crate): the embedded Kinesis-compatible endpoint that
+//!   [`pipeline`] starts when no AWS is configured, and `streamboard endpoint` runs alone.
 //!
 //! `main` parses the config and calls [`run`]; tests call [`Server::start`] on port 0.
 
 #![recursion_limit = "256"]
 
 pub mod alerts;
+pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod consumer;
-pub mod endpoint;
 pub mod engine;
 pub mod export;
 pub mod http;
 pub mod kinesis;
 pub mod live;
+pub mod metric;
 pub mod pipeline;
 pub mod producer;
+pub mod query;
 pub mod storage;
 pub mod telemetry;
 
@@ -51,9 +61,9 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error("metric definition in the config file refused: {0}")]
-    Metrics(#[from] engine::catalog::CatalogError),
+    Metrics(#[from] catalog::CatalogError),
     #[error("the embedded Kinesis endpoint cannot start: {0}")]
-    Endpoint(#[from] endpoint::EndpointError),
+    Endpoint(#[from] streamboard_endpoint::EndpointError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -64,7 +74,7 @@ pub struct Server {
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<Result<(), ServerError>>,
     engine: engine::EngineHandle,
-    batches: tokio::sync::mpsc::Sender<consumer::RecordBatch>,
+    batches: tokio::sync::mpsc::Sender<kinesis::RecordBatch>,
     pipeline: pipeline::Pipeline,
 }
 
@@ -89,13 +99,13 @@ impl Server {
         let mut definitions = config.metrics.clone();
         if matches!(config.source, config::KinesisSource::Embedded { .. }) {
             // The embedded default shows meaningful metrics at once; the file's win on a name clash.
-            for demo in engine::demo_definitions() {
+            for demo in metric::demo_definitions() {
                 if !definitions.iter().any(|d| d.name == demo.name) {
                     definitions.push(demo);
                 }
             }
         }
-        engine::catalog::install(&database, &definitions).await?;
+        catalog::install(&database, &definitions).await?;
         let shell_config = config.engine.apply(engine::ShellConfig {
             known_streams: (!streams.is_empty()).then(|| {
                 streams
@@ -197,7 +207,7 @@ impl Server {
     }
 
     /// Where record batches enter the engine (the consumer's side of the channel).
-    pub fn engine_batches(&self) -> tokio::sync::mpsc::Sender<consumer::RecordBatch> {
+    pub fn engine_batches(&self) -> tokio::sync::mpsc::Sender<kinesis::RecordBatch> {
         self.batches.clone()
     }
 
@@ -221,8 +231,8 @@ impl Server {
     }
 }
 
-/// Waits for a service's task (the server's, the endpoint's); a panic inside it resumes here
-/// instead of turning into an error value.
+/// Waits for the server's task; a panic inside it resumes here instead of turning into an
+/// error value.
 pub(crate) async fn join<E>(handle: tokio::task::JoinHandle<Result<(), E>>) -> Result<(), E> {
     match handle.await {
         Ok(result) => result,

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 .await
                 .map(drop)
                 .map_err(anyhow::Error::from),
-            Command::Endpoint(endpoint) => streamboard::endpoint::run(endpoint, shutdown)
+            Command::Endpoint(endpoint) => streamboard_endpoint::run(endpoint, shutdown)
                 .await
                 .map_err(anyhow::Error::from),
         }

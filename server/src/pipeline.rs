@@ -16,18 +16,17 @@ use crate::{
         DemoKind, KinesisSource, PartitionKeySource, ServeConfig, StartPosition, StreamRef,
         StreamSpec,
     },
-    consumer::{Checkpoint, Consumer, ConsumerConfig, ConsumerHealth, RecordBatch},
-    endpoint::{Endpoint, EndpointConfig, EndpointError},
-    engine::CheckpointHook,
+    consumer::{Consumer, ConsumerConfig, ConsumerHealth},
     kinesis::{
-        ShardId, StreamName,
+        Checkpoint, RecordBatch, ShardId, StreamName,
         client::{KinesisTarget, build_client},
     },
     producer::{Producer, ProducerRecord, cli::partition_key, demo::DemoGenerator},
-    storage::{Database, StorageError, checkpoints},
+    storage::{CheckpointHook, Database, StorageError, checkpoints},
 };
 use sqlx::SqliteConnection;
 use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use streamboard_endpoint::{Endpoint, EndpointConfig, EndpointError};
 use tokio::sync::{mpsc, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -51,15 +50,10 @@ impl CheckpointHook<Checkpoint> for CheckpointWriter {
         &'a mut self,
         tx: &'a mut SqliteConnection,
         positions: &'a [(StreamName, ShardId, Checkpoint)],
-    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
         Box::pin(async move {
             for (stream, shard, position) in positions {
-                checkpoints::save(tx, &self.application, stream, shard, position)
-                    .await
-                    .map_err(|error| match error {
-                        StorageError::Query(error) => error,
-                        other => sqlx::Error::Protocol(other.to_string()),
-                    })?;
+                checkpoints::save(tx, &self.application, stream, shard, position).await?;
             }
             Ok(())
         })
@@ -212,7 +206,7 @@ async fn demo_producer(
         owed += per_tick;
         let count = owed.floor() as usize;
         owed -= count as f64;
-        let now_ms = crate::engine::shell::now_ms();
+        let now_ms = crate::clock::now_ms();
         let records = (0..count)
             .map(|_| {
                 let data = generator.next_record(now_ms).to_string().into_bytes();

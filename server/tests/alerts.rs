@@ -21,8 +21,8 @@ use std::{
 use streamboard::{
     Server,
     config::{KinesisSource, ServeConfig, StartPosition, StreamRef, StreamSpec},
-    engine::MetricDefinition,
     kinesis::StreamName,
+    metric::MetricDefinition,
     producer::{Producer, ProducerRecord},
     storage::Database,
 };

@@ -6,7 +6,7 @@
 
 mod support;
 
-use aws_sdk_kinesis::{Client, primitives::Blob};
+use aws_sdk_kinesis::primitives::Blob;
 use std::{
     collections::HashSet,
     sync::{
@@ -16,19 +16,12 @@ use std::{
     time::{Duration, Instant},
 };
 use streamboard::{
-    config::StartPosition,
-    consumer::ConsumerConfig,
-    kinesis::{StreamName, kpl},
-    producer::{Producer, cli::ensure_stream},
+    config::StartPosition, consumer::ConsumerConfig, kinesis::kpl, producer::Producer,
     storage::Database,
 };
-use support::Peer;
+use support::{Peer, wait_active};
 
 use support::consumer_harness::*;
-
-async fn wait_active(client: &Client, stream: &StreamName) {
-    ensure_stream(client, stream, 1, WAIT).await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_once_in_order_across_split_and_merge_while_producing() {
@@ -78,7 +71,7 @@ async fn every_record_once_in_order_across_split_and_merge_while_producing() {
         .send()
         .await
         .unwrap();
-    wait_active(&client, &stream).await;
+    wait_active(&client, stream.as_str()).await;
     wait_sent(2 * total / 3).await;
     client
         .merge_shards()
@@ -88,7 +81,7 @@ async fn every_record_once_in_order_across_split_and_merge_while_producing() {
         .send()
         .await
         .unwrap();
-    wait_active(&client, &stream).await;
+    wait_active(&client, stream.as_str()).await;
     writer.await.unwrap();
 
     consumer

@@ -5,16 +5,13 @@ mod support;
 
 use std::time::Duration;
 use streamboard::{
-    config::StartPosition,
-    consumer::ConsumedRecord,
-    endpoint::{
-        EndpointConfig,
-        faults::{FaultConfig, FaultKind},
-        wire::Operation,
-    },
-    kinesis::ShardId,
-    producer::Producer,
+    config::StartPosition, kinesis::ConsumedRecord, kinesis::ShardId, producer::Producer,
     storage::Database,
+};
+use streamboard_endpoint::{
+    EndpointConfig,
+    faults::{FaultConfig, FaultKind},
+    wire::Operation,
 };
 use support::consumer_harness::*;
 use support::start_embedded_with;

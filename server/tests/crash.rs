@@ -13,9 +13,9 @@ use std::{
     time::Duration,
 };
 use streamboard::{
-    engine::query::{QueryRequest, query},
     kinesis::StreamName,
     producer::{Producer, ProducerRecord},
+    query::{QueryRequest, query},
     storage::Database,
 };
 use support::{Peer, create_stream, eventually, free_port, unique_stream};
@@ -60,7 +60,7 @@ fn spawn(config: &Path, data_dir: &Path, endpoint: &str) -> Serve {
 }
 
 fn now_ms() -> i64 {
-    streamboard::engine::shell::now_ms()
+    streamboard::clock::now_ms()
 }
 
 async fn summary(database: &Database, series: Option<&str>) -> Option<contract::api::Point> {

@@ -10,7 +10,7 @@ use aws_sdk_kinesis::{
     types::{PutRecordsRequestEntry, ShardIteratorType},
 };
 use std::time::Duration;
-use streamboard::endpoint::{
+use streamboard_endpoint::{
     EndpointConfig,
     faults::{FaultConfig, FaultKind},
     wire::Operation,

@@ -13,13 +13,14 @@ use std::{
     pin::Pin,
 };
 use streamboard::{
-    engine::{
-        CheckpointHook, ConsumedRecord, Engine, EngineConfig, MetricDefinition, RecordBatch,
-        query::{QueryRequest, query},
-        shell::{FlushState, close_rollups, write_flush},
+    engine::{Engine, EngineConfig},
+    kinesis::{ConsumedRecord, RecordBatch, SequenceNumber, ShardId, StreamName},
+    metric::MetricDefinition,
+    query::{QueryRequest, query},
+    storage::{
+        CheckpointHook, Database, StorageError,
+        flush::{FlushState, close_rollups, write_flush},
     },
-    kinesis::{SequenceNumber, ShardId, StreamName},
-    storage::Database,
 };
 
 const STREAM: &str = "gt-clickstream";
@@ -39,7 +40,7 @@ impl CheckpointHook<u64> for TestCheckpoints {
         &'a mut self,
         tx: &'a mut SqliteConnection,
         positions: &'a [(StreamName, ShardId, u64)],
-    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
         Box::pin(async move {
             sqlx::query(
                 "CREATE TABLE IF NOT EXISTS test_checkpoint (shard TEXT PRIMARY KEY, next_batch INTEGER NOT NULL)",
@@ -56,9 +57,9 @@ impl CheckpointHook<u64> for TestCheckpoints {
                 .await?;
             }
             if self.fail {
-                return Err(sqlx::Error::Protocol(
+                return Err(StorageError::Query(sqlx::Error::Protocol(
                     "injected failure before commit".into(),
-                ));
+                )));
             }
             Ok(())
         })
@@ -153,7 +154,7 @@ fn generate(seed: u64) -> (Vec<Vec<RecordBatch<u64>>>, Vec<Event>) {
 
 async fn open(
     dir: &std::path::Path,
-) -> (Database, Vec<(i64, streamboard::engine::CompiledMetric)>) {
+) -> (Database, Vec<(i64, streamboard::metric::CompiledMetric)>) {
     let db = Database::open(dir).await.unwrap();
     let mut compiled = Vec::new();
     for def in definitions() {
@@ -272,7 +273,7 @@ async fn dump(db: &Database) -> Rows {
             let blob: Option<Vec<u8>> = r.get(8);
             let hist = blob
                 .map(|b| {
-                    streamboard::storage::metrics::decode_histogram(&b)
+                    streamboard::metric::histogram::decode_histogram(&b)
                         .unwrap()
                         .iter_recorded()
                         .map(|v| (v.value_iterated_to(), v.count_at_value()))

@@ -10,10 +10,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use std::time::Duration;
 use streamboard::{
-    Server,
-    config::ServeConfig,
-    engine::{ConsumedRecord, MetricDefinition},
-    kinesis::SequenceNumber,
+    Server, config::ServeConfig, kinesis::ConsumedRecord, kinesis::SequenceNumber,
+    metric::MetricDefinition,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -94,7 +92,7 @@ async fn definitions_queries_and_fields_over_http() {
     )
     .await;
     assert_eq!(status, 201, "{created}");
-    let now = streamboard::engine::shell::now_ms();
+    let now = streamboard::clock::now_ms();
     let records = (0..50)
         .map(|i| {
             record(
@@ -255,7 +253,7 @@ async fn preview_runs_a_draft_over_recent_records_and_query_returns_a_distributi
         "{body}"
     );
 
-    let now = streamboard::engine::shell::now_ms();
+    let now = streamboard::clock::now_ms();
     let mut records: Vec<ConsumedRecord> = (0..20)
         .map(|i| {
             record(

@@ -14,14 +14,11 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 use streamboard::{
+    clock::now_ms,
     config::ServeConfig,
-    engine::{
-        MetricDefinition,
-        query::{QueryRequest, query},
-        shell::now_ms,
-        window::Stats,
-    },
     http::{AppState, router},
+    metric::{MetricDefinition, Stats},
+    query::{QueryRequest, query},
     storage::Database,
     telemetry::ProcessMetrics,
 };

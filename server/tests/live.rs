@@ -9,21 +9,16 @@ use bytes::Bytes;
 use contract::protocol::{
     ClientMessage, LivePayload, MAX_TOPICS, PROTOCOL_VERSION, ServerMessage, Topic,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::json;
 use std::time::Duration;
 use streamboard::{
-    Server,
-    config::ServeConfig,
-    engine::{ConsumedRecord, MetricDefinition},
-    kinesis::SequenceNumber,
+    Server, config::ServeConfig, kinesis::ConsumedRecord, kinesis::SequenceNumber,
+    metric::MetricDefinition,
 };
-use tokio_tungstenite::tungstenite::{
-    Message, client::IntoClientRequest, protocol::frame::coding::CloseCode,
-};
+use support::{WsOptions, WsSocket as Socket, ws_connect, ws_send as send, ws_upgrade};
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 use tokio_util::sync::CancellationToken;
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// Upper bound for any single wait; the tests finish far sooner when healthy.
 const WAIT: Duration = Duration::from_secs(10);
@@ -54,7 +49,7 @@ async fn start_paced(
 }
 
 async fn feed(server: &Server, stream: &str, countries: usize, per_country: usize) {
-    let now = streamboard::engine::shell::now_ms();
+    let now = streamboard::clock::now_ms();
     let records = (0..countries * per_country)
         .map(|i| ConsumedRecord {
             sequence_number: SequenceNumber::parse("1").unwrap(),
@@ -70,29 +65,6 @@ async fn feed(server: &Server, stream: &str, countries: usize, per_country: usiz
         })
         .collect();
     support::ingest(server, stream, records).await;
-}
-
-/// Connects with a small receive buffer (so a client that stops reading stalls the server's
-/// sends quickly) and an optional Origin header.
-async fn connect_with(server: &Server, origin: Option<&str>, recv_buffer: Option<u32>) -> Socket {
-    let addr = server.local_addr();
-    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
-    }
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    if let Some(bytes) = recv_buffer {
-        socket.set_recv_buffer_size(bytes).unwrap();
-    }
-    let tcp = socket.connect(addr).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
-    ws
-}
-
-async fn send(socket: &mut Socket, message: ClientMessage) {
-    socket.send(Message::text(message.to_json())).await.unwrap();
 }
 
 async fn next_server_message(socket: &mut Socket) -> ServerMessage {
@@ -146,7 +118,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
     let stream = "live-test-match";
     let metric = format!("{stream}_amount");
     let server = start(dir.path(), stream, Duration::from_millis(20)).await;
-    let mut socket = connect_with(&server, None, None).await;
+    let mut socket = ws_connect(server.local_addr(), WsOptions::default()).await;
     hello(&mut socket).await;
     send(
         &mut socket,
@@ -172,7 +144,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
     );
 
     feed(&server, stream, 2, 25).await;
-    let now = streamboard::engine::shell::now_ms();
+    let now = streamboard::clock::now_ms();
     let engine_count: u64 = server
         .engine()
         .windows(now)
@@ -253,7 +225,7 @@ async fn new_records_are_pushed_without_waiting_for_the_tick() {
         Duration::from_millis(10),
     )
     .await;
-    let mut socket = connect_with(&server, None, None).await;
+    let mut socket = ws_connect(server.local_addr(), WsOptions::default()).await;
     hello(&mut socket).await;
     send(
         &mut socket,
@@ -297,7 +269,14 @@ async fn a_stalled_client_does_not_slow_others_and_is_resynchronised() {
     feed(&server, stream, 300, 1).await;
     let topics = vec![Topic::Metric { name: metric }, Topic::Overview];
 
-    let mut stalled = connect_with(&server, None, Some(64 * 1024)).await;
+    let mut stalled = ws_connect(
+        server.local_addr(),
+        WsOptions {
+            recv_buffer: Some(64 * 1024),
+            ..WsOptions::default()
+        },
+    )
+    .await;
     hello(&mut stalled).await;
     send(
         &mut stalled,
@@ -313,7 +292,7 @@ async fn a_stalled_client_does_not_slow_others_and_is_resynchronised() {
     .await;
 
     // The stalled client reads nothing now; a healthy one keeps receiving every tick's figures.
-    let mut healthy = connect_with(&server, None, None).await;
+    let mut healthy = ws_connect(server.local_addr(), WsOptions::default()).await;
     hello(&mut healthy).await;
     send(&mut healthy, ClientMessage::Subscribe { topics }).await;
     let start = read_until(&mut healthy, |m| match m {
@@ -356,7 +335,7 @@ async fn a_stalled_client_does_not_slow_others_and_is_resynchronised() {
 async fn too_many_topics_close_the_socket_with_1008() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), "live-test-limit", Duration::from_millis(50)).await;
-    let mut socket = connect_with(&server, None, None).await;
+    let mut socket = ws_connect(server.local_addr(), WsOptions::default()).await;
     hello(&mut socket).await;
     let topics = (0..=MAX_TOPICS)
         .map(|i| Topic::Metric {
@@ -387,12 +366,11 @@ async fn cross_origin_upgrade_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), "live-test-origin", Duration::from_millis(50)).await;
     let addr = server.local_addr();
-    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("origin", "http://evil.example".parse().unwrap());
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    match tokio_tungstenite::client_async(request, tcp).await {
+    let evil = WsOptions {
+        origin: Some("http://evil.example"),
+        ..WsOptions::default()
+    };
+    match ws_upgrade(addr, evil).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 403)
         }
@@ -400,7 +378,12 @@ async fn cross_origin_upgrade_is_refused() {
         Ok(_) => panic!("a cross-origin upgrade was accepted"),
     }
     // The same origin as the served host is accepted.
-    let mut socket = connect_with(&server, Some(&format!("http://{addr}")), None).await;
+    let origin = format!("http://{addr}");
+    let same_origin = WsOptions {
+        origin: Some(&origin),
+        ..WsOptions::default()
+    };
+    let mut socket = ws_connect(addr, same_origin).await;
     hello(&mut socket).await;
     server.shutdown();
     server.wait().await.unwrap();

@@ -8,16 +8,16 @@ use std::time::Duration;
 use streamboard::{
     Server,
     config::{KinesisSource, ServeConfig, StartPosition, StreamRef, StreamSpec},
-    engine::query::{QueryRequest, query},
     kinesis::StreamName,
     producer::{Producer, ProducerRecord},
+    query::{QueryRequest, query},
     storage::Database,
 };
 use support::{Peer, eventually, unique_stream};
 use tokio_util::sync::CancellationToken;
 
 fn now_ms() -> i64 {
-    streamboard::engine::shell::now_ms()
+    streamboard::clock::now_ms()
 }
 
 /// Total records of `stream` stored by the engine's built-in records metric.
@@ -122,7 +122,7 @@ async fn the_embedded_default_serves_demo_data_at_once() {
     }
     // Every demo definition matches what the demo producers write (latency by region and
     // path, error counts, prices...): each one gets values.
-    for definition in streamboard::engine::demo_definitions() {
+    for definition in streamboard::metric::demo_definitions() {
         eventually(&format!("{} stored", definition.name), || async {
             let request = QueryRequest {
                 metric: definition.name.clone(),

@@ -1,15 +1,15 @@
 //! The real server on a loopback port with a real SQLite file: WebSocket round trips with
 //! tokio-tungstenite, and graceful shutdown.
 
+mod support;
+
 use contract::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use std::time::Duration;
 use streamboard::{Server, config::ServeConfig};
+use support::{WsOptions, WsSocket as Socket, ws_connect, ws_send as send};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 use tokio_util::sync::CancellationToken;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Upper bound for any single wait in these tests; they finish in milliseconds when healthy.
 const WAIT: Duration = Duration::from_secs(10);
@@ -20,16 +20,6 @@ async fn start(dir: &std::path::Path, heartbeat: Duration) -> Server {
     Server::start(config, CancellationToken::new())
         .await
         .unwrap()
-}
-
-async fn connect(server: &Server) -> Socket {
-    let url = format!("ws://{}/ws", server.local_addr());
-    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    socket
-}
-
-async fn send(socket: &mut Socket, message: ClientMessage) {
-    socket.send(Message::text(message.to_json())).await.unwrap();
 }
 
 async fn next_message(socket: &mut Socket) -> Message {
@@ -51,7 +41,7 @@ async fn next_server_message(socket: &mut Socket) -> ServerMessage {
 async fn websocket_hello_ping_and_heartbeats() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), Duration::from_millis(100)).await;
-    let mut socket = connect(&server).await;
+    let mut socket = ws_connect(server.local_addr(), WsOptions::default()).await;
 
     send(
         &mut socket,
@@ -105,7 +95,7 @@ async fn websocket_hello_ping_and_heartbeats() {
 async fn websocket_refuses_another_protocol_version() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), Duration::from_secs(5)).await;
-    let mut socket = connect(&server).await;
+    let mut socket = ws_connect(server.local_addr(), WsOptions::default()).await;
     send(
         &mut socket,
         ClientMessage::Hello {
@@ -132,7 +122,7 @@ async fn websocket_refuses_another_protocol_version() {
 async fn shutdown_closes_live_sessions_with_going_away() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), Duration::from_secs(5)).await;
-    let mut socket = connect(&server).await;
+    let mut socket = ws_connect(server.local_addr(), WsOptions::default()).await;
     send(
         &mut socket,
         ClientMessage::Hello {

@@ -7,7 +7,7 @@ use std::{
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
     time::{Duration, Instant},
 };
-use streamboard::endpoint::{Endpoint, EndpointConfig};
+use streamboard_endpoint::{Endpoint, EndpointConfig};
 use tokio_util::sync::CancellationToken;
 
 /// Set in the child process: run the embedded endpoint with its data under this directory.

@@ -8,7 +8,8 @@ use super::{
     rule::{Rule, check, format_rfc3339_ms},
 };
 use crate::{
-    engine::{EngineHandle, shell::now_ms},
+    clock::now_ms,
+    engine::EngineHandle,
     storage::{
         Database,
         alerts::{NewTransition, RuleRow},

@@ -2,14 +2,14 @@
 //! never silently falls back to a default.
 
 use super::{ConfigError, FileStream, LogFormat, PositiveDuration};
-use crate::endpoint::{
-    faults::{FaultKind, parse_operations},
-    wire::Operation,
-};
 use serde::Deserialize;
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+};
+use streamboard_endpoint::{
+    faults::{FaultKind, parse_operations},
+    wire::Operation,
 };
 
 /// The file's keys, each the long flag's name with `_` for `-`.
@@ -43,7 +43,7 @@ pub struct FileConfig {
     pub retention_1h: Option<PositiveDuration>,
     /// Metric definitions (`[[metrics]]` tables), installed into the database at start-up.
     #[serde(default)]
-    pub metrics: Vec<crate::engine::MetricDefinition>,
+    pub metrics: Vec<crate::metric::MetricDefinition>,
     /// `streamboard endpoint` options.
     pub endpoint: Option<EndpointFileConfig>,
 }

@@ -9,18 +9,14 @@ mod file;
 mod produce;
 mod streams;
 
-use crate::endpoint::{
-    DEFAULT_ENDPOINT_LISTEN, DEFAULT_ITERATOR_TTL, DEFAULT_SHARD_LIMIT, EndpointConfig,
-    faults::{FaultConfig, FaultKind, parse_operations},
-    wire::Operation,
-};
 use crate::kinesis::client::KinesisTarget;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use contract::units::{format_duration, parse_duration};
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use streamboard_endpoint::{
+    DEFAULT_ENDPOINT_LISTEN, DEFAULT_ITERATOR_TTL, DEFAULT_SHARD_LIMIT, EndpointConfig,
+    faults::{FaultConfig, FaultKind, parse_operations},
+    wire::Operation,
 };
 
 pub use file::{EndpointFileConfig, FileConfig};
@@ -356,7 +352,7 @@ pub struct ServeConfig {
     pub discovery_interval: Duration,
     pub idle_poll_interval: Duration,
     /// Metric definitions from the config file (`[[metrics]]`); the API can add more.
-    pub metrics: Vec<crate::engine::MetricDefinition>,
+    pub metrics: Vec<crate::metric::MetricDefinition>,
     /// Where Kinesis is read from.
     pub source: KinesisSource,
     /// Metrics engine tunables.
@@ -643,7 +639,7 @@ impl ServeConfig {
 
     /// Path of the SQLite database inside the data directory.
     pub fn database_path(&self) -> PathBuf {
-        database_path(&self.data_dir)
+        crate::storage::database_path(&self.data_dir)
     }
 }
 
@@ -695,11 +691,6 @@ fn resolve_endpoint(args: EndpointArgs, file: &FileConfig) -> EndpointConfig {
         .map(|d| d.0)
         .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
     config
-}
-
-/// `<data_dir>/streamboard.db`.
-pub fn database_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("streamboard.db")
 }
 
 /// clap value parser: a [`parse_duration`] duration that is not zero.

@@ -12,7 +12,7 @@
 //!                      ◄── ReaderEvent (state, figures) ── readers
 //!                      └─► watch::Sender<ConsumerHealth>
 //! ```
-//! The sink (the metrics engine, or [`CheckpointSink`] until then) commits each batch's effect
+//! The sink (the metrics engine) commits each batch's effect
 //! with its [`Checkpoint`] in one transaction. Readers resume strictly after the committed
 //! checkpoint, so a batch sent but never committed is read again: at-least-once delivery to the
 //! sink, exactly-once effect. A finished shard's checkpoint says so, and it is never re-read.
@@ -24,18 +24,15 @@ pub mod health;
 pub mod plan;
 pub mod policy;
 pub mod reader;
-mod sink;
 
 pub use health::{ConsumerHealth, ShardHealth, ShardState};
-pub use sink::CheckpointSink;
 
 use crate::{
     config::{ServeConfig, StreamSpec},
-    kinesis::{SequenceNumber, ShardId, StreamName},
+    kinesis::{Checkpoint, RecordBatch, ShardId, StreamName},
     storage::{Database, checkpoints},
 };
 use aws_sdk_kinesis::Client;
-use bytes::Bytes;
 use health::{RateWindow, ReaderEvent, ReaderEventKind};
 use plan::{Action, ShardEntry, ShardStatus};
 use policy::{Backoff, KinesisError};
@@ -46,35 +43,6 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-
-/// A position in a shard: the last record (and KPL sub-sequence) whose effect is stored, and
-/// whether the shard has been read to its end.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Checkpoint {
-    /// `None` only when nothing has been read from the shard (a shard that ended empty).
-    pub sequence_number: Option<SequenceNumber>,
-    /// Set when the last record was a user record inside a KPL aggregated record.
-    pub sub_sequence: Option<u64>,
-    pub shard_finished: bool,
-}
-
-/// One user record as the sink sees it (de-aggregated when it came in a KPL record).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumedRecord {
-    pub sequence_number: SequenceNumber,
-    /// Index inside a KPL aggregated record; `None` for a plain record.
-    pub sub_sequence: Option<u64>,
-    pub partition_key: String,
-    pub data: Bytes,
-    /// ApproximateArrivalTimestamp, epoch milliseconds.
-    pub arrival_time_ms: i64,
-    pub explicit_hash_key: Option<String>,
-}
-
-/// What readers send to the sink: records of one shard, in order, and the position after them
-/// (`position`, with `shard_finished` for the shard's last batch), to be stored in the same
-/// transaction as the batch's effect. The engine's batch type, with the consumer's position.
-pub type RecordBatch = crate::engine::RecordBatch<Checkpoint>;
 
 /// Default capacity of the reader → sink channel, in batches.
 pub const DEFAULT_BATCH_CHANNEL_CAPACITY: usize = 64;

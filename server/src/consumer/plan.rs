@@ -4,10 +4,9 @@
 //! parents have been read to their end, which keeps per-partition-key order across a split or
 //! a merge.
 
-use super::Checkpoint;
 use crate::{
     config::StartPosition,
-    kinesis::{SequenceNumber, ShardId},
+    kinesis::{Checkpoint, SequenceNumber, ShardId},
 };
 use std::collections::BTreeMap;
 

@@ -5,7 +5,6 @@
 //! position only advances after a batch is handed over.
 
 use super::{
-    Checkpoint, ConsumedRecord, RecordBatch,
     health::{ReaderEvent, ReaderEventKind, ShardState},
     plan::IteratorStart,
     policy::{Backoff, KinesisError, Pacer, Recovery, next_poll_delay},
@@ -13,7 +12,7 @@ use super::{
 use crate::{
     config::StreamRef,
     kinesis::{
-        SequenceNumber, ShardId, StreamName,
+        Checkpoint, ConsumedRecord, RecordBatch, SequenceNumber, ShardId, StreamName,
         kpl::{self, Deaggregated},
     },
 };

@@ -19,26 +19,26 @@
 //! This makes the judgement the same on a replay after a crash, whatever the shard interleaving.
 
 use super::{
-    compact::{self, HistBounds, Layout},
-    definition::{CompiledFormat, CompiledMetric, HistogramSpec},
-    fields::{self, FieldValue, FlatJson, Logfmt},
-    input::RecordBatch,
-    window::{Stats, WINDOWS_S, WindowSummary, Windows, in_window, window_bounds},
+    counters::MetricCounters,
+    fields,
+    pending::Pending,
+    series::MetricState,
+    window::{WINDOWS_S, WindowSummary},
 };
-use crate::kinesis::{ShardId, StreamName};
+use crate::{
+    kinesis::{ShardId, StreamName},
+    metric::{
+        BucketDelta, Builtin, CompiledMetric, Flush, MetricKey, Stats,
+        definition::{CompiledFormat, HistogramSpec},
+        histogram::HistBounds,
+        key::{LABEL_SEPARATOR, split_labels},
+    },
+};
 use bytes::Bytes;
-use hdrhistogram::Histogram;
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    hash::{BuildHasher, BuildHasherDefault, Hasher},
-    sync::Arc,
     time::Duration,
 };
-
-/// Separates dimension labels inside a series key.
-pub const LABEL_SEPARATOR: char = '\u{1f}';
-/// The series that collects values beyond the cardinality limit.
-pub const OTHER_SERIES: &str = "__other__";
 
 /// Tunables of the pure core.
 #[derive(Debug, Clone)]
@@ -67,436 +67,21 @@ impl Default for EngineConfig {
     }
 }
 
-/// Built-in metrics every stream has without a definition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Builtin {
-    /// Records received (count, rate).
-    Records,
-    /// Record sizes: sum is bytes, the histogram is the record size histogram.
-    Bytes,
-    /// Records per shard (dimension: shard).
-    ShardRecords,
-    /// MillisBehindLatest per shard, one value per batch (dimension: shard).
-    MillisBehindLatest,
-    /// Records a metric could not use (dimensions: metric, reason).
-    ParseErrors,
-    /// Records too late for their bucket (dimension: metric).
-    LateRecords,
-    /// Records too far in the future (dimension: metric).
-    FutureRecords,
-}
-
-impl Builtin {
-    pub const ALL: [Builtin; 7] = [
-        Builtin::Records,
-        Builtin::Bytes,
-        Builtin::ShardRecords,
-        Builtin::MillisBehindLatest,
-        Builtin::ParseErrors,
-        Builtin::LateRecords,
-        Builtin::FutureRecords,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Builtin::Records => "records",
-            Builtin::Bytes => "bytes",
-            Builtin::ShardRecords => "shard_records",
-            Builtin::MillisBehindLatest => "millis_behind_latest",
-            Builtin::ParseErrors => "parse_errors",
-            Builtin::LateRecords => "late_records",
-            Builtin::FutureRecords => "future_records",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|b| b.as_str() == text)
-    }
-
-    /// Stored name: `builtin:<stream>:<kind>`.
-    pub fn metric_name(self, stream: &str) -> String {
-        format!("builtin:{stream}:{}", self.as_str())
-    }
-
-    pub fn unit(self) -> &'static str {
-        match self {
-            Builtin::Bytes => "bytes",
-            Builtin::MillisBehindLatest => "ms",
-            _ => "count",
-        }
-    }
-
-    pub fn dimensions(self) -> &'static [&'static str] {
-        match self {
-            Builtin::ShardRecords | Builtin::MillisBehindLatest => &["shard"],
-            Builtin::ParseErrors => &["metric", "reason"],
-            Builtin::LateRecords | Builtin::FutureRecords => &["metric"],
-            Builtin::Records | Builtin::Bytes => &[],
-        }
-    }
-
-    fn histogram(self) -> Option<HistogramSpec> {
-        match self {
-            Builtin::Bytes => Some(HistogramSpec {
-                lowest: 1,
-                highest: 16 * 1024 * 1024,
-                significant_figures: 2,
-            }),
-            Builtin::MillisBehindLatest => Some(HistogramSpec {
-                lowest: 1,
-                highest: 7 * 24 * 3_600_000,
-                significant_figures: 2,
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// Which metric a delta belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MetricKey {
-    /// A stored definition, by its id (a changed definition gets a new id).
-    Defined(i64),
-    Builtin {
-        stream: StreamName,
-        kind: Builtin,
-    },
-}
-
-/// Why a record was not used by a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BadReason {
-    NotUtf8,
-    InvalidJson,
-    InvalidLogfmt,
-    RegexNoMatch,
-    ValueMissing,
-    ValueNotANumber,
-    TimeMissing,
-    TimeInvalid,
-}
-
-impl BadReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BadReason::NotUtf8 => "not_utf8",
-            BadReason::InvalidJson => "invalid_json",
-            BadReason::InvalidLogfmt => "invalid_logfmt",
-            BadReason::RegexNoMatch => "regex_no_match",
-            BadReason::ValueMissing => "value_missing",
-            BadReason::ValueNotANumber => "value_not_a_number",
-            BadReason::TimeMissing => "time_missing",
-            BadReason::TimeInvalid => "time_invalid",
-        }
-    }
-}
-
-/// Bad records of one metric and reason: a count and a few recent examples.
-#[derive(Debug, Clone, Default)]
-pub struct BadRecords {
-    pub count: u64,
-    pub examples: VecDeque<String>,
-}
-
-/// Counters about one metric that are not series.
-#[derive(Debug, Clone, Default)]
-pub struct MetricCounters {
-    pub late_records: u64,
-    pub future_records: u64,
-    pub overflowed_records: u64,
-    pub bad: BTreeMap<BadReason, BadRecords>,
-}
-
-struct Series {
-    key: String,
-    /// The labels as a JSON array, the series' name in storage; made by its first flush.
-    json: Option<Arc<str>>,
-    pending: Vec<Pending>,
-    windows: Windows,
-    /// A zeroed dense counts array from a flushed pending second, reused by the series' next
-    /// one (an 8 KiB allocation, zeroing and free less per series and second). Kept only while
-    /// the series is active: dropped by a flush that finds it with nothing pending.
-    spare: Vec<u32>,
-}
-
-/// One series' delta for one second. The histogram is up to [`SMALL_BUCKETS`] inline
-/// `(bucket index, count)` pairs, then a plain dense `u32` count per bucket index (see
-/// [`Layout`]), half the size of an HdrHistogram and a single increment per value; it becomes
-/// sparse counts when the flush takes it.
-struct Pending {
-    second: i64,
-    /// The second after which this delta may be flushed: the newest second of the batches it
-    /// holds records of (capped at the second each was ingested in), or a later one their
-    /// shard's queue coalesced them into (see [`StreamState::positions`]). A flush must take
-    /// all of a batch's deltas with its position, or none: a record re-read after a crash must
-    /// find none of its deltas stored. So the records of a batch that reaches into a second not
-    /// yet complete are kept apart, even for its complete seconds.
-    release_s: i64,
-    stats: Stats,
-    /// Count per bucket index; empty for a metric without histogram, and while the second's
-    /// values fall in at most [`SMALL_BUCKETS`] buckets (then they are in `small`).
-    counts: Vec<u32>,
-    /// The second's first distinct buckets, `(index, count)` in arrival order, while `counts`
-    /// is empty: a series with a few values a second never takes (and the flush never scans)
-    /// a dense array.
-    small: [(u32, u32); SMALL_BUCKETS],
-    small_len: u8,
-    /// Already added to the windows (a restored flush).
-    windowed: bool,
-}
-
-/// The hasher of a map whose keys are already hashes: hashing them again (SipHash) would
-/// double the cost of the per-record series lookup.
-#[derive(Default)]
-struct KeyIsHash(u64);
-
-impl Hasher for KeyIsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-struct MetricState {
-    key: MetricKey,
-    name: String,
-    compiled: Option<CompiledMetric>,
-    template: Histogram<u64>,
-    layout: Layout,
-    records_histogram: bool,
-    /// `hash_one(series key)` -> series indices with that hash.
-    index: HashMap<u64, Vec<u32>, BuildHasherDefault<KeyIsHash>>,
-    series: Vec<Series>,
-    other: Option<u32>,
-    counters: MetricCounters,
-    retired: bool,
-}
-
-impl MetricState {
-    fn new(
-        key: MetricKey,
-        name: String,
-        compiled: Option<CompiledMetric>,
-        spec: Option<HistogramSpec>,
-    ) -> Self {
-        let records_histogram = spec.is_some();
-        let spec = spec.unwrap_or_default();
-        let template =
-            Histogram::new_with_bounds(spec.lowest, spec.highest, spec.significant_figures)
-                .unwrap_or_else(|_| {
-                    Histogram::new_with_bounds(1, 3_600_000, 2)
-                        .expect("the default bounds are valid")
-                });
-        Self {
-            key,
-            name,
-            compiled,
-            layout: Layout::of(&template),
-            template,
-            records_histogram,
-            index: HashMap::default(),
-            series: Vec::new(),
-            other: None,
-            counters: MetricCounters::default(),
-            retired: false,
-        }
-    }
-
-    /// Finds or creates the series for `key`, applying the cardinality guard.
-    fn series_index(&mut self, hasher: &impl BuildHasher, key: &str, max_series: usize) -> usize {
-        let hash = hasher.hash_one(key);
-        if let Some(candidates) = self.index.get(&hash) {
-            for &i in candidates {
-                if self.series[i as usize].key == key {
-                    return i as usize;
-                }
-            }
-        }
-        let limited = self.series.len() - usize::from(self.other.is_some()) >= max_series;
-        if limited {
-            self.counters.overflowed_records += 1;
-            if let Some(other) = self.other {
-                return other as usize;
-            }
-        }
-        let key = if limited {
-            let dims = key.split(LABEL_SEPARATOR).count();
-            vec![OTHER_SERIES; dims].join(&LABEL_SEPARATOR.to_string())
-        } else {
-            key.to_string()
-        };
-        let index = self.series.len() as u32;
-        self.index
-            .entry(hasher.hash_one(&key))
-            .or_default()
-            .push(index);
-        self.series.push(Series {
-            key,
-            json: None,
-            pending: Vec::new(),
-            windows: Windows::new(),
-            spare: Vec::new(),
-        });
-        if limited {
-            self.other = Some(index);
-        }
-        index as usize
-    }
-
-    fn record(&mut self, series: usize, second: i64, release_s: i64, value: f64) {
-        let records_histogram = self.records_histogram;
-        let len = self.layout.buckets() as usize;
-        let series = &mut self.series[series];
-        let pending = match series
-            .pending
-            .iter()
-            .rposition(|p| p.second == second && p.release_s == release_s && !p.windowed)
-        {
-            Some(i) => &mut series.pending[i],
-            None => {
-                series.pending.push(Pending {
-                    second,
-                    release_s,
-                    stats: Stats::EMPTY,
-                    counts: Vec::new(),
-                    small: [(0, 0); SMALL_BUCKETS],
-                    small_len: 0,
-                    windowed: false,
-                });
-                series.pending.last_mut().expect("just pushed")
-            }
-        };
-        pending.stats.add(value);
-        if records_histogram {
-            // `as` saturates: negative values count as 0; beyond the counts, a value counts as
-            // the highest trackable (as `Histogram::saturating_record`).
-            let mut index = self.layout.index_of(value.round() as u64) as usize;
-            if index >= len {
-                index = self.layout.index_of(self.template.high()) as usize;
-            }
-            if let Some(count) = pending.counts.get_mut(index) {
-                *count = count.saturating_add(1);
-                return;
-            }
-            // No dense array yet (`index` is within one).
-            let small = &mut pending.small[..usize::from(pending.small_len)];
-            if let Some(entry) = small.iter_mut().find(|(i, _)| *i as usize == index) {
-                entry.1 = entry.1.saturating_add(1);
-                return;
-            }
-            if small.len() < SMALL_BUCKETS {
-                pending.small[small.len()] = (index as u32, 1);
-                pending.small_len += 1;
-                return;
-            }
-            // One bucket too many: the dense array takes over.
-            pending.counts = if series.spare.len() == len {
-                std::mem::take(&mut series.spare)
-            } else {
-                vec![0; len]
-            };
-            for &(i, count) in pending.small.iter().chain([&(index as u32, 1)]) {
-                pending.counts[i as usize] = count;
-            }
-            pending.small_len = 0;
-        }
-    }
-
-    /// A pending delta's histogram counts as sparse `(bucket index, count)`.
-    fn sparse(pending: &Pending, out: &mut Vec<(u32, u64)>) {
-        out.clear();
-        if pending.counts.is_empty() {
-            let small = &pending.small[..usize::from(pending.small_len)];
-            out.extend(small.iter().map(|&(i, c)| (i, u64::from(c))));
-            out.sort_unstable_by_key(|&(i, _)| i);
-            return;
-        }
-        const CHUNK: usize = 16;
-        // Most of the array is zeros: skip them 16 at a time (the OR vectorises).
-        for (chunk_index, chunk) in pending.counts.chunks(CHUNK).enumerate() {
-            if chunk.iter().fold(0, |any, &c| any | c) == 0 {
-                continue;
-            }
-            let base = chunk_index * CHUNK;
-            out.extend(
-                chunk
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| **c > 0)
-                    .map(|(i, c)| ((base + i) as u32, u64::from(*c))),
-            );
-        }
-    }
-}
-
-/// Distinct buckets a pending second keeps inline before it takes a dense counts array.
-const SMALL_BUCKETS: usize = 8;
-
-/// One series' delta for one second, as handed to storage. The histogram stays sparse: storage
-/// encodes the HdrHistogram V2 bytes straight from the counts (a dense histogram is 16 KiB
-/// for the default bounds, to hold a few dozen non-zero buckets).
-#[derive(Debug, Clone)]
-pub struct BucketDelta {
-    pub metric: MetricKey,
-    /// The series: its dimension labels in definition order as a JSON array (`[]` without
-    /// dimensions), as stored; shared by every delta of the series.
-    pub series: Arc<str>,
-    pub second: i64,
-    pub stats: Stats,
-    /// Histogram counts as sparse `(bucket index, count)`, ascending (see [`compact`]); empty
-    /// for a metric without histogram.
-    pub counts: Vec<(u32, u64)>,
-    /// The metric's histogram bounds, which give `counts` their meaning; `None` without
-    /// histogram.
-    pub bounds: Option<HistBounds>,
-}
-
-impl BucketDelta {
-    /// The series' dimension labels.
-    pub fn labels(&self) -> Vec<String> {
-        serde_json::from_str(&self.series).expect("the engine wrote this JSON")
-    }
-}
-
-/// Everything one flush must commit atomically.
-#[derive(Debug, Clone)]
-pub struct Flush<P> {
-    pub deltas: Vec<BucketDelta>,
-    /// The newest consumer position per shard whose records are all in `deltas` (or earlier
-    /// flushes).
-    pub positions: Vec<(StreamName, ShardId, P)>,
-}
-
-impl<P> Flush<P> {
-    pub fn is_empty(&self) -> bool {
-        self.deltas.is_empty() && self.positions.is_empty()
-    }
-}
-
-struct StreamState<P> {
-    defined: Vec<usize>,
+pub(super) struct StreamState<P> {
+    pub(super) defined: Vec<usize>,
     /// Some JSON metric of this stream has a path of more than one segment: decode a full
     /// `serde_json::Value` instead of the faster [`FlatJson`].
-    deep_json: bool,
-    builtins: HashMap<Builtin, usize>,
+    pub(super) deep_json: bool,
+    pub(super) builtins: HashMap<Builtin, usize>,
     /// Per shard, the positions not yet handed to a flush, oldest first, each with the newest
     /// second its batch (and the batches coalesced into it) has a delta for, capped at the
     /// second it was ingested in: the position and those batches' deltas go to the first flush
     /// after that second. The seconds strictly increase (a batch whose second is not newer than
     /// the last entry's replaces its position), so there is at most one entry per pending
     /// second.
-    positions: HashMap<ShardId, VecDeque<(i64, P)>>,
+    pub(super) positions: HashMap<ShardId, VecDeque<(i64, P)>>,
     /// The stream's most recent records with their arrival times (field discovery, preview).
-    sample: VecDeque<(i64, Bytes)>,
+    pub(super) sample: VecDeque<(i64, Bytes)>,
 }
 
 /// Live window summaries of one series.
@@ -517,20 +102,20 @@ pub struct MetricWindow {
 
 /// The engine core. `P` is the consumer's checkpoint position type.
 pub struct Engine<P = ()> {
-    config: EngineConfig,
-    metrics: Vec<MetricState>,
-    streams: HashMap<StreamName, StreamState<P>>,
-    definitions: Vec<(i64, CompiledMetric)>,
+    pub(super) config: EngineConfig,
+    pub(super) metrics: Vec<MetricState>,
+    pub(super) streams: HashMap<StreamName, StreamState<P>>,
+    pub(super) definitions: Vec<(i64, CompiledMetric)>,
     /// Hashes series keys: seeded per process (label values come from records), and much
     /// cheaper than SipHash for short keys.
-    hasher: foldhash::fast::RandomState,
-    label: String,
+    pub(super) hasher: foldhash::fast::RandomState,
+    pub(super) label: String,
     /// One batch's values, recorded once the batch's newest second is known.
-    deferred: Vec<Deferred>,
+    pub(super) deferred: Vec<Deferred>,
 }
 
 /// A value for (metric index, series index, second).
-type Deferred = (usize, usize, i64, f64);
+pub(super) type Deferred = (usize, usize, i64, f64);
 
 impl<P: Clone> Engine<P> {
     pub fn new(config: EngineConfig) -> Self {
@@ -623,7 +208,7 @@ impl<P: Clone> Engine<P> {
         }
     }
 
-    fn ensure_stream(&mut self, name: &StreamName) {
+    pub(super) fn ensure_stream(&mut self, name: &StreamName) {
         if self.streams.contains_key(name) {
             return;
         }
@@ -657,162 +242,6 @@ impl<P: Clone> Engine<P> {
     /// Streams seen so far.
     pub fn streams(&self) -> impl Iterator<Item = &StreamName> {
         self.streams.keys()
-    }
-
-    /// Ingests one batch. Never fails: unusable records are counted.
-    pub fn ingest(&mut self, batch: &RecordBatch<P>, now_ms: i64) {
-        self.ensure_stream(&batch.stream);
-        let Self {
-            config,
-            metrics,
-            streams,
-            hasher,
-            label,
-            deferred,
-            ..
-        } = self;
-        let Some(stream) = streams.get_mut(&batch.stream) else {
-            return;
-        };
-        let builtin = |kind: Builtin| stream.builtins.get(&kind).copied();
-        let (b_records, b_bytes, b_shard, b_mbl, b_errors, b_late, b_future) = (
-            builtin(Builtin::Records),
-            builtin(Builtin::Bytes),
-            builtin(Builtin::ShardRecords),
-            builtin(Builtin::MillisBehindLatest),
-            builtin(Builtin::ParseErrors),
-            builtin(Builtin::LateRecords),
-            builtin(Builtin::FutureRecords),
-        );
-        let max_series = config.max_series_per_metric;
-        let lateness_ms = config.allowed_lateness.as_millis() as i64;
-        let future_ms = config.future_tolerance.as_millis() as i64;
-        // Built-in series keys are fixed per batch: look them up once.
-        let mut shard_series = None;
-        let mut fixed_series = |index: Option<usize>, key: &str| {
-            index.map(|i| (i, metrics[i].series_index(hasher, key, max_series)))
-        };
-        let records_series = fixed_series(b_records, "");
-        let bytes_series = fixed_series(b_bytes, "");
-        let count_builtin = |metrics: &mut Vec<MetricState>,
-                             deferred: &mut Vec<Deferred>,
-                             index: Option<usize>,
-                             key: &str,
-                             second: i64,
-                             value: f64| {
-            if let Some(index) = index {
-                let series = metrics[index].series_index(hasher, key, max_series);
-                deferred.push((index, series, second, value));
-            }
-        };
-        // The batch's values are recorded once its newest second is known (see
-        // `Pending::release_s`); built-ins count at arrival.
-        deferred.clear();
-        for record in &batch.records {
-            let arrival_s = record.arrival_time_ms.div_euclid(1000);
-            if let Some((metric, series)) = records_series {
-                deferred.push((metric, series, arrival_s, 1.0));
-            }
-            if let Some((metric, series)) = bytes_series {
-                deferred.push((metric, series, arrival_s, record.data.len() as f64));
-            }
-            if let Some(index) = b_shard {
-                let metric = &mut metrics[index];
-                let series = *shard_series.get_or_insert_with(|| {
-                    metric.series_index(hasher, batch.shard.as_str(), max_series)
-                });
-                deferred.push((index, series, arrival_s, 1.0));
-            }
-            if stream.defined.is_empty() {
-                continue;
-            }
-            let mut decoded = Decoded::new(&record.data, stream.deep_json);
-            for &mi in &stream.defined {
-                let metric = &mut metrics[mi];
-                let Some(compiled) = metric.compiled.as_ref() else {
-                    continue;
-                };
-                let outcome = decoded.extract(compiled, record.arrival_time_ms, label);
-                match outcome {
-                    Ok(None) => {}
-                    Ok(Some((event_ms, value))) => {
-                        if event_ms < record.arrival_time_ms - lateness_ms {
-                            metric.counters.late_records += 1;
-                            let name = metric.name.clone();
-                            count_builtin(metrics, deferred, b_late, &name, arrival_s, 1.0);
-                        } else if event_ms > record.arrival_time_ms + future_ms {
-                            metric.counters.future_records += 1;
-                            let name = metric.name.clone();
-                            count_builtin(metrics, deferred, b_future, &name, arrival_s, 1.0);
-                        } else {
-                            let series = metric.series_index(hasher, label, max_series);
-                            deferred.push((mi, series, event_ms.div_euclid(1000), value));
-                        }
-                    }
-                    Err(reason) => {
-                        let bad = metric.counters.bad.entry(reason).or_default();
-                        bad.count += 1;
-                        if config.bad_examples > 0 {
-                            if bad.examples.len() >= config.bad_examples {
-                                bad.examples.pop_front();
-                            }
-                            let cut = record.data.len().min(200);
-                            bad.examples.push_back(
-                                String::from_utf8_lossy(&record.data[..cut]).into_owned(),
-                            );
-                        }
-                        let key = format!("{}{LABEL_SEPARATOR}{}", metric.name, reason.as_str());
-                        count_builtin(metrics, deferred, b_errors, &key, arrival_s, 1.0);
-                    }
-                }
-            }
-        }
-        // Only the batch's last records can be among the stream's most recent ones.
-        if config.sample_records > 0 {
-            let tail = batch.records.len().saturating_sub(config.sample_records);
-            for record in &batch.records[tail..] {
-                if stream.sample.len() >= config.sample_records {
-                    stream.sample.pop_front();
-                }
-                stream
-                    .sample
-                    .push_back((record.arrival_time_ms, record.data.clone()));
-            }
-        }
-        if let (Some(mbl), Some(index)) = (batch.millis_behind_latest, b_mbl) {
-            let at_ms = batch.records.last().map_or(now_ms, |r| r.arrival_time_ms);
-            let metric = &mut metrics[index];
-            let series = metric.series_index(hasher, batch.shard.as_str(), max_series);
-            deferred.push((index, series, at_ms.div_euclid(1000), mbl as f64));
-        }
-        // The newest second this batch has a delta for, but never later than the second it
-        // is ingested in: the batch is released (its deltas flushed, its position
-        // checkpointed), with the shard's batches before it, by the first flush after that
-        // second. Capped, because a record far in the future (event time within
-        // `future_tolerance`) would otherwise hold its shard's position and every later
-        // batch's deltas pending until its own second came: one pending second per series
-        // and second of the wait.
-        let newest_s = deferred
-            .iter()
-            .map(|d| d.2)
-            .max()
-            .unwrap_or(i64::MIN)
-            .min(now_ms.div_euclid(1000));
-        let queue = stream.positions.entry(batch.shard.clone()).or_default();
-        let release_s = match queue.back_mut() {
-            // Released together with the entry before anyway: coalesce.
-            Some((last_s, position)) if newest_s <= *last_s => {
-                *position = batch.position.clone();
-                *last_s
-            }
-            _ => {
-                queue.push_back((newest_s, batch.position.clone()));
-                newest_s
-            }
-        };
-        for (metric, series, second, value) in deferred.drain(..) {
-            metrics[metric].record(series, second, release_s, value);
-        }
     }
 
     /// Moves every pending delta and the newest positions out for a flush, and adds the deltas
@@ -852,7 +281,7 @@ impl<P: Clone> Engine<P> {
                     let mut pending = series.pending.remove(i);
                     // At most one bucket per value: one allocation, not a growing one.
                     let mut counts = Vec::with_capacity(pending.stats.count.min(64) as usize);
-                    MetricState::sparse(&pending, &mut counts);
+                    pending.sparse(&mut counts);
                     if series.spare.is_empty() && !pending.counts.is_empty() {
                         // Zero what was counted: the array is all zeros again.
                         for &(index, _) in &counts {
@@ -939,13 +368,10 @@ impl<P: Clone> Engine<P> {
                 }
             }
             metric.series[index].pending.push(Pending {
-                second: delta.second,
-                release_s: i64::MIN,
                 stats: delta.stats,
                 counts,
-                small: [(0, 0); SMALL_BUCKETS],
-                small_len: 0,
                 windowed: true,
+                ..Pending::new(delta.second, i64::MIN)
             });
         }
         for (stream, shard, position) in flush.positions {
@@ -1061,276 +487,15 @@ impl<P: Clone> Engine<P> {
     }
 }
 
-/// One sampled record run through a draft definition by [`Engine::preview`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct PreviewRow {
-    pub arrival_ms: i64,
-    /// `Ok(None)`: the filter skipped it; `Ok(Some(..))`: what the metric would record.
-    pub outcome: Result<Option<Extracted>, BadReason>,
-    /// The record's first 200 bytes (lossy UTF-8).
-    pub excerpt: String,
-}
-
-/// What a metric takes from one record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Extracted {
-    pub event_ms: i64,
-    pub value: f64,
-    pub labels: Vec<String>,
-}
-
-impl<P: Clone> Engine<P> {
-    /// Runs `metric` (compiled, not installed) over the newest `limit` sampled records of its
-    /// stream, newest first; `None` when the stream has sent nothing yet. Nothing is recorded.
-    pub fn preview(&self, metric: &CompiledMetric, limit: usize) -> Option<Vec<PreviewRow>> {
-        let state = self
-            .streams
-            .get(&StreamName::new(metric.definition.stream.as_str()))?;
-        let mut label = String::new();
-        Some(
-            state
-                .sample
-                .iter()
-                .rev()
-                .take(limit)
-                .map(|(arrival_ms, data)| {
-                    // A lone metric decodes the full document, so nested paths resolve too.
-                    let outcome = Decoded::new(data, true)
-                        .extract(metric, *arrival_ms, &mut label)
-                        .map(|found| {
-                            found.map(|(event_ms, value)| Extracted {
-                                event_ms,
-                                value,
-                                labels: if metric.dimensions.is_empty() {
-                                    Vec::new()
-                                } else {
-                                    label.split(LABEL_SEPARATOR).map(str::to_string).collect()
-                                },
-                            })
-                        });
-                    let cut = data.len().min(200);
-                    PreviewRow {
-                        arrival_ms: *arrival_ms,
-                        outcome,
-                        excerpt: String::from_utf8_lossy(&data[..cut]).into_owned(),
-                    }
-                })
-                .collect(),
-        )
-    }
-}
-
-/// One record's decoded forms, each built on first use and shared by every metric of the
-/// stream: JSON is parsed once per stream, logfmt once, regex once per metric.
-struct Decoded<'a> {
-    text: Result<&'a str, std::str::Utf8Error>,
-    deep_json: bool,
-    json: Option<Result<JsonDoc<'a>, ()>>,
-    logfmt: Option<Result<Logfmt<'a>, ()>>,
-}
-
-impl<'a> Decoded<'a> {
-    fn new(data: &'a [u8], deep_json: bool) -> Self {
-        Self {
-            text: std::str::from_utf8(data),
-            deep_json,
-            json: None,
-            logfmt: None,
-        }
-    }
-
-    /// Applies `metric` to the record (see [`extract`]), decoding what it needs.
-    fn extract(
-        &mut self,
-        metric: &CompiledMetric,
-        arrival_ms: i64,
-        label: &mut String,
-    ) -> Result<Option<(i64, f64)>, BadReason> {
-        let Ok(text) = self.text else {
-            return Err(BadReason::NotUtf8);
-        };
-        match &metric.format {
-            CompiledFormat::Json => {
-                let deep = self.deep_json;
-                match self.json.get_or_insert_with(|| JsonDoc::parse(text, deep)) {
-                    Ok(doc) => extract(metric, &|p| doc.get(p), arrival_ms, label),
-                    Err(()) => Err(BadReason::InvalidJson),
-                }
-            }
-            CompiledFormat::Logfmt => {
-                match self
-                    .logfmt
-                    .get_or_insert_with(|| Logfmt::parse(text).map_err(|_| ()))
-                {
-                    Ok(doc) => extract(metric, &|p| doc.get(p), arrival_ms, label),
-                    Err(()) => Err(BadReason::InvalidLogfmt),
-                }
-            }
-            CompiledFormat::Regex(regex) => match regex.captures(text) {
-                Some(caps) => extract(
-                    metric,
-                    &|p| fields::captures_get(&caps, p),
-                    arrival_ms,
-                    label,
-                ),
-                None => Err(BadReason::RegexNoMatch),
-            },
-        }
-    }
-}
-
-/// A pending second not yet in the windows: second, stats, sparse `(bucket index, count)`.
-type Unflushed = (i64, Stats, Vec<(u32, u64)>);
-
-impl Series {
-    fn series_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    /// The deltas not yet in the windows (ingested since the last flush), histograms sparse.
-    fn unflushed(&self) -> Vec<Unflushed> {
-        self.pending
-            .iter()
-            .filter(|p| !p.windowed)
-            .map(|p| {
-                let mut sparse = Vec::new();
-                MetricState::sparse(p, &mut sparse);
-                (p.second, p.stats, sparse)
-            })
-            .collect()
-    }
-
-    /// Adds this series' part of the window of `window_s` seconds ending at `now_s` to `stats`
-    /// and `hist` and returns the seconds covered, as [`Windows::accumulate`], but including
-    /// `unflushed` (from [`Series::unflushed`]): live figures are not a flush interval behind
-    /// the records.
-    fn accumulate(
-        &self,
-        unflushed: &[Unflushed],
-        now_s: i64,
-        window_s: i64,
-        stats: &mut Stats,
-        hist: &mut Histogram<u64>,
-    ) -> i64 {
-        let covered_s = self.windows.accumulate(now_s, window_s, stats, hist);
-        if unflushed.is_empty() {
-            return covered_s;
-        }
-        let mut first_s = self.windows.first_s();
-        let layout = Layout::of(hist);
-        for (second, delta, sparse) in unflushed {
-            first_s = first_s.min(*second);
-            if in_window(now_s, window_s, *second) {
-                stats.merge(delta);
-                compact::record_sparse(hist, &layout, sparse);
-            }
-        }
-        let (_, _, nominal_s) = window_bounds(now_s, window_s);
-        if first_s <= now_s {
-            nominal_s.min(now_s - first_s + 1)
-        } else {
-            nominal_s
-        }
-    }
-
-    fn summary(
-        &self,
-        unflushed: &[Unflushed],
-        now_s: i64,
-        window_s: i64,
-        scratch: &mut Histogram<u64>,
-    ) -> WindowSummary {
-        WindowSummary::accumulated(window_s, scratch, |stats, hist| {
-            self.accumulate(unflushed, now_s, window_s, stats, hist)
-        })
-    }
-}
-
-/// A record decoded as JSON: one level deep (fast) or as a full document.
-enum JsonDoc<'a> {
-    Flat(FlatJson<'a>),
-    Deep(serde_json::Value),
-}
-
-impl<'a> JsonDoc<'a> {
-    fn parse(text: &'a str, deep: bool) -> Result<Self, ()> {
-        if deep {
-            serde_json::from_str(text)
-                .map(JsonDoc::Deep)
-                .map_err(|_| ())
-        } else {
-            FlatJson::parse(text).map(JsonDoc::Flat).map_err(|_| ())
-        }
-    }
-
-    fn get(&self, pointer: &super::definition::Pointer) -> FieldValue<'_> {
-        match self {
-            JsonDoc::Flat(doc) => doc.get(pointer),
-            JsonDoc::Deep(doc) => fields::json_get(doc, pointer),
-        }
-    }
-}
-
-/// Splits a series key into its labels (none for the empty key of a metric without dimensions).
-pub fn split_labels(key: &str) -> Vec<String> {
-    if key.is_empty() {
-        Vec::new()
-    } else {
-        key.split(LABEL_SEPARATOR).map(str::to_string).collect()
-    }
-}
-
-/// Applies one metric to one decoded record: `Ok(None)` when the filter rejects it,
-/// `Ok(Some((event_ms, value)))` when it counts, with the series key written into `label`.
-fn extract<'r>(
-    metric: &CompiledMetric,
-    get: &dyn Fn(&super::definition::Pointer) -> FieldValue<'r>,
-    arrival_ms: i64,
-    label: &mut String,
-) -> Result<Option<(i64, f64)>, BadReason> {
-    if let Some(filter) = &metric.filter
-        && !filter.eval(get)
-    {
-        return Ok(None);
-    }
-    let value = match &metric.value {
-        None => 1.0,
-        Some(pointer) => match get(pointer) {
-            FieldValue::Missing | FieldValue::Null => return Err(BadReason::ValueMissing),
-            field => field.as_number().ok_or(BadReason::ValueNotANumber)?,
-        },
-    };
-    let event_ms = match &metric.time {
-        None => arrival_ms,
-        Some((pointer, format)) => match get(pointer) {
-            FieldValue::Missing => return Err(BadReason::TimeMissing),
-            field => fields::parse_time(&field, *format).ok_or(BadReason::TimeInvalid)?,
-        },
-    };
-    label.clear();
-    for (i, pointer) in metric.dimensions.iter().enumerate() {
-        if i > 0 {
-            label.push(LABEL_SEPARATOR);
-        }
-        let before = label.len();
-        get(pointer).write_label(label);
-        // Keep labels free of the separator so the key splits back exactly.
-        if label[before..].contains(LABEL_SEPARATOR) {
-            let cleaned = label[before..].replace(LABEL_SEPARATOR, " ");
-            label.truncate(before);
-            label.push_str(&cleaned);
-        }
-    }
-    Ok(Some((event_ms, value)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
-        engine::{definition::demo_definitions, input::ConsumedRecord},
-        kinesis::SequenceNumber,
+        engine::counters::BadReason,
+        kinesis::{ConsumedRecord, RecordBatch, SequenceNumber},
+        metric::{demo_definitions, histogram, key::OTHER_SERIES},
     };
+    use hdrhistogram::Histogram;
     use std::collections::HashSet;
 
     const T0: i64 = 1_700_000_000_000;
@@ -1356,7 +521,7 @@ mod tests {
         }
     }
 
-    fn engine_with(defs: &[super::super::MetricDefinition], config: EngineConfig) -> Engine<u32> {
+    fn engine_with(defs: &[crate::metric::MetricDefinition], config: EngineConfig) -> Engine<u32> {
         let mut engine = Engine::new(config);
         engine.set_definitions(
             defs.iter()
@@ -1372,7 +537,7 @@ mod tests {
         engine
     }
 
-    fn latency_def() -> super::super::MetricDefinition {
+    fn latency_def() -> crate::metric::MetricDefinition {
         demo_definitions().remove(0)
     }
 
@@ -1443,7 +608,7 @@ mod tests {
 
     #[test]
     fn pending_counts_record_as_the_histogram_would() {
-        let def: super::super::MetricDefinition = serde_json::from_str(
+        let def: crate::metric::MetricDefinition = serde_json::from_str(
             r#"{"name":"v","stream":"s","value":"/v","histogram":{"lowest":1,"highest":1000,"significant_figures":2}}"#,
         )
         .expect("json");
@@ -1463,7 +628,7 @@ mod tests {
             want.saturating_record(v.round() as u64);
         }
         let mut want_counts = Vec::new();
-        compact::sparse_of(&want, &mut want_counts);
+        histogram::sparse_of(&want, &mut want_counts);
         assert_eq!(d[0].counts, want_counts);
         assert_eq!(d[0].bounds, Some(HistBounds::of(&want)));
         assert_eq!(d[0].stats.count, values.len() as u64);
@@ -1474,7 +639,7 @@ mod tests {
 
     #[test]
     fn a_reused_counts_array_starts_from_zero() {
-        let def: super::super::MetricDefinition = serde_json::from_str(
+        let def: crate::metric::MetricDefinition = serde_json::from_str(
             r#"{"name":"v","stream":"s","value":"/v","histogram":{"lowest":1,"highest":1000,"significant_figures":2}}"#,
         )
         .expect("json");
@@ -1485,7 +650,7 @@ mod tests {
                 want.record(v).unwrap();
             }
             let mut counts = Vec::new();
-            compact::sparse_of(&want, &mut counts);
+            histogram::sparse_of(&want, &mut counts);
             counts
         };
         // More than SMALL_BUCKETS distinct buckets take a dense array (the second reuses the
@@ -1626,11 +791,11 @@ mod tests {
 
     #[test]
     fn logfmt_and_regex_formats_extract() {
-        let logfmt: super::super::MetricDefinition = serde_json::from_str(
+        let logfmt: crate::metric::MetricDefinition = serde_json::from_str(
             r#"{"name":"dur","stream":"s","format":"logfmt","value":"/dur","filter":"/level = \"error\"","dimensions":["/svc"]}"#,
         )
         .expect("json");
-        let regex: super::super::MetricDefinition = serde_json::from_str(
+        let regex: crate::metric::MetricDefinition = serde_json::from_str(
             r#"{"name":"rx","stream":"s","format":{"regex":"took (?P<ms>\\d+)ms"},"value":"/ms"}"#,
         )
         .expect("json");
@@ -1664,9 +829,9 @@ mod tests {
 
     #[test]
     fn nested_paths_decode_the_full_document() {
-        let flat: super::super::MetricDefinition =
+        let flat: crate::metric::MetricDefinition =
             serde_json::from_str(r#"{"name":"flat","stream":"n","value":"/v"}"#).expect("json");
-        let deep: super::super::MetricDefinition = serde_json::from_str(
+        let deep: crate::metric::MetricDefinition = serde_json::from_str(
             r#"{"name":"deep","stream":"n","value":"/m/v","dimensions":["/tags/0"]}"#,
         )
         .expect("json");

@@ -1,33 +1,35 @@
 //! The metrics engine: turns Kinesis records into metrics.
 //!
-//! Data enters as [`input::RecordBatch`]es on a bounded channel (from the consumer) and leaves
-//! as per-second bucket deltas written to SQLite by the flush (with the consumer's checkpoints,
-//! in one transaction), as rolling window summaries, and through [`query`].
+//! Data enters as [`RecordBatch`](crate::kinesis::RecordBatch)es on a bounded channel (from the
+//! consumer) and leaves as per-second bucket deltas handed to the flush writer (storage commits
+//! them with the consumer's checkpoints, in one transaction) and as rolling window summaries.
+//! What a metric is (definitions, keys, stats, histograms) is [`crate::metric`]'s vocabulary.
 //!
 //! # Layout
-//! - [`definition`]: metric definitions (TOML / JSON shape), validation, demo definitions.
-//! - [`filter`]: the hand-written filter language.
-//! - [`fields`]: decoding records and resolving field paths; field discovery.
+//! - [`fields`]: resolving field paths in decoded records, event times, field discovery;
+//!   [`json_scan`]: the fast scanner for flat JSON records.
 //! - [`window`]: buckets (stats + HdrHistogram) and rolling windows.
-//! - [`compact`]: HdrHistogram bucket indices and the V2 counts encoding from sparse counts.
-//! - [`core`]: the pure, synchronous [`Engine`]: ingest, series, lateness, cardinality, deltas.
-//! - [`shell`]: the one async task that owns the engine, flushes on an interval and runs
-//!   retention.
-//! - [`query`]: history queries over the stored tiers.
-//! - [`catalog`]: create / update / delete / install definitions (versioned rows).
+//! - [`core`]: the pure, synchronous [`Engine`]: definitions, flushes, restore, live windows;
+//!   its ingest is in `ingest` (classify each record, then release the batch with its
+//!   position), `builtins` (the built-in metrics' counts), `extract` (applying a definition to a
+//!   decoded record, and the editor's preview), `series` (the series index and cardinality
+//!   guard) and `pending` (pending-second counts).
+//! - [`counters`]: late, future, overflowed and bad records per metric.
+//! - [`shell`]: the one async task that owns the engine, hands flushes to a [`FlushSink`] on an
+//!   interval and runs retention.
 
-pub mod catalog;
-pub mod compact;
+mod builtins;
 pub mod core;
-pub mod definition;
+pub mod counters;
+mod extract;
 pub mod fields;
-pub mod filter;
-pub mod input;
-pub mod query;
+mod ingest;
+pub mod json_scan;
+mod pending;
+mod series;
 pub mod shell;
 pub mod window;
 
-pub use self::core::{Builtin, Engine, EngineConfig, Flush, MetricKey};
-pub use definition::{CompiledMetric, DefinitionError, MetricDefinition, demo_definitions};
-pub use input::{ConsumedRecord, RecordBatch};
-pub use shell::{CheckpointHook, EngineHandle, NoCheckpoints, ShellConfig};
+pub use self::core::{Engine, EngineConfig};
+pub use extract::{Extracted, PreviewRow};
+pub use shell::{EngineHandle, FlushSink, ShellConfig};

@@ -5,7 +5,7 @@
 //! ring of 3,600 per-second histograms would cost 59 MiB per series. The windows therefore keep
 //! two rings of 60 slots: per-second slots for the 1-minute window and per-minute slots for the
 //! longer ones. A slot holds its period's stats and only its non-zero histogram buckets, packed
-//! in the V2 counts encoding ([`super::compact`]: about 1.2 bytes per non-zero bucket, against
+//! in the V2 counts encoding ([`crate::metric::histogram`]: about 1.2 bytes per non-zero bucket, against
 //! 16 for a `(u64, u64)` pair); only the slot being filled is kept unpacked, as a sparse list.
 //! A slot is reset when the ring wraps onto it (the expired second or minute is dropped), and a
 //! window's percentiles are computed on demand by merging its slots into one scratch
@@ -13,65 +13,11 @@
 //! advance per minute: they cover the current partial minute plus the 4/14/59 full minutes
 //! before it, and their rate divides by the seconds actually covered.
 
-use super::compact::{self, Layout};
+use crate::metric::{
+    histogram::{self, Layout},
+    stats::{Bucket, Stats},
+};
 use hdrhistogram::Histogram;
-
-/// Count, sum, min and max of the values of one bucket.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stats {
-    pub count: u64,
-    pub sum: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Default for Stats {
-    fn default() -> Self {
-        Self::EMPTY
-    }
-}
-
-impl Stats {
-    pub const EMPTY: Stats = Stats {
-        count: 0,
-        sum: 0.0,
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-    };
-
-    #[inline]
-    pub fn add(&mut self, value: f64) {
-        self.count += 1;
-        self.sum += value;
-        self.min = self.min.min(value);
-        self.max = self.max.max(value);
-    }
-
-    pub fn merge(&mut self, other: &Stats) {
-        self.count += other.count;
-        self.sum += other.sum;
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
-    }
-}
-
-/// One time bucket: scalar stats and a dense histogram.
-#[derive(Debug, Clone)]
-pub struct Bucket {
-    pub stats: Stats,
-    pub hist: Histogram<u64>,
-}
-
-impl Bucket {
-    pub fn merge(&mut self, other: &Bucket) {
-        self.stats.merge(&other.stats);
-        // Same bounds by construction; a failure would mean a corrupt stored histogram and
-        // loses only that histogram's counts, never the scalar stats.
-        if let Err(error) = self.hist.add(&other.hist) {
-            tracing::warn!(%error, "histogram merge failed");
-        }
-    }
-}
 
 /// Window lengths, in seconds.
 pub const WINDOWS_S: [i64; 4] = [60, 300, 900, 3600];
@@ -110,7 +56,7 @@ impl From<&WindowSummary> for contract::summary::Summary {
 }
 
 /// One period (a second or a minute) of a ring: its stats, and its histogram counts in the
-/// compact V2 counts encoding ([`compact::encode_counts`]) unless it is the ring's open slot.
+/// compact V2 counts encoding ([`histogram::encode_counts`]) unless it is the ring's open slot.
 #[derive(Debug, Clone)]
 struct Slot {
     start_s: i64,
@@ -167,7 +113,7 @@ impl Ring {
             if slot.start_s == start_s {
                 let counts = &mut self.open_counts;
                 // Our own encoding: it always decodes.
-                let _ = compact::decode_counts(&slot.packed, |i, c| counts.push((i, c)));
+                let _ = histogram::decode_counts(&slot.packed, |i, c| counts.push((i, c)));
             }
             slot.packed = Box::default();
             self.open = Some(index);
@@ -186,12 +132,12 @@ impl Ring {
         let few = sparse.len() * 4 < self.open_counts.len();
         if few || !self.open_sorted {
             if self.open_counts.len() + sparse.len() > self.open_counts.capacity() {
-                compact::combine_sparse(&mut self.open_counts);
+                histogram::combine_sparse(&mut self.open_counts);
             }
             self.open_sorted = self.open_counts.is_empty();
             self.open_counts.extend_from_slice(sparse);
         } else {
-            compact::merge_sparse(&mut self.open_counts, sparse);
+            histogram::merge_sparse(&mut self.open_counts, sparse);
         }
     }
 
@@ -205,9 +151,9 @@ impl Ring {
             self.slots[index].packed = BYTES.with_borrow_mut(|bytes| {
                 bytes.clear();
                 if !self.open_sorted {
-                    compact::combine_sparse(&mut self.open_counts);
+                    histogram::combine_sparse(&mut self.open_counts);
                 }
-                compact::encode_counts(self.open_counts.iter().copied(), bytes);
+                histogram::encode_counts(self.open_counts.iter().copied(), bytes);
                 Box::from(bytes.as_slice())
             });
             self.open_counts.clear();
@@ -224,9 +170,9 @@ impl Ring {
             }
             stats.merge(&slot.stats);
             if self.open == Some(index) {
-                compact::record_sparse(hist, &layout, &self.open_counts);
+                histogram::record_sparse(hist, &layout, &self.open_counts);
             } else {
-                let _ = compact::decode_counts(&slot.packed, |i, c| {
+                let _ = histogram::decode_counts(&slot.packed, |i, c| {
                     let _ = hist.record_n(layout.value_of(i), c);
                 });
             }
@@ -268,12 +214,12 @@ impl Windows {
     /// Adds one second's bucket. Seconds older than what a ring slot holds are dropped there.
     pub fn add(&mut self, second: i64, bucket: &Bucket) {
         let mut sparse = Vec::new();
-        compact::sparse_of(&bucket.hist, &mut sparse);
+        histogram::sparse_of(&bucket.hist, &mut sparse);
         self.add_sparse(second, &bucket.stats, &sparse);
     }
 
     /// As [`Windows::add`], with the histogram as ascending `(bucket index, count)` pairs
-    /// ([`compact::sparse_of`]).
+    /// ([`histogram::sparse_of`]).
     pub fn add_sparse(&mut self, second: i64, stats: &Stats, sparse: &[(u32, u64)]) {
         self.first_s = self.first_s.min(second);
         self.seconds.add(second, stats, sparse);
@@ -426,19 +372,9 @@ impl WindowSummary {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A bucket of `values` at the default histogram bounds (also used by storage tests).
-    pub(crate) fn bucket(values: &[u64]) -> Bucket {
-        let mut hist = Histogram::new_with_bounds(1, 3_600_000, 2).unwrap();
-        let mut stats = Stats::EMPTY;
-        for &v in values {
-            hist.record(v).unwrap();
-            stats.add(v as f64);
-        }
-        Bucket { stats, hist }
-    }
+    use crate::metric::stats::tests::bucket;
 
     #[test]
     fn one_minute_window_drops_expired_seconds() {

@@ -16,8 +16,8 @@ pub mod request;
 pub mod stream;
 
 use crate::{
-    engine::window::Stats,
-    storage::{export::RawBucket, metrics::decode_histogram},
+    metric::{Stats, histogram::decode_histogram},
+    storage::export::RawBucket,
 };
 use contract::summary::Summary;
 use hdrhistogram::Histogram;
@@ -269,7 +269,7 @@ mod tests {
             series: series.into(),
             start_s,
             stats,
-            hist: Some(crate::storage::metrics::encode_histogram(&h)),
+            hist: Some(crate::metric::histogram::encode_histogram(&h)),
         }
     }
 

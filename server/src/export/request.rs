@@ -5,7 +5,7 @@
 //! (`-24h`, `-15m`, via `contract::units::parse_duration`). Resolution: `1s`, `1m`, `1h` or `auto`
 //! (the query API's rule: ≤ 2 h → 1 s, ≤ 3 d → 1 min, else 1 h).
 
-use crate::engine::query::pick_tier;
+use crate::query::pick_tier;
 use contract::api::ExportFormat;
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ use super::{
     request::{ExportError, ExportPlan},
 };
 use crate::{
-    engine::query::unit_of,
+    query::unit_of,
     storage::{
         Database, StorageError,
         export::{BucketRange, PageCursor, RawBucket},

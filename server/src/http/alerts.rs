@@ -11,7 +11,7 @@ use crate::{
         rule::{Rule, check, format_rfc3339_ms, parse_rfc3339_ms, parse_spec},
         service::parse_stored,
     },
-    engine::shell::now_ms,
+    clock::now_ms,
     storage::alerts::{HistoryFilter, RuleRow, is_duplicate_name},
 };
 use axum::{

@@ -8,13 +8,10 @@
 
 use super::AppState;
 use crate::{
-    engine::{
-        MetricDefinition,
-        catalog::{self, CatalogError},
-        core::Builtin,
-        query::{self, QueryError, QueryRequest},
-        shell::now_ms,
-    },
+    catalog::{self, CatalogError},
+    clock::now_ms,
+    metric::{Builtin, MetricDefinition},
+    query::{self, QueryError, QueryRequest},
     storage::{StorageError, metrics::MetricRecord},
 };
 use axum::{

@@ -12,7 +12,7 @@
 
 use super::{AppState, api::ApiError};
 use crate::{
-    engine::shell::now_ms,
+    clock::now_ms,
     export::{
         request::{self, ExportError, ExportParams},
         stream::{self, PrepareError, Prepared},

@@ -1,9 +1,12 @@
-//! Kinesis vocabulary shared by the endpoint, the consumer and the producer: typed names and
-//! positions, and the construction of an aws-sdk-kinesis client for AWS or any compatible
+//! Kinesis vocabulary shared by the consumer, the producer, the engine and storage: typed names
+//! and positions, record batches and checkpoints, KPL aggregation, and the construction of an aws-sdk-kinesis client for AWS or any compatible
 //! endpoint.
 
 pub mod client;
 pub mod kpl;
+pub mod records;
+
+pub use records::{Checkpoint, ConsumedRecord, RecordBatch};
 
 use serde::{Deserialize, Serialize};
 use std::{cmp::Ordering, fmt};

@@ -15,11 +15,8 @@
 
 use crate::{
     consumer::health::ConsumerHealth,
-    engine::{
-        EngineHandle,
-        core::{MetricCounters, MetricKey, SeriesWindows},
-        window::WindowSummary,
-    },
+    engine::{EngineHandle, core::SeriesWindows, counters::MetricCounters, window::WindowSummary},
+    metric::MetricKey,
     storage::Database,
 };
 use contract::{
@@ -420,7 +417,7 @@ pub fn spawn(
             // round's reading of the engine includes them.
             ingested.borrow_and_update();
             let started = tokio::time::Instant::now();
-            let now_ms = crate::engine::shell::now_ms();
+            let now_ms = crate::clock::now_ms();
             let (windows, counters) = match (engine.windows(now_ms).await, engine.counters().await)
             {
                 (Ok(w), Ok(c)) => (w, c),

@@ -35,8 +35,8 @@ fn cards_merge_series_and_shards_flag_hot_ones() {
     ];
     let mut counters = MetricCounters::default();
     counters.bad.insert(
-        crate::engine::core::BadReason::InvalidJson,
-        crate::engine::core::BadRecords {
+        crate::engine::counters::BadReason::InvalidJson,
+        crate::engine::counters::BadRecords {
             count: 4,
             examples: Default::default(),
         },

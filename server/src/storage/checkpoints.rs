@@ -3,10 +3,7 @@
 //! the metrics engine can store a batch's effect and its checkpoint in one transaction.
 
 use super::StorageError;
-use crate::{
-    consumer::Checkpoint,
-    kinesis::{SequenceNumber, ShardId, StreamName},
-};
+use crate::kinesis::{Checkpoint, SequenceNumber, ShardId, StreamName};
 use sqlx::SqliteConnection;
 use std::collections::HashMap;
 

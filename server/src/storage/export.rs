@@ -13,7 +13,7 @@
 //! the async runtime. Memory per page is bounded by the page size, whatever the range.
 
 use super::{Database, StorageError};
-use crate::engine::window::Stats;
+use crate::metric::Stats;
 use futures_util::TryStreamExt;
 use hdrhistogram::Histogram;
 use sqlx::{Row, sqlite::SqliteRow};
@@ -222,7 +222,7 @@ impl Database {
                     .push_bind(stats.sum)
                     .push_bind(stats.min)
                     .push_bind(stats.max)
-                    .push_bind(hist.map(super::metrics::encode_histogram));
+                    .push_bind(hist.map(crate::metric::histogram::encode_histogram));
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -234,7 +234,7 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::MetricDefinition;
+    use crate::metric::MetricDefinition;
 
     /// Rows of 7 series over 500 seconds, inserted series by series in reverse so the stored
     /// order is not the answer's.

@@ -9,10 +9,9 @@
 //! horizon that no open roll-up still needs.
 
 use super::{Database, StorageError};
-use crate::engine::{compact, core::Builtin, definition::MetricDefinition, window::Stats};
-use hdrhistogram::{
-    Histogram,
-    serialization::{Deserializer, Serializer, V2Serializer},
+use crate::metric::{
+    Builtin, MetricDefinition, Stats,
+    histogram::{self, HistBounds},
 };
 use sqlx::{Row, SqliteConnection};
 use std::{collections::HashMap, sync::Arc};
@@ -38,7 +37,7 @@ pub struct StoredBucket {
     pub series: String,
     pub start_s: i64,
     pub stats: Stats,
-    pub hist: Option<Histogram<u64>>,
+    pub hist: Option<hdrhistogram::Histogram<u64>>,
 }
 
 /// One delta to merge into storage: `series` is the JSON array of labels.
@@ -194,7 +193,10 @@ impl Database {
                     series: row.try_get("series")?,
                     start_s: row.try_get("start_s")?,
                     stats: stored_stats(row)?,
-                    hist: blob.as_deref().map(decode_histogram).transpose()?,
+                    hist: blob
+                        .as_deref()
+                        .map(histogram::decode_histogram)
+                        .transpose()?,
                 })
             })
             .collect()
@@ -293,215 +295,6 @@ pub async fn builtin_metric_id(
     Ok(id)
 }
 
-/// HdrHistogram's V2 compressed cookie (`0x1c849304 | 0x10`): a V2 encoding inside a zlib stream.
-const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
-
-/// Reused per thread: serialising and inflating allocate nothing after the first call.
-struct Codec {
-    v2: V2Serializer,
-    plain: Vec<u8>,
-    inflate: flate2::Decompress,
-    deserializer: Deserializer,
-}
-
-thread_local! {
-    static CODEC: std::cell::RefCell<Codec> = std::cell::RefCell::new(Codec {
-        v2: V2Serializer::new(),
-        plain: Vec::new(),
-        inflate: flate2::Decompress::new(true),
-        deserializer: Deserializer::new(),
-    });
-}
-
-/// Adler-32 of `data` (the zlib trailer).
-fn adler32(data: &[u8]) -> u32 {
-    const MOD: u32 = 65_521;
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in data.chunks(5_552) {
-        for &byte in chunk {
-            a += u32::from(byte);
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
-    }
-    (b << 16) | a
-}
-
-/// Encodes a histogram in the standard HdrHistogram V2 compressed format, which any V2 reader
-/// (this crate's `Deserializer`, the Java and Go libraries) decodes: the V2 encoding inside a
-/// zlib stream. The zlib stream uses stored (uncompressed) deflate blocks: a fresh deflate
-/// compressor costs ~400 µs (it allocates and clears ~300 KB of tables), a reset one still
-/// ~30 µs, against ~2 µs here, and the V2 encoding is already compact (zig-zag LEB128 counts,
-/// runs of zeros as one number), so most rows (1-second buckets) lose nothing in size.
-pub fn encode_histogram(hist: &Histogram<u64>) -> Vec<u8> {
-    CODEC.with_borrow_mut(|codec| {
-        codec.plain.clear();
-        if let Err(error) = codec.v2.serialize(hist, &mut codec.plain) {
-            // Serialising into a Vec cannot fail for a valid histogram.
-            tracing::error!(?error, "histogram serialisation failed");
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        wrap_stored_zlib(&codec.plain, &mut out);
-        out
-    })
-}
-
-pub use crate::engine::compact::HistBounds;
-
-/// HdrHistogram's V2 (uncompressed) cookie (`0x1c849303 | 0x10`).
-const V2_COOKIE: u32 = 0x1c84_9313;
-/// Bytes of the V2 header: cookie, payload length, normalising offset, significant figures,
-/// lowest, highest, integer-to-double ratio.
-const V2_HEADER: usize = 40;
-
-/// [`encode_histogram`] from sparse `(bucket index, count)` counts (ascending; see
-/// [`crate::engine::compact`]): the same bytes as encoding the dense histogram, without
-/// building it.
-pub fn encode_sparse_histogram(bounds: HistBounds, sparse: &[(u32, u64)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_sparse_histogram_into(bounds, sparse, &mut out);
-    out
-}
-
-/// [`encode_sparse_histogram`] into `out` (cleared first), reusing its allocation.
-pub fn encode_sparse_histogram_into(bounds: HistBounds, sparse: &[(u32, u64)], out: &mut Vec<u8>) {
-    CODEC.with_borrow_mut(|codec| {
-        let plain = &mut codec.plain;
-        plain.clear();
-        plain.extend_from_slice(&V2_COOKIE.to_be_bytes());
-        plain.extend_from_slice(&[0; 8]); // payload length (below), normalising offset 0
-        plain.extend_from_slice(&u32::from(bounds.sigfig).to_be_bytes());
-        plain.extend_from_slice(&bounds.low.to_be_bytes());
-        plain.extend_from_slice(&bounds.high.to_be_bytes());
-        plain.extend_from_slice(&1.0_f64.to_be_bytes());
-        compact::encode_counts(sparse.iter().copied(), plain);
-        let payload = (plain.len() - V2_HEADER) as u32;
-        plain[4..8].copy_from_slice(&payload.to_be_bytes());
-        wrap_stored_zlib(plain, out);
-    })
-}
-
-/// A zlib stream of stored (uncompressed) deflate blocks around `plain`, behind the V2
-/// compressed cookie and payload length, into `out` (cleared first).
-fn wrap_stored_zlib(plain: &[u8], out: &mut Vec<u8>) {
-    let blocks = plain.len().div_ceil(usize::from(u16::MAX)).max(1);
-    out.clear();
-    out.reserve(8 + 2 + 5 * blocks + plain.len() + 4);
-    out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
-    out.extend_from_slice(&[0; 4]); // payload length, below
-    out.extend_from_slice(&[0x78, 0x01]); // zlib: deflate, 32 KiB window, no dictionary
-    let mut chunks = plain.chunks(usize::from(u16::MAX)).peekable();
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]); // one empty final block
-    }
-    while let Some(chunk) = chunks.next() {
-        let last = chunks.peek().is_none();
-        let len = chunk.len() as u16;
-        out.push(u8::from(last)); // BFINAL, BTYPE = 00 (stored)
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&adler32(plain).to_be_bytes());
-    let payload = (out.len() - 8) as u32;
-    out[4..8].copy_from_slice(&payload.to_be_bytes());
-}
-
-/// No histogram of ours encodes to more than a few hundred KiB; a blob inflating further is
-/// corrupt (or hostile).
-const MAX_INFLATED: usize = 16 << 20;
-
-fn bad_histogram(detail: impl std::fmt::Display) -> StorageError {
-    StorageError::Query(sqlx::Error::Decode(
-        format!("bad stored histogram: {detail}").into(),
-    ))
-}
-
-/// Decodes any V2 encoding (compressed with any deflate blocks, or plain), reusing the
-/// inflater of the thread.
-pub fn decode_histogram(blob: &[u8]) -> Result<Histogram<u64>, StorageError> {
-    with_plain(blob, |codec, plain| {
-        codec
-            .deserializer
-            .deserialize(&mut &plain[..])
-            .map_err(|e| bad_histogram(format!("{e:?}")))
-    })
-}
-
-/// Decodes a stored histogram (as [`decode_histogram`]) into sparse `(bucket index, count)`
-/// counts appended to `out` (ascending), without building a dense histogram; returns its
-/// bounds.
-pub fn decode_sparse_histogram(
-    blob: &[u8],
-    out: &mut Vec<(u32, u64)>,
-) -> Result<HistBounds, StorageError> {
-    with_plain(blob, |_, plain| {
-        if plain.len() < V2_HEADER || plain[..4] != V2_COOKIE.to_be_bytes() {
-            return Err(bad_histogram("not a V2 encoding"));
-        }
-        let u32_at = |at: usize| u32::from_be_bytes(plain[at..at + 4].try_into().expect("4 bytes"));
-        let u64_at = |at: usize| u64::from_be_bytes(plain[at..at + 8].try_into().expect("8 bytes"));
-        let payload = u32_at(4) as usize;
-        if u32_at(8) != 0 || plain.len() < V2_HEADER + payload {
-            return Err(bad_histogram("unsupported or truncated V2 header"));
-        }
-        let bounds = HistBounds {
-            low: u64_at(16),
-            high: u64_at(24),
-            sigfig: u8::try_from(u32_at(12)).map_err(|_| bad_histogram("significant figures"))?,
-        };
-        compact::decode_counts(&plain[V2_HEADER..V2_HEADER + payload], |i, c| {
-            out.push((i, c))
-        })
-        .ok_or_else(|| bad_histogram("bad counts"))?;
-        Ok(bounds)
-    })
-}
-
-/// Runs `f` on the plain V2 bytes of `blob`: the blob itself, or its inflated payload.
-fn with_plain<T>(
-    blob: &[u8],
-    f: impl FnOnce(&mut Codec, &[u8]) -> Result<T, StorageError>,
-) -> Result<T, StorageError> {
-    CODEC.with_borrow_mut(|codec| {
-        let compressed = blob.len() >= 8 && blob[..4] == V2_COMPRESSED_COOKIE.to_be_bytes();
-        if !compressed {
-            return f(codec, blob);
-        }
-        let payload = &blob[8..];
-        codec.inflate.reset(true);
-        let mut plain = std::mem::take(&mut codec.plain);
-        plain.clear();
-        plain.reserve(payload.len() * 8 + 64);
-        let inflated = loop {
-            let consumed = codec.inflate.total_in() as usize;
-            let status = match codec.inflate.decompress_vec(
-                &payload[consumed..],
-                &mut plain,
-                flate2::FlushDecompress::Finish,
-            ) {
-                Ok(status) => status,
-                Err(error) => break Err(bad_histogram(error)),
-            };
-            match status {
-                flate2::Status::StreamEnd => break Ok(()),
-                _ if plain.len() >= MAX_INFLATED => {
-                    break Err(bad_histogram("inflates beyond 16 MiB"));
-                }
-                _ if plain.len() == plain.capacity() => {
-                    plain.reserve(plain.len().max(1024));
-                }
-                _ => break Err(bad_histogram("truncated deflate stream")),
-            }
-        };
-        let result = inflated.and_then(|()| f(codec, &plain));
-        codec.plain = plain;
-        result
-    })
-}
-
 /// A row's content being merged or written: stats and sparse histogram counts (`bounds` is
 /// `None` without a histogram). Used by the flush here and by the roll-ups.
 #[derive(Debug, Clone, Default)]
@@ -517,7 +310,7 @@ impl SparseRow {
         self.stats.merge(&stats);
         if let Some(bounds) = hist {
             self.bounds.get_or_insert(bounds);
-            compact::merge_sparse(&mut self.counts, counts);
+            histogram::merge_sparse(&mut self.counts, counts);
         }
     }
 
@@ -534,7 +327,7 @@ impl SparseRow {
         if let Some(bounds) = hist {
             self.bounds.get_or_insert(bounds);
             if self.counts.len() + counts.len() > self.counts.capacity() {
-                compact::combine_sparse(&mut self.counts);
+                histogram::combine_sparse(&mut self.counts);
             }
             self.counts.extend_from_slice(counts);
         }
@@ -542,7 +335,7 @@ impl SparseRow {
 
     /// Sorts and combines counts added by [`SparseRow::add_unsorted`].
     pub(crate) fn combine(&mut self) {
-        compact::combine_sparse(&mut self.counts);
+        histogram::combine_sparse(&mut self.counts);
     }
 }
 
@@ -582,7 +375,7 @@ pub fn write_buckets(
             row.stats.merge(&write.stats);
             if let Some(bounds) = write.hist {
                 row.bounds.get_or_insert(bounds);
-                compact::merge_sparse(&mut row.counts, write.counts);
+                histogram::merge_sparse(&mut row.counts, write.counts);
             }
         }
     }
@@ -595,9 +388,9 @@ pub fn write_buckets(
         bucket.stats.merge(&raw_stats(row, 0)?);
         if let Some(blob) = row.get_ref(4)?.as_blob_or_null()? {
             stored_counts.clear();
-            let bounds = decode_sparse_histogram(blob, &mut stored_counts)?;
+            let bounds = histogram::decode_sparse_histogram(blob, &mut stored_counts)?;
             if *bucket.bounds.get_or_insert(bounds) == bounds {
-                compact::merge_sparse(&mut bucket.counts, &stored_counts);
+                histogram::merge_sparse(&mut bucket.counts, &stored_counts);
             } else {
                 tracing::warn!(
                     metric_id,
@@ -630,7 +423,7 @@ pub(crate) fn upsert_rows(
     let mut blob = Vec::new();
     for ((metric_id, tier, series, start), content) in rows {
         let hist = content.bounds.map(|bounds| {
-            encode_sparse_histogram_into(bounds, &content.counts, &mut blob);
+            histogram::encode_sparse_histogram_into(bounds, &content.counts, &mut blob);
             blob.as_slice()
         });
         upsert.execute((
@@ -666,93 +459,4 @@ pub(crate) fn stored_stats(row: &sqlx::sqlite::SqliteRow) -> Result<Stats, sqlx:
         min: row.try_get("min")?,
         max: row.try_get("max")?,
     })
-}
-
-#[cfg(test)]
-mod codec_tests {
-    use super::*;
-    use hdrhistogram::serialization::V2DeflateSerializer;
-
-    fn histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000, 2).unwrap();
-        for v in values {
-            h.record(v).unwrap();
-        }
-        h
-    }
-
-    #[test]
-    fn stored_block_encoding_is_standard_v2_compressed() {
-        for h in [
-            histogram([]),
-            histogram([5]),
-            histogram((1..2_000).map(|v| v * 37 % 3_000_000 + 1)),
-        ] {
-            let blob = encode_histogram(&h);
-            assert_eq!(blob[..4], V2_COMPRESSED_COOKIE.to_be_bytes());
-            // The library's own reader (a fresh zlib inflater) accepts it.
-            let standard: Histogram<u64> = Deserializer::new().deserialize(&mut &blob[..]).unwrap();
-            assert_eq!(standard, h);
-            assert_eq!(decode_histogram(&blob).unwrap(), h);
-        }
-    }
-
-    #[test]
-    fn sparse_encoding_equals_the_dense_one_and_decodes_back() {
-        for h in [
-            histogram([]),
-            histogram([5]),
-            histogram((1..2_000).map(|v| v * 37 % 3_000_000 + 1)),
-        ] {
-            let mut sparse = Vec::new();
-            compact::sparse_of(&h, &mut sparse);
-            let bounds = HistBounds {
-                low: 1,
-                high: 3_600_000,
-                sigfig: 2,
-            };
-            let blob = encode_sparse_histogram(bounds, &sparse);
-            assert_eq!(blob, encode_histogram(&h));
-            let mut back = Vec::new();
-            assert_eq!(decode_sparse_histogram(&blob, &mut back).unwrap(), bounds);
-            assert_eq!(back, sparse);
-        }
-        // Blobs with real deflate blocks decode sparsely too.
-        let h = histogram((1..500).map(|v| v * 7));
-        let mut blob = Vec::new();
-        V2DeflateSerializer::new().serialize(&h, &mut blob).unwrap();
-        let (mut back, mut sparse) = (Vec::new(), Vec::new());
-        decode_sparse_histogram(&blob, &mut back).unwrap();
-        compact::sparse_of(&h, &mut sparse);
-        assert_eq!(back, sparse);
-        assert!(decode_sparse_histogram(&blob[..blob.len() - 3], &mut back).is_err());
-    }
-
-    #[test]
-    fn real_deflate_blobs_still_decode() {
-        let h = histogram((1..500).map(|v| v * 7));
-        let mut blob = Vec::new();
-        V2DeflateSerializer::new().serialize(&h, &mut blob).unwrap();
-        assert_eq!(decode_histogram(&blob).unwrap(), h);
-        // And again with the same thread's inflater (reset between uses).
-        assert_eq!(decode_histogram(&encode_histogram(&h)).unwrap(), h);
-        assert_eq!(decode_histogram(&blob).unwrap(), h);
-    }
-
-    #[test]
-    fn corrupt_blobs_are_errors_not_panics() {
-        let blob = encode_histogram(&histogram([1, 2, 3]));
-        assert!(decode_histogram(&blob[..blob.len() - 6]).is_err());
-        assert!(decode_histogram(b"nonsense").is_err());
-        let mut flipped = blob.clone();
-        let at = flipped.len() - 1;
-        flipped[at] ^= 0xff; // adler32 mismatch
-        assert!(decode_histogram(&flipped).is_err());
-    }
-
-    #[test]
-    fn adler32_matches_the_reference() {
-        assert_eq!(adler32(b""), 1);
-        assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
-    }
 }

@@ -1,12 +1,31 @@
-//! SQLite storage: owns the connection pool, the schema and (in later modules) every SQL
-//! statement. Callers get typed results; row types stay private to this module.
+//! SQLite storage: owns the connection pool, the schema and every SQL statement. Callers get
+//! typed results; row types stay private to this module. It knows the metrics and Kinesis
+//! vocabularies ([`crate::metric`], [`crate::kinesis`]) and nothing above them.
+//!
+//! # Layout
+//! - [`metrics`]: definitions, built-in metric rows, bucket writes and history reads.
+//! - [`flush`]: the flush writer (one transaction per flush with its checkpoints).
+//! - [`rollup`]: exact 1-minute and 1-hour roll-ups of the 1-second rows.
+//! - [`export`]: sorted and paged reads for report export.
+//! - [`checkpoints`]: the consumer's shard positions.
+//! - [`alerts`]: rules, instance states, transitions and the notification outbox.
+//! - [`raw`]: the flush's rusqlite handle on a pooled connection.
 //!
 //! The database is one file, `<data-dir>/streamboard.db`, in WAL mode so readers (dashboard,
 //! exports) never block the writer. Migrations from `migrations/` are embedded in the binary and
 //! applied at start-up; a database written by a newer Streamboard is refused, not downgraded.
 
+pub mod alerts;
+pub mod checkpoints;
+pub mod export;
+pub mod flush;
 pub mod metrics;
+pub mod raw;
+pub mod rollup;
 
+pub use flush::{CheckpointHook, FlushWriter, NoCheckpoints};
+
+use crate::metric::histogram::HistogramError;
 use sqlx::{
     SqlitePool,
     migrate::{MigrateError, Migrator},
@@ -16,12 +35,6 @@ use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
-
-pub mod alerts;
-pub mod checkpoints;
-pub mod export;
-pub mod raw;
-pub mod rollup;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
@@ -52,6 +65,13 @@ pub enum StorageError {
     Sqlite(#[from] rusqlite::Error),
     #[error("unexpected value in the database: {0}")]
     Value(#[from] rusqlite::types::FromSqlError),
+    #[error("unexpected value in the database: {0}")]
+    Histogram(#[from] HistogramError),
+}
+
+/// `<data_dir>/streamboard.db`.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("streamboard.db")
 }
 
 /// The pool plus where it lives.
@@ -79,7 +99,7 @@ impl Database {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let path = crate::config::database_path(data_dir);
+        let path = database_path(data_dir);
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)

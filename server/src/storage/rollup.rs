@@ -7,18 +7,16 @@
 //! sums/min/max and an HdrHistogram merge). The flush rebuilds a row and deletes its marker
 //! once the period has closed (a minute whose every 1-second row the running writer wrote
 //! itself is written from the merge it kept instead: the same content, see
-//! `engine::shell::FlushState`); readers of the 1-minute and 1-hour tiers rebuild the marked
+//! [`super::flush::FlushState`]); readers of the 1-minute and 1-hour tiers rebuild the marked
 //! rows of their range first and keep the markers ([`Database::materialize`]). A rebuild
 //! depends only on committed rows, so it is idempotent and exact after a kill -9 at any moment.
 
 use super::{
     Database, StorageError,
-    metrics::{
-        BucketWrite, SELECT_ROW, SparseRow, decode_sparse_histogram, raw_stats, upsert_rows,
-    },
+    metrics::{BucketWrite, SELECT_ROW, SparseRow, raw_stats, upsert_rows},
     raw::with_raw,
 };
-use crate::engine::compact;
+use crate::metric::histogram::{self, decode_sparse_histogram};
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
@@ -148,7 +146,7 @@ pub fn write_seconds(
                     sparse.clear();
                     let bounds = decode_sparse_histogram(blob, &mut sparse)?;
                     row.bounds.get_or_insert(bounds);
-                    compact::merge_sparse(&mut row.counts, &sparse);
+                    histogram::merge_sparse(&mut row.counts, &sparse);
                 }
             }
         }
@@ -179,7 +177,7 @@ fn merge_content(row: &mut SparseRow, stored: &SparseRow) {
     row.stats.merge(&stored.stats);
     if let Some(bounds) = stored.bounds {
         row.bounds.get_or_insert(bounds);
-        compact::merge_sparse(&mut row.counts, &stored.counts);
+        histogram::merge_sparse(&mut row.counts, &stored.counts);
     }
 }
 
@@ -220,7 +218,7 @@ pub fn rebuild(db: &rusqlite::Connection, keys: &[RollupKey]) -> Result<usize, S
         }
         drop(rows);
         for acc in rebuilt.values_mut() {
-            compact::combine_sparse(&mut acc.counts);
+            histogram::combine_sparse(&mut acc.counts);
         }
         written += rebuilt.len();
         upsert_rows(
@@ -285,10 +283,7 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        engine::{definition::MetricDefinition, window::tests::bucket},
-        storage::metrics::HistBounds,
-    };
+    use crate::metric::{MetricDefinition, histogram::HistBounds, stats::tests::bucket};
     use hdrhistogram::Histogram;
 
     #[tokio::test]
@@ -305,7 +300,7 @@ mod tests {
             .map(|(s, v)| {
                 let bucket = bucket(v);
                 let mut counts = Vec::new();
-                compact::sparse_of(&bucket.hist, &mut counts);
+                histogram::sparse_of(&bucket.hist, &mut counts);
                 (*s, bucket, counts)
             })
             .collect();

@@ -1,6 +1,7 @@
 //! The consumer test harness shared by `consumer.rs` and `consumer_faults.rs`: a consumer
 //! whose committed batches the test observes, keyed test records and the exactly-once check.
 
+use super::checkpoint_sink::CheckpointSink;
 use aws_sdk_kinesis::Client;
 use bytes::Bytes;
 use std::{
@@ -9,10 +10,8 @@ use std::{
 };
 use streamboard::{
     config::{StartPosition, StreamRef, StreamSpec},
-    consumer::{
-        CheckpointSink, ConsumedRecord, Consumer, ConsumerConfig, ConsumerHealth, RecordBatch,
-    },
-    kinesis::{ShardId, StreamName},
+    consumer::{Consumer, ConsumerConfig, ConsumerHealth},
+    kinesis::{ConsumedRecord, RecordBatch, ShardId, StreamName},
     producer::{Producer, ProducerRecord, cli::ensure_stream},
     storage::Database,
 };

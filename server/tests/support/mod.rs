@@ -1,22 +1,25 @@
 //! Shared test helpers: start a Kinesis-compatible peer (the embedded endpoint or
 //! kinesis-local) on a free loopback port, with an aws-sdk-kinesis client for it; stop it when
-//! dropped (the embedded one by cancelling its token, kinesis-local by killing its pid).
+//! dropped (the embedded one by cancelling its token, kinesis-local by killing its pid). Also
+//! stream set-up and waits, raw HTTP exchanges, and WebSocket clients of a server's `/ws`.
 
 #![allow(dead_code)]
 
+pub mod checkpoint_sink;
 pub mod consumer_harness;
 
 use aws_sdk_kinesis::Client;
+use contract::protocol::ClientMessage;
+use futures_util::SinkExt;
 use std::{
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
-use streamboard::{
-    endpoint::{Endpoint, EndpointConfig},
-    kinesis::client::{KinesisTarget, build_client},
-};
+use streamboard::kinesis::client::{KinesisTarget, build_client};
+use streamboard_endpoint::{Endpoint, EndpointConfig};
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound for any single wait; healthy peers answer in milliseconds.
@@ -395,18 +398,67 @@ pub async fn http_text(
 pub async fn ingest(
     server: &streamboard::Server,
     stream: &str,
-    records: Vec<streamboard::engine::ConsumedRecord>,
+    records: Vec<streamboard::kinesis::ConsumedRecord>,
 ) {
     server
         .engine_batches()
-        .send(streamboard::engine::RecordBatch {
+        .send(streamboard::kinesis::RecordBatch {
             stream: stream.into(),
             shard: "shardId-000000000000".into(),
             records,
             millis_behind_latest: Some(0),
-            position: streamboard::consumer::Checkpoint::default(),
+            position: streamboard::kinesis::Checkpoint::default(),
         })
         .await
         .unwrap();
     server.engine().flush().await.unwrap().unwrap();
+}
+
+/// A WebSocket client of a server's `/ws`.
+pub type WsSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// How [`ws_upgrade`] connects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WsOptions<'a> {
+    /// The Origin header to send, if any.
+    pub origin: Option<&'a str>,
+    /// The client socket's receive buffer in bytes: a small one makes a client that stops
+    /// reading stall the server's sends quickly.
+    pub recv_buffer: Option<u32>,
+}
+
+/// Opens a WebSocket to `ws://{addr}/ws`; a refused upgrade (e.g. a 403) is returned as the
+/// handshake's error.
+pub async fn ws_upgrade(
+    addr: SocketAddr,
+    options: WsOptions<'_>,
+) -> Result<WsSocket, tungstenite::Error> {
+    let mut request = format!("ws://{addr}/ws").into_client_request()?;
+    if let Some(origin) = options.origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("a valid Origin header"));
+    }
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if let Some(bytes) = options.recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    let tcp = socket.connect(addr).await?;
+    let (ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
+    Ok(ws)
+}
+
+/// As [`ws_upgrade`], for a test that expects the upgrade to be accepted.
+pub async fn ws_connect(addr: SocketAddr, options: WsOptions<'_>) -> WsSocket {
+    ws_upgrade(addr, options)
+        .await
+        .unwrap_or_else(|error| panic!("WebSocket upgrade at {addr} refused: {error}"))
+}
+
+/// Sends one client message as a text frame.
+pub async fn ws_send(socket: &mut WsSocket, message: ClientMessage) {
+    socket
+        .send(Message::text(message.to_json()))
+        .await
+        .expect("the WebSocket accepts the frame");
 }

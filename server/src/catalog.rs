@@ -7,11 +7,12 @@
 //! starts new buckets from the change on. A delete retires the row and *keeps* its history
 //! (until retention ages it out); nothing stored is ever rewritten or cascaded.
 
-use super::{
-    definition::{CompiledMetric, DefinitionError, MetricDefinition},
-    shell::{EngineHandle, now_ms},
+use crate::{
+    clock::now_ms,
+    engine::EngineHandle,
+    metric::{CompiledMetric, DefinitionError, MetricDefinition},
+    storage::{Database, StorageError, metrics::MetricRecord},
 };
-use crate::storage::{Database, StorageError, metrics::MetricRecord};
 use std::collections::HashSet;
 
 #[derive(Debug, thiserror::Error)]

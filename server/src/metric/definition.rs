@@ -5,7 +5,10 @@
 //! Field paths are JSON Pointers (RFC 6901, `/latency_ms`). For `logfmt` and `regex` records a
 //! path has one segment naming the key or the named capture (`/duration`).
 
-use super::filter::{self, Filter};
+use super::{
+    field::Pointer,
+    filter::{self, Filter},
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -99,60 +102,6 @@ impl DefinitionError {
         Self {
             field: field.to_string(),
             message: message.into(),
-        }
-    }
-}
-
-/// A parsed JSON Pointer: its unescaped reference tokens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pointer {
-    pub text: String,
-    pub tokens: Vec<String>,
-}
-
-impl Pointer {
-    /// Parses an RFC 6901 pointer; the root pointer `""` is refused (a field is needed).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() {
-            return Err("empty path; write a JSON Pointer such as /latency_ms".into());
-        }
-        let Some(rest) = text.strip_prefix('/') else {
-            return Err(format!(
-                "{text:?} is not a JSON Pointer: it must start with '/'"
-            ));
-        };
-        let mut tokens = Vec::new();
-        for raw in rest.split('/') {
-            let mut token = String::with_capacity(raw.len());
-            let mut chars = raw.chars();
-            while let Some(c) = chars.next() {
-                if c == '~' {
-                    match chars.next() {
-                        Some('0') => token.push('~'),
-                        Some('1') => token.push('/'),
-                        _ => {
-                            return Err(format!(
-                                "{text:?}: '~' must be followed by 0 or 1 (RFC 6901)"
-                            ));
-                        }
-                    }
-                } else {
-                    token.push(c);
-                }
-            }
-            tokens.push(token);
-        }
-        Ok(Self {
-            text: text.to_string(),
-            tokens,
-        })
-    }
-
-    /// For flat formats (logfmt, regex): the single key this pointer names.
-    pub fn flat_key(&self) -> Option<&str> {
-        match self.tokens.as_slice() {
-            [key] => Some(key),
-            _ => None,
         }
     }
 }

@@ -1,11 +1,13 @@
-//! [`CheckpointSink`]: the stand-in receiver of record batches. It commits only the batches'
-//! checkpoints, one transaction per drain of the channel, then (optionally) forwards the
-//! committed batches to an observer (tests use it to see records). The metrics engine replaces
-//! it, committing each batch's effect and checkpoint in one transaction.
+//! [`CheckpointSink`]: a receiver of record batches for the consumer's tests and benches, in
+//! place of the metrics engine. It commits only the batches' checkpoints, one transaction per
+//! drain of the channel, then (optionally) forwards the committed batches to an observer so a
+//! test sees the records.
 
-use super::RecordBatch;
-use crate::storage::{Database, StorageError, checkpoints};
 use std::time::Duration;
+use streamboard::{
+    kinesis::RecordBatch,
+    storage::{Database, StorageError, checkpoints},
+};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 

@@ -4,17 +4,20 @@
 //! It owns streams, shards and records under `<data-dir>/kinesis/`, and the HTTP listener that
 //! speaks the Kinesis wire protocol (awsJson1_1 over HTTP/1.1, `X-Amz-Target:
 //! Kinesis_20131202.<Operation>`). Data enters by PutRecord/PutRecords and leaves by
-//! GetRecords; nothing else in Streamboard reaches into it: the consumer reads it through
-//! aws-sdk-kinesis like any Kinesis.
+//! GetRecords; nothing else reaches into it: Streamboard's consumer reads it through
+//! aws-sdk-kinesis like any Kinesis. The crate depends on no other Streamboard crate; the
+//! server starts it with [`Endpoint::start`] (embedded in `serve`) or [`run`]
+//! (`streamboard endpoint`).
 //!
 //! # Layout
 //! - [`wire`]: request/response serde types, the AWS error shape.
 //! - [`encode`]: hand-written JSON encoders for the hot answers (GetRecords, PutRecords).
 //! - [`model`]: pure core: streams, shards, hash ranges, sequence numbers, resharding,
-//!   iterator tokens.
+//!   iterator tokens; refuses with its own [`model::ModelError`].
 //! - [`log`]: segment files, framing, recovery, fsync with group commit, the topology file.
+//! - [`request`]: request bodies to model inputs (JSON, required fields, base64, tokens).
 //! - [`service`]: the single owner of the state (one mutex, short critical sections, I/O
-//!   outside).
+//!   outside), and the one mapping of model refusals to AWS errors.
 //! - [`http`]: the axum handler.
 //! - [`limits`], [`faults`]: optional realism (per-shard throughput limits, fault injection).
 //!
@@ -37,6 +40,7 @@ pub mod http;
 pub mod limits;
 pub mod log;
 pub mod model;
+pub mod request;
 pub mod service;
 pub mod wire;
 
@@ -260,7 +264,7 @@ impl Endpoint {
         self.local_addr
     }
 
-    /// `http://127.0.0.1:PORT`, for `KinesisTarget::Local`.
+    /// `http://127.0.0.1:PORT`: the URL a Kinesis client is pointed at.
     pub fn url(&self) -> String {
         format!("http://{}", self.local_addr)
     }
@@ -272,7 +276,16 @@ impl Endpoint {
 
     /// Waits until the endpoint has stopped and its log is flushed.
     pub async fn wait(self) -> Result<(), EndpointError> {
-        crate::join(self.handle).await
+        join(self.handle).await
+    }
+}
+
+/// Waits for the endpoint's task; a panic inside it resumes here instead of turning into an
+/// error value.
+async fn join<E>(handle: tokio::task::JoinHandle<Result<(), E>>) -> Result<(), E> {
+    match handle.await {
+        Ok(result) => result,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
 

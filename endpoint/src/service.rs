@@ -1,8 +1,10 @@
 //! The one owner of the endpoint's state: the [`Model`] behind a `std::sync::Mutex`, and the
-//! [`Log`]. Each operation decodes and validates its request outside the lock (JSON, base64,
-//! MD5), takes the lock for a short in-memory step (assign shards and sequence numbers, encode
-//! the frame straight onto the log's pending buffer, or copy out a page of records), releases
-//! it, and only then waits for I/O (the group-committed fdatasync) or encodes the response.
+//! [`Log`]; and the one place where the model's refusals ([`ModelError`]) become AWS error
+//! answers ([`ApiError`]). Each operation decodes and validates its request outside the lock
+//! (JSON, base64, MD5; see [`crate::request`]), takes the lock for a short in-memory step
+//! (assign shards and sequence numbers, encode the frame straight onto the log's pending
+//! buffer, or copy out a page of records), releases it, and only then waits for I/O (the
+//! group-committed fdatasync) or encodes the response.
 //!
 //! Why one mutex rather than a state-owning task fed by a channel: the critical sections are
 //! microseconds and never await, so a mutex costs no more than a channel hop, requests on
@@ -18,22 +20,19 @@ use super::{
     faults::FaultConfig,
     log::{Log, LogError, encode_frame, write_atomic},
     model::{
-        IteratorStart, MAX_GET_RECORDS, MAX_PUT_RECORDS, MAX_PUT_RECORDS_BYTES, Model, NewRecord,
-        PutOutcome, ShardFilter, StreamMode, parse_seq, parse_shard_id,
+        IteratorStart, MAX_GET_RECORDS, MAX_PUT_RECORDS, MAX_PUT_RECORDS_BYTES, Model, ModelError,
+        NewRecord, PutOutcome, ShardFilter, StreamMode, parse_seq, parse_shard_id,
     },
-    wire::{self, ApiError, ErrorKind, Operation, StreamRef},
+    request::{decode_data, decode_entries, open_token, parse, required, seal_token, stream_name},
+    wire::{self, ApiError, ErrorKind, Operation},
 };
-use base64::Engine as _;
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex, MutexGuard},
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
@@ -56,96 +55,52 @@ pub struct Service {
     pub faults: FaultConfig,
 }
 
+/// How each refusal of the model is answered: its AWS error type (and with it the HTTP status),
+/// with the refusal's own text as the message.
+impl From<ModelError> for ApiError {
+    fn from(error: ModelError) -> Self {
+        use ModelError as E;
+        let kind = match &error {
+            E::StreamNotFound { .. }
+            | E::ShardNotFound { .. }
+            | E::IteratorStreamGone
+            | E::IteratorShardGone => ErrorKind::ResourceNotFound,
+            E::StreamExists { .. }
+            | E::SplitOfClosedShard { .. }
+            | E::MergeOfClosedShard { .. } => ErrorKind::ResourceInUse,
+            E::InvalidStreamName { .. }
+            | E::StreamRefMissing
+            | E::ShardCountForOnDemand
+            | E::ShardCountMissing
+            | E::ShardCountOutOfRange { .. }
+            | E::ScalingOnDemand
+            | E::TargetShardCountOutOfRange { .. }
+            | E::PartitionKeyLength { .. }
+            | E::RecordTooLarge { .. } => ErrorKind::Validation,
+            E::InvalidStreamArn { .. }
+            | E::StreamNameArnMismatch { .. }
+            | E::InvalidExplicitHashKey { .. }
+            | E::InvalidSequenceNumber { .. }
+            | E::SequenceNumberNotInShard { .. }
+            | E::InvalidIterator { .. }
+            | E::InvalidNewStartingHashKey { .. }
+            | E::SplitKeyOutsideShard { .. }
+            | E::ShardsNotAdjacent { .. }
+            | E::RetentionOutOfRange { .. }
+            | E::RetentionIncreaseTooShort { .. }
+            | E::RetentionDecreaseTooLong { .. } => ErrorKind::InvalidArgument,
+            E::ShardLimit { .. } | E::ScalingOutOfRange { .. } => ErrorKind::LimitExceeded,
+            E::ExpiredIterator { .. } => ErrorKind::ExpiredIterator,
+            E::ReadThrottled { .. } => ErrorKind::ProvisionedThroughputExceeded,
+            E::NoShardForHashKey => ErrorKind::InternalFailure,
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}
+
 fn internal(error: impl std::fmt::Display) -> ApiError {
     tracing::error!(%error, "endpoint internal failure");
     ApiError::new(ErrorKind::InternalFailure, "Internal service failure")
-}
-
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|error| {
-        ApiError::new(
-            ErrorKind::Serialization,
-            format!("cannot parse the request body: {error}"),
-        )
-    })
-}
-
-fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
-    value.ok_or_else(|| {
-        ApiError::validation(format!(
-            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ))
-    })
-}
-
-fn stream_name(stream: &StreamRef) -> Result<String, ApiError> {
-    Model::resolve_name(stream.stream_name.as_deref(), stream.stream_arn.as_deref())
-}
-
-fn decode_data(data: Option<&str>) -> Result<Bytes, ApiError> {
-    let data = required(data, "data")?;
-    B64.decode(data).map(Bytes::from).map_err(|error| {
-        ApiError::new(
-            ErrorKind::Serialization,
-            format!("Data is not valid base64: {error}"),
-        )
-    })
-}
-
-/// Validates and decodes PutRecords entries. Partition keys and decoded data of the whole
-/// request go into one buffer, and each record holds slices of it: one allocation per request
-/// instead of several per record.
-fn decode_entries(entries: &[wire::PutRecordsEntry<'_>]) -> Result<Vec<NewRecord>, ApiError> {
-    let capacity: usize = entries
-        .iter()
-        .map(|e| {
-            e.partition_key.as_deref().map_or(0, str::len)
-                + e.data.as_ref().map_or(0, |d| d.0.len().div_ceil(4) * 3)
-        })
-        .sum();
-    let mut buffer = Vec::with_capacity(capacity);
-    let mut parts = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let key = required(
-            entry.partition_key.as_deref(),
-            "records.member.partitionKey",
-        )?;
-        let data = required(entry.data.as_ref(), "data")?;
-        let key_start = buffer.len();
-        buffer.extend_from_slice(key.as_bytes());
-        let data_start = buffer.len();
-        if base64_simd::STANDARD
-            .decode_append(&data.0, &mut buffer)
-            .is_err()
-        {
-            // The SIMD decoder only says "invalid"; the scalar one says where and why.
-            return Err(decode_data(Some(&String::from_utf8_lossy(&data.0)))
-                .err()
-                .unwrap_or_else(|| {
-                    ApiError::new(ErrorKind::Serialization, "Data is not valid base64")
-                }));
-        }
-        let hash = NewRecord::check(
-            key,
-            entry.explicit_hash_key.as_deref(),
-            buffer.len() - data_start,
-        )?;
-        parts.push((key_start, data_start, buffer.len(), hash));
-    }
-    let buffer = Bytes::from(buffer);
-    Ok(parts
-        .into_iter()
-        .map(|(key_start, data_start, end, hash)| NewRecord {
-            partition_key: buffer.slice(key_start..data_start),
-            hash,
-            data: buffer.slice(data_start..end),
-        })
-        .collect())
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
@@ -154,19 +109,6 @@ fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
 
 fn stream_mode_json(mode: StreamMode) -> Value {
     json!({ "StreamMode": mode.as_str() })
-}
-
-/// A ListShards/ListStreams continuation token: opaque base64 of a small JSON object.
-fn seal_token(value: &Value) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
-}
-
-fn open_token(text: &str) -> Result<Value, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| ApiError::invalid(format!("NextToken {text:?} is invalid")))
 }
 
 impl Service {
@@ -386,12 +328,13 @@ impl Service {
         let name = stream_name(&input.stream)?;
         let shard = required(input.shard_id, "shardId")?;
         let kind = required(input.shard_iterator_type, "shardIteratorType")?;
-        let seq = || {
-            parse_seq(input.starting_sequence_number.as_deref().ok_or_else(|| {
+        let seq = || -> Result<u128, ApiError> {
+            let text = input.starting_sequence_number.as_deref().ok_or_else(|| {
                 ApiError::invalid(format!(
                     "StartingSequenceNumber is required with ShardIteratorType {kind}"
                 ))
-            })?)
+            })?;
+            Ok(parse_seq(text)?)
         };
         let start = match kind.as_str() {
             "TRIM_HORIZON" => IteratorStart::TrimHorizon,
@@ -670,39 +613,63 @@ impl Service {
 mod tests {
     use super::*;
 
-    fn entries(body: &[u8]) -> Result<Vec<NewRecord>, ApiError> {
-        let input: wire::PutRecordsInput = parse(body)?;
-        decode_entries(&input.records.unwrap_or_default())
-    }
-
     #[test]
-    fn entries_slice_one_buffer_and_bad_ones_say_why() {
-        let records = entries(
-            br#"{"Records":[{"Data":"aGVsbG8=","PartitionKey":"k1"},{"Data":"","PartitionKey":"caf\u00e9","ExplicitHashKey":"42"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(&records[0].data[..], b"hello");
-        assert_eq!(&records[0].partition_key[..], b"k1");
-        assert_eq!(
-            records[0].hash,
-            crate::endpoint::model::hash_partition_key("k1")
-        );
-        assert_eq!(&records[1].data[..], b"");
-        assert_eq!(&records[1].partition_key[..], "café".as_bytes());
-        assert_eq!(records[1].hash, 42);
-        // Both records live in the request's one buffer.
-        let start = records[0].partition_key.as_ptr() as usize;
-        let end = records[1].partition_key.as_ptr() as usize;
-        assert_eq!(end - start, "k1hello".len());
-
-        let error = entries(br#"{"Records":[{"Data":"aGVsbG8","PartitionKey":"k"}]}"#).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::Serialization);
-        assert!(error.message.contains("base64"), "{}", error.message);
-        let error = entries(br#"{"Records":[{"Data":"AA==","PartitionKey":null}]}"#).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::Validation);
-        let error = entries(br#"{"Records":[{"PartitionKey":"k"}]}"#).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::Validation);
-        let error = entries(br#"{"Records":[{"Data":"AA==","PartitionKey":""}]}"#).unwrap_err();
-        assert_eq!(error.kind, ErrorKind::Validation);
+    fn model_refusals_keep_their_aws_type_and_text() {
+        let cases = [
+            (
+                ModelError::StreamNotFound { name: "s".into() },
+                ErrorKind::ResourceNotFound,
+                "Stream s under account 000000000000 not found.",
+            ),
+            (
+                ModelError::StreamExists { name: "s".into() },
+                ErrorKind::ResourceInUse,
+                "Stream s under account 000000000000 already exists.",
+            ),
+            (
+                ModelError::PartitionKeyLength { chars: 0 },
+                ErrorKind::Validation,
+                "1 validation error detected: Value at 'partitionKey' failed to satisfy constraint: Member must have length between 1 and 256 (got 0)",
+            ),
+            (
+                ModelError::RetentionOutOfRange { hours: 12 },
+                ErrorKind::InvalidArgument,
+                "Minimum allowed retention period is 24 hours and maximum is 8760 hours; got 12",
+            ),
+            (
+                ModelError::ShardLimit {
+                    open: 1,
+                    requested: 200,
+                    limit: 100,
+                },
+                ErrorKind::LimitExceeded,
+                "This request would exceed the shard limit for the account: 1 open + 200 requested > 100",
+            ),
+            (
+                ModelError::ExpiredIterator {
+                    issued_ms: 1,
+                    now_ms: 2,
+                    ttl_ms: 3,
+                },
+                ErrorKind::ExpiredIterator,
+                "Iterator expired. The iterator was created at time 1 while right now it is 2 and this exceeds the iterator TTL of 3 ms.",
+            ),
+            (
+                ModelError::ReadThrottled {
+                    shard: "shardId-000000000000".into(),
+                },
+                ErrorKind::ProvisionedThroughputExceeded,
+                "Rate exceeded for shard shardId-000000000000 in stream: more than 5 GetRecords calls or 2 MiB per second",
+            ),
+            (
+                ModelError::NoShardForHashKey,
+                ErrorKind::InternalFailure,
+                "no open shard covers the hash key",
+            ),
+        ];
+        for (error, kind, message) in cases {
+            let answer = ApiError::from(error);
+            assert_eq!((answer.kind, answer.message.as_str()), (kind, message));
+        }
     }
 }

@@ -3,9 +3,12 @@
 //! percentiles come from the merged HdrHistograms. Pure shaping ([`shape`]) is separate from
 //! the reads so it is unit-tested without a database.
 
-use crate::storage::{
-    Database, StorageError,
-    metrics::{MetricRecord, StoredBucket, TIERS_S},
+use crate::{
+    metric::Stats,
+    storage::{
+        Database, StorageError,
+        metrics::{MetricRecord, StoredBucket, TIERS_S},
+    },
 };
 use contract::{
     api::{HistogramBin, Point, QueryResponse},
@@ -13,8 +16,6 @@ use contract::{
 };
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
-
-use super::window::Stats;
 
 /// What to query.
 #[derive(Debug, Clone)]
@@ -65,7 +66,7 @@ pub fn unit_of(metric: &MetricRecord) -> Option<String> {
             .name
             .rsplit(':')
             .next()
-            .and_then(super::core::Builtin::parse)
+            .and_then(crate::metric::Builtin::parse)
             .map(|b| b.unit().to_string()),
     }
 }

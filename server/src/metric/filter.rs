@@ -14,7 +14,7 @@
 //! compare numerically; a string field compared with a number is parsed as a number first (logfmt
 //! and regex fields are strings); strings compare by bytes. Errors carry the byte position.
 
-use super::{definition::Pointer, fields::FieldValue};
+use super::field::{FieldValue, Pointer};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]

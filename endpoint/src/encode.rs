@@ -211,7 +211,7 @@ pub fn put_records(outcomes: &[PutOutcome]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{
+    use crate::{
         model::shard_id,
         wire::{self, HashKeyRangeOut},
     };
