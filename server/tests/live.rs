@@ -152,7 +152,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
         .unwrap()
         .iter()
         .filter(|s| s.name == metric)
-        .map(|s| s.windows[0].count)
+        .map(|s| s.windows[0].summary.count)
         .sum();
     assert_eq!(engine_count, 50);
 

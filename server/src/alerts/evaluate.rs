@@ -5,16 +5,13 @@ use super::{
     rule::{ALL_INSTANCE, Rule, instance_name},
 };
 use crate::engine::{core::MetricWindow, window::WindowSummary};
-use contract::{
-    alert::SeriesScope,
-    summary::{Statistic, Summary},
-};
+use contract::{alert::SeriesScope, summary::Statistic};
 
 /// The rule's statistic in one window summary; `None` when the window is empty and the
 /// statistic is undefined there (mean, min, max, percentiles). Count, rate and sum of an
 /// empty window are 0.
-pub fn statistic(summary: &WindowSummary, statistic: Statistic) -> Option<f64> {
-    Summary::from(summary).statistic(statistic)
+pub fn statistic(window: &WindowSummary, statistic: Statistic) -> Option<f64> {
+    window.summary.statistic(statistic)
 }
 
 fn observe(summary: &WindowSummary, stat: Statistic) -> Observation {
@@ -95,20 +92,23 @@ mod tests {
     use super::*;
     use crate::alerts::rule::check;
     use contract::api::AlertRuleSpec;
+    use contract::summary::Summary;
 
     fn summary(count: u64, mean: f64) -> WindowSummary {
         WindowSummary {
             window_s: 60,
-            count,
-            rate_per_s: count as f64 / 60.0,
-            sum: mean * count as f64,
-            min: (count > 0).then_some(mean),
-            max: (count > 0).then_some(mean),
-            mean: (count > 0).then_some(mean),
-            p50: (count > 0).then_some(mean as u64),
-            p90: None,
-            p99: None,
-            p999: None,
+            summary: Summary {
+                count,
+                rate_per_s: count as f64 / 60.0,
+                sum: mean * count as f64,
+                min: (count > 0).then_some(mean),
+                max: (count > 0).then_some(mean),
+                mean: (count > 0).then_some(mean),
+                p50: (count > 0).then_some(mean as u64),
+                p90: None,
+                p99: None,
+                p999: None,
+            },
         }
     }
 

@@ -148,7 +148,7 @@ impl History {
 fn stats(w: &WindowSummary) -> WindowStats {
     WindowStats {
         window_s: w.window_s,
-        summary: Summary::from(w),
+        summary: w.summary,
     }
 }
 
@@ -255,8 +255,8 @@ pub fn build(
                 })
                 .collect()
         });
-        for (total, w) in acc.iter_mut().zip(&series.windows) {
-            let total = &mut total.summary;
+        for (total, window) in acc.iter_mut().zip(&series.windows) {
+            let (total, w) = (&mut total.summary, &window.summary);
             total.count += w.count;
             total.rate_per_s += w.rate_per_s;
             total.sum += w.sum;

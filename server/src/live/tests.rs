@@ -8,12 +8,14 @@ use crate::{
 fn summary(count: u64, sum: f64, p99: u64) -> [WindowSummary; 4] {
     WINDOWS_S.map(|w| WindowSummary {
         window_s: w,
-        count,
-        rate_per_s: count as f64 / w as f64,
-        sum,
-        mean: Some(sum / count as f64),
-        p99: Some(p99),
-        ..WindowSummary::default()
+        summary: Summary {
+            count,
+            rate_per_s: count as f64 / w as f64,
+            sum,
+            mean: Some(sum / count as f64),
+            p99: Some(p99),
+            ..Summary::default()
+        },
     })
 }
 
