@@ -3,7 +3,7 @@
 //! the server (SSR) every call answers [`FetchError::NotInBrowser`] and the page renders its
 //! loading state.
 
-use crate::api::ApiErrorBody;
+use contract::api::ApiErrorBody;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// Why an API call produced no body of the expected type.

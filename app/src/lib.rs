@@ -1,13 +1,15 @@
-//! Streamboard's user interface and the contract between browser and server.
+//! Streamboard's user interface: the pages, the components they share and the browser's live
+//! connection. What travels between browser and server (REST bodies, live messages, closed
+//! sets) is the `contract` crate's; this crate only renders it and sends it back.
 //!
 //! # Layout
-//! - [`protocol`]: wire types shared with the server (live messages).
-//! - [`api`]: REST API bodies (`/api/v1`).
-//! - [`fetch`]: the browser's calls to `/api/v1`.
+//! - [`fetch`]: the browser's calls to `/api/v1`, answering `contract::api` bodies.
 //! - [`range`]: the time range a page shows, as kept in its URL.
-//! - [`live`]: the browser's WebSocket connection and its state, provided as context.
-//! - `components`: the shell pieces every page shares (navigation, badge, theme switch).
-//! - `pages`: one file per route.
+//! - [`live`]: the browser's WebSocket connection (`contract::protocol`) and its state,
+//!   provided as context.
+//! - `components`: the pieces pages share (navigation, badge, theme switch, charts, range
+//!   picker, form fields).
+//! - `pages`: one module per route.
 //!
 //! The server renders [`shell`] (SSR, feature `ssr`); the `frontend` crate hydrates [`App`] in
 //! the browser (feature `hydrate`).
@@ -21,14 +23,11 @@ use leptos_router::{
     lazy_route, path,
 };
 
-pub mod api;
 mod components;
 pub mod fetch;
 pub mod live;
 mod pages;
-pub mod protocol;
 pub mod range;
-pub mod units;
 
 /// Runs before first paint so a dark-mode user never sees a white flash: the stored choice,
 /// else the system preference.

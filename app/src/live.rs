@@ -9,7 +9,7 @@
 //! topics change and after every hello, so a reconnect resubscribes by itself. The latest
 //! payload of each topic lands in a signal of [`LiveConnection`].
 
-use crate::protocol::{AlertsLive, MetricLive, Overview, StreamsLive, Topic};
+use contract::protocol::{AlertsLive, MetricLive, Overview, StreamsLive, Topic};
 use leptos::prelude::*;
 
 /// What the connection badge shows.
@@ -122,7 +122,7 @@ pub fn use_live_connection() -> LiveConnection {
 #[cfg(feature = "hydrate")]
 mod client {
     use super::{ConnectionState, LiveConnection, backoff_delay_ms};
-    use crate::protocol::{ClientMessage, LivePayload, PROTOCOL_VERSION, ServerMessage, Topic};
+    use contract::protocol::{ClientMessage, LivePayload, PROTOCOL_VERSION, ServerMessage, Topic};
     use leptos::prelude::*;
     use std::{
         cell::{Cell, RefCell},

@@ -7,6 +7,7 @@
 //!
 //! Goal: ≥ 500,000 rows/s for (1).
 
+use contract::summary::Summary;
 use hdrhistogram::Histogram;
 use std::time::Instant;
 use streamboard::{
@@ -32,15 +33,18 @@ fn rows_per_s(name: &str, writer: &mut dyn RowWriter) {
             series: &series[(i % 100) as usize],
             bucket_start_s: Some(T0_S + (i / 100) as i64 * 60),
             resolution_s: 60,
-            count: 1_000 + i % 977,
-            sum: 123_456.789 + i as f64,
-            min: Some(1.0),
-            max: Some(4_321.5),
-            mean: Some(123.456_789_012 + (i % 1000) as f64 / 7.0),
-            p50: Some(97),
-            p90: Some(480),
-            p99: Some(1_983),
-            p999: Some(4_095),
+            summary: Summary {
+                count: 1_000 + i % 977,
+                rate_per_s: (1_000 + i % 977) as f64 / 60.0,
+                sum: 123_456.789 + i as f64,
+                min: Some(1.0),
+                max: Some(4_321.5),
+                mean: Some(123.456_789_012 + (i % 1000) as f64 / 7.0),
+                p50: Some(97),
+                p90: Some(480),
+                p99: Some(1_983),
+                p999: Some(4_095),
+            },
             unit: Some("ms"),
         };
         writer.row(&row, &mut out);

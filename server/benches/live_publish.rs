@@ -5,6 +5,7 @@
 //! `cargo bench --bench live_publish` for release figures; `cargo test --bench live_publish`
 //! runs the same loop in a debug build (figures then only show the trend).
 
+use contract::summary::Summary;
 use std::{collections::HashMap, time::Instant};
 use streamboard::{
     engine::{
@@ -28,16 +29,18 @@ fn main() {
                     labels: vec![format!("value-{i}")],
                     windows: WINDOWS_S.map(|w| WindowSummary {
                         window_s: w,
-                        count: 1_000 + i as u64,
-                        rate_per_s: 12.5,
-                        sum: 5_000.0,
-                        min: Some(1.0),
-                        max: Some(90.0),
-                        mean: Some(5.0),
-                        p50: Some(4),
-                        p90: Some(20),
-                        p99: Some(80),
-                        p999: Some(89),
+                        summary: Summary {
+                            count: 1_000 + i as u64,
+                            rate_per_s: 12.5,
+                            sum: 5_000.0,
+                            min: Some(1.0),
+                            max: Some(90.0),
+                            mean: Some(5.0),
+                            p50: Some(4),
+                            p90: Some(20),
+                            p99: Some(80),
+                            p999: Some(89),
+                        },
                     }),
                 }
             })

@@ -12,8 +12,8 @@
 //! most every `live_min_interval`, 100 ms), so 50 (twenty batches a second, like four caught-up
 //! shards) measures the publisher at its highest push rate.
 
-use app::protocol::{ClientMessage, PROTOCOL_VERSION, Topic};
 use bytes::Bytes;
+use contract::protocol::{ClientMessage, PROTOCOL_VERSION, Topic};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;

@@ -10,7 +10,10 @@ use crate::{
         metrics::{MetricRecord, StoredBucket, TIERS_S},
     },
 };
-use app::api::{HistogramBin, Point, QueryResponse};
+use contract::{
+    api::{HistogramBin, Point, QueryResponse},
+    summary::Summary,
+};
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 
@@ -182,25 +185,17 @@ impl Acc {
     }
 
     fn point(&self, start_ms: i64, span_s: i64) -> Point {
-        let some = self.stats.count > 0;
-        let q = |q: f64| {
-            self.hist
-                .as_ref()
-                .filter(|h| !h.is_empty())
-                .map(|h| h.value_at_quantile(q))
-        };
+        let hist = self.hist.as_ref().filter(|h| !h.is_empty());
         Point {
             start_ms,
-            count: self.stats.count,
-            rate_per_s: self.stats.count as f64 / span_s.max(1) as f64,
-            sum: self.stats.sum,
-            min: some.then_some(self.stats.min),
-            max: some.then_some(self.stats.max),
-            mean: some.then(|| self.stats.sum / self.stats.count as f64),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p999: q(0.999),
+            summary: Summary::new(
+                self.stats.count,
+                self.stats.sum,
+                self.stats.min,
+                self.stats.max,
+                span_s,
+                Summary::QUANTILES.map(|q| hist.map(|h| h.value_at_quantile(q))),
+            ),
         }
     }
 }

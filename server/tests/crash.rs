@@ -63,7 +63,7 @@ fn now_ms() -> i64 {
     streamboard::clock::now_ms()
 }
 
-async fn summary(database: &Database, series: Option<&str>) -> Option<app::api::Point> {
+async fn summary(database: &Database, series: Option<&str>) -> Option<contract::api::Point> {
     let request = QueryRequest {
         metric: "latency".into(),
         series: series.map(|s| vec![s.to_string()]),
@@ -97,15 +97,15 @@ fn truth(values: &mut [u64]) -> Truth {
     }
 }
 
-fn check(what: &str, stored: &app::api::Point, expected: &Truth) {
-    assert_eq!(stored.count, expected.count, "{what}: count");
-    assert_eq!(stored.sum, expected.sum, "{what}: sum");
-    assert_eq!(stored.min, Some(expected.min), "{what}: min");
-    assert_eq!(stored.max, Some(expected.max), "{what}: max");
+fn check(what: &str, stored: &contract::api::Point, expected: &Truth) {
+    assert_eq!(stored.summary.count, expected.count, "{what}: count");
+    assert_eq!(stored.summary.sum, expected.sum, "{what}: sum");
+    assert_eq!(stored.summary.min, Some(expected.min), "{what}: min");
+    assert_eq!(stored.summary.max, Some(expected.max), "{what}: max");
     // Two significant figures: a recorded value is within 1 % of the exact one.
     for (name, got, want) in [
-        ("p50", stored.p50, expected.p50),
-        ("p99", stored.p99, expected.p99),
+        ("p50", stored.summary.p50, expected.p50),
+        ("p99", stored.summary.p99, expected.p99),
     ] {
         let got = got.unwrap_or_else(|| panic!("{what}: {name} missing")) as f64;
         assert!(
@@ -195,7 +195,7 @@ dimensions = ["/region"]
     eventually("every record stored", || async {
         summary(&database, None)
             .await
-            .is_some_and(|s| s.count >= RECORDS as u64)
+            .is_some_and(|s| s.summary.count >= RECORDS as u64)
     })
     .await;
     drop(serve); // one more kill -9, after everything was stored

@@ -337,11 +337,20 @@ async fn stored_summaries_match_ground_truth() {
             .await
             .unwrap();
             let s = &response.summary;
-            assert_eq!(s.count, sorted.len() as u64, "tier {tier} {region}{path}");
-            assert_eq!(s.sum, sorted.iter().sum::<u64>() as f64);
-            assert_eq!(s.min, Some(sorted[0] as f64));
-            assert_eq!(s.max, Some(*sorted.last().unwrap() as f64));
-            for (q, got) in [(0.5, s.p50), (0.9, s.p90), (0.99, s.p99), (0.999, s.p999)] {
+            assert_eq!(
+                s.summary.count,
+                sorted.len() as u64,
+                "tier {tier} {region}{path}"
+            );
+            assert_eq!(s.summary.sum, sorted.iter().sum::<u64>() as f64);
+            assert_eq!(s.summary.min, Some(sorted[0] as f64));
+            assert_eq!(s.summary.max, Some(*sorted.last().unwrap() as f64));
+            for (q, got) in [
+                (0.5, s.summary.p50),
+                (0.9, s.summary.p90),
+                (0.99, s.summary.p99),
+                (0.999, s.summary.p999),
+            ] {
                 let exact = exact_quantile(&sorted, q);
                 let got = got.unwrap();
                 assert!(
@@ -350,8 +359,8 @@ async fn stored_summaries_match_ground_truth() {
                 );
             }
             assert_eq!(
-                response.points.iter().map(|p| p.count).sum::<u64>(),
-                s.count
+                response.points.iter().map(|p| p.summary.count).sum::<u64>(),
+                s.summary.count
             );
         }
     }
@@ -377,7 +386,7 @@ async fn stored_summaries_match_ground_truth() {
     let got: BTreeMap<i64, u64> = merged
         .points
         .iter()
-        .map(|p| (p.start_ms, p.count))
+        .map(|p| (p.start_ms, p.summary.count))
         .collect();
     assert_eq!(got, per_second);
     // Filtered count metric.
@@ -394,7 +403,7 @@ async fn stored_summaries_match_ground_truth() {
     .await
     .unwrap();
     assert_eq!(
-        errors.summary.count,
+        errors.summary.summary.count,
         good.iter().filter(|e| e.status >= 500).count() as u64
     );
     // Built-ins: every record is counted by arrival; late records by metric.
@@ -410,7 +419,7 @@ async fn stored_summaries_match_ground_truth() {
     )
     .await
     .unwrap();
-    assert_eq!(records.summary.count, events.len() as u64);
+    assert_eq!(records.summary.summary.count, events.len() as u64);
     let late = query(
         &db,
         &QueryRequest {
@@ -424,7 +433,7 @@ async fn stored_summaries_match_ground_truth() {
     .await
     .unwrap();
     assert_eq!(
-        late.summary.count,
+        late.summary.summary.count,
         events.iter().filter(|e| e.late && !e.bad).count() as u64
     );
     let parse_errors = query(
@@ -440,7 +449,7 @@ async fn stored_summaries_match_ground_truth() {
     .await
     .unwrap();
     assert_eq!(
-        parse_errors.summary.count,
+        parse_errors.summary.summary.count,
         events.iter().filter(|e| e.bad).count() as u64
     );
     db.close().await;

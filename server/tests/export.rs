@@ -205,19 +205,22 @@ async fn csv_and_json_equal_the_query_api_and_totals_merge_histograms() {
             .unwrap();
             assert_eq!(start.unix_timestamp() * 1000, point.start_ms);
             assert_eq!(rec[3], "60");
-            assert_eq!(rec[4].parse::<u64>().unwrap(), point.count);
-            assert_eq!(rec[5].parse::<f64>().unwrap(), point.sum);
-            assert_eq!(opt_num(&rec[6]), point.min);
-            assert_eq!(opt_num(&rec[7]), point.max);
-            assert_eq!(opt_num(&rec[8]), point.mean);
-            assert_eq!(opt_num(&rec[9]), point.p50.map(|v| v as f64));
-            assert_eq!(opt_num(&rec[12]), point.p999.map(|v| v as f64));
+            assert_eq!(rec[4].parse::<u64>().unwrap(), point.summary.count);
+            assert_eq!(rec[5].parse::<f64>().unwrap(), point.summary.sum);
+            assert_eq!(opt_num(&rec[6]), point.summary.min);
+            assert_eq!(opt_num(&rec[7]), point.summary.max);
+            assert_eq!(opt_num(&rec[8]), point.summary.mean);
+            assert_eq!(opt_num(&rec[9]), point.summary.p50.map(|v| v as f64));
+            assert_eq!(opt_num(&rec[12]), point.summary.p999.map(|v| v as f64));
             assert_eq!(rec[13], "ms");
         }
         let total = mine[90];
         assert_eq!(total[2], "total");
-        assert_eq!(total[4].parse::<u64>().unwrap(), answer.summary.count);
-        assert_eq!(opt_num(&total[8]), answer.summary.mean);
+        assert_eq!(
+            total[4].parse::<u64>().unwrap(),
+            answer.summary.summary.count
+        );
+        assert_eq!(opt_num(&total[8]), answer.summary.summary.mean);
         let h = &merged[r];
         for (col, q) in [(9, 0.5), (10, 0.9), (11, 0.99), (12, 0.999)] {
             assert_eq!(
@@ -226,7 +229,10 @@ async fn csv_and_json_equal_the_query_api_and_totals_merge_histograms() {
                 "q{q}"
             );
         }
-        assert_eq!(opt_num(&total[9]), answer.summary.p50.map(|v| v as f64));
+        assert_eq!(
+            opt_num(&total[9]),
+            answer.summary.summary.p50.map(|v| v as f64)
+        );
     }
 
     // JSON: same rows, same numbers.
@@ -345,7 +351,7 @@ async fn the_estimate_counts_exactly_what_the_export_returns() {
         let query = format!("metrics={metrics}&{range}&resolution=auto");
         let (status, _, body, _) = get(&app, &format!("/api/v1/export/estimate?{query}")).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let estimate: app::api::ExportEstimate = serde_json::from_slice(&body).unwrap();
+        let estimate: contract::api::ExportEstimate = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             (estimate.buckets, estimate.series, estimate.rows),
             (buckets, series, buckets + series),

@@ -5,10 +5,10 @@
 
 mod support;
 
-use app::protocol::{
+use bytes::Bytes;
+use contract::protocol::{
     ClientMessage, LivePayload, MAX_TOPICS, PROTOCOL_VERSION, ServerMessage, Topic,
 };
-use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
 use std::time::Duration;
@@ -152,7 +152,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
         .unwrap()
         .iter()
         .filter(|s| s.name == metric)
-        .map(|s| s.windows[0].count)
+        .map(|s| s.windows[0].summary.count)
         .sum();
     assert_eq!(engine_count, 50);
 
@@ -164,7 +164,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
             && live
                 .card
                 .as_ref()
-                .is_some_and(|c| c.windows.first().is_some_and(|w| w.count == 50)) =>
+                .is_some_and(|c| c.windows.first().is_some_and(|w| w.summary.count == 50)) =>
         {
             Some(live)
         }
@@ -175,7 +175,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
     assert_eq!(card.series, 2);
     assert_eq!(card.stream, stream);
     let expected_mean = (0..50).map(|i| (10 + i % 7) as f64).sum::<f64>() / 50.0;
-    let mean = card.windows[0].mean.unwrap();
+    let mean = card.windows[0].summary.mean.unwrap();
     assert!(
         (mean - expected_mean).abs() < 1e-9,
         "{mean} vs {expected_mean}"
@@ -183,7 +183,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
     let mut labels: Vec<_> = live.series.iter().map(|s| s.labels.clone()).collect();
     labels.sort();
     assert_eq!(labels, [vec!["c0".to_string()], vec!["c1".to_string()]]);
-    assert!(live.series.iter().all(|s| s.windows[0].count == 25));
+    assert!(live.series.iter().all(|s| s.windows[0].summary.count == 25));
 
     let overview = read_until(&mut socket, |m| match m {
         ServerMessage::Update {
@@ -197,7 +197,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
         overview
             .metrics
             .iter()
-            .any(|c| c.name == metric && c.windows[0].count == 50)
+            .any(|c| c.name == metric && c.windows[0].summary.count == 50)
     );
     let unknown = read_until(&mut socket, |m| match m {
         ServerMessage::Update {
@@ -248,7 +248,7 @@ async fn new_records_are_pushed_without_waiting_for_the_tick() {
                 ..
             } if live.name == metric => live
                 .card
-                .and_then(|c| c.windows.first().map(|w| w.count))
+                .and_then(|c| c.windows.first().map(|w| w.summary.count))
                 .filter(|count| *count == 10 * round),
             _ => None,
         })

@@ -30,7 +30,7 @@ async fn stored_records(database: &Database, stream: &str) -> u64 {
         tier_s: Some(1),
     };
     match query(database, &request).await {
-        Ok(response) => response.summary.count,
+        Ok(response) => response.summary.summary.count,
         Err(_) => 0, // the built-in metric appears with the first batch
     }
 }
@@ -133,7 +133,7 @@ async fn the_embedded_default_serves_demo_data_at_once() {
             };
             query(&database, &request)
                 .await
-                .map(|r| r.summary.count > 0)
+                .map(|r| r.summary.summary.count > 0)
                 .unwrap_or(false)
         })
         .await;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use app::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use contract::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use futures_util::StreamExt;
 use std::time::Duration;
 use streamboard::{Server, config::ServeConfig};

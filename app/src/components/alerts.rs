@@ -1,7 +1,8 @@
 //! Alert pieces of the shell: the firing count in the navigation and the toasts every page
 //! shows when a rule with an in-app target fires or resolves.
 
-use crate::{live::use_live_connection, protocol::AlertEvent};
+use crate::live::use_live_connection;
+use contract::{alert::AlertState, protocol::AlertEvent};
 use leptos::prelude::*;
 
 /// Link to `/alerts` with the number of firing instances (hidden at zero).
@@ -35,20 +36,20 @@ struct Toast {
 
 /// The words of a toast for a transition.
 pub fn toast_text(event: &AlertEvent) -> String {
-    let what = match (event.from.as_str(), event.to.as_str()) {
-        (_, "firing") => "is firing",
-        ("firing" | "recovering", "ok") => "resolved",
-        (_, "no_data") => "has no data",
-        (_, "error") => "is in error",
-        (_, other) => other,
+    let what = match (event.from, event.to) {
+        (_, AlertState::Firing) => "is firing",
+        (from, AlertState::Ok) if from.is_firing() => "resolved",
+        (_, AlertState::NoData) => "has no data",
+        (_, AlertState::Error) => "is in error",
+        (_, other) => other.as_str(),
     };
     let value = event
         .value
         .map(|v| {
             format!(
                 " (value {}, threshold {})",
-                crate::units::format_number(v),
-                crate::units::format_number(event.threshold)
+                contract::units::format_number(v),
+                contract::units::format_number(event.threshold)
             )
         })
         .unwrap_or_default();
@@ -106,14 +107,14 @@ pub fn Toasts() -> impl IntoView {
             <For each=move || toasts.get() key=|t| t.id let(toast)>
                 {
                     let id = toast.id;
-                    let firing = toast.event.to == "firing";
+                    let firing = toast.event.to == AlertState::Firing;
                     let class = if firing {
                         "pointer-events-auto flex items-start gap-3 rounded-lg border border-red-300 bg-red-50 p-3 text-sm text-red-900 shadow-lg dark:border-red-800 dark:bg-red-950 dark:text-red-100"
                     } else {
                         "pointer-events-auto flex items-start gap-3 rounded-lg border border-emerald-300 bg-emerald-50 p-3 text-sm text-emerald-900 shadow-lg dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-100"
                     };
                     view! {
-                        <div class=class data-testid="toast" data-to=toast.event.to.clone()>
+                        <div class=class data-testid="toast" data-to=toast.event.to.as_str()>
                             <a href="/alerts" class="flex-1">{toast_text(&toast.event)}</a>
                             <button
                                 type="button"
@@ -140,8 +141,8 @@ mod tests {
         let event = AlertEvent {
             rule: "slow".into(),
             instance: "eu, /cart".into(),
-            from: "pending".into(),
-            to: "firing".into(),
+            from: AlertState::Pending,
+            to: AlertState::Firing,
             value: Some(512.0),
             threshold: 250.0,
             ..AlertEvent::default()
@@ -151,8 +152,8 @@ mod tests {
             "slow [eu, /cart] is firing (value 512, threshold 250)"
         );
         let resolved = AlertEvent {
-            from: "firing".into(),
-            to: "ok".into(),
+            from: AlertState::Firing,
+            to: AlertState::Ok,
             instance: "all".into(),
             value: None,
             ..event

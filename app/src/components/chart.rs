@@ -59,7 +59,7 @@ pub fn LineChart(
         <figure class="rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
             <figcaption class="mb-2 flex flex-wrap gap-3 text-sm text-slate-600 dark:text-slate-400">
                 <span class="font-medium text-slate-900 dark:text-slate-100">{label.clone()}</span>
-                <span>"max " {move || crate::units::format_number(max.get())}</span>
+                <span>"max " {move || contract::units::format_number(max.get())}</span>
                 {move || series.with(|all| all.iter().map(|(name, class, _)| view! {
                     <span class=*class>"— " {name.clone()}</span>
                 }).collect_view())}
@@ -78,7 +78,7 @@ pub fn LineChart(
 /// The value distribution as bars, one per bin; `bins` are (low, high, count).
 #[component]
 pub fn Distribution(
-    #[prop(into)] bins: Signal<Vec<crate::api::HistogramBin>>,
+    #[prop(into)] bins: Signal<Vec<contract::api::HistogramBin>>,
     #[prop(into)] label: String,
 ) -> impl IntoView {
     const W: f64 = 600.0;
@@ -93,8 +93,8 @@ pub fn Distribution(
                     let height = b.count as f64 / most * (H - 1.0);
                     let title = format!(
                         "{}–{}: {}",
-                        crate::units::format_number(b.low as f64),
-                        crate::units::format_number(b.high as f64),
+                        contract::units::format_number(b.low as f64),
+                        contract::units::format_number(b.high as f64),
                         b.count
                     );
                     view! {
@@ -111,8 +111,8 @@ pub fn Distribution(
     let axis = move || {
         bins.with(|bins| match (bins.first(), bins.last()) {
             (Some(first), Some(last)) => (
-                crate::units::format_number(first.low as f64),
-                crate::units::format_number(last.high as f64),
+                contract::units::format_number(first.low as f64),
+                contract::units::format_number(last.high as f64),
             ),
             _ => (String::new(), String::new()),
         })

@@ -1,9 +1,10 @@
-//! Shell pieces every page shares: the top navigation with the connection badge and the
-//! theme switch.
+//! Pieces pages share: the top navigation with the alert and connection badges and the theme
+//! switch, the toasts, charts, the range picker and form fields.
 
 mod alerts;
 mod badge;
 pub mod chart;
+pub mod form;
 pub mod range;
 mod theme;
 

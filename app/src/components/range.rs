@@ -2,7 +2,8 @@
 //! the URL (`?range=` or `?from=&to=`, through leptos_router query signals) so a view can be
 //! shared and reloaded; [`use_refresh`] ticks while a live range is shown.
 
-use crate::range::{PRESETS, TimeRange, format_utc_minute, parse_utc_minute};
+use crate::range::{PRESETS, TimeRange};
+use contract::date::{format_utc_minute, parse_utc_minute};
 use leptos::prelude::*;
 use leptos_router::hooks::query_signal;
 

@@ -1,14 +1,16 @@
 use super::{EmptyState, PageHeader};
 use crate::{
-    api::QueryResponse,
     components::{
         chart::Sparkline,
         range::{RangePicker, use_url_range},
     },
     fetch::{get_json, now_ms},
     live::use_topics,
-    protocol::{MetricCard, Topic},
     range::TimeRange,
+};
+use contract::{
+    api::QueryResponse,
+    protocol::{MetricCard, Topic},
     units::{format_bytes_per_s, format_lag_ms, format_number},
 };
 use leptos::prelude::*;
@@ -154,7 +156,11 @@ struct Figures {
 
 impl Figures {
     fn live(card: &MetricCard, window: usize) -> Self {
-        let w = card.windows.get(window).cloned().unwrap_or_default();
+        let w = card
+            .windows
+            .get(window)
+            .map(|w| w.summary)
+            .unwrap_or_default();
         Figures {
             rate_per_s: w.rate_per_s,
             mean: w.mean,
@@ -165,12 +171,17 @@ impl Figures {
     }
 
     fn stored(response: &QueryResponse) -> Self {
+        let range = &response.summary.summary;
         Figures {
-            rate_per_s: response.summary.rate_per_s,
-            mean: response.summary.mean,
-            p99: response.summary.p99,
+            rate_per_s: range.rate_per_s,
+            mean: range.mean,
+            p99: range.p99,
             p99_upper_bound: false,
-            sparkline: response.points.iter().map(|p| p.rate_per_s).collect(),
+            sparkline: response
+                .points
+                .iter()
+                .map(|p| p.summary.rate_per_s)
+                .collect(),
         }
     }
 }

@@ -5,17 +5,23 @@
 //! stream's recent records (`POST /api/v1/metrics/preview`) before anything is saved; a 422
 //! from preview, create or update is shown next to the field it names.
 
-use super::{FieldError, PageHeader, Refusal, TextField, refusal};
+use super::PageHeader;
 use crate::{
-    api::{FieldList, MetricInfo, PreviewResponse},
+    components::form::{FieldError, Refusal, SelectField, TextField, refusal},
     fetch::{Method, get_json, send_json},
     live::use_topics,
+};
+use contract::{
+    api::{FieldList, MetricInfo, PreviewResponse},
     protocol::Topic,
     units::format_number,
 };
 use leptos::{prelude::*, task::spawn_local};
 use leptos_meta::Title;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::{
+    NavigateOptions,
+    hooks::{use_navigate, use_params_map},
+};
 use serde_json::{Map, Value, json};
 
 /// The editor's inputs as typed, before they become a definition.
@@ -239,67 +245,18 @@ impl Form {
     }
 }
 
-/// A labelled choice among `options` (value, text).
-#[component]
-fn SelectField(
-    label: &'static str,
-    id: &'static str,
-    value: RwSignal<String>,
-    options: &'static [(&'static str, &'static str)],
-) -> impl IntoView {
-    view! {
-        <label for=id class="text-sm font-medium">{label}</label>
-        <select id=id class="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm dark:border-slate-700 dark:bg-slate-900"
-            prop:value=move || value.get()
-            on:change=move |ev| value.set(event_target_value(&ev))>
-            {options.iter().map(|(v, text)| view! { <option value=*v>{*text}</option> }).collect_view()}
-        </select>
-    }
-}
-
 /// `/metrics/new` and `/metrics/{name}/edit`.
 #[component]
 pub fn MetricEditor() -> impl IntoView {
-    let params = use_params_map();
-    let editing = params.with_untracked(|p| p.get("name"));
+    let editing = use_params_map().with_untracked(|p| p.get("name"));
     let live = use_topics(vec![Topic::Overview]);
     let form = Form::new(Draft::default());
     let refused = RwSignal::new(None::<Refusal>);
     let preview = RwSignal::new(None::<PreviewResponse>);
     let busy = RwSignal::new(false);
-    let confirm_delete = RwSignal::new(false);
-    let navigate = use_navigate();
-
-    // Editing: load the stored definition once.
-    let loaded = LocalResource::new({
-        let editing = editing.clone();
-        move || {
-            let url = editing.as_ref().map(|n| format!("/api/v1/metrics/{n}"));
-            async move {
-                match url {
-                    Some(url) => Some(get_json::<MetricInfo>(&url).await),
-                    None => None,
-                }
-            }
-        }
-    });
-    Effect::new(move |_| {
-        loaded.with(|l| {
-            if let Some(Some(result)) = l {
-                match result {
-                    Ok(info) => match &info.definition {
-                        Some(def) => form.load(Draft::from_json(def)),
-                        None => refused.set(Some(Refusal {
-                            field: "form".into(),
-                            message: "Built-in metrics have no definition to edit.".into(),
-                        })),
-                    },
-                    Err(e) => refused.set(Some(refusal(e))),
-                }
-            }
-        })
-    });
-
+    if let Some(name) = &editing {
+        load_definition(name.clone(), form, refused);
+    }
     let streams = Memo::new(move |_| {
         live.overview.with(|o| {
             o.as_ref()
@@ -307,9 +264,73 @@ pub fn MetricEditor() -> impl IntoView {
                 .unwrap_or_default()
         })
     });
-    // The chosen stream's discovered fields (only for streams the server reads).
+    let field_list = discovered_fields(form.stream, streams);
+    let actions = Actions {
+        editing: StoredValue::new(editing.clone()),
+        form,
+        refused,
+        busy,
+    };
+    let heading = if editing.is_some() {
+        "Edit metric"
+    } else {
+        "New metric"
+    };
+    let is_edit = editing.is_some();
+    let navigate = use_navigate();
+    view! {
+        <Title text=heading />
+        <PageHeader title=heading subtitle="Define what to measure in a stream's records; preview it on recent records before saving." />
+        <datalist id="stream-names">
+            {move || streams.get().into_iter().map(|s| view! { <option value=s></option> }).collect_view()}
+        </datalist>
+        <datalist id="field-paths">
+            {move || field_list.with(|f| f.as_ref().map(|f| f.fields.iter().map(|field| view! {
+                <option value=field.path.clone()>{field.kind.as_str()}</option>
+            }).collect_view()))}
+        </datalist>
+        <form class="flex flex-col gap-4" on:submit=move |ev| actions.save(ev, navigate.clone()) aria-label="Metric definition">
+            <FieldError key="form" refused />
+            <FieldError key="body" refused />
+            <RecordFields form refused is_edit />
+            <DimensionFields form refused />
+            <TimeAndHistogramFields form refused />
+            <DiscoveredFields fields=field_list />
+            <EditorButtons actions preview is_edit />
+        </form>
+        <PreviewTable preview />
+    }
+    .into_any()
+}
+
+/// Editing: fills the form with the stored definition of `name` once it arrives.
+fn load_definition(name: String, form: Form, refused: RwSignal<Option<Refusal>>) {
+    let loaded = LocalResource::new(move || {
+        let url = format!("/api/v1/metrics/{name}");
+        async move { get_json::<MetricInfo>(&url).await }
+    });
+    Effect::new(move |_| {
+        loaded.with(|l| match l {
+            None => {}
+            Some(Ok(info)) => match &info.definition {
+                Some(def) => form.load(Draft::from_json(def)),
+                None => refused.set(Some(Refusal::new(
+                    "form",
+                    "Built-in metrics have no definition to edit.",
+                ))),
+            },
+            Some(Err(e)) => refused.set(Some(refusal(e))),
+        })
+    });
+}
+
+/// The chosen stream's discovered fields (only for streams the server reads).
+fn discovered_fields(
+    stream: RwSignal<String>,
+    streams: Memo<Vec<String>>,
+) -> Memo<Option<FieldList>> {
     let fields = LocalResource::new(move || {
-        let stream = form.stream.get();
+        let stream = stream.get();
         let known = streams.with(|s| s.contains(&stream));
         async move {
             if known {
@@ -321,25 +342,41 @@ pub fn MetricEditor() -> impl IntoView {
             }
         }
     });
-    let field_list = Memo::new(move |_| fields.with(|f| f.clone().flatten()));
+    Memo::new(move |_| fields.with(|f| f.clone().flatten()))
+}
 
-    let body = move || match form.draft().to_json() {
-        Ok(body) => Some(body),
-        Err((field, message)) => {
-            refused.set(Some(Refusal {
-                field: field.into(),
-                message,
-            }));
-            None
+/// What the editor's buttons do: preview, save and delete the draft, reporting refusals at
+/// their fields.
+#[derive(Clone, Copy)]
+struct Actions {
+    /// The metric being edited (`None`: a new one).
+    editing: StoredValue<Option<String>>,
+    form: Form,
+    refused: RwSignal<Option<Refusal>>,
+    busy: RwSignal<bool>,
+}
+
+impl Actions {
+    /// The definition JSON, or `None` after showing what the browser already refuses.
+    fn body(&self) -> Option<serde_json::Value> {
+        match self.form.draft().to_json() {
+            Ok(body) => Some(body),
+            Err((field, message)) => {
+                self.refused.set(Some(Refusal::new(field, message)));
+                None
+            }
         }
-    };
-    let replaces = editing
-        .as_ref()
-        .map(|n| format!("?replaces={n}"))
-        .unwrap_or_default();
-    let run_preview = move |_| {
-        let Some(body) = body() else { return };
+    }
+
+    /// Runs the draft over the stream's recent records.
+    fn preview(&self, preview: RwSignal<Option<PreviewResponse>>) {
+        let Some(body) = self.body() else { return };
+        let replaces = self
+            .editing
+            .with_value(|e| e.as_ref().map(|n| format!("?replaces={n}")))
+            .unwrap_or_default();
         let url = format!("/api/v1/metrics/preview{replaces}");
+        let Actions { refused, busy, .. } = *self;
         busy.set(true);
         spawn_local(async move {
             match send_json::<_, PreviewResponse>(Method::Post, &url, Some(&body)).await {
@@ -354,127 +391,151 @@ pub fn MetricEditor() -> impl IntoView {
             }
             busy.set(false);
         });
-    };
-    let save = {
-        let editing = editing.clone();
-        let navigate = navigate.clone();
-        move |ev: leptos::ev::SubmitEvent| {
-            ev.prevent_default();
-            let Some(body) = body() else { return };
-            let name = form.name.get_untracked().trim().to_string();
-            let (method, url) = match &editing {
-                Some(current) => (Method::Put, format!("/api/v1/metrics/{current}")),
-                None => (Method::Post, "/api/v1/metrics".to_string()),
-            };
-            let navigate = navigate.clone();
-            busy.set(true);
-            spawn_local(async move {
-                match send_json::<_, MetricInfo>(method, &url, Some(&body)).await {
-                    Ok(_) => navigate(&format!("/metric/{name}"), Default::default()),
-                    Err(e) => refused.set(Some(refusal(&e))),
-                }
-                busy.set(false);
-            });
-        }
-    };
-    let delete = {
-        let editing = editing.clone();
-        move |_| {
-            let Some(name) = editing.clone() else { return };
-            if !confirm_delete.get_untracked() {
-                confirm_delete.set(true);
-                return;
-            }
-            let navigate = navigate.clone();
-            spawn_local(async move {
-                match send_json::<(), ()>(Method::Delete, &format!("/api/v1/metrics/{name}"), None)
-                    .await
-                {
-                    Ok(()) => navigate("/", Default::default()),
-                    Err(e) => refused.set(Some(refusal(&e))),
-                }
-            });
-        }
-    };
+    }
 
-    let heading = if editing.is_some() {
-        "Edit metric"
-    } else {
-        "New metric"
-    };
-    let fieldset = "grid grid-cols-1 gap-4 rounded-xl border border-slate-200 bg-white p-4 sm:grid-cols-2 dark:border-slate-800 dark:bg-slate-900";
-    let is_edit = editing.is_some();
+    /// Creates or replaces the metric, then shows its page.
+    fn save(
+        &self,
+        ev: leptos::ev::SubmitEvent,
+        navigate: impl Fn(&str, NavigateOptions) + 'static,
+    ) {
+        ev.prevent_default();
+        let Some(body) = self.body() else { return };
+        let name = self.form.name.get_untracked().trim().to_string();
+        let (method, url) = match self.editing.get_value() {
+            Some(current) => (Method::Put, format!("/api/v1/metrics/{current}")),
+            None => (Method::Post, "/api/v1/metrics".to_string()),
+        };
+        let Actions { refused, busy, .. } = *self;
+        busy.set(true);
+        spawn_local(async move {
+            match send_json::<_, MetricInfo>(method, &url, Some(&body)).await {
+                Ok(_) => navigate(&format!("/metric/{name}"), Default::default()),
+                Err(e) => refused.set(Some(refusal(&e))),
+            }
+            busy.set(false);
+        });
+    }
+
+    /// Deletes the edited metric on the second click (`confirm` holds the first), then shows
+    /// the dashboard.
+    fn delete(&self, confirm: RwSignal<bool>, navigate: impl Fn(&str, NavigateOptions) + 'static) {
+        let Some(name) = self.editing.get_value() else {
+            return;
+        };
+        if !confirm.get_untracked() {
+            confirm.set(true);
+            return;
+        }
+        let refused = self.refused;
+        spawn_local(async move {
+            match send_json::<(), ()>(Method::Delete, &format!("/api/v1/metrics/{name}"), None)
+                .await
+            {
+                Ok(()) => navigate("/", Default::default()),
+                Err(e) => refused.set(Some(refusal(&e))),
+            }
+        });
+    }
+}
+
+const FIELDSET: &str = "grid grid-cols-1 gap-4 rounded-xl border border-slate-200 bg-white p-4 sm:grid-cols-2 dark:border-slate-800 dark:bg-slate-900";
+
+const RECORD_FORMATS: &[(&str, &str)] = &[
+    ("json", "JSON"),
+    ("logfmt", "logfmt"),
+    ("regex", "Regular expression"),
+];
+const TIME_FORMATS: &[(&str, &str)] = &[
+    ("rfc3339", "RFC 3339"),
+    ("epoch_s", "Epoch seconds"),
+    ("epoch_ms", "Epoch milliseconds"),
+];
+
+/// Name, stream, record format, value, filter and unit.
+#[component]
+fn RecordFields(form: Form, refused: RwSignal<Option<Refusal>>, is_edit: bool) -> impl IntoView {
     view! {
-        <Title text=heading />
-        <PageHeader title=heading subtitle="Define what to measure in a stream's records; preview it on recent records before saving." />
-        <datalist id="stream-names">
-            {move || streams.get().into_iter().map(|s| view! { <option value=s></option> }).collect_view()}
-        </datalist>
-        <datalist id="field-paths">
-            {move || field_list.with(|f| f.as_ref().map(|f| f.fields.iter().map(|field| view! {
-                <option value=field.path.clone()>{field.kind.clone()}</option>
-            }).collect_view()))}
-        </datalist>
-        <form class="flex flex-col gap-4" on:submit=save aria-label="Metric definition">
-            <FieldError key="form" refused />
-            <FieldError key="body" refused />
-            {view! { <div class=fieldset>
-                <div class="flex flex-col gap-1">
-                    <label for="name" class="text-sm font-medium">"Name"</label>
-                    <input id="name" name="name" type="text" bind:value=form.name readonly=is_edit placeholder="request_latency"
-                        class="rounded-md border border-slate-300 bg-white px-2 py-1 font-mono text-sm read-only:bg-slate-100 dark:border-slate-700 dark:bg-slate-900 dark:read-only:bg-slate-800" />
-                    <FieldError key="name" refused />
-                </div>
-                <TextField label="Stream" key="stream" value=form.stream refused list="stream-names" placeholder="clickstream" />
-                <div class="flex flex-col gap-1">
-                    <SelectField label="Record format" id="format" value=form.format
-                        options=&[("json", "JSON"), ("logfmt", "logfmt"), ("regex", "Regular expression")] />
-                    <Show when=move || form.format.get() == "regex">
-                        <TextField label="Pattern (named captures)" key="format" id="regex" value=form.regex refused placeholder="(?P<ms>\\d+)ms" />
-                    </Show>
-                    <Show when=move || form.format.get() != "regex"><FieldError key="format" refused /></Show>
-                </div>
-                <TextField label="Value" key="value" value=form.value refused list="field-paths" placeholder="/latency_ms"
-                    help="JSON Pointer of the measured number; leave empty to count records." />
-                <TextField label="Filter" key="filter" value=form.filter refused placeholder="/status >= 500 and /region = \"eu\""
-                    help="Optional: only records that match are measured." />
-                <TextField label="Unit" key="unit" value=form.unit refused placeholder="ms" help="ms, s, bytes, count, percent or free text." />
-            </div> }.into_any()}
-            {view! { <fieldset class=fieldset>
-                <legend class="px-1 text-sm font-medium">"Dimensions (group by, up to 3)"</legend>
-                <TextField label="Dimension 1" key="dimension-1" id="dimension-1" value=form.dimensions[0] refused list="field-paths" placeholder="/region" />
-                <TextField label="Dimension 2" key="dimension-2" id="dimension-2" value=form.dimensions[1] refused list="field-paths" />
-                <TextField label="Dimension 3" key="dimension-3" id="dimension-3" value=form.dimensions[2] refused list="field-paths" />
-                <FieldError key="dimensions" refused />
-            </fieldset> }.into_any()}
-            {view! { <fieldset class=fieldset>
-                <legend class="px-1 text-sm font-medium">"Time and histogram"</legend>
-                <TextField label="Event time field" key="time" id="time-field" value=form.time_field refused list="field-paths"
-                    help="Leave empty to use the Kinesis arrival time." />
-                <div class="flex flex-col gap-1">
-                    <SelectField label="Event time format" id="time-format" value=form.time_format
-                        options=&[("rfc3339", "RFC 3339"), ("epoch_s", "Epoch seconds"), ("epoch_ms", "Epoch milliseconds")] />
-                </div>
-                <TextField label="Histogram lowest" key="histogram-lowest" id="hist-lowest" value=form.hist_lowest refused />
-                <TextField label="Histogram highest" key="histogram-highest" id="hist-highest" value=form.hist_highest refused />
-                <TextField label="Significant figures" key="histogram-figures" id="hist-figures" value=form.hist_figures refused help="0 to 5; 2 is about 1% precision." />
-                <FieldError key="histogram" refused />
-            </fieldset> }.into_any()}
-            <DiscoveredFields fields=field_list />
-            <div class="flex flex-wrap gap-2">
-                <button type="button" on:click=run_preview disabled=move || busy.get()
-                    class="rounded-md border border-sky-600 px-3 py-1.5 text-sm font-medium text-sky-700 hover:bg-sky-50 dark:text-sky-300 dark:hover:bg-slate-800">"Preview"</button>
-                <button type="submit" disabled=move || busy.get()
-                    class="rounded-md bg-sky-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-sky-700">"Save"</button>
-                <Show when=move || is_edit>
-                    <button type="button" on:click=delete.clone()
-                        class="ml-auto rounded-md border border-red-600 px-3 py-1.5 text-sm font-medium text-red-700 hover:bg-red-50 dark:text-red-400 dark:hover:bg-slate-800">
-                        {move || if confirm_delete.get() { "Confirm delete" } else { "Delete" }}
-                    </button>
-                </Show>
+        <div class=FIELDSET>
+            <div class="flex flex-col gap-1">
+                <label for="name" class="text-sm font-medium">"Name"</label>
+                <input id="name" name="name" type="text" bind:value=form.name readonly=is_edit placeholder="request_latency"
+                    class="rounded-md border border-slate-300 bg-white px-2 py-1 font-mono text-sm read-only:bg-slate-100 dark:border-slate-700 dark:bg-slate-900 dark:read-only:bg-slate-800" />
+                <FieldError key="name" refused />
             </div>
-        </form>
-        <PreviewTable preview />
+            <TextField label="Stream" key="stream" value=form.stream refused list="stream-names" placeholder="clickstream" />
+            <SelectField label="Record format" key="format" value=form.format options=RECORD_FORMATS>
+                <Show when=move || form.format.get() == "regex">
+                    <TextField label="Pattern (named captures)" key="format" id="regex" value=form.regex refused placeholder="(?P<ms>\\d+)ms" />
+                </Show>
+                <Show when=move || form.format.get() != "regex"><FieldError key="format" refused /></Show>
+            </SelectField>
+            <TextField label="Value" key="value" value=form.value refused list="field-paths" placeholder="/latency_ms"
+                help="JSON Pointer of the measured number; leave empty to count records." />
+            <TextField label="Filter" key="filter" value=form.filter refused placeholder="/status >= 500 and /region = \"eu\""
+                help="Optional: only records that match are measured." />
+            <TextField label="Unit" key="unit" value=form.unit refused placeholder="ms" help="ms, s, bytes, count, percent or free text." />
+        </div>
+    }
+    .into_any()
+}
+
+/// Up to three dimensions (field paths to group by).
+#[component]
+fn DimensionFields(form: Form, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
+    view! {
+        <fieldset class=FIELDSET>
+            <legend class="px-1 text-sm font-medium">"Dimensions (group by, up to 3)"</legend>
+            <TextField label="Dimension 1" key="dimension-1" id="dimension-1" value=form.dimensions[0] refused list="field-paths" placeholder="/region" />
+            <TextField label="Dimension 2" key="dimension-2" id="dimension-2" value=form.dimensions[1] refused list="field-paths" />
+            <TextField label="Dimension 3" key="dimension-3" id="dimension-3" value=form.dimensions[2] refused list="field-paths" />
+            <FieldError key="dimensions" refused />
+        </fieldset>
+    }
+    .into_any()
+}
+
+/// The event time field and format, and the histogram's bounds and precision.
+#[component]
+fn TimeAndHistogramFields(form: Form, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
+    view! {
+        <fieldset class=FIELDSET>
+            <legend class="px-1 text-sm font-medium">"Time and histogram"</legend>
+            <TextField label="Event time field" key="time" id="time-field" value=form.time_field refused list="field-paths"
+                help="Leave empty to use the Kinesis arrival time." />
+            <SelectField label="Event time format" key="time-format" value=form.time_format options=TIME_FORMATS />
+            <TextField label="Histogram lowest" key="histogram-lowest" id="hist-lowest" value=form.hist_lowest refused />
+            <TextField label="Histogram highest" key="histogram-highest" id="hist-highest" value=form.hist_highest refused />
+            <TextField label="Significant figures" key="histogram-figures" id="hist-figures" value=form.hist_figures refused help="0 to 5; 2 is about 1% precision." />
+            <FieldError key="histogram" refused />
+        </fieldset>
+    }
+    .into_any()
+}
+
+/// Preview, save and (when editing) delete.
+#[component]
+fn EditorButtons(
+    actions: Actions,
+    preview: RwSignal<Option<PreviewResponse>>,
+    is_edit: bool,
+) -> impl IntoView {
+    let busy = actions.busy;
+    let confirm_delete = RwSignal::new(false);
+    let navigate = use_navigate();
+    view! {
+        <div class="flex flex-wrap gap-2">
+            <button type="button" on:click=move |_| actions.preview(preview) disabled=move || busy.get()
+                class="rounded-md border border-sky-600 px-3 py-1.5 text-sm font-medium text-sky-700 hover:bg-sky-50 dark:text-sky-300 dark:hover:bg-slate-800">"Preview"</button>
+            <button type="submit" disabled=move || busy.get()
+                class="rounded-md bg-sky-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-sky-700">"Save"</button>
+            {is_edit.then(|| view! {
+                <button type="button" on:click=move |_| actions.delete(confirm_delete, navigate.clone())
+                    class="ml-auto rounded-md border border-red-600 px-3 py-1.5 text-sm font-medium text-red-700 hover:bg-red-50 dark:text-red-400 dark:hover:bg-slate-800">
+                    {move || if confirm_delete.get() { "Confirm delete" } else { "Delete" }}
+                </button>
+            })}
+        </div>
     }
     .into_any()
 }
@@ -541,7 +602,7 @@ fn PreviewTable(preview: RwSignal<Option<PreviewResponse>>) -> impl IntoView {
                                             <tr class="border-t border-slate-100 dark:border-slate-800">
                                                 <td class=format!("{cell} tabular-nums {class}")>{value}</td>
                                                 <td class=cell>{r.labels.join(", ")}</td>
-                                                <td class=format!("{cell} tabular-nums")>{r.event_ms.map(|ms| crate::range::format_utc_minute(ms).replace('T', " ") + &format!(":{:02}", (ms / 1000).rem_euclid(60))).unwrap_or_default()}</td>
+                                                <td class=format!("{cell} tabular-nums")>{r.event_ms.map(|ms| contract::date::format_utc_minute(ms).replace('T', " ") + &format!(":{:02}", (ms / 1000).rem_euclid(60))).unwrap_or_default()}</td>
                                                 <td class=format!("{cell} max-w-md truncate font-mono text-xs")>{r.excerpt.clone()}</td>
                                             </tr>
                                         }

@@ -1,14 +1,16 @@
 use super::{EmptyState, PageHeader};
 use crate::{
-    api::{MetricInfo, Point, QueryResponse},
     components::{
         chart::{Distribution, LineChart},
         range::{RangePicker, use_refresh, use_url_range},
     },
     fetch::{get_json, now_ms},
     live::use_topics,
-    protocol::{SeriesLive, Topic, WindowStats},
     range::TimeRange,
+};
+use contract::{
+    api::{MetricInfo, Point, QueryResponse},
+    protocol::{SeriesLive, Topic},
     units::{format_count, format_number},
 };
 use leptos::prelude::*;
@@ -40,19 +42,6 @@ pub fn align_points(
         }
     }
     slots
-}
-
-/// A stored range's summary in the shape of a live window, so the page heads with one type.
-fn as_window(point: &Point, window_s: i64) -> WindowStats {
-    WindowStats {
-        window_s,
-        count: point.count,
-        rate_per_s: point.rate_per_s,
-        mean: point.mean,
-        p50: point.p50,
-        p90: point.p90,
-        p99: point.p99,
-    }
 }
 
 /// `/metric/{name}`: the selected range's figures, rate and p50/p90/p99 charts, the value
@@ -97,17 +86,15 @@ pub fn MetricDetail() -> impl IntoView {
         })
     };
     let window_index = move || range.with(TimeRange::live_window_index);
+    // The page heads with one type: a live window's summary, or the stored range's.
     let summary = Memo::new(move |_| match window_index() {
         Some(i) => metric.with(|m| {
             m.as_ref()
                 .and_then(|m| m.card.as_ref())
                 .and_then(|c| c.windows.get(i))
-                .cloned()
+                .map(|w| w.summary)
         }),
-        None => stored.with(|s| {
-            s.as_ref()
-                .map(|r| as_window(&r.summary, (r.to_ms - r.from_ms) / 1000))
-        }),
+        None => stored.with(|s| s.as_ref().map(|r| r.summary.summary)),
     });
     let aligned = move |pick: fn(&Point) -> f64| {
         stored.with(|s| {
@@ -125,7 +112,7 @@ pub fn MetricDetail() -> impl IntoView {
         vec![(
             "rate/s".to_string(),
             "text-sky-500",
-            aligned(|p| p.rate_per_s),
+            aligned(|p| p.summary.rate_per_s),
         )]
     });
     let percentiles = Signal::derive(move || {
@@ -133,17 +120,17 @@ pub fn MetricDetail() -> impl IntoView {
             (
                 "p50".to_string(),
                 "text-emerald-500",
-                aligned(|p| p.p50.unwrap_or(0) as f64),
+                aligned(|p| p.summary.p50.unwrap_or(0) as f64),
             ),
             (
                 "p90".to_string(),
                 "text-amber-500",
-                aligned(|p| p.p90.unwrap_or(0) as f64),
+                aligned(|p| p.summary.p90.unwrap_or(0) as f64),
             ),
             (
                 "p99".to_string(),
                 "text-rose-500",
-                aligned(|p| p.p99.unwrap_or(0) as f64),
+                aligned(|p| p.summary.p99.unwrap_or(0) as f64),
             ),
         ]
     });
@@ -245,7 +232,7 @@ pub fn MetricDetail() -> impl IntoView {
 /// ranges, which the live socket does not carry per series).
 #[component]
 fn SeriesTable(
-    metric: Memo<Option<crate::protocol::MetricLive>>,
+    metric: Memo<Option<contract::protocol::MetricLive>>,
     range: Memo<TimeRange>,
 ) -> impl IntoView {
     let cell = "px-3 py-2 text-right tabular-nums";
@@ -265,7 +252,7 @@ fn SeriesTable(
                 {move || {
                     let window = range.with(TimeRange::live_window_index).unwrap_or(3);
                     metric.with(|m| m.as_ref().map(|m| {
-                        let stats = |s: &SeriesLive| s.windows.get(window).cloned().unwrap_or_default();
+                        let stats = |s: &SeriesLive| s.windows.get(window).map(|w| w.summary).unwrap_or_default();
                         let mut series = m.series.clone();
                         series.sort_by_key(|s| std::cmp::Reverse(stats(s).count));
                         series.truncate(20);
@@ -294,12 +281,15 @@ fn SeriesTable(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract::summary::Summary;
 
     fn point(start_ms: i64, count: u64) -> Point {
         Point {
             start_ms,
-            count,
-            ..Point::default()
+            summary: Summary {
+                count,
+                ..Summary::default()
+            },
         }
     }
 
@@ -308,7 +298,10 @@ mod tests {
         let points = [point(10_000, 1), point(13_000, 3)];
         let slots = align_points(&points, 10_500, 15_000, 1);
         assert_eq!(
-            slots.iter().map(|p| p.map(|p| p.count)).collect::<Vec<_>>(),
+            slots
+                .iter()
+                .map(|p| p.map(|p| p.summary.count))
+                .collect::<Vec<_>>(),
             vec![Some(1), None, None, Some(3), None]
         );
         // A point outside the range is left out.

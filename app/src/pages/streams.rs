@@ -1,6 +1,6 @@
 use super::{EmptyState, PageHeader};
-use crate::{
-    live::use_topics,
+use crate::live::use_topics;
+use contract::{
     protocol::Topic,
     units::{format_bytes_per_s, format_lag_ms, format_number},
 };
@@ -102,7 +102,7 @@ pub fn Streams() -> impl IntoView {
                                         <td class="px-3 py-2 font-mono text-xs">{shard.shard.clone()}
                                             {shard.hot.then(|| view! { <span class="ml-2 rounded bg-amber-200 px-1.5 py-0.5 font-sans text-xs font-medium text-amber-900 dark:bg-amber-800 dark:text-amber-100" title="Carries at least twice the stream's mean records/s">"hot"</span> })}
                                         </td>
-                                        <td class="px-3 py-2">{shard.state.replace('_', " ")}
+                                        <td class="px-3 py-2">{shard.state.as_str().replace('_', " ")}
                                             {shard.last_error.clone().map(|e| view! { <span class="ml-2 text-xs text-red-600 dark:text-red-400">{e}</span> })}
                                         </td>
                                         <td class=cell>{format_number(shard.records_per_s)}</td>

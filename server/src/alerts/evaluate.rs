@@ -2,29 +2,16 @@
 
 use super::{
     machine::Observation,
-    rule::{ALL_INSTANCE, Rule, Scope, Statistic, instance_name},
+    rule::{ALL_INSTANCE, Rule, instance_name},
 };
 use crate::engine::{core::MetricWindow, window::WindowSummary};
+use contract::{alert::SeriesScope, summary::Statistic};
 
 /// The rule's statistic in one window summary; `None` when the window is empty and the
 /// statistic is undefined there (mean, min, max, percentiles). Count, rate and sum of an
 /// empty window are 0.
-pub fn statistic(summary: &WindowSummary, statistic: Statistic) -> Option<f64> {
-    if summary.count == 0 && !statistic.is_additive() {
-        return None;
-    }
-    match statistic {
-        Statistic::Count => Some(summary.count as f64),
-        Statistic::Rate => Some(summary.rate_per_s),
-        Statistic::Sum => Some(summary.sum),
-        Statistic::Mean => summary.mean,
-        Statistic::Min => summary.min,
-        Statistic::Max => summary.max,
-        Statistic::P50 => summary.p50.map(|v| v as f64),
-        Statistic::P90 => summary.p90.map(|v| v as f64),
-        Statistic::P99 => summary.p99.map(|v| v as f64),
-        Statistic::P999 => summary.p999.map(|v| v as f64),
-    }
+pub fn statistic(window: &WindowSummary, statistic: Statistic) -> Option<f64> {
+    window.summary.statistic(statistic)
 }
 
 fn observe(summary: &WindowSummary, stat: Statistic) -> Observation {
@@ -51,30 +38,28 @@ pub fn observations(
             Observation::Error(format!("metric {:?} no longer exists", rule.spec.metric))
         };
         let mut names: Vec<String> = known.collect();
-        if names.is_empty() && rule.scope != Scope::Each {
-            names.push(scope_instance(&rule.scope));
+        if names.is_empty() && rule.spec.series != SeriesScope::Each {
+            names.push(scope_instance(&rule.spec.series));
         }
         return names.into_iter().map(|n| (n, seen.clone())).collect();
     };
-    match &rule.scope {
-        Scope::All => vec![(
-            ALL_INSTANCE.to_string(),
-            observe(&window.merged, rule.statistic),
-        )],
-        Scope::One(labels) => {
+    let stat = rule.spec.statistic;
+    match &rule.spec.series {
+        SeriesScope::All => vec![(ALL_INSTANCE.to_string(), observe(&window.merged, stat))],
+        SeriesScope::One(labels) => {
             let seen = window
                 .series
                 .iter()
                 .find(|(l, _)| l == labels)
-                .map(|(_, s)| observe(s, rule.statistic))
+                .map(|(_, s)| observe(s, stat))
                 .unwrap_or(Observation::NoData);
             vec![(instance_name(labels), seen)]
         }
-        Scope::Each => {
+        SeriesScope::Each => {
             let mut out: Vec<(String, Observation)> = window
                 .series
                 .iter()
-                .map(|(labels, s)| (instance_name(labels), observe(s, rule.statistic)))
+                .map(|(labels, s)| (instance_name(labels), observe(s, stat)))
                 .collect();
             for name in known {
                 if !out.iter().any(|(n, _)| *n == name) {
@@ -86,19 +71,19 @@ pub fn observations(
     }
 }
 
-fn scope_instance(scope: &Scope) -> String {
+fn scope_instance(scope: &SeriesScope) -> String {
     match scope {
-        Scope::One(labels) => instance_name(labels),
+        SeriesScope::One(labels) => instance_name(labels),
         _ => ALL_INSTANCE.to_string(),
     }
 }
 
 /// The instance names a scope can have right now (others are dropped from memory).
-pub fn belongs(scope: &Scope, instance: &str) -> bool {
+pub fn belongs(scope: &SeriesScope, instance: &str) -> bool {
     match scope {
-        Scope::All => instance == ALL_INSTANCE,
-        Scope::One(labels) => instance == instance_name(labels),
-        Scope::Each => true,
+        SeriesScope::All => instance == ALL_INSTANCE,
+        SeriesScope::One(labels) => instance == instance_name(labels),
+        SeriesScope::Each => true,
     }
 }
 
@@ -106,25 +91,28 @@ pub fn belongs(scope: &Scope, instance: &str) -> bool {
 mod tests {
     use super::*;
     use crate::alerts::rule::check;
-    use app::api::{AlertRuleSpec, SeriesScopeSpec};
+    use contract::api::AlertRuleSpec;
+    use contract::summary::Summary;
 
     fn summary(count: u64, mean: f64) -> WindowSummary {
         WindowSummary {
             window_s: 60,
-            count,
-            rate_per_s: count as f64 / 60.0,
-            sum: mean * count as f64,
-            min: (count > 0).then_some(mean),
-            max: (count > 0).then_some(mean),
-            mean: (count > 0).then_some(mean),
-            p50: (count > 0).then_some(mean as u64),
-            p90: None,
-            p99: None,
-            p999: None,
+            summary: Summary {
+                count,
+                rate_per_s: count as f64 / 60.0,
+                sum: mean * count as f64,
+                min: (count > 0).then_some(mean),
+                max: (count > 0).then_some(mean),
+                mean: (count > 0).then_some(mean),
+                p50: (count > 0).then_some(mean as u64),
+                p90: None,
+                p99: None,
+                p999: None,
+            },
         }
     }
 
-    fn rule(series: SeriesScopeSpec, statistic: &str) -> Rule {
+    fn rule(series: SeriesScope, statistic: &str) -> Rule {
         let spec: AlertRuleSpec = serde_json::from_value(serde_json::json!({
             "name": "r", "metric": "m", "statistic": statistic, "window": "1m",
             "comparison": ">", "threshold": 1.0, "series": series,
@@ -145,12 +133,12 @@ mod tests {
 
     #[test]
     fn scopes_pick_their_series() {
-        let all = rule(SeriesScopeSpec::Keyword("all".into()), "mean");
+        let all = rule(SeriesScope::All, "mean");
         assert_eq!(
             observations(&all, Some(&window()), true, std::iter::empty()),
             vec![("all".into(), Observation::Value(5.0))]
         );
-        let each = rule(SeriesScopeSpec::Keyword("each".into()), "mean");
+        let each = rule(SeriesScope::Each, "mean");
         let seen = observations(
             &each,
             Some(&window()),
@@ -165,7 +153,7 @@ mod tests {
                 ("asia".into(), Observation::NoData),
             ]
         );
-        let one = rule(SeriesScopeSpec::One(vec!["us".into()]), "count");
+        let one = rule(SeriesScope::One(vec!["us".into()]), "count");
         assert_eq!(
             observations(&one, Some(&window()), true, std::iter::empty()),
             vec![("us".into(), Observation::Value(0.0))]
@@ -174,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_deleted_metric_is_an_error_and_a_quiet_one_no_data() {
-        let all = rule(SeriesScopeSpec::Keyword("all".into()), "mean");
+        let all = rule(SeriesScope::All, "mean");
         let seen = observations(&all, None, false, std::iter::empty());
         assert!(matches!(&seen[0].1, Observation::Error(m) if m.contains("no longer exists")));
         let seen = observations(&all, None, true, std::iter::empty());

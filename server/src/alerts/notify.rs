@@ -1,6 +1,6 @@
 //! Delivery of one notification payload to one external target.
 
-use app::api::AlertTarget;
+use contract::api::AlertTarget;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use std::time::Duration;

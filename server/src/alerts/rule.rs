@@ -1,9 +1,12 @@
-//! Alert rules: the API's [`AlertRuleSpec`] checked into a typed [`Rule`]. Pure: no I/O; the
-//! caller says which metrics exist.
+//! Alert rules: a request body read into the API's [`AlertRuleSpec`] ([`parse_spec`]), then
+//! checked into a typed [`Rule`] ([`check`]). Pure: no I/O; the caller says which metrics exist.
+//! The closed sets (statistic, comparison, no-data policy, severity, ...) are the contract's
+//! enums, so reading the body already refuses a value outside them, naming the field.
 
-use super::machine::{Comparison, NoDataPolicy, Params};
-use app::{
-    api::{AlertRuleSpec, AlertTarget, SeriesScopeSpec},
+use super::machine::Params;
+use contract::{
+    alert::{NotifyOn, SeriesScope, Severity},
+    api::{AlertRuleSpec, AlertTarget},
     units::{format_duration, parse_duration},
 };
 use std::time::Duration;
@@ -23,62 +26,38 @@ fn refuse(field: &'static str, message: impl Into<String>) -> RuleError {
     }
 }
 
-/// The statistic of a window a rule compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Statistic {
-    Count,
-    Rate,
-    Sum,
-    Mean,
-    Min,
-    Max,
-    P50,
-    P90,
-    P99,
-    P999,
-}
+/// The fields of [`AlertRuleSpec`] that hold a closed set: a value outside it is refused while
+/// the body is read, at that field.
+const CLOSED_SET_FIELDS: [&str; 6] = [
+    "series",
+    "statistic",
+    "comparison",
+    "no_data",
+    "notify_on",
+    "severity",
+];
 
-impl Statistic {
-    pub const ALL: [(&'static str, Statistic); 10] = [
-        ("count", Statistic::Count),
-        ("rate", Statistic::Rate),
-        ("sum", Statistic::Sum),
-        ("mean", Statistic::Mean),
-        ("min", Statistic::Min),
-        ("max", Statistic::Max),
-        ("p50", Statistic::P50),
-        ("p90", Statistic::P90),
-        ("p99", Statistic::P99),
-        ("p99.9", Statistic::P999),
-    ];
-
-    pub fn parse(text: &str) -> Option<Self> {
-        let text = match text {
-            "rate/s" => "rate",
-            "p999" => "p99.9",
-            other => other,
+/// Reads a request body into a spec. A bad value of a closed set is refused at its field with
+/// the contract's message (what is accepted); any other shape error is refused at `body`.
+pub fn parse_spec(body: serde_json::Value) -> Result<AlertRuleSpec, RuleError> {
+    serde_path_to_error::deserialize(body).map_err(|error| {
+        let field = match error.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => {
+                CLOSED_SET_FIELDS.into_iter().find(|f| *f == key.as_str())
+            }
+            _ => None,
         };
-        Self::ALL.iter().find(|(n, _)| *n == text).map(|(_, s)| *s)
-    }
-
-    /// Count, rate and sum of an empty window are zero; the others are undefined (no data).
-    pub fn is_additive(self) -> bool {
-        matches!(self, Statistic::Count | Statistic::Rate | Statistic::Sum)
-    }
+        match field {
+            Some(field) => refuse(field, error.inner().to_string()),
+            None => refuse(
+                "body",
+                format!("Failed to deserialize the JSON body into the target type: {error}"),
+            ),
+        }
+    })
 }
 
-/// Which series of the metric a rule watches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// All series merged into one instance (histograms merged exactly).
-    All,
-    /// One instance per series.
-    Each,
-    /// One series, by its labels.
-    One(Vec<String>),
-}
-
-/// Instance name of [`Scope::All`].
+/// Instance name of [`SeriesScope::All`].
 pub const ALL_INSTANCE: &str = "all";
 
 /// Instance name of a series.
@@ -90,19 +69,14 @@ pub fn instance_name(labels: &[String]) -> String {
     }
 }
 
-/// Severity of a rule (shown and sent; it changes nothing in evaluation).
-pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
-
 /// A checked rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub id: i64,
     pub spec: AlertRuleSpec,
-    pub scope: Scope,
-    pub statistic: Statistic,
     pub window_s: i64,
     pub params: Params,
-    pub severity: &'static str,
+    pub severity: Severity,
     pub notify_no_data: bool,
     pub notify_error: bool,
     pub silenced_until_ms: Option<i64>,
@@ -157,30 +131,11 @@ pub fn check(
             format!("unknown metric {:?}; see GET /api/v1/metrics", spec.metric),
         ));
     }
-    let scope = match &spec.series {
-        SeriesScopeSpec::Keyword(k) if k == "all" => Scope::All,
-        SeriesScopeSpec::Keyword(k) if k == "each" => Scope::Each,
-        SeriesScopeSpec::Keyword(k) => {
-            return Err(refuse(
-                "series",
-                format!("{k:?} is not a scope: use \"all\", \"each\" or a list of labels"),
-            ));
-        }
-        SeriesScopeSpec::One(labels) if labels.is_empty() || labels.len() > 3 => {
-            return Err(refuse("series", "one series has 1 to 3 labels"));
-        }
-        SeriesScopeSpec::One(labels) => Scope::One(labels.clone()),
-    };
-    let statistic = Statistic::parse(&spec.statistic).ok_or_else(|| {
-        refuse(
-            "statistic",
-            format!(
-                "{:?} is not a statistic; use one of {}",
-                spec.statistic,
-                Statistic::ALL.map(|(n, _)| n).join(", ")
-            ),
-        )
-    })?;
+    if let SeriesScope::One(labels) = &spec.series
+        && (labels.is_empty() || labels.len() > 3)
+    {
+        return Err(refuse("series", "one series has 1 to 3 labels"));
+    }
     let window = parse_duration(spec.window.trim()).map_err(|e| refuse("window", e))?;
     let window_s = window.as_secs() as i64;
     let valid_window = window.subsec_nanos() == 0
@@ -195,15 +150,7 @@ pub fn check(
             ),
         ));
     }
-    let comparison = Comparison::parse(&spec.comparison).ok_or_else(|| {
-        refuse(
-            "comparison",
-            format!(
-                "{:?} is not a comparison; use >, >=, < or <=",
-                spec.comparison
-            ),
-        )
-    })?;
+    let comparison = spec.comparison;
     if !spec.threshold.is_finite() {
         return Err(refuse("threshold", "must be a finite number"));
     }
@@ -213,12 +160,13 @@ pub fn check(
             return Err(refuse("recovery_threshold", "must be a finite number"));
         }
         Some(r) => {
-            let wrong_side = match comparison {
-                Comparison::Gt | Comparison::Ge => r > spec.threshold,
-                Comparison::Lt | Comparison::Le => r < spec.threshold,
+            let wrong_side = if comparison.is_upward() {
+                r > spec.threshold
+            } else {
+                r < spec.threshold
             };
             if wrong_side {
-                let side = if matches!(comparison, Comparison::Gt | Comparison::Ge) {
+                let side = if comparison.is_upward() {
                     "at or below"
                 } else {
                     "at or above"
@@ -245,38 +193,8 @@ pub fn check(
     if no_data_after.is_zero() {
         return Err(refuse("no_data_after", "must be longer than 0s"));
     }
-    let no_data = match spec.no_data.as_deref() {
-        None => NoDataPolicy::NoData,
-        Some(text) => NoDataPolicy::parse(text).ok_or_else(|| {
-            refuse(
-                "no_data",
-                format!("{text:?} is not a policy; use ok, alerting, no_data or keep_last"),
-            )
-        })?,
-    };
-    let mut notify_no_data = false;
-    let mut notify_error = false;
-    for state in &spec.notify_on {
-        match state.as_str() {
-            "no_data" => notify_no_data = true,
-            "error" => notify_error = true,
-            other => {
-                return Err(refuse(
-                    "notify_on",
-                    format!(
-                        "{other:?}: only no_data and error can be added (firing and resolved always notify)"
-                    ),
-                ));
-            }
-        }
-    }
-    let severity = match spec.severity.as_deref() {
-        None => "warning",
-        Some(s) => SEVERITIES
-            .into_iter()
-            .find(|v| *v == s)
-            .ok_or_else(|| refuse("severity", format!("{s:?}: use info, warning or critical")))?,
-    };
+    let notify_no_data = spec.notify_on.contains(&NotifyOn::NoData);
+    let notify_error = spec.notify_on.contains(&NotifyOn::Error);
     if let Some(url) = &spec.runbook_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
@@ -322,8 +240,6 @@ pub fn check(
     spec.window = format_duration(window);
     Ok(Rule {
         id,
-        scope,
-        statistic,
         window_s,
         params: Params {
             comparison,
@@ -331,10 +247,10 @@ pub fn check(
             recovery_threshold: recovery,
             for_ms: for_.as_millis() as i64,
             keep_firing_for_ms: keep.as_millis() as i64,
-            no_data,
+            no_data: spec.no_data.unwrap_or_default(),
             no_data_after_ms: no_data_after.as_millis() as i64,
         },
-        severity,
+        severity: spec.severity.unwrap_or_default(),
         notify_no_data,
         notify_error,
         silenced_until_ms,
@@ -383,26 +299,47 @@ impl Rule {
 mod tests {
     use super::*;
 
-    fn spec() -> AlertRuleSpec {
-        serde_json::from_value(serde_json::json!({
+    use contract::{
+        alert::{Comparison, NoDataPolicy},
+        summary::Statistic,
+    };
+    use serde_json::{Value, json};
+
+    fn body() -> Value {
+        json!({
             "name": "slow checkout",
             "metric": "latency",
             "statistic": "p99",
             "window": "5m",
             "comparison": ">",
             "threshold": 250.0,
-        }))
-        .unwrap()
+        })
+    }
+
+    fn spec() -> AlertRuleSpec {
+        parse_spec(body()).unwrap()
     }
 
     fn field_of(spec: &AlertRuleSpec) -> &'static str {
         check(1, spec, |m| m == "latency").unwrap_err().field
     }
 
+    /// The field a body with `patch` applied is refused at, reading it or checking it.
+    fn refused_at(patch: Value) -> &'static str {
+        let mut body = body();
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        match parse_spec(body) {
+            Err(e) => e.field,
+            Ok(spec) => field_of(&spec),
+        }
+    }
+
     #[test]
     fn a_minimal_rule_gets_defaults() {
         let rule = check(1, &spec(), |m| m == "latency").unwrap();
-        assert_eq!(rule.scope, Scope::All);
+        assert_eq!(rule.spec.series, SeriesScope::All);
         assert_eq!(rule.window_s, 300);
         assert_eq!(rule.params.recovery_threshold, 250.0);
         assert_eq!(rule.params.no_data, NoDataPolicy::NoData);
@@ -415,17 +352,13 @@ mod tests {
         let mut s = spec();
         s.metric = "nope".into();
         assert_eq!(field_of(&s), "metric");
-        let mut s = spec();
-        s.statistic = "p42".into();
-        assert_eq!(field_of(&s), "statistic");
+        assert_eq!(refused_at(json!({"statistic": "p42"})), "statistic");
         for w in ["90s", "61m", "0s", "1.5s", "soon"] {
             let mut s = spec();
             s.window = w.into();
             assert_eq!(field_of(&s), "window", "{w}");
         }
-        let mut s = spec();
-        s.comparison = "=>".into();
-        assert_eq!(field_of(&s), "comparison");
+        assert_eq!(refused_at(json!({"comparison": "=>"})), "comparison");
         let mut s = spec();
         s.recovery_threshold = Some(300.0);
         let e = check(1, &s, |_| true).unwrap_err();
@@ -437,12 +370,10 @@ mod tests {
         let mut s = spec();
         s.keep_firing_for = Some("forever".into());
         assert_eq!(field_of(&s), "keep_firing_for");
-        let mut s = spec();
-        s.no_data = Some("maybe".into());
-        assert_eq!(field_of(&s), "no_data");
-        let mut s = spec();
-        s.series = SeriesScopeSpec::Keyword("some".into());
-        assert_eq!(field_of(&s), "series");
+        assert_eq!(refused_at(json!({"no_data": "maybe"})), "no_data");
+        assert_eq!(refused_at(json!({"series": "some"})), "series");
+        assert_eq!(refused_at(json!({"series": []})), "series");
+        assert_eq!(refused_at(json!({"notify_on": ["firing"]})), "notify_on");
         let mut s = spec();
         s.targets = vec![AlertTarget::Webhook {
             url: "ftp://x".into(),
@@ -451,9 +382,36 @@ mod tests {
         let mut s = spec();
         s.silenced_until = Some("tomorrow".into());
         assert_eq!(field_of(&s), "silenced_until");
-        let mut s = spec();
-        s.severity = Some("panic".into());
-        assert_eq!(field_of(&s), "severity");
+        assert_eq!(refused_at(json!({"severity": "panic"})), "severity");
+    }
+
+    #[test]
+    fn reading_a_body_keeps_the_messages_and_names_the_rest_body() {
+        let mut b = body();
+        b["statistic"] = json!("p42");
+        let e = parse_spec(b).unwrap_err();
+        assert_eq!(
+            e.message,
+            "\"p42\" is not a statistic; use one of count, rate, sum, mean, min, max, p50, p90, p99, p99.9"
+        );
+        let mut b = body();
+        b["comparison"] = json!("==");
+        assert_eq!(
+            parse_spec(b).unwrap_err().message,
+            "\"==\" is not a comparison; use >, >=, < or <="
+        );
+        let mut b = body();
+        b["threshold"] = json!("high");
+        assert_eq!(parse_spec(b).unwrap_err().field, "body");
+        let mut b = body();
+        b["colour"] = json!("red");
+        assert_eq!(parse_spec(b).unwrap_err().field, "body");
+        let mut b = body();
+        b["no_data"] = json!("keep_last");
+        b["statistic"] = json!("rate/s");
+        let rule = check(1, &parse_spec(b).unwrap(), |_| true).unwrap();
+        assert_eq!(rule.params.no_data, NoDataPolicy::KeepLast);
+        assert_eq!(rule.spec.statistic, Statistic::Rate);
     }
 
     #[test]
@@ -461,7 +419,7 @@ mod tests {
         let mut s = spec();
         s.recovery_threshold = Some(200.0);
         assert!(check(1, &s, |_| true).is_ok());
-        s.comparison = "<".into();
+        s.comparison = Comparison::Lt;
         assert_eq!(
             check(1, &s, |_| true).unwrap_err().field,
             "recovery_threshold"

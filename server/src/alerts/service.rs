@@ -3,7 +3,7 @@
 
 use super::{
     evaluate::{belongs, observations},
-    machine::{AlertState, Instance, Transition},
+    machine::{Instance, Transition},
     notify::{Notifier, retry_delay},
     rule::{Rule, check, format_rfc3339_ms},
 };
@@ -15,7 +15,8 @@ use crate::{
         alerts::{NewTransition, RuleRow},
     },
 };
-use app::{
+use contract::{
+    alert::{AlertState, NotificationStatus},
     api::{AlertRuleSpec, AlertTarget},
     protocol::{
         AlertEvent, AlertInstanceLive, AlertRuleLive, AlertsLive, LivePayload, RECENT_ALERT_EVENTS,
@@ -218,7 +219,7 @@ impl Evaluator {
         let stored = self.database.alert_instances().await?;
         let mut instances = HashMap::new();
         for row in stored {
-            let Some(state) = AlertState::parse(&row.state) else {
+            let Some(state) = AlertState::from_name(&row.state) else {
                 continue;
             };
             let key = (row.rule_id, row.instance);
@@ -279,7 +280,7 @@ impl Evaluator {
                 .map(|(_, name)| name.clone())
                 .collect();
             for name in &known {
-                if !belongs(&rule.scope, name) {
+                if !belongs(&rule.spec.series, name) {
                     forgotten.push((rule.id, name.clone()));
                 }
             }
@@ -288,7 +289,7 @@ impl Evaluator {
                 rule,
                 window.as_ref(),
                 active,
-                known.into_iter().filter(|n| belongs(&rule.scope, n)),
+                known.into_iter().filter(|n| belongs(&rule.spec.series, n)),
             );
             for (name, observation) in seen {
                 let key = (rule.id, name);
@@ -346,7 +347,7 @@ impl Evaluator {
                 .or_default()
                 .push(AlertInstanceLive {
                     instance: name.clone(),
-                    state: instance.state.as_str().to_string(),
+                    state: instance.state,
                     since_ms: instance.since_ms,
                     value: instance.value,
                     error: instance.error.clone(),
@@ -359,20 +360,17 @@ impl Evaluator {
                 let mut instances = by_rule.remove(&rule.id).unwrap_or_default();
                 instances.sort_by(|a, b| a.instance.cmp(&b.instance));
                 if rule.spec.enabled {
-                    firing += instances
-                        .iter()
-                        .filter(|i| AlertState::parse(&i.state).is_some_and(AlertState::is_firing))
-                        .count();
+                    firing += instances.iter().filter(|i| i.state.is_firing()).count();
                 }
                 AlertRuleLive {
                     id: rule.id,
                     name: rule.spec.name.clone(),
                     metric: rule.spec.metric.clone(),
-                    statistic: rule.spec.statistic.clone(),
+                    statistic: rule.spec.statistic,
                     window: rule.spec.window.clone(),
-                    comparison: rule.spec.comparison.clone(),
+                    comparison: rule.spec.comparison,
                     threshold: rule.spec.threshold,
-                    severity: rule.severity.to_string(),
+                    severity: rule.severity,
                     enabled: rule.spec.enabled,
                     silenced_until_ms: rule.silenced_until_ms.filter(|&u| u > now),
                     instances,
@@ -408,11 +406,11 @@ fn transition_record(
     let notifies = transition.notifies(rule.notify_no_data, rule.notify_error);
     let silenced = rule.silenced_at(now);
     let notification = match (notifies, silenced) {
-        (false, _) => "none",
-        (true, true) => "silenced",
-        (true, false) => "sent",
+        (false, _) => NotificationStatus::None,
+        (true, true) => NotificationStatus::Silenced,
+        (true, false) => NotificationStatus::Sent,
     };
-    let targets = if notification == "sent" {
+    let targets = if notification == NotificationStatus::Sent {
         rule.spec
             .targets
             .iter()
@@ -428,14 +426,14 @@ fn transition_record(
         rule: rule.spec.name.clone(),
         metric: rule.spec.metric.clone(),
         instance: instance_name.to_string(),
-        from: transition.from.as_str().to_string(),
-        to: transition.to.as_str().to_string(),
+        from: transition.from,
+        to: transition.to,
         value: transition.value,
         threshold: rule.params.threshold,
         at_ms: transition.at_ms,
-        severity: rule.severity.to_string(),
-        notification: notification.to_string(),
-        in_app: notification == "sent" && rule.in_app(),
+        severity: rule.severity,
+        notification,
+        in_app: notification == NotificationStatus::Sent && rule.in_app(),
     };
     let payload = serde_json::json!({
         "rule_id": rule.id,

@@ -88,7 +88,7 @@ pub struct AnyDuration(pub std::time::Duration);
 impl<'de> Deserialize<'de> for AnyDuration {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        app::units::parse_duration(&text)
+        contract::units::parse_duration(&text)
             .map(AnyDuration)
             .map_err(serde::de::Error::custom)
     }

@@ -10,8 +10,8 @@ mod produce;
 mod streams;
 
 use crate::kinesis::client::KinesisTarget;
-use app::units::{format_duration, parse_duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use contract::units::{format_duration, parse_duration};
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use streamboard_endpoint::{
     DEFAULT_ENDPOINT_LISTEN, DEFAULT_ITERATOR_TTL, DEFAULT_SHARD_LIMIT, EndpointConfig,

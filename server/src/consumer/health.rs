@@ -8,44 +8,8 @@ use crate::{
 };
 use std::{collections::BTreeMap, time::Duration};
 
-/// A shard reader's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ShardState {
-    /// Known, not yet planned.
-    Pending,
-    /// A reader is polling it.
-    Reading,
-    /// Waits until its parent shards have been read to their end.
-    WaitingForParent,
-    /// Read to its end (or nothing to read); never read again.
-    Finished,
-    /// Retrying after a throttle or a failure.
-    BackingOff,
-    /// Stopped on an error it cannot recover from (see `last_error`).
-    Failed,
-}
-
-impl ShardState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Reading => "reading",
-            Self::WaitingForParent => "waiting_for_parent",
-            Self::Finished => "finished",
-            Self::BackingOff => "backing_off",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub const ALL: [ShardState; 6] = [
-        Self::Pending,
-        Self::Reading,
-        Self::WaitingForParent,
-        Self::Finished,
-        Self::BackingOff,
-        Self::Failed,
-    ];
-}
+/// A shard reader's state: the contract's, as the streams page shows it.
+pub use contract::protocol::ShardState;
 
 /// One shard's figures.
 #[derive(Debug, Clone, PartialEq)]

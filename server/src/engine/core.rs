@@ -603,7 +603,7 @@ mod tests {
             .iter()
             .find(|s| s.metric == MetricKey::Defined(1) && s.labels[0] == "eu")
             .expect("eu series");
-        assert_eq!(eu.windows[0].count, 2);
+        assert_eq!(eu.windows[0].summary.count, 2);
     }
 
     #[test]
@@ -634,7 +634,7 @@ mod tests {
         assert_eq!(d[0].stats.count, values.len() as u64);
         // The windows saw the same counts.
         let w = e.window(T0, "v", 60).expect("metric");
-        assert_eq!(w.merged.p99, Some(want.value_at_quantile(0.99)));
+        assert_eq!(w.merged.summary.p99, Some(want.value_at_quantile(0.99)));
     }
 
     #[test]
@@ -875,7 +875,7 @@ mod tests {
             .iter()
             .find(|s| s.metric == MetricKey::Defined(1))
             .expect("series");
-        assert_eq!(eu.windows[0].count, 2);
+        assert_eq!(eu.windows[0].summary.count, 2);
     }
 
     #[test]
@@ -919,9 +919,9 @@ mod tests {
         );
         // Before any flush: the 1-min and 1-h windows see it, and its rate covers 1 s of life.
         let w = eu(&e, T0);
-        assert_eq!((w[0].count, w[3].count), (1, 1));
-        assert_eq!(w[0].rate_per_s, 1.0);
-        assert_eq!(w[0].p50, Some(10));
+        assert_eq!((w[0].summary.count, w[3].summary.count), (1, 1));
+        assert_eq!(w[0].summary.rate_per_s, 1.0);
+        assert_eq!(w[0].summary.p50, Some(10));
         let flush = e.take_flush();
         e.ingest(
             &batch(
@@ -932,22 +932,25 @@ mod tests {
             T0 + 1000,
         );
         let w = eu(&e, T0 + 1000);
-        assert_eq!(w[0].count, 2, "one flushed + one pending, each once");
-        assert_eq!(w[0].max, Some(30.0));
+        assert_eq!(
+            w[0].summary.count, 2,
+            "one flushed + one pending, each once"
+        );
+        assert_eq!(w[0].summary.max, Some(30.0));
         // A failed flush put back is already in the windows: not counted twice.
         e.restore(flush);
-        assert_eq!(eu(&e, T0 + 1000)[0].count, 2);
+        assert_eq!(eu(&e, T0 + 1000)[0].summary.count, 2);
         // The engine's merged window for alerts sees the pending record too.
         let merged = e
             .window(T0 + 1000, "request_latency", 60)
             .expect("metric")
             .merged;
-        assert_eq!(merged.count, 2);
+        assert_eq!(merged.summary.count, 2);
         e.take_flush();
-        assert_eq!(eu(&e, T0 + 1000)[0].count, 2);
+        assert_eq!(eu(&e, T0 + 1000)[0].summary.count, 2);
         // Out of the 1-minute window 61 s later, still in the 1-hour one.
         let w = eu(&e, T0 + 61_000);
-        assert_eq!((w[0].count, w[3].count), (0, 2));
+        assert_eq!((w[0].summary.count, w[3].summary.count), (0, 2));
     }
 
     #[test]
@@ -1007,6 +1010,7 @@ mod tests {
             e.window(at(s0 + 6, 0), "request_latency", 60)
                 .expect("metric")
                 .merged
+                .summary
                 .count
         };
         assert_eq!(live(&e), 5);

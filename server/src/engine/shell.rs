@@ -629,7 +629,7 @@ mod tests {
                         kind: Builtin::Records,
                     }
             })
-            .map(|w| w.windows[0].count)
+            .map(|w| w.windows[0].summary.count)
             .sum()
     }
 

@@ -17,25 +17,17 @@ use crate::metric::{
     histogram::{self, Layout},
     stats::{Bucket, Stats},
 };
+use contract::summary::Summary;
 use hdrhistogram::Histogram;
 
 /// Window lengths, in seconds.
 pub const WINDOWS_S: [i64; 4] = [60, 300, 900, 3600];
 
-/// Summary of one window.
+/// Summary of one window: its length and the contract's aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct WindowSummary {
     pub window_s: i64,
-    pub count: u64,
-    pub rate_per_s: f64,
-    pub sum: f64,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub mean: Option<f64>,
-    pub p50: Option<u64>,
-    pub p90: Option<u64>,
-    pub p99: Option<u64>,
-    pub p999: Option<u64>,
+    pub summary: Summary,
 }
 
 /// One period (a second or a minute) of a ring: its stats, and its histogram counts in the
@@ -335,21 +327,17 @@ impl WindowSummary {
 
     /// The summary of accumulated `stats` and `hist` over a window covering `covered_s` seconds.
     pub fn of(window_s: i64, covered_s: i64, stats: &Stats, hist: &Histogram<u64>) -> Self {
-        let some = stats.count > 0;
-        let hist_some = !hist.is_empty();
-        let q = |q: f64| hist_some.then(|| hist.value_at_quantile(q));
+        let hist = (!hist.is_empty()).then_some(hist);
         WindowSummary {
             window_s,
-            count: stats.count,
-            rate_per_s: stats.count as f64 / covered_s.max(1) as f64,
-            sum: stats.sum,
-            min: some.then_some(stats.min),
-            max: some.then_some(stats.max),
-            mean: some.then(|| stats.sum / stats.count as f64),
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p999: q(0.999),
+            summary: Summary::new(
+                stats.count,
+                stats.sum,
+                stats.min,
+                stats.max,
+                covered_s,
+                Summary::QUANTILES.map(|q| hist.map(|h| h.value_at_quantile(q))),
+            ),
         }
     }
 }
@@ -368,14 +356,14 @@ mod tests {
         }
         let now = 1119;
         let m = w.summary(now, 60, &mut scratch);
-        assert_eq!(m.count, 60);
-        assert_eq!(m.min, Some(61.0));
-        assert_eq!(m.max, Some(120.0));
-        assert_eq!(m.rate_per_s, 1.0);
+        assert_eq!(m.summary.count, 60);
+        assert_eq!(m.summary.min, Some(61.0));
+        assert_eq!(m.summary.max, Some(120.0));
+        assert_eq!(m.summary.rate_per_s, 1.0);
         // Later, nothing new: the window empties as time passes.
         let later = w.summary(now + 61, 60, &mut scratch);
-        assert_eq!(later.count, 0);
-        assert_eq!(later.p50, None);
+        assert_eq!(later.summary.count, 0);
+        assert_eq!(later.summary.p50, None);
     }
 
     #[test]
@@ -387,12 +375,18 @@ mod tests {
             w.add(5_000 + s, &bucket(&[1; 10]));
         }
         let now = 5_009;
-        assert_eq!(w.summary(now, 60, &mut scratch).rate_per_s, 10.0);
-        assert_eq!(w.summary(now, 300, &mut scratch).rate_per_s, 10.0);
+        assert_eq!(w.summary(now, 60, &mut scratch).summary.rate_per_s, 10.0);
+        assert_eq!(w.summary(now, 300, &mut scratch).summary.rate_per_s, 10.0);
         // Once the series is older than the window, the full window divides.
-        assert_eq!(w.summary(5_000 + 119, 60, &mut scratch).rate_per_s, 0.0);
+        assert_eq!(
+            w.summary(5_000 + 119, 60, &mut scratch).summary.rate_per_s,
+            0.0
+        );
         w.add(5_000 + 119, &bucket(&[1; 60]));
-        assert_eq!(w.summary(5_000 + 119, 60, &mut scratch).rate_per_s, 1.0);
+        assert_eq!(
+            w.summary(5_000 + 119, 60, &mut scratch).summary.rate_per_s,
+            1.0
+        );
     }
 
     #[test]
@@ -412,11 +406,11 @@ mod tests {
         }
         let now = base + 599;
         let m5 = w.summary(now, 300, &mut scratch);
-        assert_eq!(m5.count, 5 * 300);
-        assert_eq!(m5.p99, Some(dense.value_at_quantile(0.99)));
-        assert_eq!(m5.p50, Some(dense.value_at_quantile(0.5)));
+        assert_eq!(m5.summary.count, 5 * 300);
+        assert_eq!(m5.summary.p99, Some(dense.value_at_quantile(0.99)));
+        assert_eq!(m5.summary.p50, Some(dense.value_at_quantile(0.5)));
         let h = w.summary(now, 3600, &mut scratch);
-        assert_eq!(h.count, 5 * 600);
+        assert_eq!(h.summary.count, 5 * 600);
         // The four at once equal four single windows, at any moment.
         for at in [now, now + 1, now + 59, now + 60, now + 400, now + 3000] {
             let four = w.summaries(at, &mut scratch);
@@ -430,10 +424,10 @@ mod tests {
         }
         // A late second lands in its own slots.
         w.add(now - 30, &bucket(&[5]));
-        assert_eq!(w.summary(now, 60, &mut scratch).count, 5 * 60 + 1);
+        assert_eq!(w.summary(now, 60, &mut scratch).summary.count, 5 * 60 + 1);
         // A second older than the per-second ring still reaches its minute.
         w.add(now - 200, &bucket(&[5]));
-        assert_eq!(w.summary(now, 60, &mut scratch).count, 5 * 60 + 1);
-        assert_eq!(w.summary(now, 300, &mut scratch).count, 5 * 300 + 2);
+        assert_eq!(w.summary(now, 60, &mut scratch).summary.count, 5 * 60 + 1);
+        assert_eq!(w.summary(now, 300, &mut scratch).summary.count, 5 * 300 + 2);
     }
 }

@@ -47,14 +47,15 @@ impl RowWriter for CsvWriter {
             Some(start) => write_rfc3339(out, start),
             None => out.extend_from_slice(b"total"),
         }
-        let _ = write!(out, ",{},{},{}", row.resolution_s, row.count, row.sum);
-        opt(out, row.min);
-        opt(out, row.max);
-        opt(out, row.mean);
-        opt(out, row.p50);
-        opt(out, row.p90);
-        opt(out, row.p99);
-        opt(out, row.p999);
+        let s = &row.summary;
+        let _ = write!(out, ",{},{},{}", row.resolution_s, s.count, s.sum);
+        opt(out, s.min);
+        opt(out, s.max);
+        opt(out, s.mean);
+        opt(out, s.p50);
+        opt(out, s.p90);
+        opt(out, s.p99);
+        opt(out, s.p999);
         out.push(b',');
         if let Some(unit) = row.unit {
             field(out, unit);
@@ -68,6 +69,7 @@ impl RowWriter for CsvWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract::summary::Summary;
 
     #[test]
     fn quotes_series_and_leaves_missing_values_empty() {
@@ -80,15 +82,7 @@ mod tests {
                 series: "[\"eu\",\"a,\\\"b\"]",
                 bucket_start_s: Some(60),
                 resolution_s: 60,
-                count: 0,
-                sum: 0.0,
-                min: None,
-                max: None,
-                mean: None,
-                p50: None,
-                p90: None,
-                p99: None,
-                p999: None,
+                summary: Summary::default(),
                 unit: None,
             },
             &mut out,

@@ -3,12 +3,12 @@
 //! styles put each metric on its own page so the browser's "Save as PDF" gives clean pages.
 //!
 //! The writer keeps one metric's points (for its chart) until the metric ends; the request
-//! layer caps HTML exports at [`super::request::Format::max_rows`] rows so that stays small.
+//! layer caps HTML exports at [`contract::api::ExportFormat::max_rows`] rows so that stays small.
 //! Each metric's section lists the alerts that fired on it in the range (transitions into
 //! `firing`, read once before the report starts).
 
 use super::{Row, RowWriter, write_rfc3339};
-use app::protocol::AlertEvent;
+use contract::protocol::AlertEvent;
 use std::{collections::BTreeMap, fmt::Write as _};
 
 /// The report lines of the alerts that fired on `metric`, oldest first.
@@ -173,9 +173,10 @@ impl RowWriter for HtmlWriter {
     }
 
     fn row(&mut self, row: &Row<'_>, _out: &mut Vec<u8>) {
+        let s = &row.summary;
         match row.bucket_start_s {
             Some(start) => {
-                if let Some(mean) = row.mean {
+                if let Some(mean) = s.mean {
                     self.points
                         .entry(row.series.to_string())
                         .or_default()
@@ -185,15 +186,15 @@ impl RowWriter for HtmlWriter {
             None => self.totals.push(SeriesTotal {
                 series: row.series.to_string(),
                 cells: [
-                    row.count.to_string(),
-                    row.sum.to_string(),
-                    opt(row.min),
-                    opt(row.max),
-                    opt(row.mean.map(|m| format!("{m:.3}"))),
-                    opt(row.p50),
-                    opt(row.p90),
-                    opt(row.p99),
-                    opt(row.p999),
+                    s.count.to_string(),
+                    s.sum.to_string(),
+                    opt(s.min),
+                    opt(s.max),
+                    opt(s.mean.map(|m| format!("{m:.3}"))),
+                    opt(s.p50),
+                    opt(s.p90),
+                    opt(s.p99),
+                    opt(s.p999),
                 ],
             }),
         }

@@ -59,16 +59,17 @@ impl RowWriter for JsonWriter {
             None => out.extend_from_slice(b"total"),
         }
         out.push(b'"');
+        let s = &row.summary;
         num(out, "resolution_s", Some(row.resolution_s));
-        num(out, "count", Some(row.count));
-        float(out, "sum", Some(row.sum));
-        float(out, "min", row.min);
-        float(out, "max", row.max);
-        float(out, "mean", row.mean);
-        num(out, "p50", row.p50);
-        num(out, "p90", row.p90);
-        num(out, "p99", row.p99);
-        num(out, "p999", row.p999);
+        num(out, "count", Some(s.count));
+        float(out, "sum", Some(s.sum));
+        float(out, "min", s.min);
+        float(out, "max", s.max);
+        float(out, "mean", s.mean);
+        num(out, "p50", s.p50);
+        num(out, "p90", s.p90);
+        num(out, "p99", s.p99);
+        num(out, "p999", s.p999);
         out.extend_from_slice(b",\"unit\":");
         match row.unit {
             Some(unit) => string(out, unit),

@@ -19,6 +19,7 @@ use crate::{
     metric::{Stats, histogram::decode_histogram},
     storage::export::RawBucket,
 };
+use contract::summary::Summary;
 use hdrhistogram::Histogram;
 
 /// The columns, in order.
@@ -47,15 +48,9 @@ pub struct Row<'a> {
     pub series: &'a str,
     pub bucket_start_s: Option<i64>,
     pub resolution_s: i64,
-    pub count: u64,
-    pub sum: f64,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub mean: Option<f64>,
-    pub p50: Option<u64>,
-    pub p90: Option<u64>,
-    pub p99: Option<u64>,
-    pub p999: Option<u64>,
+    /// The bucket's (or the total's) aggregates; every column but the rate is written. A
+    /// total's rate is over the seconds from its first bucket's start to its last's end.
+    pub summary: Summary,
     pub unit: Option<&'a str>,
 }
 
@@ -69,47 +64,32 @@ pub trait RowWriter: Send {
     fn end(&mut self, out: &mut Vec<u8>);
 }
 
-/// Running stats and merged histogram of one series.
+/// Running stats and merged histogram of one series, and the starts of its first and last
+/// buckets.
 #[derive(Debug, Default)]
 struct Total {
     stats: Stats,
     hist: Option<Histogram<u64>>,
+    starts_s: Option<(i64, i64)>,
 }
 
 fn quantiles(hist: Option<&Histogram<u64>>) -> [Option<u64>; 4] {
     match hist.filter(|h| !h.is_empty()) {
-        Some(h) => [0.5, 0.9, 0.99, 0.999].map(|q| Some(h.value_at_quantile(q))),
+        Some(h) => Summary::QUANTILES.map(|q| Some(h.value_at_quantile(q))),
         None => [None; 4],
     }
 }
 
-fn make_row<'a>(
-    metric: &'a str,
-    series: &'a str,
-    bucket_start_s: Option<i64>,
-    resolution_s: i64,
-    stats: &Stats,
-    hist: Option<&Histogram<u64>>,
-    unit: Option<&'a str>,
-) -> Row<'a> {
-    let some = stats.count > 0;
-    let [p50, p90, p99, p999] = quantiles(hist);
-    Row {
-        metric,
-        series,
-        bucket_start_s,
-        resolution_s,
-        count: stats.count,
-        sum: stats.sum,
-        min: some.then_some(stats.min),
-        max: some.then_some(stats.max),
-        mean: some.then(|| stats.sum / stats.count as f64),
-        p50,
-        p90,
-        p99,
-        p999,
-        unit,
-    }
+/// The summary of `stats` and `hist` over `covered_s` seconds.
+fn summary(stats: &Stats, hist: Option<&Histogram<u64>>, covered_s: i64) -> Summary {
+    Summary::new(
+        stats.count,
+        stats.sum,
+        stats.min,
+        stats.max,
+        covered_s,
+        quantiles(hist),
+    )
 }
 
 /// Shapes one metric's buckets, page by page, into rows; emits a series' total row when the
@@ -149,18 +129,19 @@ impl Shaper {
                     None
                 }
             };
-            let row = make_row(
-                &self.metric,
-                &bucket.series,
-                Some(bucket.start_s),
-                self.resolution_s,
-                &bucket.stats,
-                hist.as_ref(),
-                self.unit.as_deref(),
-            );
+            let row = Row {
+                metric: &self.metric,
+                series: &bucket.series,
+                bucket_start_s: Some(bucket.start_s),
+                resolution_s: self.resolution_s,
+                summary: summary(&bucket.stats, hist.as_ref(), self.resolution_s),
+                unit: self.unit.as_deref(),
+            };
             writer.row(&row, out);
             self.rows += 1;
             if let Some((_, total)) = &mut self.current {
+                let first_s = total.starts_s.map_or(bucket.start_s, |(first, _)| first);
+                total.starts_s = Some((first_s, bucket.start_s));
                 total.stats.merge(&bucket.stats);
                 if let Some(h) = hist {
                     match &mut total.hist {
@@ -178,15 +159,17 @@ impl Shaper {
 
     fn flush_total(&mut self, writer: &mut dyn RowWriter, out: &mut Vec<u8>) {
         if let Some((series, total)) = self.current.take() {
-            let row = make_row(
-                &self.metric,
-                &series,
-                None,
-                self.resolution_s,
-                &total.stats,
-                total.hist.as_ref(),
-                self.unit.as_deref(),
-            );
+            let covered_s = total
+                .starts_s
+                .map_or(0, |(first, last)| last - first + self.resolution_s);
+            let row = Row {
+                metric: &self.metric,
+                series: &series,
+                bucket_start_s: None,
+                resolution_s: self.resolution_s,
+                summary: summary(&total.stats, total.hist.as_ref(), covered_s),
+                unit: self.unit.as_deref(),
+            };
             writer.row(&row, out);
             self.rows += 1;
         }
@@ -203,7 +186,7 @@ impl Shaper {
 pub fn write_rfc3339(out: &mut Vec<u8>, epoch_s: i64) {
     let days = epoch_s.div_euclid(86_400);
     let secs = epoch_s.rem_euclid(86_400);
-    let (year, month, day) = app::range::civil_from_days(days);
+    let (year, month, day) = contract::date::civil_from_days(days);
     let two = |n: i64, out: &mut Vec<u8>| {
         out.push(b'0' + (n / 10) as u8);
         out.push(b'0' + (n % 10) as u8);
@@ -260,8 +243,12 @@ mod tests {
     impl RowWriter for Collect {
         fn begin(&mut self, _: &mut Vec<u8>) {}
         fn row(&mut self, row: &Row<'_>, _: &mut Vec<u8>) {
-            self.0
-                .push((row.series.into(), row.bucket_start_s, row.count, row.p50));
+            self.0.push((
+                row.series.into(),
+                row.bucket_start_s,
+                row.summary.count,
+                row.summary.p50,
+            ));
         }
         fn end(&mut self, _: &mut Vec<u8>) {}
     }

@@ -2,46 +2,12 @@
 //! say what to change. Pure apart from the clock value handed in, so it is unit-tested.
 //!
 //! Times: RFC 3339 (`2026-11-25T10:00:00Z`), epoch milliseconds, `now`, or relative to now
-//! (`-24h`, `-15m`, via `app::units::parse_duration`). Resolution: `1s`, `1m`, `1h` or `auto`
+//! (`-24h`, `-15m`, via `contract::units::parse_duration`). Resolution: `1s`, `1m`, `1h` or `auto`
 //! (the query API's rule: ≤ 2 h → 1 s, ≤ 3 d → 1 min, else 1 h).
 
 use crate::query::pick_tier;
+use contract::api::ExportFormat;
 use std::time::Duration;
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Json,
-    Html,
-}
-
-impl Format {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Json => "json",
-            Format::Html => "html",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Csv => "text/csv; charset=utf-8",
-            Format::Json => "application/json",
-            Format::Html => "text/html; charset=utf-8",
-        }
-    }
-
-    /// Most rows an export of this format may have (the HTML report keeps a metric's points
-    /// for its chart, and a printable report of millions of rows helps nobody).
-    pub fn max_rows(self) -> i64 {
-        match self {
-            Format::Csv | Format::Json => 20_000_000,
-            Format::Html => 20_000,
-        }
-    }
-}
 
 /// Raw query parameters, as strings.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -66,7 +32,7 @@ pub struct ExportPlan {
     pub from_ms: i64,
     pub to_ms: i64,
     pub resolution_s: i64,
-    pub format: Format,
+    pub format: ExportFormat,
 }
 
 impl ExportPlan {
@@ -131,7 +97,7 @@ pub fn parse_time(field: &'static str, text: &str, now_ms: i64) -> Result<i64, E
         return Ok(now_ms);
     }
     if let Some(ago) = text.strip_prefix('-') {
-        let ago = app::units::parse_duration(ago).map_err(|e| invalid(field, e))?;
+        let ago = contract::units::parse_duration(ago).map_err(|e| invalid(field, e))?;
         return Ok(now_ms - ago.as_millis() as i64);
     }
     if let Ok(ms) = text.parse::<i64>() {
@@ -220,16 +186,11 @@ pub fn plan(
             ));
         }
     };
-    let format = match params.format.as_deref().unwrap_or("csv") {
-        "csv" | "" => Format::Csv,
-        "json" => Format::Json,
-        "html" => Format::Html,
-        other => {
-            return Err(invalid(
-                "format",
-                format!("{other:?}: use csv, json or html"),
-            ));
-        }
+    let format = match params.format.as_deref().unwrap_or("") {
+        "" => ExportFormat::Csv,
+        other => other
+            .parse()
+            .map_err(|e: contract::ParseError| invalid("format", e.0))?,
     };
     let tier_index = match resolution_s {
         1 => 0,
@@ -321,7 +282,7 @@ mod tests {
         assert_eq!(plan.to_ms, NOW);
         assert_eq!(plan.resolution_s, 60);
         assert_eq!(plan.metrics, Some(vec!["a".into(), "b".into()]));
-        assert_eq!(plan.format, Format::Csv);
+        assert_eq!(plan.format, ExportFormat::Csv);
         assert_eq!(
             parse_time("from", "2025-11-25T22:00:00Z", NOW),
             Ok(NOW - 3_600_000)

@@ -10,7 +10,7 @@ use super::{
     csv::CsvWriter,
     html::HtmlWriter,
     json::JsonWriter,
-    request::{ExportError, ExportPlan, Format},
+    request::{ExportError, ExportPlan},
 };
 use crate::{
     query::unit_of,
@@ -21,6 +21,7 @@ use crate::{
     },
 };
 use bytes::Bytes;
+use contract::api::ExportFormat;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -117,9 +118,9 @@ async fn writer(
     plan: &ExportPlan,
 ) -> Result<Box<dyn RowWriter>, StorageError> {
     Ok(match plan.format {
-        Format::Csv => Box::new(CsvWriter),
-        Format::Json => Box::new(JsonWriter::default()),
-        Format::Html => {
+        ExportFormat::Csv => Box::new(CsvWriter),
+        ExportFormat::Json => Box::new(JsonWriter::default()),
+        ExportFormat::Html => {
             let fired = database.alerts_fired(plan.from_ms, plan.to_ms).await?;
             Box::new(HtmlWriter::new(
                 plan.from_ms,

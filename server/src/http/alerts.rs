@@ -1,24 +1,18 @@
 //! `/api/v1/alerts`: alert rules (list, create, get, update, delete, silence), the transition
 //! history, and a preview of what a draft rule would see now. Errors are the API's
-//! [`ApiError`]: 422 naming the field, 404 for an unknown id.
+//! [`ApiError`]: 422 naming the field, 404 for an unknown id. Rule bodies are read with
+//! [`parse_spec`], so a value outside a closed set is refused at its field.
 
 use super::{AppState, api::ApiError};
 use crate::{
     alerts::{
         evaluate::observations,
         machine::Observation,
-        rule::{Rule, check, format_rfc3339_ms, parse_rfc3339_ms},
+        rule::{Rule, check, format_rfc3339_ms, parse_rfc3339_ms, parse_spec},
         service::parse_stored,
     },
     clock::now_ms,
     storage::alerts::{HistoryFilter, RuleRow, is_duplicate_name},
-};
-use app::{
-    api::{
-        AlertHistory, AlertPreview, AlertPreviewInstance, AlertRuleInfo, AlertRuleList,
-        AlertRuleSpec, Created,
-    },
-    units::parse_duration,
 };
 use axum::{
     Json, Router,
@@ -27,8 +21,17 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
+use contract::{
+    ParseError,
+    alert::{AlertState, PreviewVerdict},
+    api::{
+        AlertHistory, AlertPreview, AlertPreviewInstance, AlertRuleInfo, AlertRuleList,
+        AlertRuleSpec, Created,
+    },
+    units::parse_duration,
+};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::{collections::HashSet, str::FromStr};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -57,6 +60,14 @@ async fn active_metrics(state: &AppState) -> Result<HashSet<String>, ApiError> {
         .into_iter()
         .map(|m| m.name)
         .collect())
+}
+
+/// The rule in a request body; refusals name the field at fault.
+fn rule_body(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<AlertRuleSpec, ApiError> {
+    let Json(body) = body?;
+    parse_spec(body).map_err(|e| unprocessable(e.field, e.message))
 }
 
 async fn validate(state: &AppState, id: i64, spec: &AlertRuleSpec) -> Result<Rule, ApiError> {
@@ -108,9 +119,9 @@ async fn list(State(state): State<AppState>) -> Result<Json<AlertRuleList>, ApiE
 
 async fn create(
     State(state): State<AppState>,
-    body: Result<Json<AlertRuleSpec>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(spec) = body?;
+    let spec = rule_body(body)?;
     let rule = validate(&state, 0, &spec).await?;
     let json = serde_json::to_string(&rule.spec).map_err(|e| ApiError::Internal(e.to_string()))?;
     let id = match state
@@ -166,9 +177,9 @@ async fn store(state: &AppState, id: i64, spec: &AlertRuleSpec) -> Result<AlertR
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    body: Result<Json<AlertRuleSpec>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<AlertRuleInfo>, ApiError> {
-    let Json(spec) = body?;
+    let spec = rule_body(body)?;
     Ok(Json(store(&state, id, &spec).await?))
 }
 
@@ -239,21 +250,19 @@ async fn history(
     params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AlertHistory>, ApiError> {
     let Query(params) = params.map_err(|r| unprocessable("query", r.body_text()))?;
-    if let Some(s) = &params.state
-        && crate::alerts::machine::AlertState::parse(s).is_none()
-    {
-        return Err(unprocessable(
-            "state",
-            format!("{s:?}: use ok, pending, firing, recovering, no_data or error"),
-        ));
-    }
+    let to_state = params
+        .state
+        .as_deref()
+        .map(AlertState::from_str)
+        .transpose()
+        .map_err(|e: ParseError| unprocessable("state", e.0))?;
     let limit = params.limit.unwrap_or(200);
     if !(1..=10_000).contains(&limit) {
         return Err(unprocessable("limit", "between 1 and 10000"));
     }
     let filter = HistoryFilter {
         rule_id: params.rule_id,
-        state: params.state,
+        state: to_state.map(|s| s.as_str().to_string()),
         from_ms: time_param("from", params.from.as_deref())?,
         to_ms: time_param("to", params.to.as_deref())?,
         limit,
@@ -264,9 +273,9 @@ async fn history(
 
 async fn preview(
     State(state): State<AppState>,
-    body: Result<Json<AlertRuleSpec>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<AlertPreview>, ApiError> {
-    let Json(spec) = body?;
+    let spec = rule_body(body)?;
     let rule = validate(&state, 0, &spec).await?;
     let engine = state.engine.as_ref().ok_or(ApiError::EngineUnavailable)?;
     let mut windows = engine
@@ -278,14 +287,16 @@ async fn preview(
         .into_iter()
         .map(|(instance, seen)| {
             let (value, verdict) = match seen {
-                Observation::Value(v) if rule.params.breaches(v) => (Some(v), "breaching"),
-                Observation::Value(v) => (Some(v), "ok"),
-                _ => (None, "no_data"),
+                Observation::Value(v) if rule.params.breaches(v) => {
+                    (Some(v), PreviewVerdict::Breaching)
+                }
+                Observation::Value(v) => (Some(v), PreviewVerdict::Ok),
+                _ => (None, PreviewVerdict::NoData),
             };
             AlertPreviewInstance {
                 instance,
                 value,
-                verdict: verdict.to_string(),
+                verdict,
             }
         })
         .collect();

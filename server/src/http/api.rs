@@ -1,6 +1,6 @@
 //! The JSON API under `/api/v1`: metric definitions (list, get, create, update, delete), a
 //! metric's series, history queries, and field discovery per stream. Bodies are the DTOs of
-//! `app::api`; definitions use the same field names as the config file's `[[metrics]]`.
+//! `contract::api`; definitions use the same field names as the config file's `[[metrics]]`.
 //!
 //! Errors go through one [`ApiError`]: 422 `{"error": {"field", "message"}}` for a request the
 //! server understood but refuses, 404 for an unknown name, 503 when the engine is not running,
@@ -14,16 +14,16 @@ use crate::{
     query::{self, QueryError, QueryRequest},
     storage::{StorageError, metrics::MetricRecord},
 };
-use app::api::{
-    ApiErrorBody, ApiErrorDetail, FieldInfo, FieldList, MetricInfo, MetricList, PreviewRecord,
-    PreviewResponse, QueryResponse, SeriesList,
-};
 use axum::{
     Json, Router,
     extract::{Path, Query, State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
+};
+use contract::api::{
+    ApiErrorBody, ApiErrorDetail, FieldInfo, FieldKind, FieldList, MetricInfo, MetricList,
+    PreviewRecord, PreviewResponse, QueryResponse, SeriesList,
 };
 use serde::Deserialize;
 
@@ -283,14 +283,14 @@ async fn stream_fields(
             if s.numeric * 2 >= s.seen {
                 Some(FieldInfo {
                     path,
-                    kind: "number".into(),
+                    kind: FieldKind::Number,
                     seen: s.seen,
                     values: Vec::new(),
                 })
             } else if !s.high_cardinality && !s.strings.is_empty() {
                 Some(FieldInfo {
                     path,
-                    kind: "string".into(),
+                    kind: FieldKind::String,
                     seen: s.seen,
                     values: s.strings.into_keys().collect(),
                 })

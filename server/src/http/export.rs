@@ -18,7 +18,6 @@ use crate::{
         stream::{self, PrepareError, Prepared},
     },
 };
-use app::api::ExportEstimate;
 use axum::{
     Json,
     body::Body,
@@ -26,6 +25,7 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
+use contract::api::ExportEstimate;
 use futures_util::stream::poll_fn;
 
 impl From<ExportError> for ApiError {

@@ -2,13 +2,13 @@
 
 use super::AppState;
 use crate::telemetry::prometheus;
-use app::protocol::Health;
 use axum::{
     Json,
     extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
 };
+use contract::protocol::{Health, HealthStatus};
 use std::time::Duration;
 
 /// How long the database check may take before the server counts as degraded.
@@ -21,7 +21,11 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(Ok(()))
     );
     let health = Health {
-        status: if database_ok { "ok" } else { "degraded" }.to_string(),
+        status: if database_ok {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Degraded
+        },
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_secs: state.metrics.uptime_secs_f64() as u64,
         database_ok,

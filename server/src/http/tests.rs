@@ -44,7 +44,7 @@ async fn healthz_reports_version_and_database() {
         headers[axum::http::header::CONTENT_TYPE],
         "application/json"
     );
-    let health: app::protocol::Health = serde_json::from_str(&body).unwrap();
+    let health: contract::protocol::Health = serde_json::from_str(&body).unwrap();
     assert_eq!(health.status, "ok");
     assert!(health.database_ok);
     assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
@@ -53,7 +53,7 @@ async fn healthz_reports_version_and_database() {
     state.database.close().await;
     let (status, body, _) = get(&router, "/healthz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let health: app::protocol::Health = serde_json::from_str(&body).unwrap();
+    let health: contract::protocol::Health = serde_json::from_str(&body).unwrap();
     assert_eq!(health.status, "degraded");
     assert!(!health.database_ok);
 }

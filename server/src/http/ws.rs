@@ -1,6 +1,6 @@
 //! `GET /ws`: the live WebSocket. A session greets (version check), answers pings, sends
 //! heartbeats, and forwards the live hub's frames for the topics the client subscribed to
-//! (see [`crate::live`] and `app::protocol`).
+//! (see [`crate::live`] and `contract::protocol`).
 //!
 //! Limits: the upgrade is refused with 403 when the `Origin` header names another host than the
 //! one served; client frames are at most 64 KiB; a connection holds at most
@@ -12,10 +12,6 @@
 
 use super::AppState;
 use crate::live::Frame;
-use app::protocol::{
-    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, ClientMessage, LivePayload, MAX_TOPICS,
-    MetricLive, PROTOCOL_VERSION, ServerMessage, Topic,
-};
 use axum::{
     extract::{
         State, WebSocketUpgrade,
@@ -23,6 +19,10 @@ use axum::{
     },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
+};
+use contract::protocol::{
+    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, ClientMessage, ErrorCode, LivePayload,
+    MAX_TOPICS, MetricLive, PROTOCOL_VERSION, ServerMessage, Topic,
 };
 use std::sync::Arc;
 use std::{
@@ -184,7 +184,7 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                         }
                     }
                     Err(error) => send(socket, &ServerMessage::Error {
-                        code: "bad_message".into(),
+                        code: ErrorCode::BadMessage,
                         message: format!("cannot read this message: {error}"),
                     }).await?,
                 },
@@ -299,7 +299,7 @@ async fn wait_for_hello(socket: &mut WebSocket, state: &AppState) -> Result<(), 
                 send(
                     socket,
                     &ServerMessage::Error {
-                        code: "protocol_version".into(),
+                        code: ErrorCode::ProtocolVersion,
                         message: format!(
                             "this server speaks live protocol {PROTOCOL_VERSION}, the client {protocol}; reload the page"
                         ),

@@ -10,7 +10,7 @@
 //! sending a fresh snapshot from the latest frame, so no per-client queue grows and the
 //! publisher never waits for a slow client.
 //!
-//! Updates are full payloads, not diffs (see `app::protocol`): computing a topic costs the same
+//! Updates are full payloads, not diffs (see `contract::protocol`): computing a topic costs the same
 //! whatever the number of subscribers, and sharing the serialised text makes fan-out a refcount.
 
 use crate::{
@@ -19,9 +19,12 @@ use crate::{
     metric::MetricKey,
     storage::Database,
 };
-use app::protocol::{
-    LivePayload, MetricCard, MetricLive, Overview, ServerMessage, ShardRow, StreamSummary,
-    StreamsLive, WindowStats,
+use contract::{
+    protocol::{
+        LivePayload, MetricCard, MetricLive, Overview, SeriesLive, ServerMessage, ShardRow,
+        StreamSummary, StreamsLive, WindowStats,
+    },
+    summary::Summary,
 };
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -136,7 +139,7 @@ impl History {
             );
         }
         for metric in &overview.metrics {
-            let rate = metric.windows.first().map_or(0.0, |w| w.rate_per_s);
+            let rate = metric.windows.first().map_or(0.0, |w| w.summary.rate_per_s);
             push(self.metrics.entry(metric.name.clone()).or_default(), rate);
         }
     }
@@ -145,12 +148,15 @@ impl History {
 fn stats(w: &WindowSummary) -> WindowStats {
     WindowStats {
         window_s: w.window_s,
-        count: w.count,
-        rate_per_s: w.rate_per_s,
-        mean: w.mean,
-        p50: w.p50,
-        p90: w.p90,
-        p99: w.p99,
+        summary: w.summary,
+    }
+}
+
+/// Both values' `pick`, or the one that is there.
+fn either(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(pick(a, b)),
+        _ => a.or(b),
     }
 }
 
@@ -228,13 +234,14 @@ pub fn build(
             late_records: counter.late_records,
         });
     }
-    // Merged window sums per metric: (count, rate, sum, max p50, max p90, max p99).
-    let mut sums: HashMap<usize, Vec<(WindowSummary, f64)>> = HashMap::new();
+    // Merged windows per metric: counts, rates and sums add up, min and max are exact, the
+    // percentiles are the largest of the series' (an upper bound).
+    let mut sums: HashMap<usize, Vec<WindowStats>> = HashMap::new();
     for series in windows {
         let Some(&i) = index.get(series.name.as_str()) else {
             continue;
         };
-        metrics[i].series.push(app::protocol::SeriesLive {
+        metrics[i].series.push(SeriesLive {
             labels: series.labels.clone(),
             windows: series.windows.iter().map(stats).collect(),
         });
@@ -242,36 +249,35 @@ pub fn build(
             series
                 .windows
                 .iter()
-                .map(|w| {
-                    (
-                        WindowSummary {
-                            window_s: w.window_s,
-                            ..WindowSummary::default()
-                        },
-                        0.0,
-                    )
+                .map(|w| WindowStats {
+                    window_s: w.window_s,
+                    summary: Summary::default(),
                 })
                 .collect()
         });
-        for ((total, sum), w) in acc.iter_mut().zip(&series.windows) {
+        for (total, window) in acc.iter_mut().zip(&series.windows) {
+            let (total, w) = (&mut total.summary, &window.summary);
             total.count += w.count;
             total.rate_per_s += w.rate_per_s;
-            *sum += w.sum;
+            total.sum += w.sum;
+            total.min = either(total.min, w.min, f64::min);
+            total.max = either(total.max, w.max, f64::max);
             total.p50 = total.p50.max(w.p50);
             total.p90 = total.p90.max(w.p90);
             total.p99 = total.p99.max(w.p99);
+            total.p999 = total.p999.max(w.p999);
         }
     }
     for (i, metric) in metrics.iter_mut().enumerate() {
         let series = metric.series.len();
         let merged: Vec<WindowStats> = match sums.remove(&i) {
-            Some(acc) => acc
-                .into_iter()
-                .map(|(mut total, sum)| {
-                    total.mean = (total.count > 0).then(|| sum / total.count as f64);
-                    stats(&total)
-                })
-                .collect(),
+            Some(mut acc) => {
+                for window in &mut acc {
+                    let total = &mut window.summary;
+                    total.mean = (total.count > 0).then(|| total.sum / total.count as f64);
+                }
+                acc
+            }
             None => Vec::new(),
         };
         if let Some(card) = metric.card.as_mut() {
@@ -299,7 +305,7 @@ pub fn build(
             shards.push(ShardRow {
                 stream: stream.as_str().to_string(),
                 shard: shard.as_str().to_string(),
-                state: h.state.as_str().to_string(),
+                state: h.state,
                 records_per_s: h.records_per_sec,
                 bytes_per_s: h.bytes_per_sec,
                 millis_behind_latest: h.millis_behind_latest,

@@ -8,12 +8,14 @@ use crate::{
 fn summary(count: u64, sum: f64, p99: u64) -> [WindowSummary; 4] {
     WINDOWS_S.map(|w| WindowSummary {
         window_s: w,
-        count,
-        rate_per_s: count as f64 / w as f64,
-        sum,
-        mean: Some(sum / count as f64),
-        p99: Some(p99),
-        ..WindowSummary::default()
+        summary: Summary {
+            count,
+            rate_per_s: count as f64 / w as f64,
+            sum,
+            mean: Some(sum / count as f64),
+            p99: Some(p99),
+            ..Summary::default()
+        },
     })
 }
 
@@ -71,13 +73,18 @@ fn cards_merge_series_and_shards_flag_hot_ones() {
 
     let card = &payloads.overview.metrics[0];
     assert_eq!((card.stream.as_str(), card.series), ("orders", 2));
-    assert_eq!(card.windows[0].count, 40);
+    assert_eq!(card.windows[0].summary.count, 40);
     assert_eq!(
-        card.windows[0].mean,
+        card.windows[0].summary.mean,
         Some(25.0),
         "mean of all records, not of means"
     );
-    assert_eq!(card.windows[0].p99, Some(90), "the largest series p99");
+    assert_eq!(
+        card.windows[0].summary.p99,
+        Some(90),
+        "the largest series p99"
+    );
+    assert_eq!(card.windows[0].summary.sum, 1000.0);
     assert_eq!(card.parse_errors, 4);
 
     let row = &payloads.overview.streams[0];

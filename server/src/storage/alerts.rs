@@ -1,8 +1,9 @@
 //! Alert rules, instance states, transitions and the notification outbox.
 
 use super::{Database, StorageError};
-use app::protocol::AlertEvent;
+use contract::{ParseError, protocol::AlertEvent};
 use sqlx::{Row, SqliteConnection};
+use std::str::FromStr;
 
 /// A stored rule: its id, the spec JSON and its times.
 #[derive(Debug, Clone)]
@@ -64,6 +65,19 @@ fn rule_from(row: &sqlx::sqlite::SqliteRow) -> Result<RuleRow, sqlx::Error> {
     })
 }
 
+/// A column holding a closed set's name.
+fn named<T: FromStr<Err = ParseError>>(
+    row: &sqlx::sqlite::SqliteRow,
+    column: &str,
+) -> Result<T, sqlx::Error> {
+    row.try_get::<&str, _>(column)?
+        .parse()
+        .map_err(|e: ParseError| sqlx::Error::ColumnDecode {
+            index: column.to_string(),
+            source: Box::new(e),
+        })
+}
+
 fn event_from(row: &sqlx::sqlite::SqliteRow) -> Result<AlertEvent, sqlx::Error> {
     Ok(AlertEvent {
         id: row.try_get("id")?,
@@ -71,13 +85,13 @@ fn event_from(row: &sqlx::sqlite::SqliteRow) -> Result<AlertEvent, sqlx::Error> 
         rule: row.try_get("rule")?,
         metric: row.try_get("metric")?,
         instance: row.try_get("instance")?,
-        from: row.try_get("from_state")?,
-        to: row.try_get("to_state")?,
+        from: named(row, "from_state")?,
+        to: named(row, "to_state")?,
         value: row.try_get("value")?,
         threshold: row.try_get("threshold")?,
         at_ms: row.try_get("at_ms")?,
-        severity: row.try_get("severity")?,
-        notification: row.try_get("notification")?,
+        severity: named(row, "severity")?,
+        notification: named(row, "notification")?,
         in_app: row.try_get::<i64, _>("in_app")? != 0,
     })
 }
@@ -202,7 +216,7 @@ impl Database {
             )
             .bind(event.rule_id)
             .bind(&event.instance)
-            .bind(&event.to)
+            .bind(event.to.as_str())
             .bind(event.at_ms)
             .bind(t.last_data_ms)
             .execute(&mut *tx)
@@ -372,13 +386,13 @@ async fn insert_transition(
     .bind(&event.rule)
     .bind(&event.metric)
     .bind(&event.instance)
-    .bind(&event.from)
-    .bind(&event.to)
+    .bind(event.from.as_str())
+    .bind(event.to.as_str())
     .bind(event.value)
     .bind(event.threshold)
     .bind(event.at_ms)
-    .bind(&event.severity)
-    .bind(&event.notification)
+    .bind(event.severity.as_str())
+    .bind(event.notification.as_str())
     .bind(i64::from(event.in_app))
     .execute(&mut *conn)
     .await?

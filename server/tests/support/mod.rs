@@ -8,8 +8,8 @@
 pub mod checkpoint_sink;
 pub mod consumer_harness;
 
-use app::protocol::ClientMessage;
 use aws_sdk_kinesis::Client;
+use contract::protocol::ClientMessage;
 use futures_util::SinkExt;
 use std::{
     net::{SocketAddr, TcpListener},

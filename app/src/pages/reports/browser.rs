@@ -5,7 +5,7 @@
 //! under the server's file name.
 
 use super::form::{Progress, attachment_file_name, rows_from_lines};
-use crate::api::{ApiErrorBody, ApiErrorDetail};
+use contract::api::{ApiErrorBody, ApiErrorDetail, ExportFormat};
 use js_sys::{Array, Reflect, Uint8Array};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
@@ -98,7 +98,7 @@ pub struct Saved {
 /// Stops (and returns `Ok(None)`) when `cancelled()` turns true.
 pub async fn download(
     url: &str,
-    format: &str,
+    format: ExportFormat,
     report: impl Fn(Progress),
     cancelled: impl Fn() -> bool,
 ) -> Result<Option<Saved>, ApiErrorDetail> {
@@ -111,7 +111,7 @@ pub async fn download(
     let expected_rows = header("x-export-rows").and_then(|v| v.parse::<u64>().ok());
     let file_name = header("content-disposition")
         .and_then(|d| attachment_file_name(&d))
-        .unwrap_or_else(|| format!("streamboard-export.{format}"));
+        .unwrap_or_else(|| format!("streamboard-export.{}", format.extension()));
     let content_type = header("content-type").unwrap_or_default();
     let body = response
         .body()

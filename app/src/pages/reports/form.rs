@@ -3,7 +3,7 @@
 //! custom range, the file name from `Content-Disposition`, and the texts the page shows.
 //! No signals and no browser here, so all of it is unit-tested natively.
 
-use crate::api::{ApiErrorDetail, ExportEstimate};
+use contract::api::{ApiErrorDetail, ExportEstimate, ExportFormat};
 
 /// The range choice's value for a custom from/to.
 pub const CUSTOM: &str = "custom";
@@ -26,12 +26,15 @@ pub const RESOLUTIONS: [(&str, &str); 4] = [
     ("1 hour", "1h"),
 ];
 
-/// Formats: (label, parameter value).
-pub const FORMATS: [(&str, &str); 3] =
-    [("CSV", "csv"), ("JSON", "json"), ("Printable HTML", "html")];
+/// Formats: (label, format).
+pub const FORMATS: [(&str, ExportFormat); 3] = [
+    ("CSV", ExportFormat::Csv),
+    ("JSON", ExportFormat::Json),
+    ("Printable HTML", ExportFormat::Html),
+];
 
 /// Everything the user chose.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportForm {
     /// Every active metric (`metrics=all`); `metrics` is then ignored.
     pub all_metrics: bool,
@@ -42,7 +45,7 @@ pub struct ReportForm {
     pub custom_from: String,
     pub custom_to: String,
     pub resolution: String,
-    pub format: String,
+    pub format: ExportFormat,
 }
 
 /// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
@@ -121,7 +124,7 @@ impl ReportForm {
             encode_component(&from),
             encode_component(&to),
             encode_component(&self.resolution),
-            encode_component(&self.format),
+            self.format,
         ))
     }
 }
@@ -226,12 +229,12 @@ impl Progress {
 /// per row; JSON is `[`, then each row on its own line, then a line with `]`. None for HTML
 /// (no row lines).
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-pub fn rows_from_lines(format: &str, line_ends: u64, finished: bool) -> Option<u64> {
+pub fn rows_from_lines(format: ExportFormat, line_ends: u64, finished: bool) -> Option<u64> {
     match (format, finished) {
-        ("csv", _) => Some(line_ends.saturating_sub(1)),
-        ("json", false) => Some(line_ends),
-        ("json", true) => Some(line_ends.saturating_sub(2)),
-        _ => None,
+        (ExportFormat::Csv, _) => Some(line_ends.saturating_sub(1)),
+        (ExportFormat::Json, false) => Some(line_ends),
+        (ExportFormat::Json, true) => Some(line_ends.saturating_sub(2)),
+        (ExportFormat::Html, _) => None,
     }
 }
 
@@ -247,7 +250,7 @@ mod tests {
             custom_from: String::new(),
             custom_to: String::new(),
             resolution: "auto".into(),
-            format: "csv".into(),
+            format: ExportFormat::Csv,
         }
     }
 
@@ -259,7 +262,7 @@ mod tests {
         );
         let all = ReportForm {
             all_metrics: true,
-            format: "html".into(),
+            format: ExportFormat::Html,
             ..form()
         };
         assert!(all.query().unwrap().starts_with("metrics=all&"));
@@ -313,10 +316,10 @@ mod tests {
         assert_eq!(group_digits(999), "999");
         assert_eq!(group_digits(1_234_567), "1,234,567");
         assert_eq!(format_bytes(12_345), "12.3 KB");
-        assert_eq!(rows_from_lines("csv", 11, false), Some(10));
-        assert_eq!(rows_from_lines("json", 10, false), Some(10));
-        assert_eq!(rows_from_lines("json", 12, true), Some(10));
-        assert_eq!(rows_from_lines("html", 11, true), None);
+        assert_eq!(rows_from_lines(ExportFormat::Csv, 11, false), Some(10));
+        assert_eq!(rows_from_lines(ExportFormat::Json, 10, false), Some(10));
+        assert_eq!(rows_from_lines(ExportFormat::Json, 12, true), Some(10));
+        assert_eq!(rows_from_lines(ExportFormat::Html, 11, true), None);
         let estimate = ExportEstimate {
             rows: 3_603,
             series: 3,

@@ -13,7 +13,7 @@ mod browser;
 mod form;
 
 use super::{EmptyState, PageHeader};
-use crate::api::{ApiErrorDetail, ExportEstimate, MetricInfo};
+use contract::api::{ApiErrorDetail, ExportEstimate, ExportFormat, MetricInfo};
 use form::{CUSTOM, FORMATS, Progress, RANGES, RESOLUTIONS, ReportForm, describe_estimate};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -46,6 +46,12 @@ enum Download {
     Failed(ApiErrorDetail),
 }
 
+impl Download {
+    fn is_streaming(&self) -> bool {
+        matches!(self, Download::Streaming(_))
+    }
+}
+
 const PANEL: &str =
     "rounded-xl border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900";
 const LEGEND: &str = "px-1 text-sm font-medium";
@@ -59,7 +65,7 @@ pub fn Reports() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         leptos::task::spawn_local(async move {
-            let list = browser::get_json::<crate::api::MetricList>("/api/v1/metrics").await;
+            let list = browser::get_json::<contract::api::MetricList>("/api/v1/metrics").await;
             metric_list.set(Some(list.map(|l| l.metrics)));
         });
     });
@@ -91,23 +97,183 @@ pub fn Reports() -> impl IntoView {
     }
 }
 
+/// Everything the user chose, one signal per input.
+#[derive(Clone, Copy)]
+struct Choices {
+    search: RwSignal<String>,
+    all_metrics: RwSignal<bool>,
+    selected: RwSignal<Vec<String>>,
+    range: RwSignal<&'static str>,
+    custom_from: RwSignal<String>,
+    custom_to: RwSignal<String>,
+    resolution: RwSignal<&'static str>,
+    format: RwSignal<ExportFormat>,
+}
+
+impl Choices {
+    fn new() -> Self {
+        Choices {
+            search: RwSignal::new(String::new()),
+            all_metrics: RwSignal::new(false),
+            selected: RwSignal::new(Vec::new()),
+            range: RwSignal::new(RANGES[0].1),
+            custom_from: RwSignal::new(String::new()),
+            custom_to: RwSignal::new(String::new()),
+            resolution: RwSignal::new(RESOLUTIONS[0].1),
+            format: RwSignal::new(ExportFormat::Csv),
+        }
+    }
+
+    /// The choices as plain data (tracked: a memo over it follows every input).
+    fn form(&self) -> ReportForm {
+        ReportForm {
+            all_metrics: self.all_metrics.get(),
+            metrics: self.selected.get(),
+            range: self.range.get().to_string(),
+            custom_from: self.custom_from.get(),
+            custom_to: self.custom_to.get(),
+            resolution: self.resolution.get().to_string(),
+            format: self.format.get(),
+        }
+    }
+}
+
 /// The form, the estimate, the download and its progress.
 #[component]
 fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
-    let total_metrics = metrics.len();
-    let metrics = StoredValue::new(metrics);
-    let search = RwSignal::new(String::new());
-    let all_metrics = RwSignal::new(false);
-    let selected = RwSignal::new(Vec::<String>::new());
-    let range = RwSignal::new(RANGES[0].1.to_string());
-    let custom_from = RwSignal::new(String::new());
-    let custom_to = RwSignal::new(String::new());
-    let resolution = RwSignal::new("auto".to_string());
-    let format = RwSignal::new("csv".to_string());
+    let choices = Choices::new();
     let estimate = RwSignal::new(Estimate::Pending);
     let download = RwSignal::new(Download::Idle);
     let cancel = RwSignal::new(false);
+    let query = Memo::new(move |_| choices.form().query());
 
+    #[cfg(feature = "hydrate")]
+    {
+        refresh_estimate(query, estimate);
+        start_custom_ranges_at_the_last_hour(choices);
+    }
+    // A finished, failed or cancelled download's line belongs to the previous choice.
+    Effect::new(move |_| {
+        query.track();
+        if download.with_untracked(|d| !matches!(d, Download::Idle | Download::Streaming(_))) {
+            download.set(Download::Idle);
+        }
+    });
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Ok(q) = query.get_untracked() else { return };
+        if download.with_untracked(Download::is_streaming) {
+            return;
+        }
+        start_download(q, choices.format.get_untracked(), download, cancel);
+    };
+
+    // Each part ends type-erased (`into_any`): one nested view type would overflow the
+    // compiler's query depth in the server crate.
+    view! {
+        <form class="grid grid-cols-1 gap-6 lg:grid-cols-[minmax(0,2fr)_minmax(0,3fr)]" on:submit=on_submit>
+            <MetricPicker metrics choices />
+            <div class="space-y-4">
+                <RangeChoice choices />
+                <OutputOptions choices />
+                <EstimatePanel query estimate download cancel />
+            </div>
+        </form>
+    }
+}
+
+/// Asks for the estimate whenever the query changes, and again on a timer; only the newest
+/// answer is shown.
+#[cfg(feature = "hydrate")]
+fn refresh_estimate(query: Memo<Result<String, ApiErrorDetail>>, estimate: RwSignal<Estimate>) {
+    let tick = RwSignal::new(0u64);
+    if let Ok(handle) = set_interval_with_handle(move || tick.update(|t| *t += 1), ESTIMATE_REFRESH)
+    {
+        on_cleanup(move || handle.clear());
+    }
+    let asked = StoredValue::new((0u64, String::new()));
+    Effect::new(move |_| {
+        tick.track();
+        let Ok(q) = query.get() else {
+            estimate.set(Estimate::Pending);
+            return;
+        };
+        let generation = asked.with_value(|(g, last)| {
+            if *last != q {
+                estimate.set(Estimate::Pending);
+            }
+            g + 1
+        });
+        asked.set_value((generation, q.clone()));
+        leptos::task::spawn_local(async move {
+            let answer =
+                browser::get_json::<ExportEstimate>(&format!("/api/v1/export/estimate?{q}")).await;
+            if asked.with_value(|(g, _)| *g == generation) {
+                estimate.set(match answer {
+                    Ok(e) => Estimate::Ready(e),
+                    Err(e) => Estimate::Refused(e),
+                });
+            }
+        });
+    });
+}
+
+/// A custom range starts as the last hour.
+#[cfg(feature = "hydrate")]
+fn start_custom_ranges_at_the_last_hour(choices: Choices) {
+    Effect::new(move |_| {
+        if choices.range.get() == CUSTOM && choices.custom_from.get_untracked().is_empty() {
+            choices
+                .custom_from
+                .set(browser::utc_input_value(3_600_000.0));
+            choices.custom_to.set(browser::utc_input_value(0.0));
+        }
+    });
+}
+
+/// Streams the export of `query` into a file (in the browser), moving `download` along;
+/// `cancel` turning true stops it.
+fn start_download(
+    query: String,
+    format: ExportFormat,
+    download: RwSignal<Download>,
+    cancel: RwSignal<bool>,
+) {
+    cancel.set(false);
+    download.set(Download::Streaming(Progress::default()));
+    #[cfg(feature = "hydrate")]
+    leptos::task::spawn_local(async move {
+        let result = browser::download(
+            &format!("/api/v1/export?{query}"),
+            format,
+            |p| download.set(Download::Streaming(p)),
+            || cancel.get_untracked(),
+        )
+        .await;
+        download.set(match result {
+            Ok(Some(saved)) => Download::Saved {
+                file_name: saved.file_name,
+                progress: saved.progress,
+            },
+            Ok(None) => Download::Cancelled,
+            Err(e) => Download::Failed(e),
+        });
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (query, format);
+}
+
+/// The searchable metric list with "all metrics".
+#[component]
+fn MetricPicker(metrics: Vec<MetricInfo>, choices: Choices) -> impl IntoView {
+    let Choices {
+        search,
+        all_metrics,
+        selected,
+        ..
+    } = choices;
+    let total_metrics = metrics.len();
+    let metrics = StoredValue::new(metrics);
     let shown = Memo::new(move |_| {
         let needle = search.get().trim().to_lowercase();
         metrics.with_value(|all| {
@@ -121,127 +287,7 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
-    let query = Memo::new(move |_| {
-        ReportForm {
-            all_metrics: all_metrics.get(),
-            metrics: selected.get(),
-            range: range.get(),
-            custom_from: custom_from.get(),
-            custom_to: custom_to.get(),
-            resolution: resolution.get(),
-            format: format.get(),
-        }
-        .query()
-    });
-    let export_url = move || {
-        query
-            .get()
-            .map(|q| format!("/api/v1/export?{q}"))
-            .unwrap_or_default()
-    };
-    let streaming = move || download.with(|d| matches!(d, Download::Streaming(_)));
-
-    #[cfg(feature = "hydrate")]
-    {
-        // Ask for the estimate whenever the query changes, and again on a timer; only the
-        // newest answer is shown.
-        let tick = RwSignal::new(0u64);
-        if let Ok(handle) =
-            set_interval_with_handle(move || tick.update(|t| *t += 1), ESTIMATE_REFRESH)
-        {
-            on_cleanup(move || handle.clear());
-        }
-        let asked = StoredValue::new((0u64, String::new()));
-        Effect::new(move |_| {
-            tick.track();
-            let Ok(q) = query.get() else {
-                estimate.set(Estimate::Pending);
-                return;
-            };
-            let generation = asked.with_value(|(g, last)| {
-                if *last != q {
-                    estimate.set(Estimate::Pending);
-                }
-                g + 1
-            });
-            asked.set_value((generation, q.clone()));
-            leptos::task::spawn_local(async move {
-                let answer =
-                    browser::get_json::<ExportEstimate>(&format!("/api/v1/export/estimate?{q}"))
-                        .await;
-                if asked.with_value(|(g, _)| *g == generation) {
-                    estimate.set(match answer {
-                        Ok(e) => Estimate::Ready(e),
-                        Err(e) => Estimate::Refused(e),
-                    });
-                }
-            });
-        });
-        // A custom range starts as the last hour.
-        Effect::new(move |_| {
-            if range.get() == CUSTOM && custom_from.get_untracked().is_empty() {
-                custom_from.set(browser::utc_input_value(3_600_000.0));
-                custom_to.set(browser::utc_input_value(0.0));
-            }
-        });
-    }
-
-    // A finished, failed or cancelled download's line belongs to the previous choice.
-    Effect::new(move |_| {
-        query.track();
-        if download.with_untracked(|d| !matches!(d, Download::Idle | Download::Streaming(_))) {
-            download.set(Download::Idle);
-        }
-    });
-
-    let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        let Ok(q) = query.get_untracked() else { return };
-        if streaming() {
-            return;
-        }
-        let format = format.get_untracked();
-        cancel.set(false);
-        download.set(Download::Streaming(Progress::default()));
-        #[cfg(feature = "hydrate")]
-        leptos::task::spawn_local(async move {
-            let result = browser::download(
-                &format!("/api/v1/export?{q}"),
-                &format,
-                |p| download.set(Download::Streaming(p)),
-                || cancel.get_untracked(),
-            )
-            .await;
-            download.set(match result {
-                Ok(Some(saved)) => Download::Saved {
-                    file_name: saved.file_name,
-                    progress: saved.progress,
-                },
-                Ok(None) => Download::Cancelled,
-                Err(e) => Download::Failed(e),
-            });
-        });
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (q, format);
-    };
-
-    // What to fix, first from the form itself, then from the server.
-    let problem = move || {
-        if let Err(e) = query.get() {
-            return Some(e);
-        }
-        if let Download::Failed(e) = download.get() {
-            return Some(e);
-        }
-        match estimate.get() {
-            Estimate::Refused(e) => Some(e),
-            _ => None,
-        }
-    };
-
-    // Each part is type-erased (`into_any`): one nested view type would overflow the
-    // compiler's query depth in the server crate.
-    let metric_picker = view! {
+    view! {
         <fieldset class=PANEL>
             <legend class=LEGEND>"Metrics"</legend>
             <input
@@ -261,33 +307,7 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
                 class:opacity-50=move || all_metrics.get()
             >
                 <For each=move || shown.get() key=|m| m.id let:metric>
-                    {
-                        let name = metric.name.clone();
-                        let checked_name = name.clone();
-                        let detail = match &metric.unit {
-                            Some(unit) => format!("{} · {unit}", metric.stream),
-                            None => metric.stream.clone(),
-                        };
-                        view! {
-                            <li>
-                                <label class="flex items-baseline gap-2">
-                                    <input
-                                        type="checkbox"
-                                        disabled=move || all_metrics.get()
-                                        prop:checked=move || selected.with(|s| s.contains(&checked_name))
-                                        on:change=move |_| selected.update(|s| {
-                                            match s.iter().position(|n| *n == name) {
-                                                Some(i) => { s.remove(i); }
-                                                None => s.push(name.clone()),
-                                            }
-                                        })
-                                    />
-                                    <span class="font-mono">{metric.name.clone()}</span>
-                                    <span class="text-xs text-slate-500 dark:text-slate-400">{detail}</span>
-                                </label>
-                            </li>
-                        }
-                    }
+                    <MetricChoice metric choices />
                 </For>
             </ul>
             <p class="mt-2 text-xs text-slate-500 dark:text-slate-400">
@@ -300,8 +320,54 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
             </p>
         </fieldset>
     }
-    .into_any();
-    let range_picker = view! {
+    .into_any()
+}
+
+/// One metric's checkbox (disabled while "all metrics" is on).
+#[component]
+fn MetricChoice(metric: MetricInfo, choices: Choices) -> impl IntoView {
+    let Choices {
+        all_metrics,
+        selected,
+        ..
+    } = choices;
+    let name = metric.name.clone();
+    let checked_name = name.clone();
+    let detail = match &metric.unit {
+        Some(unit) => format!("{} · {unit}", metric.stream),
+        None => metric.stream.clone(),
+    };
+    view! {
+        <li>
+            <label class="flex items-baseline gap-2">
+                <input
+                    type="checkbox"
+                    disabled=move || all_metrics.get()
+                    prop:checked=move || selected.with(|s| s.contains(&checked_name))
+                    on:change=move |_| selected.update(|s| {
+                        match s.iter().position(|n| *n == name) {
+                            Some(i) => { s.remove(i); }
+                            None => s.push(name.clone()),
+                        }
+                    })
+                />
+                <span class="font-mono">{metric.name.clone()}</span>
+                <span class="text-xs text-slate-500 dark:text-slate-400">{detail}</span>
+            </label>
+        </li>
+    }
+}
+
+/// The range presets, and the UTC from/to of a custom range.
+#[component]
+fn RangeChoice(choices: Choices) -> impl IntoView {
+    let Choices {
+        range,
+        custom_from,
+        custom_to,
+        ..
+    } = choices;
+    view! {
         <fieldset class=PANEL>
             <legend class=LEGEND>"Range"</legend>
             <div class="flex flex-wrap gap-3 text-sm">
@@ -324,14 +390,27 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
             </Show>
         </fieldset>
     }
-    .into_any();
-    let output_options = view! {
+    .into_any()
+}
+
+/// The resolution and the file format.
+#[component]
+fn OutputOptions(choices: Choices) -> impl IntoView {
+    let Choices {
+        resolution, format, ..
+    } = choices;
+    view! {
         <div class=format!("{PANEL} flex flex-wrap gap-6 text-sm")>
             <label class="flex items-center gap-2">
                 "Resolution"
                 <select
                     class=INPUT
-                    on:change=move |ev| resolution.set(event_target_value(&ev))
+                    on:change=move |ev| {
+                        let value = event_target_value(&ev);
+                        if let Some((_, r)) = RESOLUTIONS.iter().find(|(_, r)| *r == value) {
+                            resolution.set(r);
+                        }
+                    }
                     prop:value=move || resolution.get()
                 >
                     {RESOLUTIONS.iter().map(|(label, value)| view! {
@@ -346,8 +425,38 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
             </fieldset>
         </div>
     }
-    .into_any();
-    let estimate_panel = view! {
+    .into_any()
+}
+
+/// The row count the export will have, what to fix first, the download buttons and status.
+#[component]
+fn EstimatePanel(
+    query: Memo<Result<String, ApiErrorDetail>>,
+    estimate: RwSignal<Estimate>,
+    download: RwSignal<Download>,
+    cancel: RwSignal<bool>,
+) -> impl IntoView {
+    let streaming = move || download.with(Download::is_streaming);
+    let export_url = move || {
+        query
+            .get()
+            .map(|q| format!("/api/v1/export?{q}"))
+            .unwrap_or_default()
+    };
+    // What to fix, first from the form itself, then from the server.
+    let problem = move || {
+        if let Err(e) = query.get() {
+            return Some(e);
+        }
+        if let Download::Failed(e) = download.get() {
+            return Some(e);
+        }
+        match estimate.get() {
+            Estimate::Refused(e) => Some(e),
+            _ => None,
+        }
+    };
+    view! {
         <section class=PANEL aria-label="Estimate">
             <p
                 class="text-sm"
@@ -401,36 +510,33 @@ fn ReportBuilder(metrics: Vec<MetricInfo>) -> impl IntoView {
             <DownloadStatus download />
         </section>
     }
-    .into_any();
-
-    view! {
-        <form class="grid grid-cols-1 gap-6 lg:grid-cols-[minmax(0,2fr)_minmax(0,3fr)]" on:submit=on_submit>
-            {metric_picker}
-            <div class="space-y-4">{range_picker} {output_options} {estimate_panel}</div>
-        </form>
-    }
+    .into_any()
 }
 
-/// One radio button per (label, value) option, bound to `choice`.
+/// One radio button per (label, value) option, bound to `choice`; a value's `value`
+/// attribute is its wire name.
 #[component]
-fn Radios(
+fn Radios<T>(
     name: &'static str,
-    options: &'static [(&'static str, &'static str)],
-    choice: RwSignal<String>,
-) -> impl IntoView {
+    options: &'static [(&'static str, T)],
+    choice: RwSignal<T>,
+) -> impl IntoView
+where
+    T: Copy + PartialEq + Into<&'static str> + Send + Sync + 'static,
+{
     options
         .iter()
-        .map(|(label, value)| {
+        .map(|&(label, value)| {
             view! {
                 <label class="flex items-center gap-1">
                     <input
                         type="radio"
                         name=name
-                        value=*value
-                        prop:checked=move || choice.get() == *value
-                        on:change=move |_| choice.set(value.to_string())
+                        value=value.into()
+                        prop:checked=move || choice.get() == value
+                        on:change=move |_| choice.set(value)
                     />
-                    {*label}
+                    {label}
                 </label>
             }
         })

@@ -1,8 +1,14 @@
-//! JSON bodies of the REST API under `/api/v1` (metrics, queries, field discovery, errors).
-//! The server produces them and the browser consumes them; nothing else defines these shapes.
-//! Metric definitions themselves travel as JSON objects with the field names `name`, `stream`,
-//! `format`, `value`, `filter`, `dimensions`, `unit`, `time`, `histogram` (see the README).
+//! JSON bodies of the REST API under `/api/v1` (metrics, queries, field discovery, alerts,
+//! export estimates, errors). The server produces them and the browser consumes them; nothing
+//! else defines these shapes. Metric definitions themselves travel as JSON objects with the
+//! field names `name`, `stream`, `format`, `value`, `filter`, `dimensions`, `unit`, `time`,
+//! `histogram` (see the README).
 
+use crate::{
+    alert::{Comparison, NoDataPolicy, NotifyOn, PreviewVerdict, SeriesScope, Severity},
+    closed_set,
+    summary::{Statistic, Summary},
+};
 use serde::{Deserialize, Serialize};
 
 /// One metric as listed by `GET /api/v1/metrics`.
@@ -28,21 +34,14 @@ pub struct MetricList {
     pub metrics: Vec<MetricInfo>,
 }
 
-/// Aggregates of one time bucket (or of a whole range, for the summary).
+/// Aggregates of one time bucket (or of a whole range, for the summary): `start_ms` and the
+/// [`Summary`] fields side by side in one JSON object.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Point {
     /// Bucket start, epoch milliseconds (the range start for a summary).
     pub start_ms: i64,
-    pub count: u64,
-    pub rate_per_s: f64,
-    pub sum: f64,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub mean: Option<f64>,
-    pub p50: Option<u64>,
-    pub p90: Option<u64>,
-    pub p99: Option<u64>,
-    pub p999: Option<u64>,
+    #[serde(flatten)]
+    pub summary: Summary,
 }
 
 /// `GET /api/v1/query` body: a time series and one summary over the range.
@@ -84,13 +83,23 @@ pub struct SeriesList {
 pub struct FieldInfo {
     /// JSON Pointer, e.g. `/latency_ms`.
     pub path: String,
-    /// `number` or `string` (low-cardinality strings only).
-    pub kind: String,
+    pub kind: FieldKind,
     /// How many sampled records carried it.
     pub seen: u64,
     /// For strings: the distinct values seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
+}
+
+closed_set! {
+    /// What a discovered field holds.
+    pub enum FieldKind ("field kind") {
+        /// Numbers in most sampled records.
+        Number = "number",
+        /// Strings of low cardinality (the values are listed).
+        String = "string",
+    }
+    refused: ": use number or string";
 }
 
 /// `GET /api/v1/streams/{name}/fields` body.
@@ -99,6 +108,41 @@ pub struct FieldList {
     pub stream: String,
     pub sampled_records: u64,
     pub fields: Vec<FieldInfo>,
+}
+
+closed_set! {
+    /// The file format of `GET /api/v1/export` (`format=`).
+    pub enum ExportFormat ("export format") {
+        Csv = "csv",
+        Json = "json",
+        /// A printable report with a chart and a table per metric.
+        Html = "html",
+    }
+    refused: ": use csv, json or html";
+}
+
+impl ExportFormat {
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        self.as_str()
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Json => "application/json",
+            ExportFormat::Html => "text/html; charset=utf-8",
+        }
+    }
+
+    /// Most rows an export of this format may have (the HTML report keeps a metric's points
+    /// for its chart, and a printable report of millions of rows helps nobody).
+    pub fn max_rows(self) -> i64 {
+        match self {
+            ExportFormat::Csv | ExportFormat::Json => 20_000_000,
+            ExportFormat::Html => 20_000,
+        }
+    }
 }
 
 /// `GET /api/v1/export/estimate` body: what `GET /api/v1/export` with the same parameters
@@ -136,9 +180,10 @@ pub struct ApiErrorDetail {
     pub message: String,
 }
 
-/// An alert rule as the API and the UI exchange it (`/api/v1/alerts`). Enumerations travel as
-/// strings so the server can refuse a bad value with a message naming the field; durations
-/// are strings like `"30s"`, `"5m"`. See the README for every field's meaning and default.
+/// An alert rule as the API and the UI exchange it (`/api/v1/alerts`). Closed sets are enums
+/// that travel as their names (a bad name is refused with a message that lists the accepted
+/// ones); durations are strings like `"30s"`, `"5m"`, checked by the server. See the README for
+/// every field's meaning and default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRuleSpec {
@@ -147,13 +192,11 @@ pub struct AlertRuleSpec {
     /// `"all"` (all series together, the default), `"each"` (one instance per series) or the
     /// labels of one series, e.g. `["eu-west", "/cart"]`.
     #[serde(default)]
-    pub series: SeriesScopeSpec,
-    /// `count`, `rate`, `sum`, `mean`, `min`, `max`, `p50`, `p90`, `p99`, `p99.9`.
-    pub statistic: String,
+    pub series: SeriesScope,
+    pub statistic: Statistic,
     /// Rolling window: 1 s to 60 s, or whole minutes up to 60 m.
     pub window: String,
-    /// `>`, `>=`, `<`, `<=`.
-    pub comparison: String,
+    pub comparison: Comparison,
     pub threshold: f64,
     /// Hysteresis: once firing, the alert recovers only when the value passes this threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,18 +207,18 @@ pub struct AlertRuleSpec {
     /// How long a recovered alert keeps firing (default `"0s"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_firing_for: Option<String>,
-    /// `ok`, `alerting`, `no_data` (the default) or `keep_last`.
+    /// Absent: [`NoDataPolicy::NoData`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_data: Option<String>,
+    pub no_data: Option<NoDataPolicy>,
     /// Silence after which the no-data policy applies (default `"2m"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data_after: Option<String>,
-    /// Also notify on entering these states: `no_data`, `error`.
+    /// Also notify on entering these states.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify_on: Vec<String>,
-    /// `info`, `warning` (the default) or `critical`.
+    pub notify_on: Vec<NotifyOn>,
+    /// Absent: [`Severity::Warning`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
+    pub severity: Option<Severity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,32 +234,6 @@ pub struct AlertRuleSpec {
 
 fn enabled_default() -> bool {
     true
-}
-
-/// Which series a rule watches (see [`AlertRuleSpec::series`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SeriesScopeSpec {
-    /// `"all"` or `"each"`.
-    Keyword(String),
-    /// The labels of one series.
-    One(Vec<String>),
-}
-
-impl Default for SeriesScopeSpec {
-    fn default() -> Self {
-        SeriesScopeSpec::Keyword("all".into())
-    }
-}
-
-impl SeriesScopeSpec {
-    /// The scope as the form shows it: `all`, `each`, or the labels joined with `, `.
-    pub fn label(&self) -> String {
-        match self {
-            SeriesScopeSpec::Keyword(k) => k.clone(),
-            SeriesScopeSpec::One(labels) => labels.join(", "),
-        }
-    }
 }
 
 /// Where a rule's notifications go.
@@ -270,8 +287,7 @@ pub struct AlertPreview {
 pub struct AlertPreviewInstance {
     pub instance: String,
     pub value: Option<f64>,
-    /// `breaching`, `ok` or `no_data`.
-    pub verdict: String,
+    pub verdict: PreviewVerdict,
 }
 
 /// One recent record run through a draft definition (`POST /api/v1/metrics/preview`).
@@ -309,4 +325,72 @@ pub struct PreviewResponse {
     /// Records the metric could not use.
     pub errors: usize,
     pub records: Vec<PreviewRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn points_are_flat_objects() {
+        let point = Point {
+            start_ms: 1_000,
+            summary: Summary {
+                count: 3,
+                rate_per_s: 3.0,
+                sum: 6.0,
+                min: Some(1.0),
+                max: Some(3.0),
+                mean: Some(2.0),
+                p50: Some(2),
+                p90: Some(3),
+                p99: Some(3),
+                p999: Some(3),
+            },
+        };
+        let json = serde_json::to_value(&point).unwrap();
+        assert_eq!(
+            json,
+            json!({"start_ms": 1000, "count": 3, "rate_per_s": 3.0, "sum": 6.0, "min": 1.0,
+                "max": 3.0, "mean": 2.0, "p50": 2, "p90": 3, "p99": 3, "p999": 3})
+        );
+        assert_eq!(serde_json::from_value::<Point>(json).unwrap(), point);
+    }
+
+    #[test]
+    fn rule_specs_keep_their_wire_names() {
+        let json = json!({
+            "name": "slow", "metric": "latency", "series": ["eu"], "statistic": "p99.9",
+            "window": "5m", "comparison": ">=", "threshold": 1.0, "no_data": "keep_last",
+            "notify_on": ["no_data", "error"], "severity": "critical", "targets": [],
+            "enabled": true,
+        });
+        let spec: AlertRuleSpec = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(spec.statistic, Statistic::P999);
+        assert_eq!(spec.comparison, Comparison::Ge);
+        assert_eq!(spec.series, SeriesScope::One(vec!["eu".into()]));
+        assert_eq!(spec.no_data, Some(NoDataPolicy::KeepLast));
+        assert_eq!(spec.notify_on, [NotifyOn::NoData, NotifyOn::Error]);
+        assert_eq!(spec.severity, Some(Severity::Critical));
+        assert_eq!(serde_json::to_value(&spec).unwrap(), json);
+        let minimal: AlertRuleSpec = serde_json::from_value(json!({
+            "name": "n", "metric": "m", "statistic": "count", "window": "1m",
+            "comparison": "<", "threshold": 0,
+        }))
+        .unwrap();
+        assert_eq!(minimal.series, SeriesScope::All);
+        assert_eq!(serde_json::to_value(&minimal).unwrap()["series"], "all");
+    }
+
+    #[test]
+    fn export_formats() {
+        assert_eq!("html".parse::<ExportFormat>(), Ok(ExportFormat::Html));
+        assert_eq!(
+            "pdf".parse::<ExportFormat>().unwrap_err().0,
+            "\"pdf\": use csv, json or html"
+        );
+        assert_eq!(ExportFormat::Csv.extension(), "csv");
+        assert_eq!(serde_json::to_value(FieldKind::Number).unwrap(), "number");
+    }
 }

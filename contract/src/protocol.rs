@@ -17,6 +17,11 @@
 //! never drift from the server's state. A client that falls behind gets a new `snapshot` marker
 //! and the latest payloads instead of a growing queue.
 
+use crate::{
+    alert::{AlertState, Comparison, NotificationStatus, Severity},
+    closed_set,
+    summary::{Statistic, Summary},
+};
 use serde::{Deserialize, Serialize};
 
 /// Version of the live protocol spoken by this build. Bump on any incompatible change.
@@ -72,12 +77,23 @@ pub enum ServerMessage {
     /// Answer to [`ClientMessage::Ping`].
     Pong { nonce: u64 },
     /// The server refuses something the client sent; `code` is stable, `message` is for people.
-    Error { code: String, message: String },
+    Error { code: ErrorCode, message: String },
     /// The updates with this `seq` that follow are a full resync: sent after a subscribe and
     /// when the client fell behind the publisher.
     Snapshot { seq: u64 },
     /// One topic's full payload at publisher tick `seq`.
     Update { seq: u64, payload: LivePayload },
+}
+
+closed_set! {
+    /// Why the server refused a client message ([`ServerMessage::Error`]).
+    pub enum ErrorCode ("error code") {
+        /// The text frame is not a [`ClientMessage`].
+        BadMessage = "bad_message",
+        /// The client's hello names another [`PROTOCOL_VERSION`].
+        ProtocolVersion = "protocol_version",
+    }
+    refused: ": use bad_message or protocol_version";
 }
 
 /// One topic's payload; the variant says which topic.
@@ -104,16 +120,13 @@ impl LivePayload {
     }
 }
 
-/// Aggregates of one rolling window.
+/// Aggregates of one rolling window: `window_s` and the [`Summary`] fields side by side in one
+/// JSON object.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WindowStats {
     pub window_s: i64,
-    pub count: u64,
-    pub rate_per_s: f64,
-    pub mean: Option<f64>,
-    pub p50: Option<u64>,
-    pub p90: Option<u64>,
-    pub p99: Option<u64>,
+    #[serde(flatten)]
+    pub summary: Summary,
 }
 
 /// One stream's row on the dashboard.
@@ -179,7 +192,7 @@ pub struct MetricLive {
 pub struct ShardRow {
     pub stream: String,
     pub shard: String,
-    pub state: String,
+    pub state: ShardState,
     pub records_per_s: f64,
     pub bytes_per_s: f64,
     pub millis_behind_latest: Option<i64>,
@@ -187,6 +200,27 @@ pub struct ShardRow {
     pub last_error: Option<String>,
     /// Carries at least twice the stream's mean records/s (and more than 1 record/s).
     pub hot: bool,
+}
+
+closed_set! {
+    /// A shard reader's state.
+    #[derive(Default)]
+    pub enum ShardState ("shard state") {
+        /// Known, not yet planned.
+        #[default]
+        Pending = "pending",
+        /// A reader is polling it.
+        Reading = "reading",
+        /// Waits until its parent shards have been read to their end.
+        WaitingForParent = "waiting_for_parent",
+        /// Read to its end (or nothing to read); never read again.
+        Finished = "finished",
+        /// Retrying after a throttle or a failure.
+        BackingOff = "backing_off",
+        /// Stopped on an error it cannot recover from (see `last_error`).
+        Failed = "failed",
+    }
+    refused: ": use pending, reading, waiting_for_parent, finished, backing_off or failed";
 }
 
 /// [`Topic::Streams`] payload.
@@ -212,11 +246,21 @@ impl ServerMessage {
 /// `GET /healthz` response body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
-    /// `ok` when every check passes, `degraded` otherwise.
-    pub status: String,
+    pub status: HealthStatus,
     pub version: String,
     pub uptime_secs: u64,
     pub database_ok: bool,
+}
+
+closed_set! {
+    /// [`Health::status`].
+    pub enum HealthStatus ("health status") {
+        /// Every check passes.
+        Ok = "ok",
+        /// At least one check fails.
+        Degraded = "degraded",
+    }
+    refused: ": use ok or degraded";
 }
 
 #[cfg(test)]
@@ -235,6 +279,50 @@ mod tests {
                 seq: 3,
                 server_time_ms: 5
             }
+        );
+    }
+
+    #[test]
+    fn windows_carry_the_summary_fields_flat() {
+        let window = WindowStats {
+            window_s: 60,
+            summary: Summary {
+                count: 2,
+                rate_per_s: 0.5,
+                p99: Some(7),
+                ..Summary::default()
+            },
+        };
+        let json = serde_json::to_value(&window).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"window_s": 60, "count": 2, "rate_per_s": 0.5, "sum": 0.0,
+                "min": null, "max": null, "mean": null, "p50": null, "p90": null, "p99": 7,
+                "p999": null})
+        );
+        assert_eq!(serde_json::from_value::<WindowStats>(json).unwrap(), window);
+    }
+
+    #[test]
+    fn closed_sets_travel_as_their_names() {
+        let error = ServerMessage::Error {
+            code: ErrorCode::ProtocolVersion,
+            message: "no".into(),
+        };
+        assert_eq!(
+            error.to_json(),
+            r#"{"type":"error","code":"protocol_version","message":"no"}"#
+        );
+        let row: ShardRow = serde_json::from_value(serde_json::json!({"stream": "s", "shard": "a",
+                "state": "waiting_for_parent", "records_per_s": 0.0, "bytes_per_s": 0.0,
+                "millis_behind_latest": null, "parents": [], "last_error": null, "hot": false}))
+        .unwrap();
+        assert_eq!(row.state, ShardState::WaitingForParent);
+        assert!(
+            serde_json::from_value::<ShardState>(serde_json::json!("sleeping"))
+                .unwrap_err()
+                .to_string()
+                .contains("waiting_for_parent")
         );
     }
 
@@ -282,27 +370,28 @@ pub struct AlertsLive {
 /// Transitions carried in [`AlertsLive::recent`].
 pub const RECENT_ALERT_EVENTS: usize = 20;
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// One rule with its instances ([`AlertsLive::rules`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRuleLive {
     pub id: i64,
     pub name: String,
     pub metric: String,
-    pub statistic: String,
+    pub statistic: Statistic,
     pub window: String,
-    pub comparison: String,
+    pub comparison: Comparison,
     pub threshold: f64,
-    pub severity: String,
+    pub severity: Severity,
     pub enabled: bool,
     pub silenced_until_ms: Option<i64>,
     pub instances: Vec<AlertInstanceLive>,
 }
 
+/// One instance of a rule: its state and current value.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AlertInstanceLive {
     /// `all` for all series together, else the series labels joined with `, `.
     pub instance: String,
-    /// `ok`, `pending`, `firing`, `recovering`, `no_data`, `error`.
-    pub state: String,
+    pub state: AlertState,
     pub since_ms: i64,
     pub value: Option<f64>,
     /// Why the instance is in `error`.
@@ -318,14 +407,13 @@ pub struct AlertEvent {
     pub rule: String,
     pub metric: String,
     pub instance: String,
-    pub from: String,
-    pub to: String,
+    pub from: AlertState,
+    pub to: AlertState,
     pub value: Option<f64>,
     pub threshold: f64,
     pub at_ms: i64,
-    pub severity: String,
-    /// `sent` (notifications queued), `silenced`, or `none` (not a notifying transition).
-    pub notification: String,
+    pub severity: Severity,
+    pub notification: NotificationStatus,
     /// The rule has an in-app target: browsers show a toast.
     pub in_app: bool,
 }
