@@ -15,6 +15,7 @@
 //!   decoded record, and the editor's preview), `series` (the series index and cardinality
 //!   guard) and `pending` (pending-second counts).
 //! - [`counters`]: late, future, overflowed and bad records per metric.
+//! - [`settings`]: the core's and the engine task's settings.
 //! - [`shell`]: the one async task that owns the engine, hands flushes to a [`FlushSink`] on an
 //!   interval and runs retention.
 
@@ -27,6 +28,7 @@ mod ingest;
 pub mod json_scan;
 mod pending;
 mod series;
+pub mod settings;
 pub mod shell;
 pub mod window;
 
