@@ -106,8 +106,9 @@ fn endpoint_file_table_applies_under_flags() {
         "#,
     )
     .unwrap();
-    let cli = Cli::try_parse_from(["streamboard", "endpoint", "--iterator-ttl", "3s"]).unwrap();
-    let config = endpoint(Config::resolve(cli, file).unwrap());
+    let config = endpoint(
+        Config::resolve(["streamboard", "endpoint", "--iterator-ttl", "3s"], file).unwrap(),
+    );
     assert_eq!(config.listen.port(), 5567);
     assert_eq!(config.data_dir, PathBuf::from("/srv/sb"));
     assert_eq!(config.iterator_ttl, Duration::from_secs(3), "the flag wins");
@@ -136,9 +137,9 @@ fault_operations = [\"Nope\"]\n",
 #[test]
 fn defaults_work_offline_and_bind_loopback() {
     let config = serve(load(&[]).unwrap());
-    assert_eq!(config.listen, "127.0.0.1:3000".parse().unwrap());
-    assert_eq!(config.data_dir, PathBuf::from("./data"));
-    assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(config.server.listen, "127.0.0.1:3000".parse().unwrap());
+    assert_eq!(config.server.data_dir, PathBuf::from("./data"));
+    assert_eq!(config.server.heartbeat_interval, Duration::from_secs(5));
     assert_eq!(
         config.database_path(),
         PathBuf::from("./data/streamboard.db")
@@ -161,23 +162,23 @@ fn flags_are_parsed_into_types() {
         ])
         .unwrap(),
     );
-    assert_eq!(config.live_tick, Duration::from_millis(100));
+    assert_eq!(config.live.live_tick, Duration::from_millis(100));
     // The default shortest push interval (100 ms) never exceeds a shorter tick.
-    assert_eq!(config.live_min_interval, Duration::from_millis(100));
-    assert_eq!(config.listen.port(), 4000);
-    assert_eq!(config.data_dir, PathBuf::from("/tmp/sb"));
-    assert_eq!(config.heartbeat_interval, Duration::from_millis(250));
+    assert_eq!(config.live.live_min_interval, Duration::from_millis(100));
+    assert_eq!(config.server.listen.port(), 4000);
+    assert_eq!(config.server.data_dir, PathBuf::from("/tmp/sb"));
+    assert_eq!(config.server.heartbeat_interval, Duration::from_millis(250));
 }
 
 #[test]
 fn live_min_interval_defaults_under_the_tick_and_may_not_exceed_it() {
     let config = serve(load(&["serve"]).unwrap());
-    assert_eq!(config.live_tick, Duration::from_millis(250));
-    assert_eq!(config.live_min_interval, Duration::from_millis(100));
+    assert_eq!(config.live.live_tick, Duration::from_millis(250));
+    assert_eq!(config.live.live_min_interval, Duration::from_millis(100));
     let config = serve(load(&["serve", "--live-tick", "40ms"]).unwrap());
-    assert_eq!(config.live_min_interval, Duration::from_millis(40));
+    assert_eq!(config.live.live_min_interval, Duration::from_millis(40));
     let config = serve(load(&["serve", "--live-min-interval", "250ms"]).unwrap());
-    assert_eq!(config.live_min_interval, Duration::from_millis(250));
+    assert_eq!(config.live.live_min_interval, Duration::from_millis(250));
     let error = load(&["serve", "--live-min-interval", "300ms"]).unwrap_err();
     let message = error.to_string();
     assert!(
@@ -209,10 +210,10 @@ fn engine_settings_come_from_flags_or_defaults() {
     assert_eq!(config.engine.allowed_lateness, Duration::from_secs(300));
     assert_eq!(config.engine.max_series_per_metric, 50);
     assert_eq!(config.engine.flush_interval, Duration::from_millis(500));
-    assert_eq!(config.engine.retention[0], Duration::from_secs(7200));
+    assert_eq!(config.engine.retention_1s, Duration::from_secs(7200));
     assert_eq!(
-        config.engine.retention[1],
-        EngineSettings::default().retention[1]
+        config.engine.retention_1m,
+        EngineSettings::default().retention_1m
     );
     let error = load(&["serve", "--max-series-per-metric", "0"]).unwrap_err();
     assert!(
@@ -268,13 +269,17 @@ fn file_values_apply_under_flags() {
         "#,
     )
     .unwrap();
-    let cli = Cli::try_parse_from(["streamboard", "serve", "--listen", "127.0.0.1:6000"]).unwrap();
-    let config = Config::resolve(cli, file).unwrap();
-    assert_eq!(config.log.format, LogFormat::Json);
+    let config =
+        Config::resolve(["streamboard", "serve", "--listen", "127.0.0.1:6000"], file).unwrap();
+    assert_eq!(config.log.log_format, LogFormat::Json);
     let serve = serve(config);
-    assert_eq!(serve.listen.port(), 6000, "the flag wins over the file");
-    assert_eq!(serve.data_dir, PathBuf::from("/srv/streamboard"));
-    assert_eq!(serve.heartbeat_interval, Duration::from_secs(2));
+    assert_eq!(
+        serve.server.listen.port(),
+        6000,
+        "the flag wins over the file"
+    );
+    assert_eq!(serve.server.data_dir, PathBuf::from("/srv/streamboard"));
+    assert_eq!(serve.server.heartbeat_interval, Duration::from_secs(2));
 }
 
 #[test]
@@ -315,7 +320,7 @@ fn relative_paths_in_a_file_are_relative_to_the_file() {
     let path = dir.path().join("streamboard.toml");
     std::fs::write(&path, "data_dir = \"state\"\n").unwrap();
     let config = serve(load(&["--config", path.to_str().unwrap()]).unwrap());
-    assert_eq!(config.data_dir, dir.path().join("state"));
+    assert_eq!(config.server.data_dir, dir.path().join("state"));
 }
 
 #[test]
@@ -338,24 +343,34 @@ fn consumer_options_from_flags() {
         ])
         .unwrap(),
     );
-    assert_eq!(config.streams.len(), 2);
-    assert_eq!(config.streams[0].name_or_arn.name().as_str(), "a");
-    assert_eq!(config.streams[1].name_or_arn.name().as_str(), "b");
+    assert_eq!(config.consumer.streams.len(), 2);
+    assert_eq!(config.consumer.streams[0].name_or_arn.name().as_str(), "a");
+    assert_eq!(config.consumer.streams[1].name_or_arn.name().as_str(), "b");
     assert!(
         config
+            .consumer
             .streams
             .iter()
             .all(|s| s.start == StartPosition::TrimHorizon)
     );
-    assert_eq!(config.application, "billing");
-    assert_eq!(config.discovery_interval, Duration::from_secs(2));
-    assert_eq!(config.idle_poll_interval, Duration::from_millis(50));
+    assert_eq!(config.consumer.application, "billing");
+    assert_eq!(config.consumer.discovery_interval, Duration::from_secs(2));
+    assert_eq!(
+        config.consumer.idle_poll_interval,
+        Duration::from_millis(50)
+    );
 
     let defaults = serve(load(&[]).unwrap());
-    assert!(defaults.streams.is_empty());
-    assert_eq!(defaults.application, "streamboard");
-    assert_eq!(defaults.discovery_interval, Duration::from_secs(10));
-    assert_eq!(defaults.idle_poll_interval, Duration::from_millis(200));
+    assert!(defaults.consumer.streams.is_empty());
+    assert_eq!(defaults.consumer.application, "streamboard");
+    assert_eq!(
+        defaults.consumer.discovery_interval,
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        defaults.consumer.idle_poll_interval,
+        Duration::from_millis(200)
+    );
 
     let error = load(&["serve", "--stream", "a b"]).unwrap_err();
     assert!(error.to_string().contains("--stream"), "{error}");
@@ -380,16 +395,15 @@ fn streams_tables_in_the_file() {
         "#,
     )
     .unwrap();
-    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
-    let config = serve(Config::resolve(cli, file).unwrap());
-    assert_eq!(config.application, "ops");
-    assert_eq!(config.idle_poll_interval, Duration::from_secs(1));
-    let starts: Vec<_> = config.streams.iter().map(|s| s.start).collect();
+    let config = serve(Config::resolve(["streamboard"], file).unwrap());
+    assert_eq!(config.consumer.application, "ops");
+    assert_eq!(config.consumer.idle_poll_interval, Duration::from_secs(1));
+    let starts: Vec<_> = config.consumer.streams.iter().map(|s| s.start).collect();
     assert_eq!(starts[0], StartPosition::TrimHorizon);
     assert!(matches!(starts[1], StartPosition::AtTimestamp { .. }));
     assert_eq!(starts[2], StartPosition::Latest);
     assert_eq!(
-        config.streams[1].name_or_arn.arn(),
+        config.consumer.streams[1].name_or_arn.arn(),
         Some("arn:aws:kinesis:eu-west-1:123456789012:stream/logs")
     );
 
@@ -402,12 +416,10 @@ fn streams_tables_in_the_file() {
     let both =
         FileConfig::parse("[[streams]]\nname = \"x\"\narn = \"arn:aws:kinesis:a:1:stream/x\"\n")
             .unwrap();
-    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
-    let error = Config::resolve(cli, both).unwrap_err();
+    let error = Config::resolve(["streamboard"], both).unwrap_err();
     assert!(error.contains("streams[0]"), "{error}");
     let bad = FileConfig::parse("[[streams]]\nname = \"no spaces\"\n").unwrap();
-    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
-    let error = Config::resolve(cli, bad).unwrap_err();
+    let error = Config::resolve(["streamboard"], bad).unwrap_err();
     assert!(error.contains("streams[0].name"), "{error}");
 }
 
@@ -509,8 +521,7 @@ fn no_aws_settings_means_the_embedded_default() {
         |name| (name == "AWS_REGION").then(String::new)
     ));
     let file = FileConfig::parse("demo_rate = 5\nembedded_listen = \"127.0.0.1:0\"\n").unwrap();
-    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
-    let config = serve(Config::resolve(cli, file).unwrap());
+    let config = serve(Config::resolve(["streamboard"], file).unwrap());
     if !aws_configured(|name| std::env::var(name).ok()) {
         assert_eq!(
             config.source,
