@@ -96,6 +96,11 @@ const COMPONENTS: [Component; 7] = [
     Component::of::<AlertsSettings>(),
 ];
 
+/// Every top-level option key the file takes.
+pub(super) fn option_keys() -> Vec<String> {
+    COMPONENTS.iter().flat_map(|c| (c.ids)()).collect()
+}
+
 /// The `[endpoint]` table: `streamboard endpoint`'s options.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,7 +229,7 @@ impl FileConfig {
             .into_iter()
             .partition(|(key, _)| TABLE_KEYS.contains(&key.get_ref().as_ref()));
         if !unknown.is_empty() {
-            let mut expected: Vec<String> = COMPONENTS.iter().flat_map(|c| (c.ids)()).collect();
+            let mut expected = option_keys();
             expected.extend(TABLE_KEYS.map(String::from));
             let deserializer = toml::de::Deserializer::from(Spanned::new(span.clone(), unknown));
             RefuseKeys(&expected).deserialize(deserializer)?;
