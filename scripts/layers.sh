@@ -10,16 +10,17 @@ import pathlib, re, sys
 
 # Layers from the bottom up. A module may use modules of strictly lower layers only.
 LAYERS = [
-    ["clock", "kinesis"],
+    ["clock", "kinesis", "settings"],
     ["metric"],
     ["storage"],
     ["engine", "query"],
-    ["catalog", "alerts", "export", "config"],
+    ["catalog", "alerts", "export"],
     ["telemetry"],
     ["consumer"],
     ["producer"],
     ["live", "pipeline"],
     ["http"],
+    ["config"],
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 SRC = pathlib.Path("server/src")

@@ -118,7 +118,7 @@ async fn main() {
     let mut retention = ShellConfig::default().retention;
     retention[1] = std::time::Duration::from_secs((days as u64 + 1) * 86_400);
     let state = AppState::new(
-        Arc::new(ServeConfig::for_data_dir(dir.path())),
+        Arc::new(ServeConfig::for_data_dir(dir.path()).server),
         addr,
         database.clone(),
         Arc::new(ProcessMetrics::new(Instant::now())),

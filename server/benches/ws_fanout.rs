@@ -212,7 +212,7 @@ fn main() {
     let shutdown = CancellationToken::new();
     let server = server_rt.block_on(async {
         let mut config = ServeConfig::for_data_dir(dir.path());
-        config.live_tick = Duration::from_millis(250);
+        config.live.live_tick = Duration::from_millis(250);
         config.metrics = vec![
             serde_json::from_value::<MetricDefinition>(json!({
                 "name": METRIC, "stream": STREAM, "value": "/ms", "dimensions": ["/key"],

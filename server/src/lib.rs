@@ -2,8 +2,12 @@
 //! and the dashboard with its API and live push.
 //!
 //! # Layout (each layer uses only the layers below it; `scripts/layers.sh` checks it)
+//! - [`config`]: typed configuration from flags, `STREAMBOARD_*` variables and a TOML file:
+//!   `serve` is composed of each component's settings struct ([`http::ServerSettings`],
+//!   [`live::Pacing`], [`consumer::ConsumerConfig`], [`pipeline::SourceSettings`],
+//!   [`engine::EngineSettings`], [`alerts::AlertsSettings`], [`telemetry::LogSettings`]).
 //! - [`http`]: the axum router: Leptos SSR pages, `/api/v1`, `/healthz`, `/metrics`, `/ws`,
-//!   site assets.
+//!   site assets; the server's own settings.
 //! - [`live`]: the live hub (one publisher for every `/ws` session); [`pipeline`]: wires
 //!   `serve`'s data path (the Kinesis source, the consumer, the engine's checkpoint hook).
 //! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
@@ -11,15 +15,16 @@
 //!   batches handed to the engine over a bounded channel.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`catalog`]: creating and changing metric definitions; [`alerts`]: threshold rules, their
-//!   evaluation, transitions and notifications; [`export`]: CSV, JSON and HTML reports;
-//!   [`config`]: typed configuration from flags, `STREAMBOARD_*` variables and a TOML file.
+//!   evaluation, transitions and notifications; [`export`]: CSV, JSON and HTML reports.
 //! - [`engine`]: the metrics engine (the pure core and the task that owns it);
 //!   [`query`]: history queries over the stored tiers.
 //! - [`storage`]: the SQLite database (pool, migrations, every SQL statement, the flush
 //!   writer and roll-ups).
 //! - [`metric`]: the metrics vocabulary (definitions, filter, keys, stats, histogram codec).
 //! - [`kinesis`]: the Kinesis vocabulary (names, sequence numbers, record batches,
-//!   checkpoints, KPL, the SDK client); [`clock`]: the wall clock.
+//!   checkpoints, the streams to read, KPL, the SDK client); [`clock`]: the wall clock;
+//!   [`settings`]: how a component declares its options, and the one merge that resolves
+//!   them.
 //! - [`app`] (another crate): the UI.
 //! - [`streamboard_endpoint`] (another crate): the embedded Kinesis-compatible endpoint that
 //!   [`pipeline`] starts when no AWS is configured, and `streamboard endpoint` runs alone.
@@ -42,6 +47,7 @@ pub mod metric;
 pub mod pipeline;
 pub mod producer;
 pub mod query;
+pub mod settings;
 pub mod storage;
 pub mod telemetry;
 
@@ -85,19 +91,23 @@ impl Server {
         config: ServeConfig,
         shutdown: CancellationToken,
     ) -> Result<Self, ServerError> {
-        let database = Database::open(&config.data_dir).await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let database = Database::open(&config.server.data_dir).await?;
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.server.listen,
+                source,
+            })?;
         let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
         let tracker = TaskTracker::new();
-        let streams = pipeline::streams_to_read(&config);
+        let pipeline_config = pipeline::PipelineConfig {
+            source: &config.source,
+            consumer: &config.consumer,
+            data_dir: &config.server.data_dir,
+        };
+        let streams = pipeline::streams_to_read(&pipeline_config);
         let mut definitions = config.metrics.clone();
-        if matches!(config.source, config::KinesisSource::Embedded { .. }) {
+        if matches!(config.source, pipeline::KinesisSource::Embedded { .. }) {
             // The embedded default shows meaningful metrics at once; the file's win on a name clash.
             for demo in metric::demo_definitions() {
                 if !definitions.iter().any(|d| d.name == demo.name) {
@@ -106,27 +116,27 @@ impl Server {
             }
         }
         catalog::install(&database, &definitions).await?;
-        let shell_config = config.engine.apply(engine::ShellConfig {
+        let shell_config = engine::ShellConfig {
             known_streams: (!streams.is_empty()).then(|| {
                 streams
                     .iter()
                     .map(|spec| spec.name_or_arn.name().to_string())
                     .collect()
             }),
-            ..engine::ShellConfig::default()
-        });
+            ..config.engine.shell_config()
+        };
         let (engine_handle, batches) = engine::shell::spawn(
             shell_config,
             database.clone(),
             pipeline::CheckpointWriter {
-                application: config.application.clone(),
+                application: config.consumer.application.clone(),
             },
             &tracker,
             shutdown.clone(),
         )
         .await?;
         let pipeline = pipeline::start(
-            &config,
+            &pipeline_config,
             &database,
             batches.clone(),
             &tracker,
@@ -134,7 +144,7 @@ impl Server {
         )
         .await?;
         let alerts = alerts::spawn(
-            alerts::AlertsConfig::default(),
+            config.alerts.clone(),
             database.clone(),
             engine_handle.clone(),
             Some(pipeline.kinesis.clone()),
@@ -142,21 +152,19 @@ impl Server {
             shutdown.clone(),
         );
         let state = AppState::new(
-            Arc::new(config.clone()),
+            Arc::new(config.server.clone()),
             local_addr,
             database.clone(),
             Arc::new(ProcessMetrics::new(Instant::now())),
             shutdown.clone(),
             tracker.clone(),
         )
+        .with_retention(config.engine.retention())
         .with_engine(engine_handle.clone())
         .with_pipeline(pipeline.clone())
         .with_alerts(alerts)
         .with_live(live::spawn(
-            live::Pacing {
-                tick: config.live_tick,
-                min_interval: config.live_min_interval,
-            },
+            config.live,
             engine_handle.clone(),
             pipeline.consumer_health.clone(),
             database.clone(),
@@ -175,12 +183,12 @@ impl Server {
                 // readers and the engine) finish; then the pool closes.
                 shutdown.cancel();
                 tracker.close();
-                if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+                if tokio::time::timeout(config.server.shutdown_timeout, tracker.wait())
                     .await
                     .is_err()
                 {
                     tracing::warn!(
-                        timeout = ?config.shutdown_timeout,
+                        timeout = ?config.server.shutdown_timeout,
                         remaining = tracker.len(),
                         "shutdown timed out waiting for tasks"
                     );

@@ -10,22 +10,28 @@
 //! ```
 //! Every task runs on the server's tracker and stops with its token: readers first (they hand
 //! over fetched batches), the engine drains and flushes, the endpoint stops last among them.
+//! Where Kinesis is read from is configured by [`SourceSettings`], resolved into a
+//! [`KinesisSource`].
 
 use crate::{
-    config::{
-        DemoKind, KinesisSource, PartitionKeySource, ServeConfig, StartPosition, StreamRef,
-        StreamSpec,
-    },
     consumer::{Consumer, ConsumerConfig, ConsumerHealth},
     kinesis::{
-        Checkpoint, RecordBatch, ShardId, StreamName,
+        Checkpoint, RecordBatch, ShardId, StartPosition, StreamName, StreamRef, StreamSpec,
         client::{KinesisTarget, build_client},
     },
-    producer::{Producer, ProducerRecord, cli::partition_key, demo::DemoGenerator},
+    producer::{
+        Producer, ProducerRecord,
+        cli::partition_key,
+        demo::DemoGenerator,
+        settings::{DemoKind, PartitionKeySource},
+    },
+    settings::{self, Given, Settings, check_range},
     storage::{CheckpointHook, Database, StorageError, checkpoints},
 };
+use clap::Args;
+use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
-use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+use std::{future::Future, net::SocketAddr, path::Path, pin::Pin, time::Duration};
 use streamboard_endpoint::{Endpoint, EndpointConfig, EndpointError};
 use tokio::sync::{mpsc, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -36,6 +42,109 @@ pub const DEMO_STREAMS: [(&str, u32, DemoKind, &str); 3] = [
     ("logs", 1, DemoKind::Logs, "/service"),
     ("market", 1, DemoKind::Market, "/symbol"),
 ];
+
+/// The largest `--demo-rate`.
+const MAX_DEMO_RATE: u32 = 100_000;
+
+/// Options of where `serve` reads Kinesis from.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[command(next_help_heading = "Kinesis source")]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceSettings {
+    /// Read Kinesis from this compatible endpoint (e.g. http://127.0.0.1:4567) instead of AWS.
+    /// Without it, and with no streams and no AWS settings (AWS_REGION, AWS_PROFILE,
+    /// AWS_ENDPOINT_URL_KINESIS, AWS_ACCESS_KEY_ID), serve starts the embedded endpoint with
+    /// demo streams.
+    #[arg(long, env = "STREAMBOARD_KINESIS_ENDPOINT", value_name = "URL")]
+    pub kinesis_endpoint: Option<String>,
+
+    /// Address of the embedded Kinesis endpoint in the no-AWS default; a free port is used if it
+    /// is taken.
+    #[arg(
+        long,
+        env = "STREAMBOARD_EMBEDDED_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4567"
+    )]
+    pub embedded_listen: SocketAddr,
+
+    /// Records per second (0 to 100000) the demo producer puts into each demo stream of the
+    /// embedded default; 0 turns it off.
+    #[arg(
+        long,
+        env = "STREAMBOARD_DEMO_RATE",
+        value_name = "N",
+        default_value = "50"
+    )]
+    pub demo_rate: u32,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        settings::defaults()
+    }
+}
+
+impl Settings for SourceSettings {
+    /// Checks `kinesis_endpoint` and writes it without a trailing `/`.
+    fn finish(&mut self, _given: &Given) -> Result<(), String> {
+        if let Some(url) = &self.kinesis_endpoint {
+            let url = parse_endpoint_url(url)
+                .map_err(|error| format!("{}: {error}", settings::option("kinesis_endpoint")))?;
+            self.kinesis_endpoint = Some(url);
+        }
+        check_range("demo_rate", self.demo_rate, 0..=MAX_DEMO_RATE)
+    }
+}
+
+/// An endpoint URL: `http://` or `https://` and a host; the trailing `/` is dropped.
+fn parse_endpoint_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{text}` must start with http:// or https://"))?;
+    if rest.trim_end_matches('/').is_empty() {
+        return Err(format!("`{text}` has no host"));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+/// Where `serve` reads Kinesis from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KinesisSource {
+    /// Nothing configured: the embedded endpoint on `listen`, with the demo streams and a demo
+    /// producer putting `demo_rate` records/s into each.
+    Embedded { listen: SocketAddr, demo_rate: u32 },
+    /// AWS through the standard chain, or a compatible endpoint.
+    External(KinesisTarget),
+}
+
+impl SourceSettings {
+    /// Where to read from: the endpoint when one is named; else AWS when streams are named or
+    /// the environment names AWS (`aws_configured`); else the embedded endpoint.
+    pub fn source(&self, streams_named: bool, aws_configured: bool) -> KinesisSource {
+        match &self.kinesis_endpoint {
+            Some(endpoint_url) => KinesisSource::External(KinesisTarget::Local {
+                endpoint_url: endpoint_url.clone(),
+            }),
+            None if streams_named || aws_configured => KinesisSource::External(KinesisTarget::Aws),
+            None => KinesisSource::Embedded {
+                listen: self.embedded_listen,
+                demo_rate: self.demo_rate,
+            },
+        }
+    }
+}
+
+/// What the data path is started with.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig<'a> {
+    pub source: &'a KinesisSource,
+    /// The consumer's settings and the streams named by the configuration.
+    pub consumer: &'a ConsumerConfig,
+    /// Where the embedded endpoint keeps its records (under `kinesis/`).
+    pub data_dir: &'a Path,
+}
 
 /// How often a demo producer puts a batch.
 const DEMO_TICK: Duration = Duration::from_millis(100);
@@ -72,32 +181,32 @@ pub struct Pipeline {
 }
 
 /// The streams the consumer reads under `config` (the demo streams in embedded mode).
-pub fn streams_to_read(config: &ServeConfig) -> Vec<StreamSpec> {
+pub fn streams_to_read(config: &PipelineConfig<'_>) -> Vec<StreamSpec> {
     match config.source {
-        KinesisSource::Embedded { .. } if config.streams.is_empty() => DEMO_STREAMS
+        KinesisSource::Embedded { .. } if config.consumer.streams.is_empty() => DEMO_STREAMS
             .iter()
             .map(|(name, ..)| StreamSpec {
                 name_or_arn: StreamRef::Name(StreamName::from(*name)),
                 start: StartPosition::TrimHorizon,
             })
             .collect(),
-        _ => config.streams.clone(),
+        _ => config.consumer.streams.clone(),
     }
 }
 
 /// Starts the source, the demo producers and the consumer feeding `batches`.
 pub async fn start(
-    config: &ServeConfig,
+    config: &PipelineConfig<'_>,
     database: &Database,
     batches: mpsc::Sender<RecordBatch>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<Pipeline, EndpointError> {
     let streams = streams_to_read(config);
-    let (target, embedded_endpoint_url) = match &config.source {
+    let (target, embedded_endpoint_url) = match config.source {
         KinesisSource::External(target) => (target.clone(), None),
         KinesisSource::Embedded { listen, demo_rate } => {
-            let endpoint = start_endpoint(config, *listen, shutdown.clone()).await?;
+            let endpoint = start_endpoint(config.data_dir, *listen, shutdown.clone()).await?;
             let url = endpoint.url();
             tracing::info!(%url, "embedded Kinesis endpoint started (no AWS configured)");
             tracker.spawn(async move {
@@ -146,7 +255,7 @@ pub async fn start(
         let client = kinesis.clone();
         let consumer_config = ConsumerConfig {
             streams,
-            ..ConsumerConfig::from_serve(config)
+            ..config.consumer.clone()
         };
         let handle = Consumer::start(
             client,
@@ -167,11 +276,11 @@ pub async fn start(
 
 /// Starts the embedded endpoint on `listen`, or on a free port when that one is taken.
 async fn start_endpoint(
-    config: &ServeConfig,
+    data_dir: &Path,
     listen: SocketAddr,
     shutdown: CancellationToken,
 ) -> Result<Endpoint, EndpointError> {
-    let mut endpoint_config = EndpointConfig::for_data_dir(&config.data_dir);
+    let mut endpoint_config = EndpointConfig::for_data_dir(data_dir);
     endpoint_config.listen = listen;
     match Endpoint::start(endpoint_config.clone(), shutdown.clone()).await {
         Ok(endpoint) => Ok(endpoint),

@@ -168,12 +168,12 @@ async fn a_rule_fires_and_resolves_once_across_refusals_and_a_restart() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::for_data_dir(dir.path());
-    config.streams = vec![StreamSpec {
+    config.consumer.streams = vec![StreamSpec {
         name_or_arn: StreamRef::Name(StreamName::from(source.as_str())),
         start: StartPosition::TrimHorizon,
     }];
     config.source = KinesisSource::External(peer.target());
-    config.idle_poll_interval = Duration::from_millis(50);
+    config.consumer.idle_poll_interval = Duration::from_millis(50);
     config.metrics = vec![
         serde_json::from_value::<MetricDefinition>(json!({
             "name": "latency", "stream": source, "value": "/latency_ms", "unit": "ms",

@@ -32,7 +32,7 @@ const COLUMNS: &str =
 async fn setup() -> (tempfile::TempDir, Database, Router) {
     let dir = tempfile::tempdir().unwrap();
     let database = Database::open(dir.path()).await.unwrap();
-    let config = Arc::new(ServeConfig::for_data_dir(dir.path()));
+    let config = Arc::new(ServeConfig::for_data_dir(dir.path()).server);
     let state = AppState::new(
         config,
         SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -34,8 +34,8 @@ async fn start_paced(
     min_interval: Duration,
 ) -> Server {
     let mut config = ServeConfig::for_data_dir(dir);
-    config.live_tick = tick;
-    config.live_min_interval = min_interval;
+    config.live.live_tick = tick;
+    config.live.live_min_interval = min_interval;
     config.metrics = vec![
         serde_json::from_value::<MetricDefinition>(json!({
             "name": format!("{stream}_amount"), "stream": stream, "value": "/amount",

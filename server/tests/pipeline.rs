@@ -60,12 +60,12 @@ async fn records_are_counted_exactly_once_across_a_restart() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = ServeConfig::for_data_dir(dir.path());
-    config.streams = vec![StreamSpec {
+    config.consumer.streams = vec![StreamSpec {
         name_or_arn: StreamRef::Name(StreamName::from(stream.as_str())),
         start: StartPosition::TrimHorizon,
     }];
     config.source = KinesisSource::External(peer.target());
-    config.idle_poll_interval = Duration::from_millis(50);
+    config.consumer.idle_poll_interval = Duration::from_millis(50);
 
     let server = Server::start(config.clone(), CancellationToken::new())
         .await

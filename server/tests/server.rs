@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn start(dir: &std::path::Path, heartbeat: Duration) -> Server {
     let mut config = ServeConfig::for_data_dir(dir);
-    config.heartbeat_interval = heartbeat;
+    config.server.heartbeat_interval = heartbeat;
     Server::start(config, CancellationToken::new())
         .await
         .unwrap()

@@ -5,6 +5,7 @@
 //! - [`machine`]: the per-instance state machine (pure, scripted tests).
 //! - [`evaluate`]: what each instance observes in the engine's window (pure).
 //! - [`service`]: the evaluator task (every second) and the outbox worker (the I/O shell).
+//! - `settings`: [`AlertsSettings`], the evaluation interval and the delivery limits.
 //! - [`notify`]: webhook and Kinesis delivery.
 //!
 //! Exactly one notification per notifying transition: the transition, the instance's new state
@@ -20,5 +21,7 @@ pub mod machine;
 pub mod notify;
 pub mod rule;
 pub mod service;
+mod settings;
 
-pub use service::{AlertsConfig, AlertsHandle, spawn};
+pub use service::{AlertsHandle, spawn};
+pub use settings::AlertsSettings;

@@ -2,6 +2,7 @@
 //! outbox worker. Both stop when the shutdown token is cancelled.
 
 use super::{
+    AlertsSettings,
     evaluate::{belongs, observations},
     machine::{Instance, Transition},
     notify::{Notifier, retry_delay},
@@ -30,30 +31,6 @@ use std::{
 };
 use tokio::sync::{Notify, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-
-/// Settings of alerting.
-#[derive(Debug, Clone)]
-pub struct AlertsConfig {
-    /// How often every rule is evaluated (default 1 s).
-    pub eval_interval: Duration,
-    /// Timeout of one delivery (default 10 s).
-    pub delivery_timeout: Duration,
-    /// Attempts before an outbox row is given up (default 20, about 1.5 h of retries).
-    pub max_attempts: u32,
-    /// Longest wait between attempts (default 5 min).
-    pub max_retry_delay: Duration,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self {
-            eval_interval: Duration::from_secs(1),
-            delivery_timeout: Duration::from_secs(10),
-            max_attempts: 20,
-            max_retry_delay: Duration::from_secs(300),
-        }
-    }
-}
 
 /// The latest alerts payload, and its `update` message serialised once for every session.
 #[derive(Debug, Default)]
@@ -86,7 +63,7 @@ impl AlertsHandle {
 
 /// Starts the evaluator and the outbox worker on `tracker`.
 pub fn spawn(
-    config: AlertsConfig,
+    config: AlertsSettings,
     database: Database,
     engine: EngineHandle,
     kinesis: Option<aws_sdk_kinesis::Client>,
@@ -104,15 +81,16 @@ pub fn spawn(
         recent: VecDeque::new(),
         active_metrics: HashSet::new(),
         metrics_checked_ms: None,
+        metrics_refresh: config.alerts_metrics_refresh,
         outbox_wake: outbox_wake.clone(),
     };
     tracker.spawn(evaluator.run(
-        config.eval_interval,
+        config.alerts_eval_interval,
         reload.clone(),
         frames_tx,
         shutdown.clone(),
     ));
-    let notifier = Notifier::new(kinesis, config.delivery_timeout);
+    let notifier = Notifier::new(kinesis, config.alerts_delivery_timeout);
     tracker.spawn(outbox_worker(
         config,
         database,
@@ -122,9 +100,6 @@ pub fn spawn(
     ));
     AlertsHandle { reload, frames }
 }
-
-/// How often the set of active metrics is re-read (a deleted metric turns rules to `error`).
-const METRICS_REFRESH_MS: i64 = 5_000;
 
 struct Evaluator {
     database: Database,
@@ -136,6 +111,8 @@ struct Evaluator {
     active_metrics: HashSet<String>,
     /// When the active metrics were last read (`None`: re-read at the next evaluation).
     metrics_checked_ms: Option<i64>,
+    /// How often the active metrics are read again.
+    metrics_refresh: Duration,
     outbox_wake: Arc<Notify>,
 }
 
@@ -246,7 +223,7 @@ impl Evaluator {
     async fn evaluate(&mut self, now: i64) -> Result<(), EvalError> {
         if self
             .metrics_checked_ms
-            .is_none_or(|at| now - at >= METRICS_REFRESH_MS)
+            .is_none_or(|at| now - at >= self.metrics_refresh.as_millis() as i64)
         {
             self.active_metrics = self
                 .database
@@ -467,16 +444,19 @@ fn transition_record(
 
 /// Delivers due outbox rows until shutdown; sleeps until the next due row or a wake-up.
 async fn outbox_worker(
-    config: AlertsConfig,
+    config: AlertsSettings,
     database: Database,
     notifier: Notifier,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    const IDLE: Duration = Duration::from_secs(30);
+    let idle = config.alerts_outbox_poll_interval;
     loop {
         let now = now_ms();
-        let due = match database.due_outbox(now, 50).await {
+        let due = match database
+            .due_outbox(now, i64::from(config.alerts_outbox_batch))
+            .await
+        {
             Ok(due) => due,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the alert outbox");
@@ -512,8 +492,10 @@ async fn outbox_worker(
                 Ok(()) => database.outbox_delivered(row.id, now_ms()).await,
                 Err(error) => {
                     let attempts = row.attempts as u32 + 1;
-                    let retry_at = (attempts < config.max_attempts).then(|| {
-                        now_ms() + retry_delay(attempts, config.max_retry_delay).as_millis() as i64
+                    let retry_at = (attempts < config.alerts_max_attempts).then(|| {
+                        now_ms()
+                            + retry_delay(attempts, config.alerts_max_retry_delay).as_millis()
+                                as i64
                     });
                     tracing::warn!(
                         transition = row.transition_id, target = target_kind(&target), attempts,
@@ -536,9 +518,9 @@ async fn outbox_worker(
         }
         let sleep = match database.next_outbox_due().await {
             Ok(Some(at)) => {
-                Duration::from_millis((at - now_ms()).clamp(0, IDLE.as_millis() as i64) as u64)
+                Duration::from_millis((at - now_ms()).clamp(0, idle.as_millis() as i64) as u64)
             }
-            _ => IDLE,
+            _ => idle,
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -106,8 +106,9 @@ fn endpoint_file_table_applies_under_flags() {
         "#,
     )
     .unwrap();
-    let cli = Cli::try_parse_from(["streamboard", "endpoint", "--iterator-ttl", "3s"]).unwrap();
-    let config = endpoint(Config::resolve(cli, file).unwrap());
+    let config = endpoint(
+        Config::resolve(["streamboard", "endpoint", "--iterator-ttl", "3s"], file).unwrap(),
+    );
     assert_eq!(config.listen.port(), 5567);
     assert_eq!(config.data_dir, PathBuf::from("/srv/sb"));
     assert_eq!(config.iterator_ttl, Duration::from_secs(3), "the flag wins");
@@ -136,9 +137,9 @@ fault_operations = [\"Nope\"]\n",
 #[test]
 fn defaults_work_offline_and_bind_loopback() {
     let config = serve(load(&[]).unwrap());
-    assert_eq!(config.listen, "127.0.0.1:3000".parse().unwrap());
-    assert_eq!(config.data_dir, PathBuf::from("./data"));
-    assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
+    assert_eq!(config.server.listen, "127.0.0.1:3000".parse().unwrap());
+    assert_eq!(config.server.data_dir, PathBuf::from("./data"));
+    assert_eq!(config.server.heartbeat_interval, Duration::from_secs(5));
     assert_eq!(
         config.database_path(),
         PathBuf::from("./data/streamboard.db")
@@ -161,23 +162,23 @@ fn flags_are_parsed_into_types() {
         ])
         .unwrap(),
     );
-    assert_eq!(config.live_tick, Duration::from_millis(100));
+    assert_eq!(config.live.live_tick, Duration::from_millis(100));
     // The default shortest push interval (100 ms) never exceeds a shorter tick.
-    assert_eq!(config.live_min_interval, Duration::from_millis(100));
-    assert_eq!(config.listen.port(), 4000);
-    assert_eq!(config.data_dir, PathBuf::from("/tmp/sb"));
-    assert_eq!(config.heartbeat_interval, Duration::from_millis(250));
+    assert_eq!(config.live.live_min_interval, Duration::from_millis(100));
+    assert_eq!(config.server.listen.port(), 4000);
+    assert_eq!(config.server.data_dir, PathBuf::from("/tmp/sb"));
+    assert_eq!(config.server.heartbeat_interval, Duration::from_millis(250));
 }
 
 #[test]
 fn live_min_interval_defaults_under_the_tick_and_may_not_exceed_it() {
     let config = serve(load(&["serve"]).unwrap());
-    assert_eq!(config.live_tick, Duration::from_millis(250));
-    assert_eq!(config.live_min_interval, Duration::from_millis(100));
+    assert_eq!(config.live.live_tick, Duration::from_millis(250));
+    assert_eq!(config.live.live_min_interval, Duration::from_millis(100));
     let config = serve(load(&["serve", "--live-tick", "40ms"]).unwrap());
-    assert_eq!(config.live_min_interval, Duration::from_millis(40));
+    assert_eq!(config.live.live_min_interval, Duration::from_millis(40));
     let config = serve(load(&["serve", "--live-min-interval", "250ms"]).unwrap());
-    assert_eq!(config.live_min_interval, Duration::from_millis(250));
+    assert_eq!(config.live.live_min_interval, Duration::from_millis(250));
     let error = load(&["serve", "--live-min-interval", "300ms"]).unwrap_err();
     let message = error.to_string();
     assert!(
@@ -209,10 +210,10 @@ fn engine_settings_come_from_flags_or_defaults() {
     assert_eq!(config.engine.allowed_lateness, Duration::from_secs(300));
     assert_eq!(config.engine.max_series_per_metric, 50);
     assert_eq!(config.engine.flush_interval, Duration::from_millis(500));
-    assert_eq!(config.engine.retention[0], Duration::from_secs(7200));
+    assert_eq!(config.engine.retention_1s, Duration::from_secs(7200));
     assert_eq!(
-        config.engine.retention[1],
-        EngineSettings::default().retention[1]
+        config.engine.retention_1m,
+        EngineSettings::default().retention_1m
     );
     let error = load(&["serve", "--max-series-per-metric", "0"]).unwrap_err();
     assert!(
@@ -268,13 +269,17 @@ fn file_values_apply_under_flags() {
         "#,
     )
     .unwrap();
-    let cli = Cli::try_parse_from(["streamboard", "serve", "--listen", "127.0.0.1:6000"]).unwrap();
-    let config = Config::resolve(cli, file).unwrap();
-    assert_eq!(config.log.format, LogFormat::Json);
+    let config =
+        Config::resolve(["streamboard", "serve", "--listen", "127.0.0.1:6000"], file).unwrap();
+    assert_eq!(config.log.log_format, LogFormat::Json);
     let serve = serve(config);
-    assert_eq!(serve.listen.port(), 6000, "the flag wins over the file");
-    assert_eq!(serve.data_dir, PathBuf::from("/srv/streamboard"));
-    assert_eq!(serve.heartbeat_interval, Duration::from_secs(2));
+    assert_eq!(
+        serve.server.listen.port(),
+        6000,
+        "the flag wins over the file"
+    );
+    assert_eq!(serve.server.data_dir, PathBuf::from("/srv/streamboard"));
+    assert_eq!(serve.server.heartbeat_interval, Duration::from_secs(2));
 }
 
 #[test]
@@ -315,7 +320,7 @@ fn relative_paths_in_a_file_are_relative_to_the_file() {
     let path = dir.path().join("streamboard.toml");
     std::fs::write(&path, "data_dir = \"state\"\n").unwrap();
     let config = serve(load(&["--config", path.to_str().unwrap()]).unwrap());
-    assert_eq!(config.data_dir, dir.path().join("state"));
+    assert_eq!(config.server.data_dir, dir.path().join("state"));
 }
 
 #[test]
@@ -338,24 +343,34 @@ fn consumer_options_from_flags() {
         ])
         .unwrap(),
     );
-    assert_eq!(config.streams.len(), 2);
-    assert_eq!(config.streams[0].name_or_arn.name().as_str(), "a");
-    assert_eq!(config.streams[1].name_or_arn.name().as_str(), "b");
+    assert_eq!(config.consumer.streams.len(), 2);
+    assert_eq!(config.consumer.streams[0].name_or_arn.name().as_str(), "a");
+    assert_eq!(config.consumer.streams[1].name_or_arn.name().as_str(), "b");
     assert!(
         config
+            .consumer
             .streams
             .iter()
             .all(|s| s.start == StartPosition::TrimHorizon)
     );
-    assert_eq!(config.application, "billing");
-    assert_eq!(config.discovery_interval, Duration::from_secs(2));
-    assert_eq!(config.idle_poll_interval, Duration::from_millis(50));
+    assert_eq!(config.consumer.application, "billing");
+    assert_eq!(config.consumer.discovery_interval, Duration::from_secs(2));
+    assert_eq!(
+        config.consumer.idle_poll_interval,
+        Duration::from_millis(50)
+    );
 
     let defaults = serve(load(&[]).unwrap());
-    assert!(defaults.streams.is_empty());
-    assert_eq!(defaults.application, "streamboard");
-    assert_eq!(defaults.discovery_interval, Duration::from_secs(10));
-    assert_eq!(defaults.idle_poll_interval, Duration::from_millis(200));
+    assert!(defaults.consumer.streams.is_empty());
+    assert_eq!(defaults.consumer.application, "streamboard");
+    assert_eq!(
+        defaults.consumer.discovery_interval,
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        defaults.consumer.idle_poll_interval,
+        Duration::from_millis(200)
+    );
 
     let error = load(&["serve", "--stream", "a b"]).unwrap_err();
     assert!(error.to_string().contains("--stream"), "{error}");
@@ -380,16 +395,15 @@ fn streams_tables_in_the_file() {
         "#,
     )
     .unwrap();
-    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
-    let config = serve(Config::resolve(cli, file).unwrap());
-    assert_eq!(config.application, "ops");
-    assert_eq!(config.idle_poll_interval, Duration::from_secs(1));
-    let starts: Vec<_> = config.streams.iter().map(|s| s.start).collect();
+    let config = serve(Config::resolve(["streamboard"], file).unwrap());
+    assert_eq!(config.consumer.application, "ops");
+    assert_eq!(config.consumer.idle_poll_interval, Duration::from_secs(1));
+    let starts: Vec<_> = config.consumer.streams.iter().map(|s| s.start).collect();
     assert_eq!(starts[0], StartPosition::TrimHorizon);
     assert!(matches!(starts[1], StartPosition::AtTimestamp { .. }));
     assert_eq!(starts[2], StartPosition::Latest);
     assert_eq!(
-        config.streams[1].name_or_arn.arn(),
+        config.consumer.streams[1].name_or_arn.arn(),
         Some("arn:aws:kinesis:eu-west-1:123456789012:stream/logs")
     );
 
@@ -402,12 +416,10 @@ fn streams_tables_in_the_file() {
     let both =
         FileConfig::parse("[[streams]]\nname = \"x\"\narn = \"arn:aws:kinesis:a:1:stream/x\"\n")
             .unwrap();
-    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
-    let error = Config::resolve(cli, both).unwrap_err();
+    let error = Config::resolve(["streamboard"], both).unwrap_err();
     assert!(error.contains("streams[0]"), "{error}");
     let bad = FileConfig::parse("[[streams]]\nname = \"no spaces\"\n").unwrap();
-    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
-    let error = Config::resolve(cli, bad).unwrap_err();
+    let error = Config::resolve(["streamboard"], bad).unwrap_err();
     assert!(error.contains("streams[0].name"), "{error}");
 }
 
@@ -509,8 +521,7 @@ fn no_aws_settings_means_the_embedded_default() {
         |name| (name == "AWS_REGION").then(String::new)
     ));
     let file = FileConfig::parse("demo_rate = 5\nembedded_listen = \"127.0.0.1:0\"\n").unwrap();
-    let cli = Cli::try_parse_from(["streamboard"]).unwrap();
-    let config = serve(Config::resolve(cli, file).unwrap());
+    let config = serve(Config::resolve(["streamboard"], file).unwrap());
     if !aws_configured(|name| std::env::var(name).ok()) {
         assert_eq!(
             config.source,
@@ -520,4 +531,339 @@ fn no_aws_settings_means_the_embedded_default() {
             }
         );
     }
+}
+
+/// Set in the child process that [`flag_beats_env_beats_file_beats_default`] starts.
+const PRECEDENCE_CHILD: &str = "STREAMBOARD_TEST_PRECEDENCE_CHILD";
+
+/// One option of each component: its flag, environment variable, file key, and the value each
+/// of them gives (flag, environment, file), as resolved.
+struct Probe {
+    flag: &'static str,
+    env: &'static str,
+    key: &'static str,
+    values: [&'static str; 3],
+    file_value: &'static str,
+}
+
+const PROBES: [Probe; 7] = [
+    Probe {
+        flag: "--log",
+        env: "STREAMBOARD_LOG",
+        key: "log",
+        values: ["debug", "warn", "error"],
+        file_value: "\"error\"",
+    },
+    Probe {
+        flag: "--heartbeat-interval",
+        env: "STREAMBOARD_HEARTBEAT_INTERVAL",
+        key: "heartbeat_interval",
+        values: ["1s", "2s", "3s"],
+        file_value: "\"3s\"",
+    },
+    Probe {
+        flag: "--live-tick",
+        env: "STREAMBOARD_LIVE_TICK",
+        key: "live_tick",
+        values: ["300ms", "400ms", "500ms"],
+        file_value: "\"500ms\"",
+    },
+    Probe {
+        flag: "--application",
+        env: "STREAMBOARD_APPLICATION",
+        key: "application",
+        values: ["from-flag", "from-env", "from-file"],
+        file_value: "\"from-file\"",
+    },
+    Probe {
+        flag: "--demo-rate",
+        env: "STREAMBOARD_DEMO_RATE",
+        key: "demo_rate",
+        values: ["1", "2", "3"],
+        file_value: "3",
+    },
+    Probe {
+        flag: "--flush-interval",
+        env: "STREAMBOARD_FLUSH_INTERVAL",
+        key: "flush_interval",
+        values: ["2s", "3s", "4s"],
+        file_value: "\"4s\"",
+    },
+    Probe {
+        flag: "--alerts-max-attempts",
+        env: "STREAMBOARD_ALERTS_MAX_ATTEMPTS",
+        key: "alerts_max_attempts",
+        values: ["3", "4", "5"],
+        file_value: "5",
+    },
+];
+
+/// What the probes resolved to, as text in the probes' order.
+fn probed(config: Config) -> Vec<String> {
+    let log = config.log.log.clone();
+    let serve = serve(config);
+    let demo_rate = match serve.source {
+        KinesisSource::Embedded { demo_rate, .. } => demo_rate.to_string(),
+        other => panic!("expected the embedded source, got {other:?}"),
+    };
+    vec![
+        log,
+        contract::units::format_duration(serve.server.heartbeat_interval),
+        contract::units::format_duration(serve.live.live_tick),
+        serve.consumer.application,
+        demo_rate,
+        contract::units::format_duration(serve.engine.flush_interval),
+        serve.alerts.alerts_max_attempts.to_string(),
+    ]
+}
+
+/// Runs [`precedence_in_a_clean_environment`] in a child process of this test binary: the
+/// environment is the process's, so changing it is safe only where no other test runs.
+#[test]
+fn flag_beats_env_beats_file_beats_default() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "config::tests::precedence_in_a_clean_environment",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(PRECEDENCE_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test: {stdout}"
+    );
+}
+
+#[test]
+fn precedence_in_a_clean_environment() {
+    if std::env::var_os(PRECEDENCE_CHILD).is_none() {
+        return;
+    }
+    // SAFETY: this process runs this one test on one thread (see the parent test), so nothing
+    // reads the environment while it changes.
+    let set = |name: &str, value: Option<&str>| unsafe {
+        match value {
+            Some(value) => std::env::set_var(name, value),
+            None => std::env::remove_var(name),
+        }
+    };
+    for (name, _) in std::env::vars() {
+        if name.starts_with("STREAMBOARD_") && name != PRECEDENCE_CHILD || name.starts_with("AWS_")
+        {
+            set(&name, None);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streamboard.toml");
+    let text: String = PROBES
+        .iter()
+        .map(|p| format!("{} = {}\n", p.key, p.file_value))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap();
+    let mut flags = vec!["serve", "--config", path];
+    for probe in &PROBES {
+        flags.extend([probe.flag, probe.values[0]]);
+        set(probe.env, Some(probe.values[1]));
+    }
+    let level =
+        |i: usize| -> Vec<String> { PROBES.iter().map(|p| p.values[i].to_string()).collect() };
+    assert_eq!(probed(load(&flags).unwrap()), level(0), "flags win");
+    assert_eq!(
+        probed(load(&["serve", "--config", path]).unwrap()),
+        level(1),
+        "the environment wins over the file"
+    );
+    for probe in &PROBES {
+        set(probe.env, None);
+    }
+    assert_eq!(
+        probed(load(&["serve", "--config", path]).unwrap()),
+        level(2),
+        "the file wins over the defaults"
+    );
+    assert_eq!(
+        probed(load(&["serve"]).unwrap()),
+        ["info", "5s", "250ms", "streamboard", "50", "1s", "20"],
+        "the declared defaults"
+    );
+    // `streamboard` alone is `serve`: the environment applies to it too.
+    set("STREAMBOARD_LIVE_TICK", Some("400ms"));
+    assert_eq!(
+        serve(load(&[]).unwrap()).live.live_tick,
+        Duration::from_millis(400)
+    );
+}
+
+#[test]
+fn wrong_file_keys_and_types_name_the_file_the_key_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.toml");
+    let refused = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let error = load(&["serve", "--config", path.to_str().unwrap()]).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{error}");
+        let message = error.to_string();
+        assert!(message.contains("alerts.toml"), "{message}");
+        message
+    };
+    let message = refused("listen = \"127.0.0.1:0\"\nalerts_eval_intervall = \"2s\"\n");
+    assert!(
+        message.contains("unknown field `alerts_eval_intervall`, expected one of"),
+        "{message}"
+    );
+    assert!(message.contains("`alerts_eval_interval`"), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+
+    let message = refused("\nalerts_max_attempts = \"many\"\n");
+    assert!(message.contains("alerts_max_attempts"), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(message.contains("expected u32"), "{message}");
+
+    let message = refused("alerts_delivery_timeout = \"0s\"\n");
+    assert!(message.contains("alerts_delivery_timeout"), "{message}");
+    assert!(message.contains("greater than zero"), "{message}");
+
+    let message = refused("alerts_max_attempts = 0\n");
+    assert!(
+        message.contains("alerts_max_attempts (--alerts-max-attempts)"),
+        "{message}"
+    );
+    assert!(message.contains("between 1 and 1000"), "{message}");
+
+    let message = refused("live_tick = \"50ms\"\nlive_min_interval = \"80ms\"\n");
+    assert!(
+        message.contains("--live-min-interval") && message.contains("--live-tick"),
+        "{message}"
+    );
+
+    let message = refused("kinesis_endpoint = \"localhost:4567\"\n");
+    assert!(message.contains("kinesis_endpoint"), "{message}");
+    assert!(message.contains("http://"), "{message}");
+
+    // A wrong value in the file is refused even when a flag overrides it.
+    std::fs::write(&path, "heartbeat_interval = 5\n").unwrap();
+    let error = load(&[
+        "serve",
+        "--config",
+        path.to_str().unwrap(),
+        "--heartbeat-interval",
+        "1s",
+    ])
+    .unwrap_err();
+    assert!(error.to_string().contains("heartbeat_interval"), "{error}");
+}
+
+#[test]
+fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() {
+    let mut cli = Cli::command();
+    cli.build();
+    let serve = cli
+        .find_subcommand("serve")
+        .expect("serve is a subcommand")
+        .clone();
+    let help = load(&["serve", "--help"]).unwrap_err().to_string();
+    // The file takes exactly the options of serve (and the global log options), except the
+    // streams, which are `[[streams]]` tables, and the config file itself.
+    let keys = file::option_keys();
+    assert_eq!(keys.len(), 29, "{keys:?}");
+    let mut options: Vec<&str> = serve
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str())
+        .filter(|id| !["streams", "start", "config", "help"].contains(id))
+        .collect();
+    options.sort_unstable();
+    let mut sorted: Vec<&str> = keys.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    assert_eq!(options, sorted);
+    for key in &keys {
+        let arg = serve
+            .get_arguments()
+            .find(|arg| arg.get_id() == key.as_str())
+            .unwrap_or_else(|| panic!("`{key}` is not an option of serve"));
+        let flag = format!("--{}", key.replace('_', "-"));
+        assert_eq!(arg.get_long(), Some(&flag[2..]), "{key}");
+        let env = format!("STREAMBOARD_{}", key.to_uppercase());
+        assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(&*env), "{key}");
+        assert!(arg.get_help().is_some(), "{key} has no doc");
+        assert!(
+            help.contains(&flag) && help.contains(&env),
+            "help lacks {key}"
+        );
+        let optional = ["site_root", "kinesis_endpoint"].contains(&key.as_str());
+        assert_eq!(arg.get_default_values().is_empty(), optional, "{key}");
+    }
+    // Every serialised key is an option and every option with a value is serialised: the
+    // merge relies on the two names being the same.
+    fn same_names<S: settings::Settings + Default>() {
+        let table = toml::Table::try_from(S::default()).unwrap();
+        let mut serialised: Vec<&str> = table.keys().map(String::as_str).collect();
+        serialised.sort_unstable();
+        let ids = settings::ids::<S>();
+        let mut ids: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !["site_root", "kinesis_endpoint"].contains(id))
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(serialised, ids);
+        // The declared defaults survive the merge unchanged, and a file that writes them all
+        // out is accepted and changes nothing.
+        let merged: S = settings::from_file(&toml::Table::new()).unwrap();
+        assert_eq!(toml::Table::try_from(merged).unwrap(), table);
+        let file = FileConfig::parse(&table.to_string()).unwrap();
+        assert_eq!(file.settings, table);
+        let merged: S = settings::from_file(&file.settings).unwrap();
+        assert_eq!(toml::Table::try_from(merged).unwrap(), table);
+    }
+    same_names::<ServerSettings>();
+    same_names::<Pacing>();
+    same_names::<ConsumerConfig>();
+    same_names::<SourceSettings>();
+    same_names::<EngineSettings>();
+    same_names::<AlertsSettings>();
+    same_names::<LogSettings>();
+}
+
+#[test]
+fn site_root_in_a_file_is_relative_to_the_file_and_alerts_settings_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streamboard.toml");
+    std::fs::write(
+        &path,
+        "site_root = \"site\"\nalerts_eval_interval = \"2s\"\nalerts_outbox_batch = 10\n",
+    )
+    .unwrap();
+    let config = serve(load(&["--config", path.to_str().unwrap()]).unwrap());
+    assert_eq!(config.server.site_root, Some(dir.path().join("site")));
+    assert_eq!(config.alerts.alerts_eval_interval, Duration::from_secs(2));
+    assert_eq!(config.alerts.alerts_outbox_batch, 10);
+    assert_eq!(
+        config.alerts,
+        AlertsSettings {
+            alerts_eval_interval: Duration::from_secs(2),
+            alerts_outbox_batch: 10,
+            ..AlertsSettings::default()
+        }
+    );
+    let defaults = AlertsSettings::default();
+    assert_eq!(defaults.alerts_eval_interval, Duration::from_secs(1));
+    assert_eq!(defaults.alerts_metrics_refresh, Duration::from_secs(5));
+    assert_eq!(defaults.alerts_delivery_timeout, Duration::from_secs(10));
+    assert_eq!(defaults.alerts_max_attempts, 20);
+    assert_eq!(defaults.alerts_max_retry_delay, Duration::from_secs(300));
+    assert_eq!(
+        defaults.alerts_outbox_poll_interval,
+        Duration::from_secs(30)
+    );
+    assert_eq!(defaults.alerts_outbox_batch, 50);
 }

@@ -24,12 +24,13 @@ pub mod health;
 pub mod plan;
 pub mod policy;
 pub mod reader;
+mod settings;
 
 pub use health::{ConsumerHealth, ShardHealth, ShardState};
+pub use settings::ConsumerConfig;
 
 use crate::{
-    config::{ServeConfig, StreamSpec},
-    kinesis::{Checkpoint, RecordBatch, ShardId, StreamName},
+    kinesis::{Checkpoint, RecordBatch, ShardId, StreamName, StreamSpec},
     storage::{Database, checkpoints},
 };
 use aws_sdk_kinesis::Client;
@@ -48,54 +49,6 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub const DEFAULT_BATCH_CHANNEL_CAPACITY: usize = 64;
 /// GetRecords' maximum (and default) records per call.
 pub const MAX_RECORDS_PER_CALL: i32 = 10_000;
-
-/// How the consumer reads.
-#[derive(Debug, Clone)]
-pub struct ConsumerConfig {
-    /// Keys the checkpoints: applications read the same stream independently.
-    pub application: String,
-    pub streams: Vec<StreamSpec>,
-    /// How often shards are listed again (resharding); a finished shard also triggers a listing.
-    pub discovery_interval: Duration,
-    /// Wait between polls when a shard is caught up.
-    pub idle_poll_interval: Duration,
-    /// GetRecords `Limit` (1..=10000).
-    pub records_per_call: i32,
-    /// First back-off delay after a throttle or failure; doubles up to `backoff_max`.
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    /// Capacity of the channel made by [`ConsumerConfig::batch_channel`].
-    pub batch_channel_capacity: usize,
-}
-
-impl ConsumerConfig {
-    pub fn new(application: impl Into<String>, streams: Vec<StreamSpec>) -> Self {
-        Self {
-            application: application.into(),
-            streams,
-            discovery_interval: Duration::from_secs(10),
-            idle_poll_interval: Duration::from_millis(200),
-            records_per_call: MAX_RECORDS_PER_CALL,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-            batch_channel_capacity: DEFAULT_BATCH_CHANNEL_CAPACITY,
-        }
-    }
-
-    /// The consumer part of `serve`'s configuration.
-    pub fn from_serve(config: &ServeConfig) -> Self {
-        Self {
-            discovery_interval: config.discovery_interval,
-            idle_poll_interval: config.idle_poll_interval,
-            ..Self::new(config.application.clone(), config.streams.clone())
-        }
-    }
-
-    /// The bounded reader → sink channel.
-    pub fn batch_channel(&self) -> (mpsc::Sender<RecordBatch>, mpsc::Receiver<RecordBatch>) {
-        mpsc::channel(self.batch_channel_capacity.max(1))
-    }
-}
 
 /// A running consumer.
 pub struct ConsumerHandle {

@@ -5,7 +5,7 @@
 //! a merge.
 
 use crate::{
-    config::StartPosition,
+    kinesis::StartPosition,
     kinesis::{Checkpoint, SequenceNumber, ShardId},
 };
 use std::collections::BTreeMap;

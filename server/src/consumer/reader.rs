@@ -10,7 +10,7 @@ use super::{
     policy::{Backoff, KinesisError, Pacer, Recovery, next_poll_delay},
 };
 use crate::{
-    config::StreamRef,
+    kinesis::StreamRef,
     kinesis::{
         Checkpoint, ConsumedRecord, RecordBatch, SequenceNumber, ShardId, StreamName,
         kpl::{self, Deaggregated},

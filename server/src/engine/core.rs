@@ -35,37 +35,9 @@ use crate::{
     },
 };
 use bytes::Bytes;
-use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
-    time::Duration,
-};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// Tunables of the pure core.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// How far before its arrival a record's event time may be (default 60 s).
-    pub allowed_lateness: Duration,
-    /// How far after its arrival a record's event time may be (default 60 s).
-    pub future_tolerance: Duration,
-    /// Series per metric before new label values go to `__other__` (default 1,000).
-    pub max_series_per_metric: usize,
-    /// Recent bad-record examples kept per metric and reason (default 5).
-    pub bad_examples: usize,
-    /// Recent records kept per stream for field discovery (default 200).
-    pub sample_records: usize,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            allowed_lateness: Duration::from_secs(60),
-            future_tolerance: Duration::from_secs(60),
-            max_series_per_metric: 1000,
-            bad_examples: 5,
-            sample_records: 200,
-        }
-    }
-}
+pub use super::settings::EngineConfig;
 
 pub(super) struct StreamState<P> {
     pub(super) defined: Vec<usize>,

@@ -15,6 +15,8 @@
 //!   decoded record, and the editor's preview), `series` (the series index and cardinality
 //!   guard) and `pending` (pending-second counts).
 //! - [`counters`]: late, future, overflowed and bad records per metric.
+//! - [`settings`]: the engine's options ([`EngineSettings`]) and the core's and the task's
+//!   settings built from them.
 //! - [`shell`]: the one async task that owns the engine, hands flushes to a [`FlushSink`] on an
 //!   interval and runs retention.
 
@@ -27,9 +29,11 @@ mod ingest;
 pub mod json_scan;
 mod pending;
 mod series;
+pub mod settings;
 pub mod shell;
 pub mod window;
 
 pub use self::core::{Engine, EngineConfig};
 pub use extract::{Extracted, PreviewRow};
+pub use settings::EngineSettings;
 pub use shell::{EngineHandle, FlushSink, ShellConfig};

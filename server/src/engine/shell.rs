@@ -16,7 +16,7 @@
 
 use super::{
     PreviewRow,
-    core::{Engine, EngineConfig, MetricWindow, SeriesWindows},
+    core::{Engine, MetricWindow, SeriesWindows},
     counters::MetricCounters,
     fields::FieldStats,
 };
@@ -34,38 +34,7 @@ use std::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-/// Settings of the engine task.
-#[derive(Debug, Clone)]
-pub struct ShellConfig {
-    pub engine: EngineConfig,
-    /// How often changed buckets and checkpoints are committed (default 1 s).
-    pub flush_interval: Duration,
-    /// Capacity of the batch channel (default 64 batches).
-    pub batch_capacity: usize,
-    /// How long each tier is kept: 1 s rows, 1 min rows, 1 h rows (6 h, 14 d, 400 d).
-    pub retention: [Duration; 3],
-    /// How often retention runs (default 60 s).
-    pub retention_interval: Duration,
-    /// Streams a definition may name; `None` accepts any stream name.
-    pub known_streams: Option<HashSet<String>>,
-}
-
-impl Default for ShellConfig {
-    fn default() -> Self {
-        Self {
-            engine: EngineConfig::default(),
-            flush_interval: Duration::from_secs(1),
-            batch_capacity: 64,
-            retention: [
-                Duration::from_secs(6 * 3600),
-                Duration::from_secs(14 * 86_400),
-                Duration::from_secs(400 * 86_400),
-            ],
-            retention_interval: Duration::from_secs(60),
-            known_streams: None,
-        }
-    }
-}
+pub use super::settings::ShellConfig;
 
 enum Request {
     ReloadDefinitions(oneshot::Sender<Result<usize, StorageError>>),

@@ -9,10 +9,13 @@ pub mod api;
 mod assets;
 mod export;
 mod health;
+mod settings;
 mod ws;
 
 use crate::{
-    config::ServeConfig, engine::EngineHandle, storage::Database, telemetry::ProcessMetrics,
+    engine::{EngineHandle, EngineSettings},
+    storage::Database,
+    telemetry::ProcessMetrics,
 };
 use app::{App, shell};
 use axum::{
@@ -29,12 +32,14 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::compression::CompressionLayer;
 
 pub use assets::SiteAssets;
+pub use settings::ServerSettings;
 
-/// What handlers share. Cheap to clone; each field has one owner elsewhere.
+/// What handlers share. Cheap to clone; each field has one owner elsewhere. `config` is the
+/// server's own settings (the heartbeat, the site root).
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
-    pub config: Arc<ServeConfig>,
+    pub config: Arc<ServerSettings>,
     pub database: Database,
     pub metrics: Arc<ProcessMetrics>,
     pub assets: SiteAssets,
@@ -47,13 +52,14 @@ pub struct AppState {
     pub live: Option<crate::live::LiveHub>,
     /// Alert evaluation, when running (rule reloads, the alerts topic).
     pub alerts: Option<crate::alerts::AlertsHandle>,
-    /// How long each history tier (1 s, 1 min, 1 h) is kept; exports refuse older ranges.
+    /// How long each history tier (1 s, 1 min, 1 h) is kept; exports refuse older ranges
+    /// (the engine's defaults until [`AppState::with_retention`]).
     pub retention: [std::time::Duration; 3],
 }
 
 impl AppState {
     pub fn new(
-        config: Arc<ServeConfig>,
+        config: Arc<ServerSettings>,
         local_addr: SocketAddr,
         database: Database,
         metrics: Arc<ProcessMetrics>,
@@ -77,7 +83,7 @@ impl AppState {
             .env(leptos::config::Env::PROD)
             .site_addr(local_addr)
             .build();
-        let retention = config.engine.retention;
+        let retention = EngineSettings::default().retention();
         Self {
             leptos_options,
             config,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tower::ServiceExt;
 
 async fn state(dir: &std::path::Path) -> AppState {
-    let config = ServeConfig::for_data_dir(dir);
+    let config = ServerSettings::for_data_dir(dir);
     let database = Database::open(dir).await.unwrap();
     AppState::new(
         Arc::new(config),
@@ -134,7 +134,7 @@ async fn site_root_override_serves_files_with_their_type() {
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
     std::fs::write(site.join("pkg/streamboard.css"), "body{}").unwrap();
-    let mut config = ServeConfig::for_data_dir(dir.path());
+    let mut config = ServerSettings::for_data_dir(dir.path());
     config.site_root = Some(site);
     let database = Database::open(dir.path()).await.unwrap();
     let state = AppState::new(

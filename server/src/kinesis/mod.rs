@@ -5,8 +5,10 @@
 pub mod client;
 pub mod kpl;
 pub mod records;
+pub mod streams;
 
 pub use records::{Checkpoint, ConsumedRecord, RecordBatch};
+pub use streams::{StartPosition, StreamRef, StreamSpec};
 
 use serde::{Deserialize, Serialize};
 use std::{cmp::Ordering, fmt};

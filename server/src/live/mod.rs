@@ -17,8 +17,10 @@ use crate::{
     consumer::health::ConsumerHealth,
     engine::{EngineHandle, core::SeriesWindows, counters::MetricCounters, window::WindowSummary},
     metric::MetricKey,
+    settings::{self, Given, Settings, parse_positive_duration},
     storage::Database,
 };
+use clap::Args;
 use contract::{
     protocol::{
         LivePayload, MetricCard, MetricLive, Overview, SeriesLive, ServerMessage, ShardRow,
@@ -26,6 +28,7 @@ use contract::{
     },
     summary::Summary,
 };
+use serde::{Deserialize, Serialize};
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     sync::Arc,
@@ -68,20 +71,56 @@ impl LiveHub {
     }
 }
 
-/// When the publisher pushes. Pure, so the schedule is tested without a clock.
+/// When the publisher pushes: the live publisher's settings. Pure, so the schedule is tested
+/// without a clock.
 ///
 /// Pushing only on a fixed tick makes a record wait for its reader's next poll (a caught-up
 /// reader polls every 200 ms) *and* then for the next tick; pushing as soon as a batch is
-/// ingested removes the second wait. `min_interval` bounds how often that happens (fan-out cost
-/// grows with pushes per second), and a push that was expensive to build (many series) spaces
-/// the next early one further, so early pushes never take more than a fifth of the publisher's
-/// time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// ingested removes the second wait. `live_min_interval` bounds how often that happens (fan-out
+/// cost grows with pushes per second), and a push that was expensive to build (many series)
+/// spaces the next early one further, so early pushes never take more than a fifth of the
+/// publisher's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[command(next_help_heading = "Live updates")]
+#[serde(default, deny_unknown_fields)]
 pub struct Pacing {
-    /// Longest time between two pushes (`live_tick`, default 250 ms).
-    pub tick: Duration,
-    /// Shortest time between two pushes (`live_min_interval`, default 100 ms).
-    pub min_interval: Duration,
+    /// How often the live publisher pushes fresh figures to browsers at the latest (windows
+    /// slide and health changes without new records).
+    #[arg(long, env = "STREAMBOARD_LIVE_TICK", value_name = "DURATION", default_value = "250ms", value_parser = parse_positive_duration)]
+    #[serde(with = "settings::positive_duration")]
+    pub live_tick: Duration,
+
+    /// The shortest time between two live pushes: when the engine has read new records the
+    /// publisher pushes this soon after the previous push instead of waiting for the tick;
+    /// equal to the tick pushes on the tick only. Not given, it is the tick when the tick is
+    /// shorter; more than the tick is refused.
+    #[arg(long, env = "STREAMBOARD_LIVE_MIN_INTERVAL", value_name = "DURATION", default_value = "100ms", value_parser = parse_positive_duration)]
+    #[serde(with = "settings::positive_duration")]
+    pub live_min_interval: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        settings::defaults()
+    }
+}
+
+impl Settings for Pacing {
+    fn finish(&mut self, given: &Given) -> Result<(), String> {
+        if !given.contains("live_min_interval") {
+            self.live_min_interval = self.live_min_interval.min(self.live_tick);
+        }
+        if self.live_min_interval > self.live_tick {
+            return Err(format!(
+                "{} is {:?}: it must not exceed {}, {:?}",
+                settings::option("live_min_interval"),
+                self.live_min_interval,
+                settings::option("live_tick"),
+                self.live_tick
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How many times its own build time an early push waits after the previous push.
@@ -93,13 +132,13 @@ impl Pacing {
     /// A push that took longer than the tick is followed by a full tick of rest, not by
     /// another push at once (the publisher never takes all of a core).
     pub fn next_after(&self, previous_cost: Duration, ingested: bool) -> Duration {
-        let tick = if previous_cost < self.tick {
-            self.tick
+        let tick = if previous_cost < self.live_tick {
+            self.live_tick
         } else {
-            previous_cost + self.tick
+            previous_cost + self.live_tick
         };
         if ingested {
-            self.min_interval
+            self.live_min_interval
                 .max(previous_cost * EARLY_PUSH_COST_FACTOR)
                 .min(tick)
         } else {

@@ -141,8 +141,8 @@ fn history_samples_once_per_second_and_keeps_a_minute() {
 fn pacing_pushes_early_on_new_records_but_never_more_often_than_allowed() {
     let ms = Duration::from_millis;
     let pacing = Pacing {
-        tick: ms(250),
-        min_interval: ms(100),
+        live_tick: ms(250),
+        live_min_interval: ms(100),
     };
     // Nothing new: the tick.
     assert_eq!(pacing.next_after(ms(3), false), ms(250));
@@ -156,8 +156,8 @@ fn pacing_pushes_early_on_new_records_but_never_more_often_than_allowed() {
     assert_eq!(pacing.next_after(ms(400), true), ms(650));
     // Tick only: records change nothing.
     let tick_only = Pacing {
-        tick: ms(250),
-        min_interval: ms(250),
+        live_tick: ms(250),
+        live_min_interval: ms(250),
     };
     assert_eq!(tick_only.next_after(Duration::ZERO, true), ms(250));
 }

@@ -6,9 +6,9 @@
 use super::{
     MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL, Producer, ProducerRecord, PutReport,
     demo::DemoGenerator,
+    settings::{PartitionKeySource, ProduceConfig, ProduceSource},
 };
 use crate::{
-    config::{PartitionKeySource, ProduceConfig, ProduceSource},
     consumer::policy::KinesisError,
     kinesis::{StreamName, client::build_client},
 };

@@ -1,7 +1,7 @@
 //! Synthetic records for demos and tests: clickstream, logs and market data as JSON lines with
 //! realistic shapes. Pure and seeded, so a seed always gives the same records.
 
-use crate::config::DemoKind;
+use super::settings::DemoKind;
 use aws_sdk_kinesis::primitives::{DateTime, DateTimeFormat};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};

@@ -1,9 +1,11 @@
 //! Putting records into Kinesis: [`Producer`] (PutRecords batching within the API's limits,
 //! optional KPL aggregation, retry of failed entries with exponential back-off and jitter),
-//! the synthetic generators in [`demo`], and the `streamboard produce` command in [`cli`].
+//! the synthetic generators in [`demo`], and the `streamboard produce` command in [`cli`] with
+//! its options in [`settings`].
 
 pub mod cli;
 pub mod demo;
+pub mod settings;
 
 use crate::{
     consumer::policy::{Backoff, KinesisError},

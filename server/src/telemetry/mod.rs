@@ -1,9 +1,12 @@
-//! Observability of Streamboard itself: log set-up ([`init_tracing`]) and the process's own
-//! figures for `GET /metrics` ([`ProcessMetrics`], rendered by [`prometheus`]).
+//! Observability of Streamboard itself: log set-up ([`init_tracing`], with the options in
+//! [`LogSettings`]) and the process's own figures for `GET /metrics` ([`ProcessMetrics`],
+//! rendered by [`prometheus`]).
 
 pub mod prometheus;
 
-use crate::config::{LogConfig, LogFormat};
+use crate::settings::{self, Settings};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
 use std::{
     collections::BTreeMap,
     sync::{
@@ -14,12 +17,56 @@ use std::{
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of the logs, for every command.
+#[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Log format: `human` or `json` (one object per line).
+    #[arg(
+        long,
+        env = "STREAMBOARD_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info,streamboard=debug`.
+    #[arg(
+        long,
+        env = "STREAMBOARD_LOG",
+        global = true,
+        value_name = "FILTER",
+        default_value = "info"
+    )]
+    pub log: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        settings::defaults()
+    }
+}
+
+impl Settings for LogSettings {}
+
 /// Installs the global tracing subscriber; fails only on a bad filter string.
-pub fn init_tracing(log: &LogConfig) -> Result<(), String> {
-    let filter =
-        EnvFilter::try_new(&log.filter).map_err(|error| format!("`{}`: {error}", log.filter))?;
+pub fn init_tracing(settings: &LogSettings) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&settings.log)
+        .map_err(|error| format!("`{}`: {error}", settings.log))?;
     let registry = tracing_subscriber::registry().with(filter);
-    match log.format {
+    match settings.log_format {
         LogFormat::Human => registry.with(fmt::layer().with_target(false)).init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().flatten_event(true))

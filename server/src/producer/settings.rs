@@ -1,8 +1,10 @@
 //! Options of `streamboard produce`: where records come from, where they go and how they are
-//! keyed and batched.
+//! keyed and batched ([`ProduceArgs`], resolved into [`ProduceConfig`]).
 
-use super::{StreamRef, parse_positive_duration};
-use crate::kinesis::{StreamName, client::KinesisTarget};
+use crate::{
+    kinesis::{StreamName, StreamRef, client::KinesisTarget},
+    settings::parse_positive_duration,
+};
 use clap::{Args, ValueEnum};
 use std::{path::PathBuf, time::Duration};
 
@@ -118,7 +120,8 @@ const DEFAULT_RATE: u32 = 100;
 const DEFAULT_LINGER: Duration = Duration::from_millis(100);
 
 impl ProduceConfig {
-    pub(super) fn resolve(args: ProduceArgs) -> Result<Self, String> {
+    /// Checks the options that depend on each other; the error names the option.
+    pub fn resolve(args: ProduceArgs) -> Result<Self, String> {
         let source = match (args.demo, args.file) {
             (Some(kind), _) => {
                 let rate_per_sec = args.rate.unwrap_or(DEFAULT_RATE);
