@@ -3,7 +3,10 @@
 //! and [`ShellConfig`] (the engine task's) are the shapes the core and the task are started
 //! with, built from it by [`EngineSettings::shell_config`], so their defaults are its defaults.
 
-use crate::settings::{self, Settings, check_range, parse_positive_duration};
+use crate::{
+    clock::Clock,
+    settings::{self, Settings, check_range, parse_positive_duration},
+};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::{collections::HashSet, time::Duration};
@@ -108,6 +111,7 @@ impl EngineSettings {
             retention: self.retention(),
             retention_interval: RETENTION_INTERVAL,
             known_streams: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct ShellConfig {
     pub retention_interval: Duration,
     /// Streams a definition may name; `None` accepts any stream name.
     pub known_streams: Option<HashSet<String>>,
+    /// The clock ingest, flush cutoffs and retention read (the system's; tests may hold one).
+    pub clock: Clock,
 }
 
 impl Default for ShellConfig {

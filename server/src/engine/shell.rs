@@ -21,7 +21,7 @@ use super::{
     fields::FieldStats,
 };
 use crate::{
-    clock::now_ms,
+    clock::Clock,
     kinesis::{RecordBatch, StreamName},
     metric::{CompiledMetric, Flush, MetricKey},
     storage::{CheckpointHook, Database, FlushWriter, StorageError, metrics::TIERS_S},
@@ -209,6 +209,7 @@ where
         waiting: Vec::new(),
         waiting_next: Vec::new(),
         flush_due: false,
+        clock: config.clock.clone(),
     };
     tracker.spawn(task.run(
         config.flush_interval,
@@ -220,6 +221,7 @@ where
         database,
         config.retention,
         config.retention_interval,
+        config.clock.clone(),
         shutdown,
     ));
     Ok((handle, batch_tx))
@@ -307,6 +309,8 @@ fn answer_waiters(waiters: &mut Vec<FlushWaiter>, result: Result<(), StorageErro
 
 struct EngineTask<P> {
     engine: Engine<P>,
+    /// Arrival-relative judgements and flush cutoffs read this clock.
+    clock: Clock,
     /// Counts ingested batches; see [`EngineHandle::ingested`].
     ingested: watch::Sender<u64>,
     database: Database,
@@ -389,7 +393,7 @@ where
     }
 
     fn ingest(&mut self, batch: &RecordBatch<P>) {
-        self.engine.ingest(batch, now_ms());
+        self.engine.ingest(batch, self.clock.now_ms());
         self.ingested.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -408,7 +412,8 @@ where
         let flush = if everything || !self.waiting.is_empty() {
             self.engine.take_flush()
         } else {
-            self.engine.take_flush_before(now_ms().div_euclid(1000))
+            self.engine
+                .take_flush_before(self.clock.now_ms().div_euclid(1000))
         };
         if flush.is_empty() {
             answer_waiters(&mut self.waiting, Ok(()));
@@ -508,6 +513,7 @@ async fn retention_loop(
     database: Database,
     retention: [Duration; 3],
     interval: Duration,
+    clock: Clock,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -516,7 +522,7 @@ async fn retention_loop(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now_s = now_ms() / 1000;
+        let now_s = clock.now_ms() / 1000;
         for (tier, keep) in TIERS_S.into_iter().zip(retention) {
             let before = now_s - keep.as_secs() as i64;
             loop {
@@ -539,6 +545,7 @@ async fn retention_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::now_ms;
     use crate::{
         kinesis::{ConsumedRecord, SequenceNumber, ShardId},
         metric::Builtin,
