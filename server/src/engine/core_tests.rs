@@ -295,9 +295,9 @@ fn bad_records_are_counted_with_bounded_examples_and_processing_goes_on() {
         },
     );
     assert!(
-        errors.iter().any(
-            |d| d.labels() == vec!["request_latency", "invalid_json"] && d.stats.count == 3
-        )
+        errors
+            .iter()
+            .any(|d| d.labels() == vec!["request_latency", "invalid_json"] && d.stats.count == 3)
     );
 }
 
@@ -473,8 +473,7 @@ fn a_flush_before_a_cutoff_takes_complete_seconds_and_their_positions_only() {
     // Shard 1: batch 1 ends second s0, batch 2 reaches into s0 + 1 (batch 3, a late record
     // for s0, is coalesced into it), batch 4, ingested in s0 + 2, has a record 4 s later
     // still (event time in the future).
-    let b =
-        |records: Vec<ConsumedRecord>, position: u32| batch("clickstream", records, position);
+    let b = |records: Vec<ConsumedRecord>, position: u32| batch("clickstream", records, position);
     e.ingest(
         &b(vec![record(&click("eu", 10, at(s0, 900)), at(s0, 900))], 1),
         at(s0, 920),
