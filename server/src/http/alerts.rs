@@ -3,7 +3,7 @@
 //! [`ApiError`]: 422 naming the field, 404 for an unknown id. Rule bodies are read with
 //! [`parse_spec`], so a value outside a closed set is refused at its field.
 
-use super::{AppState, api::ApiError};
+use super::{AppState, access::Routes, api::ApiError};
 use crate::{
     alerts::{
         evaluate::observations,
@@ -15,7 +15,7 @@ use crate::{
     storage::alerts::{HistoryFilter, RuleRow, is_duplicate_name},
 };
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Query, State, rejection::JsonRejection},
     http::{StatusCode, header},
     response::IntoResponse,
@@ -33,8 +33,8 @@ use contract::{
 use serde::Deserialize;
 use std::{collections::HashSet, str::FromStr};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/v1/alerts", get(list).post(create))
         .route("/api/v1/alerts/history", get(history))
         .route("/api/v1/alerts/preview", post(preview))
