@@ -61,6 +61,19 @@ async fn start_receiver(receiver: Receiver, shutdown: CancellationToken) -> Sock
     addr
 }
 
+/// A server reading `source` from the peer from its start, with one metric definition.
+fn reading(dir: &std::path::Path, peer: &Peer, source: &str, metric: Value) -> ServeConfig {
+    let mut config = ServeConfig::for_data_dir(dir);
+    config.consumer.streams = vec![StreamSpec {
+        name_or_arn: StreamRef::Name(StreamName::from(source)),
+        start: StartPosition::TrimHorizon,
+    }];
+    config.source = KinesisSource::External(peer.target());
+    config.consumer.idle_poll_interval = Duration::from_millis(50);
+    config.metrics = vec![serde_json::from_value::<MetricDefinition>(metric).unwrap()];
+    config
+}
+
 /// Puts `count` records with `latency_ms` into the stream.
 async fn put(producer: &Producer, latency_ms: u32, count: usize) {
     let records = (0..count)
@@ -167,19 +180,14 @@ async fn a_rule_fires_and_resolves_once_across_refusals_and_a_restart() {
     let hook_addr = start_receiver(receiver.clone(), hooks_stop.clone()).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServeConfig::for_data_dir(dir.path());
-    config.consumer.streams = vec![StreamSpec {
-        name_or_arn: StreamRef::Name(StreamName::from(source.as_str())),
-        start: StartPosition::TrimHorizon,
-    }];
-    config.source = KinesisSource::External(peer.target());
-    config.consumer.idle_poll_interval = Duration::from_millis(50);
-    config.metrics = vec![
-        serde_json::from_value::<MetricDefinition>(json!({
+    let config = reading(
+        dir.path(),
+        &peer,
+        &source,
+        json!({
             "name": "latency", "stream": source, "value": "/latency_ms", "unit": "ms",
-        }))
-        .unwrap(),
-    ];
+        }),
+    );
     let server = Server::start(config.clone(), CancellationToken::new())
         .await
         .unwrap();
@@ -503,20 +511,15 @@ async fn a_backtest_makes_exactly_the_transitions_the_live_evaluator_made() {
     create_stream(&client, &source, 1).await;
     let producer = Producer::new(client.clone(), StreamName::from(source.as_str()));
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServeConfig::for_data_dir(dir.path());
-    config.consumer.streams = vec![StreamSpec {
-        name_or_arn: StreamRef::Name(StreamName::from(source.as_str())),
-        start: StartPosition::TrimHorizon,
-    }];
-    config.source = KinesisSource::External(peer.target());
-    config.consumer.idle_poll_interval = Duration::from_millis(50);
-    config.metrics = vec![
-        serde_json::from_value::<MetricDefinition>(json!({
+    let config = reading(
+        dir.path(),
+        &peer,
+        &source,
+        json!({
             "name": "bt_latency", "stream": source, "value": "/v", "unit": "ms",
             "time": {"field": "/t", "format": "epoch_ms"},
-        }))
-        .unwrap(),
-    ];
+        }),
+    );
     let server = Server::start(config, CancellationToken::new())
         .await
         .unwrap();
@@ -706,6 +709,20 @@ async fn record(
     (StatusCode::ACCEPTED, format!("queued as #{}", got.len()))
 }
 
+/// A server without Kinesis with the metric `orders`.
+async fn orders_server(dir: &std::path::Path) -> Server {
+    let mut config = ServeConfig::for_data_dir(dir);
+    config.metrics = vec![
+        serde_json::from_value::<MetricDefinition>(json!({
+            "name": "orders", "stream": "alert-actions-orders", "value": "/amount",
+        }))
+        .unwrap(),
+    ];
+    Server::start(config, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn templates_test_sends_and_rule_actions_over_the_api() {
     let recorder = Recorder::default();
@@ -726,16 +743,7 @@ async fn templates_test_sends_and_rule_actions_over_the_api() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServeConfig::for_data_dir(dir.path());
-    config.metrics = vec![
-        serde_json::from_value::<MetricDefinition>(json!({
-            "name": "orders", "stream": "alert-actions-orders", "value": "/amount",
-        }))
-        .unwrap(),
-    ];
-    let server = Server::start(config, CancellationToken::new())
-        .await
-        .unwrap();
+    let server = orders_server(dir.path()).await;
     let addr = server.local_addr();
     let rule = json!({
         "name": "big orders", "metric": "orders", "statistic": "max", "window": "1m",
@@ -873,16 +881,7 @@ async fn templates_test_sends_and_rule_actions_over_the_api() {
     server.wait().await.unwrap();
 
     let other = tempfile::tempdir().unwrap();
-    let mut config = ServeConfig::for_data_dir(other.path());
-    config.metrics = vec![
-        serde_json::from_value::<MetricDefinition>(json!({
-            "name": "orders", "stream": "alert-actions-orders", "value": "/amount",
-        }))
-        .unwrap(),
-    ];
-    let server = Server::start(config, CancellationToken::new())
-        .await
-        .unwrap();
+    let server = orders_server(other.path()).await;
     let addr = server.local_addr();
     let (status, body) = import(addr, "toml", &toml).await;
     assert_eq!(status, 200, "{body}");
@@ -961,19 +960,14 @@ async fn an_each_rule_sends_one_notification_per_group_listing_every_instance() 
     let hook_addr = start_receiver(receiver.clone(), hooks_stop.clone()).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServeConfig::for_data_dir(dir.path());
-    config.consumer.streams = vec![StreamSpec {
-        name_or_arn: StreamRef::Name(StreamName::from(source.as_str())),
-        start: StartPosition::TrimHorizon,
-    }];
-    config.source = KinesisSource::External(peer.target());
-    config.consumer.idle_poll_interval = Duration::from_millis(50);
-    config.metrics = vec![
-        serde_json::from_value::<MetricDefinition>(json!({
+    let config = reading(
+        dir.path(),
+        &peer,
+        &source,
+        json!({
             "name": "regional", "stream": source, "value": "/v", "dimensions": ["/region"],
-        }))
-        .unwrap(),
-    ];
+        }),
+    );
     let server = Server::start(config, CancellationToken::new())
         .await
         .unwrap();

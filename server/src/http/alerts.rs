@@ -459,42 +459,34 @@ async fn preview(
     Ok(Json(AlertPreview { instances }))
 }
 
-/// Reads `POST /api/v1/alerts/backtest`'s body: the rule's fields are refused at their own
-/// names, `from` and `to` at theirs.
-fn backtest_body(
+/// A body `{"rule": {…}, …}`: the rule (read with [`parse_spec`], refused at its own fields)
+/// and the other fields, which must be among `others`.
+fn body_with_rule(
     body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<(AlertRuleSpec, Option<String>, Option<String>), ApiError> {
-    let Json(mut body) = body?;
-    let Some(object) = body.as_object_mut() else {
+    others: &[&str],
+) -> Result<(AlertRuleSpec, serde_json::Map<String, serde_json::Value>), ApiError> {
+    let expected = format!("rule, {}", others.join(", "));
+    let Json(body) = body?;
+    let serde_json::Value::Object(mut object) = body else {
         return Err(unprocessable(
             "body",
-            "a JSON object with rule, from and to",
+            format!("a JSON object with {expected}"),
         ));
     };
-    let text =
-        |object: &mut serde_json::Map<String, serde_json::Value>, field: &'static str| match object
-            .remove(field)
-        {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(text)) => Ok(Some(text)),
-            Some(other) => Err(unprocessable(
-                field,
-                format!("{other} is not a time string"),
-            )),
-        };
-    let from = text(object, "from")?;
-    let to = text(object, "to")?;
-    let rule = object
-        .remove("rule")
-        .ok_or_else(|| unprocessable("rule", "the draft rule to replay"))?;
-    if let Some(extra) = object.keys().next() {
+    if let Some(extra) = object
+        .keys()
+        .find(|k| *k != "rule" && !others.contains(&k.as_str()))
+    {
         return Err(unprocessable(
             "body",
-            format!("unknown field {extra:?}; expected rule, from and to"),
+            format!("unknown field {extra:?}; expected {expected}"),
         ));
     }
+    let rule = object
+        .remove("rule")
+        .ok_or_else(|| unprocessable("rule", "the draft rule"))?;
     let spec = parse_spec(rule).map_err(|e| unprocessable(e.field, e.message))?;
-    Ok((spec, from, to))
+    Ok((spec, object))
 }
 
 /// `POST /api/v1/alerts/backtest`: the draft rule's state machine replayed over the stored
@@ -504,7 +496,9 @@ async fn backtest(
     State(state): State<AppState>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<AlertBacktest>, ApiError> {
-    let (spec, from, to) = backtest_body(body)?;
+    let (spec, mut rest) = body_with_rule(body, &["from", "to"])?;
+    let from = take_field::<String>(&mut rest, "from")?;
+    let to = take_field::<String>(&mut rest, "to")?;
     let rule = validate(&state, 0, &spec).await?;
     let now = now_ms();
     let to_ms = time_param("to", to.as_deref())?.unwrap_or(now).min(now);
@@ -579,26 +573,10 @@ struct NotificationBody {
 fn notification_body(
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<NotificationBody, ApiError> {
-    let Json(mut body) = body?;
-    let Some(object) = body.as_object_mut() else {
-        return Err(unprocessable(
-            "body",
-            "a JSON object with rule, target and transition",
-        ));
-    };
-    let target = take_field::<TargetKind>(object, "target")?
+    let (spec, mut rest) = body_with_rule(body, &["target", "transition"])?;
+    let target = take_field::<TargetKind>(&mut rest, "target")?
         .ok_or_else(|| unprocessable("target", "name the target: webhook, kinesis or in_app"))?;
-    let transition = take_field::<AlertBacktestTransition>(object, "transition")?;
-    let rule = object
-        .remove("rule")
-        .ok_or_else(|| unprocessable("rule", "the draft rule"))?;
-    if let Some(extra) = object.keys().next() {
-        return Err(unprocessable(
-            "body",
-            format!("unknown field {extra:?}; expected rule, target and transition"),
-        ));
-    }
-    let spec = parse_spec(rule).map_err(|e| unprocessable(e.field, e.message))?;
+    let transition = take_field::<AlertBacktestTransition>(&mut rest, "transition")?;
     Ok(NotificationBody {
         spec,
         target,
