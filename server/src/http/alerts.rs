@@ -143,17 +143,25 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = rule_body(body)?;
     let rule = validate(&state, 0, &spec).await?;
-    let json = serde_json::to_string(&rule.spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    insert(&state, &rule.spec).await
+}
+
+/// Stores a new rule (checked by the caller): 201 `{"id"}`, 422 at `name` when it is taken.
+async fn insert(
+    state: &AppState,
+    spec: &AlertRuleSpec,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let json = serde_json::to_string(spec).map_err(|e| ApiError::Internal(e.to_string()))?;
     let id = match state
         .database
-        .insert_alert_rule(&rule.spec.name, &json, now_ms())
+        .insert_alert_rule(&spec.name, &json, now_ms())
         .await
     {
         Ok(id) => id,
-        Err(e) if is_duplicate_name(&e) => return Err(duplicate(&rule.spec.name)),
+        Err(e) if is_duplicate_name(&e) => return Err(duplicate(&spec.name)),
         Err(e) => return Err(e.into()),
     };
-    changed(&state);
+    changed(state);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/alerts/{id}"))],
@@ -286,22 +294,7 @@ async fn duplicate_rule(
         .expect("an unused name exists");
     spec.enabled = false;
     spec.silenced_until = None;
-    let json = serde_json::to_string(&spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let id = match state
-        .database
-        .insert_alert_rule(&spec.name, &json, now_ms())
-        .await
-    {
-        Ok(id) => id,
-        Err(e) if is_duplicate_name(&e) => return Err(duplicate(&spec.name)),
-        Err(e) => return Err(e.into()),
-    };
-    changed(&state);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/v1/alerts/{id}"))],
-        Json(Created { id }),
-    ))
+    insert(&state, &spec).await
 }
 
 #[derive(Debug, Deserialize)]
