@@ -134,7 +134,7 @@ test("the form backtests a draft rule, previews its template and sends a test no
   expect(problems.filter((p) => !provoked(p))).toEqual([]);
 });
 
-test("rules are paused, resumed, duplicated, exported and imported from the list", async ({ page }) => {
+test("rules are paused, resumed, duplicated, exported and imported from the list; charts show when they fired", async ({ page }) => {
   const problems = watchForProblems(page);
   await page.goto("/alerts");
   await expect(page.locator('[data-state="connected"]')).toBeVisible();
@@ -173,6 +173,18 @@ test("rules are paused, resumed, duplicated, exported and imported from the list
   await page.getByRole("button", { name: "Import" }).click();
   await expect(page.getByRole("status").filter({ hasText: "Imported" })).toHaveText("Imported: 1 created, 0 replaced.");
   await expect(rules.locator('tr[data-rule="imported rule"]')).toBeVisible();
+
+  // A metric's charts draw the periods its rules were pending or firing.
+  const created = await page.request.post("/api/v1/alerts", {
+    data: { name: "latency seen", metric: "request_latency", statistic: "count", window: "5s", comparison: ">", threshold: 0 },
+  });
+  expect(created.status()).toBe(201);
+  await page.goto("/metric/request_latency");
+  for (const chart of ["Rate", "Percentiles"]) {
+    const band = page.getByRole("img", { name: chart }).getByTestId("alert-band").first();
+    await expect(band).toBeAttached();
+    await expect(band).toContainText("latency seen firing");
+  }
 
   const provoked = (p: string) =>
     (p.startsWith("422 ") && p.includes("/api/v1/alerts/import")) ||
