@@ -183,11 +183,11 @@ pub fn MetricDetail() -> impl IntoView {
                     <div class=figure><dt class=label>"Mean"</dt>
                         <dd class="text-lg tabular-nums">{move || summary.with(|s| s.as_ref().and_then(|s| s.mean).map_or_else(dash, format_number))}</dd></div>
                     <div class=figure><dt class=label>"p50"</dt>
-                        <dd class="text-lg tabular-nums">{move || summary.with(|s| s.as_ref().and_then(|s| s.p50).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
+                        <dd class="text-lg tabular-nums" data-field="p50">{move || summary.with(|s| s.as_ref().and_then(|s| s.p50).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
                     <div class=figure><dt class=label>"p90"</dt>
-                        <dd class="text-lg tabular-nums">{move || summary.with(|s| s.as_ref().and_then(|s| s.p90).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
+                        <dd class="text-lg tabular-nums" data-field="p90">{move || summary.with(|s| s.as_ref().and_then(|s| s.p90).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
                     <div class=figure><dt class=label>"p99"</dt>
-                        <dd class="text-lg tabular-nums">{move || summary.with(|s| s.as_ref().and_then(|s| s.p99).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
+                        <dd class="text-lg tabular-nums" data-field="p99">{move || summary.with(|s| s.as_ref().and_then(|s| s.p99).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
                 </dl>
                 <p class="mb-2 text-xs text-slate-500 dark:text-slate-400" data-testid="chart-source">
                     {move || match (tier(), stored_error()) {

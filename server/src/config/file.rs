@@ -119,6 +119,7 @@ pub struct EndpointFileConfig {
     pub fault_operations: Option<Vec<Operation>>,
     pub fault_kind: Option<FaultKind>,
     pub added_latency: Option<AnyDuration>,
+    pub latency_rate: Option<Probability>,
 }
 
 /// A probability in 0..=1 in the config file.

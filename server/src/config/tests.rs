@@ -49,6 +49,8 @@ fn endpoint_flags_parse_into_types() {
             "throttle",
             "--added-latency",
             "50ms",
+            "--latency-rate",
+            "0.1",
         ])
         .unwrap(),
     );
@@ -63,6 +65,7 @@ fn endpoint_flags_parse_into_types() {
     );
     assert_eq!(config.faults.kind, FaultKind::Throttle);
     assert_eq!(config.faults.added_latency, Duration::from_millis(50));
+    assert_eq!(config.faults.latency_rate, 0.1);
 }
 
 #[test]
