@@ -268,13 +268,13 @@ pub fn check(
             }
         }
     }
-    let sample = template::sample_fields(spec, recovery, !group_interval.is_zero());
     for (field, kind) in [
         ("templates.webhook", TargetKind::Webhook),
         ("templates.kinesis", TargetKind::Kinesis),
         ("templates.in_app", TargetKind::InApp),
     ] {
         if let Some(source) = spec.templates.of(kind) {
+            let sample = template::sample_fields(spec, recovery, !group_interval.is_zero(), kind);
             let text = template::render(source, &sample).map_err(|e| refuse(field, e.0))?;
             if text.trim().is_empty() {
                 return Err(refuse(field, "renders empty text"));
@@ -546,6 +546,9 @@ mod tests {
         assert_eq!(field_of_any(&s), "templates.webhook");
         s.group_interval = None;
         assert!(check(1, &s, |_| true).is_ok());
+        // The in-app text is per transition, grouped or not.
+        s.templates.in_app = Some("{{ count }}".into());
+        assert_eq!(field_of_any(&s), "templates.in_app");
     }
 
     #[test]

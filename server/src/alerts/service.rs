@@ -486,10 +486,16 @@ fn transition_record(
         .as_deref()
         .filter(|_| in_app)
         .and_then(|source| {
-            let mut context = fields.clone();
-            context.insert("id".into(), serde_json::Value::Null);
-            context.insert("rule_id".into(), rule.id.into());
-            template::render(source, &serde_json::Value::Object(context))
+            let context = template::context(
+                &rule.spec,
+                rule.params.recovery_threshold,
+                rule.id,
+                None,
+                instance_name,
+                *transition,
+                false,
+            );
+            template::render(source, &context)
                 .inspect_err(|error| {
                     tracing::warn!(rule = %rule.spec.name, %error, "in-app template failed; default text shown")
                 })

@@ -6,7 +6,10 @@
 //! outbox worker.
 
 use super::{machine::Transition, time::format_rfc3339_ms};
-use contract::{alert::AlertState, api::AlertRuleSpec};
+use contract::{
+    alert::AlertState,
+    api::{AlertRuleSpec, TargetKind},
+};
 use minijinja::{
     Environment, UndefinedBehavior,
     value::{Serde, Value},
@@ -161,27 +164,58 @@ pub fn group_fields(
     out
 }
 
-/// The fields a template of the rule sees for a sample firing transition (`grouped`: in a
-/// group of one), with `id` and `rule_id` 0.
+/// What a template sees for one transition of a rule (the stored notification's `id` is
+/// given when known): its fields; for a grouped rule's webhook and Kinesis templates
+/// (`grouped`), a group of that one transition.
+pub fn context(
+    spec: &AlertRuleSpec,
+    recovery_threshold: f64,
+    rule_id: i64,
+    id: Option<i64>,
+    instance: &str,
+    transition: Transition,
+    grouped: bool,
+) -> serde_json::Value {
+    let fields = if grouped {
+        let member = GroupMember {
+            id: id.unwrap_or_default(),
+            instance: instance.to_string(),
+            transition,
+        };
+        group_fields(spec, recovery_threshold, rule_id, &[member])
+    } else {
+        let mut fields = fields(spec, recovery_threshold, instance, &transition, None);
+        fields.insert("id".into(), id.into());
+        fields.insert("rule_id".into(), rule_id.into());
+        fields
+    };
+    serde_json::Value::Object(fields)
+}
+
+/// What a template sees for a sample firing transition, as [`context`] (the in-app text has
+/// no notification id: it is rendered before the transition is stored).
 pub fn sample_fields(
     spec: &AlertRuleSpec,
     recovery_threshold: f64,
     grouped: bool,
+    kind: TargetKind,
 ) -> serde_json::Value {
     let transition = sample_transition(spec, 1_767_225_600_000);
-    let mut fields = if grouped {
-        let member = GroupMember {
-            id: 0,
-            instance: "eu-west".into(),
-            transition,
-        };
-        group_fields(spec, recovery_threshold, 0, &[member])
-    } else {
-        fields(spec, recovery_threshold, "all", &transition, None)
+    let (id, instance) = match kind {
+        TargetKind::InApp => (None, "all"),
+        _ if grouped => (Some(0), "eu-west"),
+        _ => (Some(0), "all"),
     };
-    fields.insert("id".into(), 0.into());
-    fields.insert("rule_id".into(), 0.into());
-    serde_json::Value::Object(fields)
+    let grouped = grouped && kind != TargetKind::InApp;
+    context(
+        spec,
+        recovery_threshold,
+        0,
+        id,
+        instance,
+        transition,
+        grouped,
+    )
 }
 
 /// The default in-app text of a transition (what the toast says without a template).
@@ -215,7 +249,7 @@ mod tests {
 
     #[test]
     fn templates_see_the_transition_fields() {
-        let fields = sample_fields(&spec(), 200.0, false);
+        let fields = sample_fields(&spec(), 200.0, false, TargetKind::Webhook);
         let text = render(
             "{{ rule }} {{ to }} at {{ value }} (> {{ threshold }}, {{ severity }})",
             &fields,
@@ -231,7 +265,7 @@ mod tests {
 
     #[test]
     fn groups_list_their_transitions() {
-        let fields = sample_fields(&spec(), 200.0, true);
+        let fields = sample_fields(&spec(), 200.0, true, TargetKind::Kinesis);
         let text = render(
             "{{ count }}: {% for t in transitions %}{{ t.instance }} {{ t.to }}{% endfor %}",
             &fields,
@@ -239,11 +273,13 @@ mod tests {
         .unwrap();
         assert_eq!(text, "1: eu-west firing");
         assert_eq!(fields["group"], true);
+        let in_app = sample_fields(&spec(), 200.0, true, TargetKind::InApp);
+        assert!(in_app.get("transitions").is_none() && in_app["id"].is_null());
     }
 
     #[test]
     fn errors_say_what_and_where() {
-        let fields = sample_fields(&spec(), 200.0, false);
+        let fields = sample_fields(&spec(), 200.0, false, TargetKind::Webhook);
         let e = render("line one\n{{ rule }\n", &fields).unwrap_err();
         assert!(
             e.0.contains("syntax error") && e.0.contains("line 2"),

@@ -601,16 +601,17 @@ fn notification_text(
             template::sample_transition(&rule.spec, now_ms()),
         ),
     };
-    let mut fields = template::fields(
+    let id = (target != TargetKind::InApp).then_some(0);
+    let grouped = rule.group_interval_ms > 0 && target != TargetKind::InApp;
+    let context = template::context(
         &rule.spec,
         rule.params.recovery_threshold,
+        rule.id,
+        id,
         &instance,
-        &transition,
-        None,
+        transition,
+        grouped,
     );
-    fields.insert("id".into(), 0.into());
-    fields.insert("rule_id".into(), rule.id.into());
-    let context = serde_json::Value::Object(fields.clone());
     let field = match target {
         TargetKind::Webhook => "templates.webhook",
         TargetKind::Kinesis => "templates.kinesis",
@@ -624,10 +625,11 @@ fn notification_text(
             Body::rendered(template::default_in_app_text(&context))
         }
         None => {
+            let mut payload = context;
             if test {
-                fields.insert("test".into(), true.into());
+                payload["test"] = true.into();
             }
-            Body::json(serde_json::Value::Object(fields).to_string())
+            Body::json(payload.to_string())
         }
     };
     Ok((format!("{}/{instance}", rule.spec.name), body))
