@@ -165,6 +165,9 @@ pub struct Overview {
     pub server_time_ms: i64,
     pub streams: Vec<StreamSummary>,
     pub metrics: Vec<MetricCard>,
+    /// Set while the database cannot be written (e.g. its disk is full) and ingest is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
 }
 
 /// One series of a metric with its windows.
@@ -250,6 +253,9 @@ pub struct Health {
     pub version: String,
     pub uptime_secs: u64,
     pub database_ok: bool,
+    /// Set while the database cannot be written (e.g. its disk is full) and ingest is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
 }
 
 closed_set! {
