@@ -429,4 +429,7 @@ pub struct AlertEvent {
     pub notification: NotificationStatus,
     /// The rule has an in-app target: browsers show a toast.
     pub in_app: bool,
+    /// The in-app text rendered from the rule's `in_app` template, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

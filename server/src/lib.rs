@@ -70,6 +70,8 @@ pub enum ServerError {
     },
     #[error("metric definition in the config file refused: {0}")]
     Metrics(#[from] catalog::CatalogError),
+    #[error("alert rule in the config file refused: {0}")]
+    AlertRules(#[from] alerts::rules_file::InstallError),
     #[error("the embedded Kinesis endpoint cannot start: {0}")]
     Endpoint(#[from] streamboard_endpoint::EndpointError),
     #[error("the HTTP server failed: {0}")]
@@ -118,6 +120,7 @@ impl Server {
             }
         }
         catalog::install(&database, &definitions).await?;
+        alerts::rules_file::install(&database, &config.alert_rules, clock::now_ms()).await?;
         let shell_config = engine::ShellConfig {
             known_streams: (!streams.is_empty()).then(|| {
                 streams

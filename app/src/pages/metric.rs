@@ -108,6 +108,11 @@ pub fn MetricDetail() -> impl IntoView {
                 .unwrap_or_default()
         })
     };
+    // The periods its alert rules were pending or firing, drawn on both charts.
+    let alert_bands = crate::components::alerts::use_alert_bands(
+        name.clone(),
+        Signal::derive(move || stored.with(|s| s.as_ref().map(|r| (r.from_ms, r.to_ms)))),
+    );
     let rate = Signal::derive(move || {
         vec![(
             "rate/s".to_string(),
@@ -196,8 +201,8 @@ pub fn MetricDetail() -> impl IntoView {
                     }}
                 </p>
                 <div class="grid grid-cols-1 gap-4 lg:grid-cols-2">
-                    <LineChart label="Rate" series=rate />
-                    <LineChart label="Percentiles" series=percentiles />
+                    <LineChart label="Rate" series=rate bands=alert_bands />
+                    <LineChart label="Percentiles" series=percentiles bands=alert_bands />
                     <Distribution label="Value distribution" bins />
                 </div>
                 <h3 class="mt-6 mb-2 font-medium">"Top series (by records in the live window)"</h3>
