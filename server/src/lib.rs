@@ -10,7 +10,8 @@
 //!   site assets; the server's own settings.
 //! - [`live`]: the live hub (one publisher for every `/ws` session); [`pipeline`]: wires
 //!   `serve`'s data path (the Kinesis source, the consumer, the engine's checkpoint hook).
-//! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
+//! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`;
+//!   [`tail`]: live record tails and record downloads, with their own shard readers.
 //! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation, record
 //!   batches handed to the engine over a bounded channel.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
@@ -49,6 +50,7 @@ pub mod producer;
 pub mod query;
 pub mod settings;
 pub mod storage;
+pub mod tail;
 pub mod telemetry;
 
 use crate::{config::ServeConfig, http::AppState, storage::Database, telemetry::ProcessMetrics};
@@ -166,6 +168,15 @@ impl Server {
         .with_engine(engine_handle.clone())
         .with_pipeline(pipeline.clone())
         .with_alerts(alerts)
+        .with_tails(tail::TailService::new(
+            pipeline.kinesis.clone(),
+            streams
+                .iter()
+                .map(|spec| spec.name_or_arn.clone())
+                .collect(),
+            tracker.clone(),
+            shutdown.clone(),
+        ))
         .with_live(live::spawn(
             config.live,
             engine_handle.clone(),
