@@ -1,7 +1,9 @@
 //! Optional fault injection, off by default: an error rate for chosen operations (answered
-//! with InternalFailure 500 or a throttle), added latency, and a short iterator lifetime (set
-//! through `EndpointConfig::iterator_ttl`). Lets a consumer's back-off and
-//! ExpiredIteratorException paths be tested against a real endpoint.
+//! with InternalFailure 500, a throttle, or either at even odds), latency added to a share of
+//! their answers, and a short iterator lifetime (set through `EndpointConfig::iterator_ttl`).
+//! Lets a consumer's and a producer's back-off and ExpiredIteratorException paths be tested
+//! against a real endpoint. A running endpoint's faults can be changed
+//! ([`Endpoint::set_faults`](crate::Endpoint::set_faults)), so a test can end a fault period.
 
 use super::wire::{ApiError, ErrorKind, Operation};
 use std::time::Duration;
@@ -16,34 +18,65 @@ pub enum FaultKind {
     /// HTTP 400 ProvisionedThroughputExceededException (LimitExceededException for control
     /// operations).
     Throttle,
+    /// Either of the above, at even odds.
+    Mixed,
 }
 
 /// The fault settings.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FaultConfig {
     /// Probability (0.0-1.0) that a request to one of `operations` fails.
     pub error_rate: f64,
-    /// Operations that may fail; empty means all.
+    /// Operations that fail and are delayed; empty means all.
     pub operations: Vec<Operation>,
     pub kind: FaultKind,
-    /// Delay added before every answer.
+    /// Delay added before an answer to one of `operations`.
     pub added_latency: Duration,
+    /// Probability (0.0-1.0) that `added_latency` is added to an answer (1: every answer).
+    pub latency_rate: f64,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        Self {
+            error_rate: 0.0,
+            operations: Vec::new(),
+            kind: FaultKind::default(),
+            added_latency: Duration::ZERO,
+            latency_rate: 1.0,
+        }
+    }
 }
 
 impl FaultConfig {
     /// Whether any fault is configured.
     pub fn is_active(&self) -> bool {
-        self.error_rate > 0.0 || !self.added_latency.is_zero()
+        self.error_rate > 0.0 || (!self.added_latency.is_zero() && self.latency_rate > 0.0)
+    }
+
+    fn chosen(&self, op: Operation) -> bool {
+        self.operations.is_empty() || self.operations.contains(&op)
+    }
+
+    /// The delay to add to this answer of `op`, with `roll` drawn uniformly from [0, 1).
+    pub fn latency(&self, op: Operation, roll: f64) -> Option<Duration> {
+        (self.chosen(op) && !self.added_latency.is_zero() && roll < self.latency_rate)
+            .then_some(self.added_latency)
     }
 
     /// Decides, with `roll` drawn uniformly from [0, 1), whether `op` fails now.
     pub fn inject(&self, op: Operation, roll: f64) -> Option<ApiError> {
-        let chosen = self.operations.is_empty() || self.operations.contains(&op);
-        if !chosen || roll >= self.error_rate {
+        if !self.chosen(op) || roll >= self.error_rate {
             return None;
         }
-        Some(match self.kind {
-            FaultKind::InternalFailure => ApiError::new(
+        let kind = match self.kind {
+            // The lower half of the failing rolls throttles, the upper half fails.
+            FaultKind::Mixed if roll < self.error_rate / 2.0 => FaultKind::Throttle,
+            FaultKind::Mixed => FaultKind::InternalFailure,
+            kind => kind,
+        };
+        Some(match kind {
+            FaultKind::InternalFailure | FaultKind::Mixed => ApiError::new(
                 ErrorKind::InternalFailure,
                 format!(
                     "Injected fault: {} failed (fault injection is on)",
@@ -90,7 +123,7 @@ mod tests {
             error_rate: 0.5,
             operations: vec![Operation::GetRecords],
             kind: FaultKind::Throttle,
-            added_latency: Duration::ZERO,
+            ..FaultConfig::default()
         };
         assert!(faults.inject(Operation::PutRecords, 0.0).is_none());
         assert!(faults.inject(Operation::GetRecords, 0.7).is_none());
@@ -100,6 +133,37 @@ mod tests {
             FaultConfig::default()
                 .inject(Operation::GetRecords, 0.0)
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn mixed_faults_throttle_or_fail_and_latency_hits_a_share() {
+        let faults = FaultConfig {
+            error_rate: 0.2,
+            operations: vec![Operation::GetRecords, Operation::PutRecords],
+            kind: FaultKind::Mixed,
+            added_latency: Duration::from_secs(2),
+            latency_rate: 0.1,
+        };
+        let kind = |roll| faults.inject(Operation::PutRecords, roll).map(|e| e.kind);
+        assert_eq!(kind(0.05), Some(ErrorKind::ProvisionedThroughputExceeded));
+        assert_eq!(kind(0.15), Some(ErrorKind::InternalFailure));
+        assert_eq!(kind(0.25), None);
+        assert_eq!(
+            faults.latency(Operation::GetRecords, 0.05),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(faults.latency(Operation::GetRecords, 0.5), None);
+        assert_eq!(faults.latency(Operation::ListShards, 0.0), None);
+        // The default adds latency to every answer once a latency is set.
+        let every = FaultConfig {
+            added_latency: Duration::from_millis(5),
+            ..FaultConfig::default()
+        };
+        assert!(every.is_active());
+        assert_eq!(
+            every.latency(Operation::ListShards, 0.99),
+            Some(Duration::from_millis(5))
         );
     }
 

@@ -103,12 +103,14 @@ async fn dispatch(state: &HttpState, request: Request) -> Result<Vec<u8>, ApiErr
                 "request body unreadable or larger than {MAX_BODY_BYTES} bytes: {error}"
             ))
         })?;
-    let faults = &state.service.faults;
+    let faults = state.service.faults();
     if faults.is_active() {
-        if !faults.added_latency.is_zero() {
-            tokio::time::sleep(faults.added_latency).await;
+        if let Some(delay) = faults.latency(op, rand::random::<f64>()) {
+            state.service.count_injected();
+            tokio::time::sleep(delay).await;
         }
         if let Some(error) = faults.inject(op, rand::random::<f64>()) {
+            state.service.count_injected();
             return Err(error);
         }
     }

@@ -127,6 +127,7 @@ pub enum EndpointError {
 /// A started endpoint.
 pub struct Endpoint {
     local_addr: SocketAddr,
+    service: Arc<Service>,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<Result<(), EndpointError>>,
 }
@@ -231,6 +232,7 @@ impl Endpoint {
         let router = http::router(service.clone());
         let handle = tokio::spawn({
             let shutdown = shutdown.clone();
+            let service = service.clone();
             async move {
                 let served = axum::serve(listener, router)
                     .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -255,6 +257,7 @@ impl Endpoint {
         tracing::info!(url = %format!("http://{local_addr}"), "Kinesis-compatible endpoint serving");
         Ok(Self {
             local_addr,
+            service,
             shutdown,
             handle,
         })
@@ -267,6 +270,16 @@ impl Endpoint {
     /// `http://127.0.0.1:PORT`: the URL a Kinesis client is pointed at.
     pub fn url(&self) -> String {
         format!("http://{}", self.local_addr)
+    }
+
+    /// Replaces the fault injection while the endpoint runs (e.g. to end a fault period).
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.service.set_faults(faults);
+    }
+
+    /// Errors and delays injected so far.
+    pub fn injected_faults(&self) -> u64 {
+        self.service.injected_faults()
     }
 
     /// Asks the endpoint to stop.

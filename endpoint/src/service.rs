@@ -52,7 +52,10 @@ pub struct Service {
     state: Mutex<State>,
     log: Log,
     meta_path: PathBuf,
-    pub faults: FaultConfig,
+    /// Read once per request; replaced whole by [`Service::set_faults`].
+    faults: std::sync::RwLock<Arc<FaultConfig>>,
+    /// Errors and delays injected so far.
+    injected: std::sync::atomic::AtomicU64,
 }
 
 /// How each refusal of the model is answered: its AWS error type (and with it the HTTP status),
@@ -117,8 +120,36 @@ impl Service {
             state: Mutex::new(State { model, next_lsn: 1 }),
             log,
             meta_path,
-            faults,
+            faults: std::sync::RwLock::new(Arc::new(faults)),
+            injected: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Counts one injected error or delay.
+    pub fn count_injected(&self) {
+        self.injected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Errors and delays injected since the start.
+    pub fn injected_faults(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The fault injection in force.
+    pub fn faults(&self) -> Arc<FaultConfig> {
+        self.faults
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the fault injection; requests from now on see the new one.
+    pub fn set_faults(&self, faults: FaultConfig) {
+        *self
+            .faults
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(faults);
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, ApiError> {

@@ -71,7 +71,7 @@ async fn throttled_and_failing_get_records_lose_nothing() {
                 error_rate: 0.7,
                 operations: vec![Operation::GetRecords, Operation::GetShardIterator],
                 kind,
-                added_latency: Duration::ZERO,
+                ..FaultConfig::default()
             };
         };
         let (throttles, records) = read_under(configure, Duration::from_millis(20)).await;

@@ -1,217 +1,122 @@
-//! Crash test of the whole data path in the real binary: while a data set is being put, the
-//! `streamboard serve` process is killed with SIGKILL at random moments and restarted, several
-//! times. The summaries stored in SQLite at the end must equal the ground truth computed here
-//! from the data set: nothing lost, nothing counted twice (the engine's buckets and the
-//! consumer's checkpoints commit in one transaction).
+//! Crash test of the whole data path in the real binary: while a producer puts records, the
+//! `streamboard serve` process is killed with SIGKILL and restarted, again and again: at random
+//! moments (start-up, catch-up, steady ingest) and in the seconds a closed minute is rolled up
+//! (5 s of data time past its end). The summaries stored in SQLite at the end must equal the
+//! ground truth of what was put: nothing lost, nothing counted twice (the engine's buckets, the
+//! roll-up marks and the consumer's checkpoints commit in one transaction).
+//!
+//! `make test` kills 6 times (one aimed at a roll-up); `STREAMBOARD_SOAK=1` (`make soak`) 20
+//! times, half of them at roll-ups. `STREAMBOARD_CRASH_KILLS=N` sets the count.
 
 mod support;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
+use std::time::Duration;
+use streamboard::{kinesis::StreamName, producer::Producer, storage::Database};
+use support::{
+    Peer, create_stream, eventually_within,
+    serve::{Serve, Truth, soak, stored_count, write_config},
+    unique_stream,
 };
-use streamboard::{
-    kinesis::StreamName,
-    producer::{Producer, ProducerRecord},
-    query::{QueryRequest, query},
-    storage::Database,
-};
-use support::{Peer, create_stream, eventually, free_port, unique_stream};
+use tokio_util::sync::CancellationToken;
 
-const REGIONS: [&str; 3] = ["eu", "us", "ap"];
-const RECORDS: usize = 6_000;
-const BATCH: usize = 200;
-
-/// The serve process, killed when dropped.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// When the next kill falls.
+#[derive(Debug, Clone, Copy)]
+enum Moment {
+    /// 300-2,000 ms after the start.
+    Random,
+    /// Just after a minute closed, while its roll-up is written.
+    RollUp,
 }
 
-fn spawn(config: &Path, data_dir: &Path, endpoint: &str) -> Serve {
-    let child = Command::new(env!("CARGO_BIN_EXE_streamboard"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--kinesis-endpoint",
-            endpoint,
-            "--idle-poll-interval",
-            "50ms",
-            "--flush-interval",
-            "200ms",
-        ])
-        .env("STREAMBOARD_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the streamboard binary starts");
-    Serve(child)
-}
-
-fn now_ms() -> i64 {
-    streamboard::clock::now_ms()
-}
-
-async fn summary(database: &Database, series: Option<&str>) -> Option<contract::api::Point> {
-    let request = QueryRequest {
-        metric: "latency".into(),
-        series: series.map(|s| vec![s.to_string()]),
-        from_ms: now_ms() - 3_600_000,
-        to_ms: now_ms() + 60_000,
-        tier_s: Some(1),
-    };
-    query(database, &request).await.ok().map(|r| r.summary)
-}
-
-/// The exact figures of a set of values.
-struct Truth {
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
-    p50: f64,
-    p99: f64,
-}
-
-fn truth(values: &mut [u64]) -> Truth {
-    values.sort_unstable();
-    let at = |q: f64| values[((q * values.len() as f64).ceil() as usize).max(1) - 1] as f64;
-    Truth {
-        count: values.len() as u64,
-        sum: values.iter().sum::<u64>() as f64,
-        min: values[0] as f64,
-        max: values[values.len() - 1] as f64,
-        p50: at(0.5),
-        p99: at(0.99),
-    }
-}
-
-fn check(what: &str, stored: &contract::api::Point, expected: &Truth) {
-    assert_eq!(stored.summary.count, expected.count, "{what}: count");
-    assert_eq!(stored.summary.sum, expected.sum, "{what}: sum");
-    assert_eq!(stored.summary.min, Some(expected.min), "{what}: min");
-    assert_eq!(stored.summary.max, Some(expected.max), "{what}: max");
-    // Two significant figures: a recorded value is within 1 % of the exact one.
-    for (name, got, want) in [
-        ("p50", stored.summary.p50, expected.p50),
-        ("p99", stored.summary.p99, expected.p99),
-    ] {
-        let got = got.unwrap_or_else(|| panic!("{what}: {name} missing")) as f64;
-        assert!(
-            (got - want).abs() <= want * 0.01 + 1.0,
-            "{what}: {name} {got} vs exact {want}"
-        );
-    }
+/// Waits until the wall clock is 5.0-6.5 s past a minute (the roll-up of the minute before is
+/// written by the first flush 5 s of data time after its end; records carry their arrival
+/// time, so data time is the wall clock), and at least `started + 1 s`.
+async fn until_roll_up(rng: &mut StdRng) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now_ms = streamboard::clock::now_ms();
+    let into_minute = now_ms.rem_euclid(60_000);
+    let target = 5_000 + rng.random_range(0..1_500);
+    let wait = (target - into_minute).rem_euclid(60_000);
+    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
 }
 
 #[tokio::test]
 async fn summaries_equal_the_ground_truth_after_repeated_kill_9() {
+    let kills: usize = std::env::var("STREAMBOARD_CRASH_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if soak() { 20 } else { 6 });
+    let roll_up_kills = if soak() { kills / 2 } else { 1.min(kills) };
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut moments: Vec<Moment> = (0..kills)
+        .map(|i| {
+            if i < roll_up_kills {
+                Moment::RollUp
+            } else {
+                Moment::Random
+            }
+        })
+        .collect();
+    // Shuffle, so roll-up kills fall among the others.
+    for i in (1..moments.len()).rev() {
+        moments.swap(i, rng.random_range(0..=i));
+    }
+
     let peer = Peer::start().await;
     let client = peer.client().await;
     let stream = unique_stream("crash");
     create_stream(&client, &stream, 2).await;
-
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("streamboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[[streams]]
-name = "{stream}"
-start = "trim_horizon"
-
-[[metrics]]
-name = "latency"
-stream = "{stream}"
-value = "/latency_ms"
-dimensions = ["/region"]
-"#
-        ),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), &stream);
     let data_dir = dir.path().join("data");
 
-    // The data set, and its ground truth per region and overall.
-    let mut rng = StdRng::seed_from_u64(7);
-    let data: Vec<(usize, u64)> = (0..RECORDS)
-        .map(|_| {
-            (
-                rng.random_range(0..REGIONS.len()),
-                rng.random_range(1..=50_000u64),
-            )
-        })
-        .collect();
-
-    // Put it in batches while the server is killed and restarted.
-    let producer = Producer::new(client.clone(), StreamName::from(stream.as_str()));
+    // A steady producer: 100 records every 100 ms until the kills are done.
+    let truth = Truth::default();
+    let stop = CancellationToken::new();
     let putting = {
-        let data = data.clone();
+        let producer = Producer::new(client.clone(), StreamName::from(stream.as_str()));
+        let truth = truth.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
-            for (i, chunk) in data.chunks(BATCH).enumerate() {
-                let records = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(j, (region, value))| ProducerRecord {
-                        partition_key: format!("k{}", (i * BATCH + j) % 17),
-                        explicit_hash_key: None,
-                        data: format!(
-                            r#"{{"region":"{}","latency_ms":{value}}}"#,
-                            REGIONS[*region]
-                        )
-                        .into_bytes()
-                        .into(),
-                    })
-                    .collect();
-                assert_eq!(producer.put(records).await.failed, 0);
-                tokio::time::sleep(Duration::from_millis(100)).await; // a steady producer
+            let mut rng = StdRng::seed_from_u64(11);
+            while !stop.is_cancelled() {
+                truth.put(&producer, &mut rng, 100).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
     };
 
-    let mut kills = 0;
-    while !putting.is_finished() || kills < 4 {
-        let serve = spawn(&config, &data_dir, &peer.url);
-        // A random moment: during start-up, catch-up or steady ingest.
-        tokio::time::sleep(Duration::from_millis(rng.random_range(300..2_000))).await;
+    for (i, moment) in moments.iter().enumerate() {
+        let serve = Serve::spawn(&config, &data_dir, &peer.url, &[]);
+        match moment {
+            Moment::Random => {
+                tokio::time::sleep(Duration::from_millis(rng.random_range(300..2_000))).await
+            }
+            Moment::RollUp => until_roll_up(&mut rng).await,
+        }
         drop(serve); // SIGKILL
-        kills += 1;
+        eprintln!(
+            "crash test: kill {} of {kills} ({moment:?}) at {} ms past the minute",
+            i + 1,
+            streamboard::clock::now_ms().rem_euclid(60_000)
+        );
     }
+    stop.cancel();
     putting.await.unwrap();
 
-    let serve = spawn(&config, &data_dir, &peer.url);
+    let serve = Serve::spawn(&config, &data_dir, &peer.url, &[]);
     let database = Database::open(&data_dir).await.unwrap();
-    eventually("every record stored", || async {
-        summary(&database, None)
-            .await
-            .is_some_and(|s| s.summary.count >= RECORDS as u64)
+    let total = truth.len();
+    eventually_within("every record stored", Duration::from_secs(180), || async {
+        stored_count(&database).await >= total
     })
     .await;
     drop(serve); // one more kill -9, after everything was stored
 
-    let mut all: Vec<u64> = data.iter().map(|(_, v)| *v).collect();
-    let overall = summary(&database, None).await.unwrap();
-    check("all regions", &overall, &truth(&mut all));
-    for (r, region) in REGIONS.iter().enumerate() {
-        let mut values: Vec<u64> = data
-            .iter()
-            .filter(|(g, _)| *g == r)
-            .map(|(_, v)| *v)
-            .collect();
-        let stored = summary(&database, Some(region)).await.unwrap();
-        check(region, &stored, &truth(&mut values));
-    }
-    eprintln!("crash test: {kills} kill -9 during ingest, {RECORDS} records, summaries exact");
+    truth.check_stored(&database).await;
+    eprintln!(
+        "crash test: {kills} kill -9 ({roll_up_kills} at a roll-up), {total} records, summaries exact"
+    );
     database.close().await;
 }

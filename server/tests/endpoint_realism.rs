@@ -111,6 +111,7 @@ async fn injected_faults_hit_chosen_operations() {
             operations: vec![Operation::GetShardIterator],
             kind: FaultKind::InternalFailure,
             added_latency: Duration::from_millis(5),
+            ..FaultConfig::default()
         }
     })
     .await;

@@ -7,6 +7,7 @@ mod editor;
 mod errors;
 mod login;
 mod metric;
+mod records;
 mod reports;
 mod streams;
 
@@ -17,6 +18,7 @@ pub use editor::MetricEditor;
 pub use errors::{ErrorPanel, NotFound};
 pub use login::Login;
 pub use metric::MetricDetail;
+pub use records::Records;
 pub use reports::Reports;
 pub use streams::Streams;
 

@@ -144,9 +144,14 @@ pub struct EndpointArgs {
     )]
     pub fault_kind: Option<FaultKind>,
 
-    /// Fault injection: delay added to every answer, e.g. 50ms [default: 0ms].
+    /// Fault injection: delay added to answers to --fault-operations, e.g. 50ms [default: 0ms].
     #[arg(long, env = "STREAMBOARD_ENDPOINT_ADDED_LATENCY", value_name = "DURATION", value_parser = parse_duration)]
     pub added_latency: Option<Duration>,
+
+    /// Fault injection: probability (0 to 1) that --added-latency is added to an answer
+    /// [default: 1].
+    #[arg(long, env = "STREAMBOARD_ENDPOINT_LATENCY_RATE", value_name = "P", value_parser = parse_probability)]
+    pub latency_rate: Option<f64>,
 }
 
 /// A parsed `--fault-operations` list.
@@ -262,6 +267,9 @@ pub struct ServeConfig {
     pub source: KinesisSource,
     /// Metric definitions from the config file (`[[metrics]]`); the API can add more.
     pub metrics: Vec<crate::metric::MetricDefinition>,
+    /// Alert rules from the config file (`[[alerts]]`); each replaces the stored rule of its
+    /// name at start-up.
+    pub alert_rules: Vec<contract::api::AlertRuleSpec>,
 }
 
 impl ServeConfig {
@@ -276,6 +284,7 @@ impl ServeConfig {
             alerts: AlertsSettings::default(),
             source: KinesisSource::External(KinesisTarget::Aws),
             metrics: Vec::new(),
+            alert_rules: Vec::new(),
         }
     }
 
@@ -441,6 +450,7 @@ impl ServeConfig {
             alerts: settings::merge(matches, &file.settings)?,
             source,
             metrics: file.metrics.clone(),
+            alert_rules: file.alerts.clone(),
         })
     }
 }
@@ -484,6 +494,10 @@ fn resolve_endpoint(args: EndpointArgs, file: &FileConfig) -> Result<EndpointCon
             .added_latency
             .or(table.added_latency.map(|d| d.0))
             .unwrap_or(Duration::ZERO),
+        latency_rate: args
+            .latency_rate
+            .or(table.latency_rate.map(|p| p.0))
+            .unwrap_or(1.0),
     };
     config.shutdown_timeout = server.shutdown_timeout;
     Ok(config)

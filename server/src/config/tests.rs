@@ -49,6 +49,8 @@ fn endpoint_flags_parse_into_types() {
             "throttle",
             "--added-latency",
             "50ms",
+            "--latency-rate",
+            "0.1",
         ])
         .unwrap(),
     );
@@ -63,6 +65,7 @@ fn endpoint_flags_parse_into_types() {
     );
     assert_eq!(config.faults.kind, FaultKind::Throttle);
     assert_eq!(config.faults.added_latency, Duration::from_millis(50));
+    assert_eq!(config.faults.latency_rate, 0.1);
 }
 
 #[test]
@@ -867,4 +870,22 @@ fn site_root_in_a_file_is_relative_to_the_file_and_alerts_settings_apply() {
         Duration::from_secs(30)
     );
     assert_eq!(defaults.alerts_outbox_batch, 50);
+}
+
+#[test]
+fn alert_rules_are_file_tables_read_at_their_line() {
+    let file = FileConfig::parse(
+        "[[alerts]]\nname = \"slow\"\nmetric = \"latency\"\nstatistic = \"p99\"\n\
+         window = \"5m\"\ncomparison = \">\"\nthreshold = 250.0\n\
+         targets = [{ type = \"in_app\" }]\n",
+    )
+    .unwrap();
+    assert_eq!(file.alerts.len(), 1);
+    assert_eq!(file.alerts[0].name, "slow");
+    let error = FileConfig::parse(
+        "[[alerts]]\nname = \"slow\"\nmetric = \"latency\"\nstatistic = \"p42\"\n\
+         window = \"5m\"\ncomparison = \">\"\nthreshold = 250.0\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("line 4") && error.contains("p42"), "{error}");
 }

@@ -74,9 +74,11 @@ impl<'a> Logfmt<'a> {
                     match bytes[i] {
                         b'"' => break,
                         b'\\' if i + 1 < bytes.len() => {
+                            // The escaped character whole: it may be more than one byte.
                             let s = owned.get_or_insert_with(|| line[start..i].to_string());
-                            s.push(bytes[i + 1] as char);
-                            i += 2;
+                            let escaped = line[i + 1..].chars().next().unwrap_or('\\');
+                            s.push(escaped);
+                            i += 1 + escaped.len_utf8();
                             continue;
                         }
                         _ => {}
@@ -234,6 +236,19 @@ mod tests {
         assert_eq!(l.get(&p("/dur")).as_number(), Some(12.5));
         assert_eq!(l.get(&p("/retry")), FieldValue::Str("true"));
         assert!(Logfmt::parse(r#"a="open"#).is_err());
+    }
+
+    #[test]
+    fn logfmt_escapes_a_multibyte_character_whole() {
+        // A backslash before a multi-byte character used to push one byte of it and then slice
+        // the line inside the character (a panic on the ingest path).
+        let l = Logfmt::parse("msg=\"\\é and \\😀 ok\" n=1").unwrap();
+        assert_eq!(l.get(&p("/msg")), FieldValue::Str("é and 😀 ok"));
+        assert_eq!(l.get(&p("/n")), FieldValue::Str("1"));
+        assert_eq!(
+            Logfmt::parse("a=\"\\é").unwrap_err(),
+            "logfmt: unterminated quoted value"
+        );
     }
 
     #[test]

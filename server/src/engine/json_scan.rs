@@ -12,7 +12,7 @@ use std::borrow::Cow;
 ///
 /// A hand-written scanner (this is the engine's hottest loop): it accepts and refuses exactly
 /// what `serde_json::from_str` does for a record (RFC 8259, no trailing characters but
-/// whitespace, numbers that fit an `f64`, nesting up to 128 levels), without serde's per-value
+/// whitespace, numbers that fit an `f64`, at most 127 nested containers), without serde's per-value
 /// visitor calls.
 #[derive(Debug, Default)]
 pub struct FlatJson<'a> {
@@ -33,7 +33,8 @@ enum Scalar<'a> {
 #[error("invalid JSON at byte {0}")]
 pub struct JsonError(pub usize);
 
-/// Nesting deeper than this is refused, as serde_json does.
+/// serde_json's recursion limit: a document may hold at most `MAX_DEPTH - 1` nested
+/// containers (the top-level object counts); one more is refused, as serde_json does.
 const MAX_DEPTH: usize = 128;
 
 impl<'a> FlatJson<'a> {
@@ -170,7 +171,8 @@ impl<'a> Scanner<'a> {
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             open @ (b'{' | b'[') => {
-                if depth >= MAX_DEPTH {
+                // `depth` containers are open; this one would be number `depth + 1`.
+                if depth + 1 >= MAX_DEPTH {
                     return Err(JsonError(self.at));
                 }
                 self.at += 1;
@@ -484,6 +486,29 @@ mod flat_agreement {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(130), "]".repeat(130));
         assert!(FlatJson::parse(&deep).is_err());
         assert!(serde_json::from_str::<Value>(&deep).is_err());
+    }
+
+    #[test]
+    fn nesting_limit_is_serde_jsons() {
+        // The object and 126 arrays are 127 containers: accepted; one more is refused (the
+        // scanner used to accept it, while the deep path's serde_json refused the record).
+        for (arrays, ok) in [(126, true), (127, false)] {
+            let text = format!("{{\"a\":{}{}}}", "[".repeat(arrays), "]".repeat(arrays));
+            assert_eq!(
+                FlatJson::parse(&text).is_ok(),
+                ok,
+                "{arrays} arrays in an object"
+            );
+            agrees(&text);
+            let bare = format!("{}{}", "[".repeat(arrays + 1), "]".repeat(arrays + 1));
+            assert_eq!(
+                FlatJson::parse(&bare).is_ok(),
+                ok,
+                "{} bare arrays",
+                arrays + 1
+            );
+            agrees(&bare);
+        }
     }
 
     #[test]

@@ -60,18 +60,32 @@ const RULES: &[(&str, Access, Access)] = &[
     ("/api/v1/metrics/{name}/series", VIEWER, Access::Nobody),
     ("/api/v1/query", VIEWER, Access::Nobody),
     ("/api/v1/streams/{name}/fields", VIEWER, Access::Nobody),
+    ("/api/v1/streams/{name}/records", VIEWER, Access::Nobody),
     // Alerts.
     ("/api/v1/alerts", VIEWER, EDITOR),
     ("/api/v1/alerts/history", VIEWER, Access::Nobody),
     ("/api/v1/alerts/preview", Access::Nobody, EDITOR),
     ("/api/v1/alerts/{id}", VIEWER, EDITOR),
+    ("/api/v1/alerts/backtest", Access::Nobody, EDITOR),
+    (
+        "/api/v1/alerts/notification/preview",
+        Access::Nobody,
+        EDITOR,
+    ),
+    ("/api/v1/alerts/notification/test", Access::Nobody, EDITOR),
     ("/api/v1/alerts/{id}/silence", Access::Nobody, EDITOR),
+    ("/api/v1/alerts/{id}/pause", Access::Nobody, EDITOR),
+    ("/api/v1/alerts/{id}/resume", Access::Nobody, EDITOR),
+    ("/api/v1/alerts/{id}/duplicate", Access::Nobody, EDITOR),
+    ("/api/v1/alerts/export", VIEWER, Access::Nobody),
+    ("/api/v1/alerts/import", Access::Nobody, EDITOR),
     // Reports.
     ("/api/v1/export", VIEWER, Access::Nobody),
     ("/api/v1/export/estimate", VIEWER, Access::Nobody),
     // Pages.
     ("/", VIEWER, Access::Nobody),
     ("/streams", VIEWER, Access::Nobody),
+    ("/streams/{name}/records", VIEWER, Access::Nobody),
     ("/metric/{name}", VIEWER, Access::Nobody),
     ("/metrics/new", EDITOR, Access::Nobody),
     ("/metrics/{name}/edit", EDITOR, Access::Nobody),
@@ -99,7 +113,11 @@ pub fn rule(path: &str, method: &Method) -> Option<Access> {
 /// What a live topic needs: every topic is a read.
 pub fn topic(topic: &Topic) -> Access {
     match topic {
-        Topic::Overview | Topic::Metric { .. } | Topic::Streams | Topic::Alerts => VIEWER,
+        Topic::Overview
+        | Topic::Metric { .. }
+        | Topic::Streams
+        | Topic::Alerts
+        | Topic::Tail(_) => VIEWER,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod guard;
 mod health;
 pub mod session;
 mod settings;
+mod tail;
 mod users;
 mod ws;
 
@@ -64,6 +65,8 @@ pub struct AppState {
     pub live: Option<crate::live::LiveHub>,
     /// Alert evaluation, when running (rule reloads, the alerts topic).
     pub alerts: Option<crate::alerts::AlertsHandle>,
+    /// Record tails of the streams read, when any are (the `tail` topic, record downloads).
+    pub tails: Option<crate::tail::TailService>,
     /// How long each history tier (1 s, 1 min, 1 h) is kept; exports refuse older ranges
     /// (the engine's defaults until [`AppState::with_retention`]).
     pub retention: [std::time::Duration; 3],
@@ -110,6 +113,7 @@ impl AppState {
             pipeline: None,
             live: None,
             alerts: None,
+            tails: None,
             retention,
         }
     }
@@ -135,6 +139,12 @@ impl AppState {
 
     pub fn with_live(mut self, live: crate::live::LiveHub) -> Self {
         self.live = Some(live);
+        self
+    }
+
+    /// Attaches the record tails.
+    pub fn with_tails(mut self, tails: crate::tail::TailService) -> Self {
+        self.tails = Some(tails);
         self
     }
 
@@ -166,7 +176,8 @@ pub fn router_and_paths(state: AppState) -> (Router, Vec<String>) {
         .merge(api::router())
         .merge(alerts::router())
         .route("/api/v1/export", get(export::export))
-        .route("/api/v1/export/estimate", get(export::estimate));
+        .route("/api/v1/export/estimate", get(export::estimate))
+        .route("/api/v1/streams/{name}/records", get(tail::download));
     paths.extend(pages.iter().map(|page| page.path().to_string()));
     let router = router
         .leptos_routes_with_context(&state, pages, page_context, move || {

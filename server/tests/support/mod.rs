@@ -7,6 +7,7 @@
 
 pub mod checkpoint_sink;
 pub mod consumer_harness;
+pub mod serve;
 
 use aws_sdk_kinesis::Client;
 use contract::protocol::ClientMessage;
@@ -82,6 +83,28 @@ impl Peer {
 
     pub async fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// Replaces the embedded endpoint's fault injection while it runs.
+    pub fn set_faults(&self, faults: streamboard_endpoint::faults::FaultConfig) {
+        match &self.running {
+            Running::Embedded {
+                endpoint: Some(endpoint),
+                ..
+            } => endpoint.set_faults(faults),
+            _ => panic!("fault injection needs the embedded endpoint"),
+        }
+    }
+
+    /// Errors and delays the embedded endpoint injected so far.
+    pub fn injected_faults(&self) -> u64 {
+        match &self.running {
+            Running::Embedded {
+                endpoint: Some(endpoint),
+                ..
+            } => endpoint.injected_faults(),
+            _ => 0,
+        }
     }
 }
 
@@ -261,12 +284,21 @@ async fn start_kinesis_local() -> Peer {
 }
 
 /// Polls `condition` until it holds or [`WAIT`] passes.
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+pub async fn eventually<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + WAIT;
+    eventually_within(what, WAIT, condition).await
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
     while !condition().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
