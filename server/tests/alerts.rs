@@ -64,6 +64,8 @@ async fn start_receiver(receiver: Receiver, shutdown: CancellationToken) -> Sock
 /// A server reading `source` from the peer from its start, with one metric definition.
 fn reading(dir: &std::path::Path, peer: &Peer, source: &str, metric: Value) -> ServeConfig {
     let mut config = ServeConfig::for_data_dir(dir);
+    // The webhook receivers here listen on loopback: internal, so they must be allowed.
+    config.alerts.alerts_webhook_allow = vec!["127.0.0.1".to_string()];
     config.consumer.streams = vec![StreamSpec {
         name_or_arn: StreamRef::Name(StreamName::from(source)),
         start: StartPosition::TrimHorizon,
@@ -357,6 +359,8 @@ async fn rules_are_validated_edited_silenced_and_deleted_over_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let stream = "alert-api-orders";
     let mut config = ServeConfig::for_data_dir(dir.path());
+    // The webhook receivers here listen on loopback: internal, so they must be allowed.
+    config.alerts.alerts_webhook_allow = vec!["127.0.0.1".to_string()];
     config.metrics = vec![
         serde_json::from_value::<MetricDefinition>(json!({
             "name": "order_value", "stream": stream, "value": "/amount",
@@ -712,6 +716,8 @@ async fn record(
 /// A server without Kinesis with the metric `orders`.
 async fn orders_server(dir: &std::path::Path) -> Server {
     let mut config = ServeConfig::for_data_dir(dir);
+    // The webhook receivers here listen on loopback: internal, so they must be allowed.
+    config.alerts.alerts_webhook_allow = vec!["127.0.0.1".to_string()];
     config.metrics = vec![
         serde_json::from_value::<MetricDefinition>(json!({
             "name": "orders", "stream": "alert-actions-orders", "value": "/amount",

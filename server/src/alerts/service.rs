@@ -99,7 +99,9 @@ pub fn spawn(
         frames_tx,
         shutdown.clone(),
     ));
-    let notifier = Notifier::new(kinesis, config.alerts_delivery_timeout);
+    let guard =
+        super::notify::WebhookGuard::parse(&config.alerts_webhook_allow).unwrap_or_default();
+    let notifier = Notifier::guarded(kinesis, config.alerts_delivery_timeout, guard);
     tracker.spawn(outbox_worker(
         config,
         database,

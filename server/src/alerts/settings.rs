@@ -56,6 +56,17 @@ pub struct AlertsSettings {
         default_value = "50"
     )]
     pub alerts_outbox_batch: u32,
+
+    /// Addresses (`10.0.0.5`), ranges (`10.1.0.0/16`) or host names webhooks may reach although
+    /// they are loopback, private or link-local (internal receivers); comma-separated. Every
+    /// other internal address is refused, when a rule is saved and again at delivery.
+    #[arg(
+        long,
+        env = "STREAMBOARD_ALERTS_WEBHOOK_ALLOW",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub alerts_webhook_allow: Vec<String>,
 }
 
 impl Default for AlertsSettings {
@@ -67,6 +78,9 @@ impl Default for AlertsSettings {
 impl Settings for AlertsSettings {
     fn finish(&mut self, _given: &Given) -> Result<(), String> {
         check_range("alerts_max_attempts", self.alerts_max_attempts, 1..=1000)?;
-        check_range("alerts_outbox_batch", self.alerts_outbox_batch, 1..=10_000)
+        check_range("alerts_outbox_batch", self.alerts_outbox_batch, 1..=10_000)?;
+        super::notify::WebhookGuard::parse(&self.alerts_webhook_allow)
+            .map(drop)
+            .map_err(|e| format!("{}: {e}", settings::option("alerts_webhook_allow")))
     }
 }

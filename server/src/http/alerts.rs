@@ -9,7 +9,7 @@ use crate::{
         backtest::{self, BacktestError},
         evaluate::observations,
         machine::{Observation, Transition},
-        notify::Body,
+        notify::{Body, WebhookGuard},
         rule::{Rule, check, parse_spec},
         rules_file::{self, RulesFormat},
         service::parse_stored,
@@ -92,7 +92,23 @@ fn rule_body(
 
 async fn validate(state: &AppState, id: i64, spec: &AlertRuleSpec) -> Result<Rule, ApiError> {
     let metrics = active_metrics(state).await?;
-    check(id, spec, |m| metrics.contains(m)).map_err(|e| unprocessable(e.field, e.message))
+    let rule =
+        check(id, spec, |m| metrics.contains(m)).map_err(|e| unprocessable(e.field, e.message))?;
+    // Webhooks may not point at internal addresses (unless allowed); delivery checks again.
+    let default_guard = WebhookGuard::default();
+    let guard = state
+        .alerts
+        .as_ref()
+        .map_or(&default_guard, |alerts| alerts.notifier().guard());
+    for target in &spec.targets {
+        if let contract::api::AlertTarget::Webhook { url } = target {
+            guard
+                .check_url(url)
+                .await
+                .map_err(|message| unprocessable("targets", message))?;
+        }
+    }
+    Ok(rule)
 }
 
 fn info(state: &AppState, row: &RuleRow) -> Result<AlertRuleInfo, ApiError> {
