@@ -517,3 +517,48 @@ fn a_network_listen_without_auth_is_refused_with_how_to_add_a_user() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path(), |c| c.auth = Some(AuthMode::ProxyHeader)).await;
+    state
+        .auth
+        .create_user("ada", Role::Editor, PASSWORD)
+        .await
+        .unwrap();
+    let (router, _) = router_and_paths(state);
+    let me = send(
+        &router,
+        Method::GET,
+        "/api/v1/me",
+        &[("x-webauth-user", "ada")],
+        "",
+    )
+    .await;
+    assert!(me.body.contains("\"role\":\"editor\""), "{}", me.body);
+    let stranger = send(
+        &router,
+        Method::GET,
+        "/api/v1/me",
+        &[("x-webauth-user", "zed")],
+        "",
+    )
+    .await;
+    assert!(
+        stranger.body.contains("\"role\":\"viewer\""),
+        "{}",
+        stranger.body
+    );
+    let write = send(
+        &router,
+        Method::DELETE,
+        "/api/v1/metrics/x",
+        &[("x-webauth-user", "zed")],
+        "",
+    )
+    .await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN);
+    let nobody = send(&router, Method::GET, "/api/v1/metrics", &[], "").await;
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
+}
