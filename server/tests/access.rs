@@ -562,3 +562,53 @@ async fn a_trusted_proxy_names_the_user() {
     let nobody = send(&router, Method::GET, "/api/v1/metrics", &[], "").await;
     assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Sends raw bytes to the server and returns the status line's code (0 when the server
+/// closed without answering).
+async fn raw(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer and close before the body is all sent: that is the point.
+    let _ = stream.write_all(body).await;
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("the server answers in time")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn huge_bodies_and_targets_are_refused_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServeConfig::for_data_dir(dir.path());
+    config.server.max_body_bytes = 64 * 1024;
+    let server = Server::start(config, CancellationToken::new())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    // Declares 10 GB: refused from the header, nothing read.
+    let head = "POST /api/v1/metrics HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n";
+    assert_eq!(raw(addr, head, b"{").await, 413);
+    // Chunked, no length: refused once the stream passes the limit.
+    let head = "POST /api/v1/metrics HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+    let body = chunk.repeat(4) + "0\r\n\r\n";
+    assert_eq!(raw(addr, head, body.as_bytes()).await, 413);
+    // A 16 KiB query string.
+    let head = format!(
+        "GET /api/v1/query?metric={} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "m".repeat(16 * 1024)
+    );
+    assert_eq!(raw(addr, &head, b"").await, 414);
+    // Still serving.
+    let head = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(addr, head, b"").await, 200);
+    server.shutdown();
+    server.wait().await.unwrap();
+}

@@ -50,6 +50,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("the metrics engine is not running")]
     EngineUnavailable,
+    #[error("the request body is too large")]
+    TooLarge,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -67,6 +69,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,6 +123,9 @@ impl From<QueryError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge;
+        }
         ApiError::invalid("body", rejection.body_text())
     }
 }
