@@ -35,7 +35,9 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${bin} serve --listen 127.0.0.1:${port} --data-dir ${dataDir}`,
+    // The alerts spec's webhook receiver listens on loopback, an internal address that
+    // webhooks may reach only when allowed.
+    command: `${bin} serve --listen 127.0.0.1:${port} --data-dir ${dataDir} --alerts-webhook-allow 127.0.0.1`,
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,
