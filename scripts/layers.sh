@@ -17,7 +17,7 @@ LAYERS = [
     ["catalog", "alerts", "export"],
     ["telemetry"],
     ["consumer"],
-    ["producer"],
+    ["producer", "tail"],
     ["live", "pipeline"],
     ["http"],
     ["config"],

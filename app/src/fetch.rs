@@ -51,10 +51,21 @@ pub async fn send_json<B: Serialize, T: DeserializeOwned>(
 ) -> Result<T, FetchError> {
     let body = body
         .map(|b| serde_json::to_string(b).map_err(|e| FetchError::Transport(e.to_string())))
-        .transpose()?;
+        .transpose()?
+        .map(|b| ("application/json", b));
     let text = request(Some(method), url, body).await?;
     let text = if text.is_empty() { "null" } else { &text };
     serde_json::from_str(text).map_err(|e| FetchError::Transport(e.to_string()))
+}
+
+/// `POST url` with a text body of `content_type` (a file's text); decodes the JSON answer.
+pub async fn post_text<T: DeserializeOwned>(
+    url: &str,
+    content_type: &'static str,
+    body: String,
+) -> Result<T, FetchError> {
+    let text = request(Some(Method::Post), url, Some((content_type, body))).await?;
+    serde_json::from_str(&text).map_err(|e| FetchError::Transport(e.to_string()))
 }
 
 /// Turns a non-2xx answer into its [`FetchError`].
@@ -69,7 +80,7 @@ fn refused(status: u16, text: &str) -> FetchError {
 async fn request(
     method: Option<Method>,
     url: &str,
-    body: Option<String>,
+    body: Option<(&'static str, String)>,
 ) -> Result<String, FetchError> {
     use gloo_net::http::Request;
     let builder = match method {
@@ -80,9 +91,9 @@ async fn request(
     };
     let transport = |e: gloo_net::Error| FetchError::Transport(e.to_string());
     let response = match body {
-        Some(body) => {
+        Some((content_type, body)) => {
             builder
-                .header("content-type", "application/json")
+                .header("content-type", content_type)
                 .body(body)
                 .map_err(transport)?
                 .send()
@@ -104,10 +115,22 @@ async fn request(
 async fn request(
     _method: Option<Method>,
     _url: &str,
-    _body: Option<String>,
+    _body: Option<(&'static str, String)>,
 ) -> Result<String, FetchError> {
     let _ = refused;
     Err(FetchError::NotInBrowser)
+}
+
+/// Minimal percent-encoding for a query parameter value.
+pub fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Wall-clock now in epoch milliseconds (the browser's clock; the server's on SSR).
@@ -124,9 +147,31 @@ pub fn now_ms() -> i64 {
     }
 }
 
+/// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
+pub fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            encode_query("builtin:clicks:records"),
+            "builtin%3Aclicks%3Arecords"
+        );
+        assert_eq!(encode_query("a b/c"), "a%20b%2Fc");
+    }
 
     #[test]
     fn refusals_keep_the_field() {

@@ -76,6 +76,7 @@ pub fn App() -> impl IntoView {
                     <Routes fallback=pages::NotFound>
                         <Route path=path!("") view=pages::Dashboard />
                         <Route path=path!("/streams") view={Lazy::<StreamsRoute>::new()} />
+                        <Route path=path!("/streams/:name/records") view={Lazy::<RecordsRoute>::new()} />
                         <Route path=path!("/metric/:name") view={Lazy::<MetricRoute>::new()} />
                         <Route path=path!("/metrics/new") view={Lazy::<EditorRoute>::new()} />
                         <Route path=path!("/metrics/:name/edit") view={Lazy::<EditorRoute>::new()} />
@@ -111,6 +112,7 @@ macro_rules! lazy_page {
 }
 
 lazy_page!(StreamsRoute, pages::Streams);
+lazy_page!(RecordsRoute, pages::Records);
 lazy_page!(MetricRoute, pages::MetricDetail);
 lazy_page!(EditorRoute, pages::MetricEditor);
 lazy_page!(AlertsRoute, pages::Alerts);

@@ -5,7 +5,9 @@
 //! `histogram` (see the README).
 
 use crate::{
-    alert::{Comparison, NoDataPolicy, NotifyOn, PreviewVerdict, SeriesScope, Severity},
+    alert::{
+        AlertState, Comparison, NoDataPolicy, NotifyOn, PreviewVerdict, SeriesScope, Severity,
+    },
     closed_set,
     summary::{Statistic, Summary},
 };
@@ -204,6 +206,13 @@ pub struct AlertRuleSpec {
     /// Pending period before firing (default `"0s"`).
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub for_: Option<String>,
+    /// "M out of N" (instead of `for`): fire when at least this many (M) of the last
+    /// `evaluation_periods` evaluations breached. Both or neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapoints_to_alarm: Option<u32>,
+    /// N of "M out of N": how many of the latest evaluations (one per second) are counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_periods: Option<u32>,
     /// How long a recovered alert keeps firing (default `"0s"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_firing_for: Option<String>,
@@ -216,6 +225,11 @@ pub struct AlertRuleSpec {
     /// Also notify on entering these states.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify_on: Vec<NotifyOn>,
+    /// `series = "each"` only: the webhook and Kinesis targets get one notification per
+    /// interval listing every instance that changed (default `"10s"`; `"0s"`: one per
+    /// transition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_interval: Option<String>,
     /// Absent: [`Severity::Warning`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
@@ -225,6 +239,10 @@ pub struct AlertRuleSpec {
     pub runbook_url: Option<String>,
     #[serde(default)]
     pub targets: Vec<AlertTarget>,
+    /// Notification templates per target kind (absent: the documented JSON payload, and the
+    /// default in-app text).
+    #[serde(default, skip_serializing_if = "NotificationTemplates::is_empty")]
+    pub templates: NotificationTemplates,
     #[serde(default = "enabled_default")]
     pub enabled: bool,
     /// RFC 3339; notifications are held back until then (transitions are still recorded).
@@ -234,6 +252,86 @@ pub struct AlertRuleSpec {
 
 fn enabled_default() -> bool {
     true
+}
+
+/// A rule's notification templates (MiniJinja syntax, the transition's fields as variables):
+/// the webhook body, the Kinesis record data and the in-app text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationTemplates {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_app: Option<String>,
+}
+
+impl NotificationTemplates {
+    pub fn is_empty(&self) -> bool {
+        self.webhook.is_none() && self.kinesis.is_none() && self.in_app.is_none()
+    }
+
+    /// The template of a target kind.
+    pub fn of(&self, kind: TargetKind) -> Option<&str> {
+        match kind {
+            TargetKind::Webhook => self.webhook.as_deref(),
+            TargetKind::Kinesis => self.kinesis.as_deref(),
+            TargetKind::InApp => self.in_app.as_deref(),
+        }
+    }
+}
+
+closed_set! {
+    /// The kind of a notification target (`AlertTarget`'s `type`).
+    pub enum TargetKind ("target kind") {
+        InApp = "in_app",
+        Webhook = "webhook",
+        Kinesis = "kinesis",
+    }
+    refused: ": use in_app, webhook or kinesis";
+}
+
+impl AlertTarget {
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            AlertTarget::InApp => TargetKind::InApp,
+            AlertTarget::Webhook { .. } => TargetKind::Webhook,
+            AlertTarget::Kinesis { .. } => TargetKind::Kinesis,
+        }
+    }
+}
+
+/// `POST /api/v1/alerts/notification/preview` and `/notification/test` body: a draft rule,
+/// the target kind, and the transition to render (default: a sample firing one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationRequest {
+    pub rule: AlertRuleSpec,
+    pub target: TargetKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<AlertBacktestTransition>,
+}
+
+/// A rendered notification, and for a test send what the target answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationOutcome {
+    pub target: TargetKind,
+    /// What is (or was) sent: the webhook body, the record data or the in-app text.
+    pub text: String,
+    /// A test send: whether the target accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<bool>,
+    /// A test send to a webhook: the HTTP status it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// A test send: the start of the receiver's answer (at most 2 KiB), or the Kinesis record's
+    /// shard and sequence number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// A test send that failed: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Where a rule's notifications go.
@@ -288,6 +386,62 @@ pub struct AlertPreviewInstance {
     pub instance: String,
     pub value: Option<f64>,
     pub verdict: PreviewVerdict,
+}
+
+/// `POST /api/v1/alerts/import` answer: rules created and rules replaced (same name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertImport {
+    pub created: usize,
+    pub replaced: usize,
+}
+
+/// `POST /api/v1/alerts/backtest` body: a draft rule and the stored range to replay it over
+/// (`from` default `-24h`, `to` default now; RFC 3339 or relative like `-6h`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertBacktestRequest {
+    pub rule: AlertRuleSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// One transition a backtest found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertBacktestTransition {
+    pub instance: String,
+    pub from: AlertState,
+    pub to: AlertState,
+    pub at_ms: i64,
+    pub value: Option<f64>,
+    /// Whether the rule would have notified its targets.
+    pub notifies: bool,
+}
+
+/// `POST /api/v1/alerts/backtest` answer: what the rule would have done over the range,
+/// evaluated every second of the 1-second tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertBacktest {
+    /// The range replayed (after clamping to the 1-second tier's retention).
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// The tier replayed, in seconds (1).
+    pub tier_s: i64,
+    /// Seconds evaluated.
+    pub evaluations: u64,
+    /// Instances the rule had, and series of the metric seen.
+    pub instances: usize,
+    pub series: usize,
+    /// Transitions in time order; at most 10,000 (`truncated` then).
+    pub transitions: Vec<AlertBacktestTransition>,
+    pub transition_count: u64,
+    pub truncated: bool,
+    /// Notifications the rule would have sent (silences are not replayed).
+    pub notifications: u64,
+    /// Why the range differs from the one asked for, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One recent record run through a draft definition (`POST /api/v1/metrics/preview`).

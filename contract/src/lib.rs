@@ -7,6 +7,7 @@
 //!   estimates, errors).
 //! - [`protocol`]: the live WebSocket protocol on `/ws` (messages, topics, payloads).
 //! - [`alert`]: the closed sets of alerting (states, severities, comparisons, policies, ...).
+//! - [`tail`]: the live record tail (its query, records and updates).
 //! - [`summary`]: the aggregates of a bucket or window ([`summary::Summary`]) and the
 //!   statistics a rule can pick from them.
 //! - [`units`]: durations as people write them (`30s`, `5m`) and number formatting.
@@ -25,6 +26,7 @@ pub mod api;
 pub mod date;
 pub mod protocol;
 pub mod summary;
+pub mod tail;
 pub mod units;
 
 /// A value outside a closed set; the message names the value and what is accepted.

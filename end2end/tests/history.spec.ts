@@ -2,49 +2,12 @@
 // serve` on a free port with its own data directory, stops it, and starts it again without the
 // demo producer, so everything the page shows afterwards was read back from SQLite.
 import { expect, test } from "@playwright/test";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort, serve, stop } from "./own-server";
 import { watchForProblems } from "./problems";
-
-const bin = process.env.STREAMBOARD_BIN ?? "../target/debug/streamboard";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
-
-async function serve(port: number, dataDir: string, extra: string[]): Promise<ChildProcess> {
-  const child = spawn(bin, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, ...extra], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let stderr = "";
-  child.stderr?.on("data", (chunk) => {
-    stderr = (stderr + chunk).slice(-4000);
-  });
-  await expect
-    .poll(async () => {
-      if (child.exitCode !== null) throw new Error(`streamboard exited: ${stderr}`);
-      return fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status).catch(() => 0);
-    }, { timeout: 30_000 })
-    .toBe(200);
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  await exited;
-}
 
 /** Records of `metric` stored over the last 6 hours. */
 async function storedCount(port: number, metric: string): Promise<number> {

@@ -9,7 +9,7 @@ use contract::summary::Summary;
 use std::{collections::HashMap, time::Instant};
 use streamboard::{
     engine::{
-        core::SeriesWindows,
+        core::{LiveWindows, MergedWindows, SeriesWindows},
         counters::MetricCounters,
         window::{WINDOWS_S, WindowSummary},
     },
@@ -45,6 +45,17 @@ fn main() {
                 }
             })
             .collect();
+        let metrics = (0..METRICS)
+            .map(|m| MergedWindows {
+                metric: MetricKey::Defined(m),
+                name: format!("metric_{m}"),
+                windows: windows[m as usize].windows,
+            })
+            .collect();
+        let windows = LiveWindows {
+            series: windows,
+            metrics,
+        };
         let counters: Vec<_> = (0..METRICS)
             .map(|m| {
                 (

@@ -10,7 +10,8 @@
 //!   site assets; the server's own settings.
 //! - [`live`]: the live hub (one publisher for every `/ws` session); [`pipeline`]: wires
 //!   `serve`'s data path (the Kinesis source, the consumer, the engine's checkpoint hook).
-//! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
+//! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`;
+//!   [`tail`]: live record tails and record downloads, with their own shard readers.
 //! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation, record
 //!   batches handed to the engine over a bounded channel.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
@@ -49,6 +50,7 @@ pub mod producer;
 pub mod query;
 pub mod settings;
 pub mod storage;
+pub mod tail;
 pub mod telemetry;
 
 use crate::{config::ServeConfig, http::AppState, storage::Database, telemetry::ProcessMetrics};
@@ -68,6 +70,8 @@ pub enum ServerError {
     },
     #[error("metric definition in the config file refused: {0}")]
     Metrics(#[from] catalog::CatalogError),
+    #[error("alert rule in the config file refused: {0}")]
+    AlertRules(#[from] alerts::rules_file::InstallError),
     #[error("the embedded Kinesis endpoint cannot start: {0}")]
     Endpoint(#[from] streamboard_endpoint::EndpointError),
     #[error("the HTTP server failed: {0}")]
@@ -116,6 +120,7 @@ impl Server {
             }
         }
         catalog::install(&database, &definitions).await?;
+        alerts::rules_file::install(&database, &config.alert_rules, clock::now_ms()).await?;
         let shell_config = engine::ShellConfig {
             known_streams: (!streams.is_empty()).then(|| {
                 streams
@@ -163,6 +168,15 @@ impl Server {
         .with_engine(engine_handle.clone())
         .with_pipeline(pipeline.clone())
         .with_alerts(alerts)
+        .with_tails(tail::TailService::new(
+            pipeline.kinesis.clone(),
+            streams
+                .iter()
+                .map(|spec| spec.name_or_arn.clone())
+                .collect(),
+            tracker.clone(),
+            shutdown.clone(),
+        ))
         .with_live(live::spawn(
             config.live,
             engine_handle.clone(),

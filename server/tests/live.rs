@@ -150,6 +150,7 @@ async fn subscribe_gets_snapshot_then_updates_matching_the_engine() {
         .windows(now)
         .await
         .unwrap()
+        .series
         .iter()
         .filter(|s| s.name == metric)
         .map(|s| s.windows[0].summary.count)

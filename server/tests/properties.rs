@@ -614,6 +614,16 @@ fn routes() -> Vec<Route> {
             valid: rule.clone(),
         },
         Route {
+            method: "POST",
+            path: "/api/v1/alerts/backtest",
+            valid: json!({"rule": rule.clone(), "from": "-1h"}),
+        },
+        Route {
+            method: "POST",
+            path: "/api/v1/alerts/notification/preview",
+            valid: json!({"rule": rule.clone(), "target": "in_app"}),
+        },
+        Route {
             method: "PUT",
             path: "/api/v1/alerts/1",
             valid: rule,

@@ -49,6 +49,9 @@ pub fn Sparkline(#[prop(into)] values: Signal<Vec<f64>>) -> impl IntoView {
 pub fn LineChart(
     #[prop(into)] series: Signal<Vec<(String, &'static str, Vec<f64>)>>,
     #[prop(into)] label: String,
+    /// Bands behind the lines (alert periods): start and end as fractions of the width.
+    #[prop(optional, into)]
+    bands: Option<Signal<Vec<crate::components::alerts::Band>>>,
 ) -> impl IntoView {
     const W: f64 = 600.0;
     const H: f64 = 160.0;
@@ -65,6 +68,12 @@ pub fn LineChart(
                 }).collect_view())}
             </figcaption>
             <svg class="h-40 w-full" viewBox="0 0 600 160" preserveAspectRatio="none" role="img" aria-label=label>
+                {move || bands.map(|b| b.with(|all| all.iter().map(|(x0, x1, class, title)| view! {
+                    <rect x=format!("{:.1}", x0 * W) y="0" width=format!("{:.1}", ((x1 - x0) * W).max(1.0))
+                        height="160" class=*class data-testid="alert-band">
+                        <title>{title.clone()}</title>
+                    </rect>
+                }).collect_view()))}
                 <line x1="0" y1="159" x2="600" y2="159" class="stroke-slate-300 dark:stroke-slate-700" stroke-width="1" />
                 {move || series.with(|all| all.iter().map(|(_, class, values)| {
                     let points = polyline_points(values, max.get(), W, H);

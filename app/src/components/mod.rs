@@ -1,7 +1,7 @@
 //! Pieces pages share: the top navigation with the alert and connection badges and the theme
 //! switch, the toasts, charts, the range picker and form fields.
 
-mod alerts;
+pub mod alerts;
 mod badge;
 pub mod chart;
 pub mod form;

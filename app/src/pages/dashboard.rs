@@ -152,10 +152,8 @@ pub fn Dashboard() -> impl IntoView {
 struct Figures {
     rate_per_s: f64,
     mean: Option<f64>,
+    /// Of all the metric's values, its series merged (live and stored alike: exact, not a bound).
     p99: Option<u64>,
-    /// The p99 of a live multi-series card is the largest of its series' p99s, an upper bound;
-    /// stored history merges the series' histograms and is exact.
-    p99_upper_bound: bool,
     sparkline: Vec<f64>,
 }
 
@@ -170,7 +168,6 @@ impl Figures {
             rate_per_s: w.rate_per_s,
             mean: w.mean,
             p99: w.p99,
-            p99_upper_bound: card.series > 1,
             sparkline: card.sparkline.clone(),
         }
     }
@@ -181,7 +178,6 @@ impl Figures {
             rate_per_s: range.rate_per_s,
             mean: range.mean,
             p99: range.p99,
-            p99_upper_bound: false,
             sparkline: response
                 .points
                 .iter()
@@ -242,9 +238,7 @@ fn MetricCardView(name: String, card: Memo<MetricCard>, range: Memo<TimeRange>) 
                     <dd class="tabular-nums" data-field="rate">{move || figures.with(|f| f.as_ref().map_or_else(dash, |f| format!("{}/s", format_number(f.rate_per_s))))}</dd></div>
                 <div><dt class=label>"Mean"</dt>
                     <dd class="tabular-nums" data-field="mean">{move || figures.with(|f| f.as_ref().and_then(|f| f.mean).map_or_else(dash, format_number))}</dd></div>
-                <div><dt class=label title=move || figures.with(|f| f.as_ref().is_some_and(|f| f.p99_upper_bound))
-                        .then_some("Several series: the largest of their p99s (an upper bound of the merged p99)")>
-                        {move || if figures.with(|f| f.as_ref().is_some_and(|f| f.p99_upper_bound)) { "p99 ≤" } else { "p99" }}</dt>
+                <div><dt class=label title="The 99th percentile of every series' values together">"p99"</dt>
                     <dd class="tabular-nums" data-field="p99">{move || figures.with(|f| f.as_ref().and_then(|f| f.p99).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
             </dl>
             <p class=label>{move || range.get().label()}</p>

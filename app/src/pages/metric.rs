@@ -108,6 +108,11 @@ pub fn MetricDetail() -> impl IntoView {
                 .unwrap_or_default()
         })
     };
+    // The periods its alert rules were pending or firing, drawn on both charts.
+    let alert_bands = crate::components::alerts::use_alert_bands(
+        name.clone(),
+        Signal::derive(move || stored.with(|s| s.as_ref().map(|r| (r.from_ms, r.to_ms)))),
+    );
     let rate = Signal::derive(move || {
         vec![(
             "rate/s".to_string(),
@@ -178,11 +183,11 @@ pub fn MetricDetail() -> impl IntoView {
                     <div class=figure><dt class=label>"Mean"</dt>
                         <dd class="text-lg tabular-nums">{move || summary.with(|s| s.as_ref().and_then(|s| s.mean).map_or_else(dash, format_number))}</dd></div>
                     <div class=figure><dt class=label>"p50"</dt>
-                        <dd class="text-lg tabular-nums">{move || summary.with(|s| s.as_ref().and_then(|s| s.p50).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
+                        <dd class="text-lg tabular-nums" data-field="p50">{move || summary.with(|s| s.as_ref().and_then(|s| s.p50).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
                     <div class=figure><dt class=label>"p90"</dt>
-                        <dd class="text-lg tabular-nums">{move || summary.with(|s| s.as_ref().and_then(|s| s.p90).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
+                        <dd class="text-lg tabular-nums" data-field="p90">{move || summary.with(|s| s.as_ref().and_then(|s| s.p90).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
                     <div class=figure><dt class=label>"p99"</dt>
-                        <dd class="text-lg tabular-nums">{move || summary.with(|s| s.as_ref().and_then(|s| s.p99).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
+                        <dd class="text-lg tabular-nums" data-field="p99">{move || summary.with(|s| s.as_ref().and_then(|s| s.p99).map_or_else(dash, |v| format_number(v as f64)))}</dd></div>
                 </dl>
                 <p class="mb-2 text-xs text-slate-500 dark:text-slate-400" data-testid="chart-source">
                     {move || match (tier(), stored_error()) {
@@ -196,8 +201,8 @@ pub fn MetricDetail() -> impl IntoView {
                     }}
                 </p>
                 <div class="grid grid-cols-1 gap-4 lg:grid-cols-2">
-                    <LineChart label="Rate" series=rate />
-                    <LineChart label="Percentiles" series=percentiles />
+                    <LineChart label="Rate" series=rate bands=alert_bands />
+                    <LineChart label="Percentiles" series=percentiles bands=alert_bands />
                     <Distribution label="Value distribution" bins />
                 </div>
                 <h3 class="mt-6 mb-2 font-medium">"Top series (by records in the live window)"</h3>

@@ -5,6 +5,7 @@ mod dashboard;
 mod editor;
 mod errors;
 mod metric;
+mod records;
 mod reports;
 mod streams;
 
@@ -13,6 +14,7 @@ pub use dashboard::Dashboard;
 pub use editor::MetricEditor;
 pub use errors::{ErrorPanel, NotFound};
 pub use metric::MetricDetail;
+pub use records::Records;
 pub use reports::Reports;
 pub use streams::Streams;
 

@@ -9,6 +9,12 @@
 //! plus `no_data` (the rule's policy after `no_data_after` of silence) and `error` (the metric
 //! is gone). A value arriving in `no_data` or `error` is judged as from `ok`.
 //!
+//! With "M out of N" (`m_of_n`, CloudWatch's datapoints to alarm) instead of `for`, every
+//! evaluation is a datapoint: the instance fires once at least M of its last N datapoints
+//! breached, is `pending` while at least one but fewer than M did, and recovers once fewer
+//! than M of the last N are still past the recovery threshold. A second without data is a
+//! datapoint that does not breach (the `alerting` no-data policy makes it one that does).
+//!
 //! "Breach" is `value <comparison> threshold`; "recovered" is the value no longer satisfying
 //! `value <comparison> recovery_threshold` (the recovery threshold defaults to the threshold;
 //! set lower for `>` it gives hysteresis, so a value wobbling around the threshold does not
@@ -16,6 +22,7 @@
 //! States, comparisons and no-data policies are the contract's closed sets (`contract::alert`).
 
 use contract::alert::{AlertState, Comparison, NoDataPolicy};
+use std::collections::VecDeque;
 
 /// A rule's evaluation parameters (durations in milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,6 +34,23 @@ pub struct Params {
     pub keep_firing_for_ms: i64,
     pub no_data: NoDataPolicy,
     pub no_data_after_ms: i64,
+    /// "M out of N" datapoints to alarm (`for_ms` is 0 then).
+    pub m_of_n: Option<MOfN>,
+}
+
+/// "M out of N": at least `m` of the last `n` datapoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MOfN {
+    pub m: u32,
+    pub n: u32,
+}
+
+/// One datapoint of the M-of-N memory: whether it breached, and whether it was still past the
+/// recovery threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datapoint {
+    pub breach: bool,
+    pub holding: bool,
 }
 
 impl Params {
@@ -57,6 +81,8 @@ pub struct Instance {
     pub last_data_ms: i64,
     pub value: Option<f64>,
     pub error: Option<String>,
+    /// The last N datapoints, oldest first (only with M of N; empty after a restart).
+    pub datapoints: VecDeque<Datapoint>,
 }
 
 /// A change of state.
@@ -83,6 +109,17 @@ impl Transition {
     }
 }
 
+impl Datapoint {
+    const CLEAR: Datapoint = Datapoint {
+        breach: false,
+        holding: false,
+    };
+    const BREACH: Datapoint = Datapoint {
+        breach: true,
+        holding: true,
+    };
+}
+
 impl Instance {
     pub fn new(now_ms: i64) -> Self {
         Self {
@@ -91,7 +128,32 @@ impl Instance {
             last_data_ms: now_ms,
             value: None,
             error: None,
+            datapoints: VecDeque::new(),
         }
+    }
+
+    /// An instance restored in `state` (entered at `since_ms`) with no datapoints remembered.
+    pub fn restored(state: AlertState, since_ms: i64, last_data_ms: i64) -> Self {
+        Self {
+            state,
+            since_ms,
+            last_data_ms,
+            ..Self::new(since_ms)
+        }
+    }
+
+    /// Remembers one datapoint (M of N only) and counts (breaching, holding) among the last N.
+    fn datapoint(&mut self, params: &Params, point: Datapoint) -> (u32, u32) {
+        let Some(MOfN { n, .. }) = params.m_of_n else {
+            return (0, 0);
+        };
+        self.datapoints.push_back(point);
+        while self.datapoints.len() > n as usize {
+            self.datapoints.pop_front();
+        }
+        self.datapoints.iter().fold((0, 0), |(b, h), p| {
+            (b + u32::from(p.breach), h + u32::from(p.holding))
+        })
     }
 
     /// Advances the machine by one evaluation at `now_ms`.
@@ -100,29 +162,38 @@ impl Instance {
             Observation::Error(message) => {
                 self.error = Some(message);
                 self.value = None;
+                self.datapoint(params, Datapoint::CLEAR);
                 AlertState::Error
             }
             Observation::Value(value) => {
                 self.error = None;
                 self.value = Some(value);
                 self.last_data_ms = now_ms;
-                self.judge(
-                    params,
-                    now_ms,
-                    params.breaches(value),
-                    params.recovered(value),
-                )
+                let point = Datapoint {
+                    breach: params.breaches(value),
+                    holding: !params.recovered(value),
+                };
+                let counts = self.datapoint(params, point);
+                self.judge(params, now_ms, point, counts)
             }
             Observation::NoData => {
                 self.value = None;
-                if now_ms - self.last_data_ms < params.no_data_after_ms {
+                let silent_long = now_ms - self.last_data_ms >= params.no_data_after_ms;
+                let alerting = silent_long && params.no_data == NoDataPolicy::Alerting;
+                let point = if alerting {
+                    Datapoint::BREACH
+                } else {
+                    Datapoint::CLEAR
+                };
+                let counts = self.datapoint(params, point);
+                if !silent_long {
                     return None; // silence not long enough yet: hold
                 }
                 match params.no_data {
                     NoDataPolicy::KeepLast => return None,
                     NoDataPolicy::NoData => AlertState::NoData,
                     NoDataPolicy::Ok => AlertState::Ok,
-                    NoDataPolicy::Alerting => self.judge(params, now_ms, true, false),
+                    NoDataPolicy::Alerting => self.judge(params, now_ms, point, counts),
                 }
             }
         };
@@ -139,8 +210,37 @@ impl Instance {
         })
     }
 
-    fn judge(&self, params: &Params, now_ms: i64, breach: bool, recovered: bool) -> AlertState {
+    /// The next state for datapoint `point`; `(breaching, holding)` are the M-of-N counts.
+    fn judge(
+        &self,
+        params: &Params,
+        now_ms: i64,
+        point: Datapoint,
+        (breaching, holding): (u32, u32),
+    ) -> AlertState {
         let in_state_ms = now_ms - self.since_ms;
+        if let Some(MOfN { m, .. }) = params.m_of_n {
+            let recovered = holding < m;
+            return match self.state {
+                _ if breaching >= m && !self.state.is_firing() => AlertState::Firing,
+                AlertState::Ok | AlertState::NoData | AlertState::Error | AlertState::Pending => {
+                    if breaching > 0 {
+                        AlertState::Pending
+                    } else {
+                        AlertState::Ok
+                    }
+                }
+                AlertState::Firing if !recovered => AlertState::Firing,
+                AlertState::Firing if params.keep_firing_for_ms == 0 => AlertState::Ok,
+                AlertState::Firing => AlertState::Recovering,
+                AlertState::Recovering if !recovered => AlertState::Firing,
+                AlertState::Recovering if in_state_ms >= params.keep_firing_for_ms => {
+                    AlertState::Ok
+                }
+                AlertState::Recovering => AlertState::Recovering,
+            };
+        }
+        let (breach, recovered) = (point.breach, !point.holding);
         match self.state {
             AlertState::Ok | AlertState::NoData | AlertState::Error => {
                 match (breach, params.for_ms == 0) {
@@ -176,6 +276,7 @@ mod tests {
             keep_firing_for_ms: 0,
             no_data: NoDataPolicy::NoData,
             no_data_after_ms: 5_000,
+            m_of_n: None,
         }
     }
 
@@ -320,6 +421,41 @@ mod tests {
         assert!(!t(Ok, NoData).notifies(false, true));
         assert!(t(Ok, NoData).notifies(true, false));
         assert!(t(Ok, Error).notifies(false, true));
+    }
+
+    #[test]
+    fn m_of_n_fires_on_enough_breaches_in_the_last_n() {
+        let p = Params {
+            m_of_n: Some(MOfN { m: 3, n: 5 }),
+            ..params()
+        };
+        // Breaches at 1, 3, 5: three of the last five at 5 fires; 2 and 4 in between do not
+        // clear the pending state (one or two breaches among the last five).
+        let t = script(
+            p,
+            &values(&[
+                150.0, 50.0, 150.0, 50.0, 150.0, 50.0, 50.0, 50.0, 50.0, 50.0,
+            ]),
+        );
+        // At 6 only two of 2..=6 breach: recovered (fewer than 3 still past the threshold),
+        // so it resolves; pending again while any breach stays among the last five, ok at 10.
+        assert_eq!(
+            t,
+            vec![(1, Pending), (5, Firing), (6, Ok), (7, Pending), (10, Ok)]
+        );
+    }
+
+    #[test]
+    fn m_of_n_recovery_counts_the_recovery_threshold() {
+        let p = Params {
+            m_of_n: Some(MOfN { m: 2, n: 3 }),
+            recovery_threshold: 80.0,
+            ..params()
+        };
+        // Two breaches fire at 2; 90 is no breach but still past 80, so it keeps firing
+        // until fewer than two of the last three are above 80 (at 6).
+        let t = script(p, &values(&[150.0, 150.0, 90.0, 90.0, 50.0, 50.0, 50.0]));
+        assert_eq!(t, vec![(1, Pending), (2, Firing), (6, Ok)]);
     }
 
     #[test]

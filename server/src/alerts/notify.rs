@@ -1,4 +1,5 @@
-//! Delivery of one notification payload to one external target.
+//! Delivery of one notification body to one external target, and a test send that reports
+//! what the target answered.
 
 use contract::api::AlertTarget;
 use http_body_util::{BodyExt, Full};
@@ -9,6 +10,46 @@ type HttpsClient = Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<bytes::Bytes>,
 >;
+
+/// What is sent: the JSON payload, or a template's rendering (sent as JSON when it is JSON,
+/// as plain text otherwise).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    pub text: String,
+    pub content_type: &'static str,
+}
+
+impl Body {
+    pub fn json(text: String) -> Self {
+        Self {
+            text,
+            content_type: "application/json",
+        }
+    }
+
+    pub fn rendered(text: String) -> Self {
+        let is_json = serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+        Self {
+            text,
+            content_type: if is_json {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            },
+        }
+    }
+}
+
+/// What a target answered a test send: the webhook's status and the start of its body, or
+/// the record's shard and sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: Option<u16>,
+    pub excerpt: String,
+}
+
+/// Longest excerpt of a receiver's answer kept for a test send.
+pub const ANSWER_EXCERPT_BYTES: usize = 2048;
 
 /// Delivers notifications; cheap to clone.
 #[derive(Clone)]
@@ -66,25 +107,47 @@ impl Notifier {
         }
     }
 
-    /// Delivers `payload` (JSON text) for transition `transition_id` to `target`.
+    /// Delivers `body` for transition `transition_id` to `target`; a webhook must answer 2xx.
     pub async fn deliver(
         &self,
         target: &AlertTarget,
         transition_id: i64,
         partition_key: &str,
-        payload: &str,
+        body: &Body,
     ) -> Result<(), DeliveryError> {
+        let answer = self
+            .send(
+                target,
+                &format!("streamboard-alert-{transition_id}"),
+                partition_key,
+                body,
+            )
+            .await?;
+        match answer.status {
+            Some(status) if !(200..300).contains(&status) => Err(DeliveryError::Status(status)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends `body` to `target` now, whatever it answers, and reports the answer (a test send).
+    pub async fn send(
+        &self,
+        target: &AlertTarget,
+        idempotency_key: &str,
+        partition_key: &str,
+        body: &Body,
+    ) -> Result<Answer, DeliveryError> {
         let attempt = async {
             match target {
                 AlertTarget::InApp => Err(DeliveryError::InApp),
-                AlertTarget::Webhook { url } => self.webhook(url, transition_id, payload).await,
+                AlertTarget::Webhook { url } => self.webhook(url, idempotency_key, body).await,
                 AlertTarget::Kinesis { stream } => {
                     let client = self.kinesis.as_ref().ok_or(DeliveryError::NoKinesis)?;
-                    client
+                    let put = client
                         .put_record()
                         .stream_name(stream)
                         .partition_key(partition_key)
-                        .data(aws_sdk_kinesis::primitives::Blob::new(payload.as_bytes()))
+                        .data(aws_sdk_kinesis::primitives::Blob::new(body.text.as_bytes()))
                         .send()
                         .await
                         .map_err(|e| {
@@ -92,7 +155,14 @@ impl Notifier {
                                 aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
                             )
                         })?;
-                    Ok(())
+                    Ok(Answer {
+                        status: None,
+                        excerpt: format!(
+                            "shard {}, sequence number {}",
+                            put.shard_id(),
+                            put.sequence_number()
+                        ),
+                    })
                 }
             }
         };
@@ -104,20 +174,19 @@ impl Notifier {
     async fn webhook(
         &self,
         url: &str,
-        transition_id: i64,
-        payload: &str,
-    ) -> Result<(), DeliveryError> {
+        idempotency_key: &str,
+        body: &Body,
+    ) -> Result<Answer, DeliveryError> {
         let request = hyper::Request::post(url)
-            .header("content-type", "application/json")
+            .header("content-type", body.content_type)
             .header(
                 "user-agent",
                 concat!("streamboard/", env!("CARGO_PKG_VERSION")),
             )
-            .header(
-                "idempotency-key",
-                format!("streamboard-alert-{transition_id}"),
-            )
-            .body(Full::new(bytes::Bytes::copy_from_slice(payload.as_bytes())))
+            .header("idempotency-key", idempotency_key)
+            .body(Full::new(bytes::Bytes::copy_from_slice(
+                body.text.as_bytes(),
+            )))
             .map_err(|e| DeliveryError::Url(e.to_string()))?;
         let response = self
             .http
@@ -125,14 +194,28 @@ impl Notifier {
             .await
             .map_err(|e| DeliveryError::Http(error_chain(&e)))?;
         let status = response.status();
-        // Drain the body so the connection can be reused.
-        let _ = response.into_body().collect().await;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(DeliveryError::Status(status.as_u16()))
-        }
+        // Read (so the connection can be reused) at most 64 KiB; keep the start.
+        let answer = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok(Answer {
+            status: Some(status.as_u16()),
+            excerpt: excerpt(&answer),
+        })
     }
+}
+
+/// The start of a receiver's answer as text (at most [`ANSWER_EXCERPT_BYTES`], cut at a
+/// character boundary).
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(ANSWER_EXCERPT_BYTES)]);
+    let mut text = text.into_owned();
+    if bytes.len() > ANSWER_EXCERPT_BYTES {
+        text.push('…');
+    }
+    text
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -155,6 +238,26 @@ pub fn retry_delay(attempt: u32, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_say_their_type_and_answers_are_cut() {
+        assert_eq!(
+            Body::rendered("{\"a\": 1}".into()).content_type,
+            "application/json"
+        );
+        assert_eq!(
+            Body::rendered("slow is firing".into()).content_type,
+            "text/plain; charset=utf-8"
+        );
+        let long = "é".repeat(2000);
+        let cut = excerpt(long.as_bytes());
+        assert!(
+            cut.ends_with('…') && cut.len() <= ANSWER_EXCERPT_BYTES + 3,
+            "{}",
+            cut.len()
+        );
+        assert_eq!(excerpt(b"ok"), "ok");
+    }
 
     #[test]
     fn retry_delay_doubles_and_caps() {

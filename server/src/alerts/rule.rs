@@ -3,10 +3,14 @@
 //! The closed sets (statistic, comparison, no-data policy, severity, ...) are the contract's
 //! enums, so reading the body already refuses a value outside them, naming the field.
 
-use super::machine::Params;
+use super::{
+    machine::{MOfN, Params},
+    template,
+    time::parse_rfc3339_ms,
+};
 use contract::{
     alert::{NotifyOn, SeriesScope, Severity},
-    api::{AlertRuleSpec, AlertTarget},
+    api::{AlertRuleSpec, AlertTarget, TargetKind},
     units::{format_duration, parse_duration},
 };
 use std::time::Duration;
@@ -26,24 +30,41 @@ fn refuse(field: &'static str, message: impl Into<String>) -> RuleError {
     }
 }
 
-/// The fields of [`AlertRuleSpec`] that hold a closed set: a value outside it is refused while
-/// the body is read, at that field.
-const CLOSED_SET_FIELDS: [&str; 6] = [
+/// The fields of [`AlertRuleSpec`]: a value of one that does not read is refused at it.
+const SPEC_FIELDS: [&str; 23] = [
+    "name",
+    "metric",
     "series",
     "statistic",
+    "window",
     "comparison",
+    "threshold",
+    "recovery_threshold",
+    "for",
+    "datapoints_to_alarm",
+    "evaluation_periods",
+    "keep_firing_for",
     "no_data",
+    "no_data_after",
     "notify_on",
+    "group_interval",
     "severity",
+    "description",
+    "runbook_url",
+    "targets",
+    "templates",
+    "enabled",
+    "silenced_until",
 ];
 
-/// Reads a request body into a spec. A bad value of a closed set is refused at its field with
-/// the contract's message (what is accepted); any other shape error is refused at `body`.
+/// Reads a request body into a spec. A value that does not read is refused at its field with
+/// serde's message (for a closed set, the contract's: what is accepted); any other shape error
+/// (an unknown field, not an object) is refused at `body`.
 pub fn parse_spec(body: serde_json::Value) -> Result<AlertRuleSpec, RuleError> {
     serde_path_to_error::deserialize(body).map_err(|error| {
         let field = match error.path().iter().next() {
             Some(serde_path_to_error::Segment::Map { key }) => {
-                CLOSED_SET_FIELDS.into_iter().find(|f| *f == key.as_str())
+                SPEC_FIELDS.into_iter().find(|f| *f == key.as_str())
             }
             _ => None,
         };
@@ -80,7 +101,13 @@ pub struct Rule {
     pub notify_no_data: bool,
     pub notify_error: bool,
     pub silenced_until_ms: Option<i64>,
+    /// Notifications to external targets are grouped per this interval (`series = "each"`
+    /// only; 0: one per transition).
+    pub group_interval_ms: i64,
 }
+
+/// Default group interval of `series = "each"` rules.
+pub const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Longest pending, keep-firing and no-data periods.
 const MAX_PERIOD: Duration = Duration::from_secs(7 * 86_400);
@@ -193,6 +220,22 @@ pub fn check(
     if no_data_after.is_zero() {
         return Err(refuse("no_data_after", "must be longer than 0s"));
     }
+    let m_of_n = m_of_n(spec, for_)?;
+    let group_interval = match (&spec.series, &spec.group_interval) {
+        (SeriesScope::Each, given) => {
+            duration_field("group_interval", given, DEFAULT_GROUP_INTERVAL)?
+        }
+        (_, None) => Duration::ZERO,
+        (_, Some(_)) => {
+            return Err(refuse(
+                "group_interval",
+                "only a rule with series \"each\" groups its notifications",
+            ));
+        }
+    };
+    if group_interval > Duration::from_secs(3600) {
+        return Err(refuse("group_interval", "at most 1h"));
+    }
     let notify_no_data = spec.notify_on.contains(&NotifyOn::NoData);
     let notify_error = spec.notify_on.contains(&NotifyOn::Error);
     if let Some(url) = &spec.runbook_url
@@ -225,6 +268,19 @@ pub fn check(
             }
         }
     }
+    for (field, kind) in [
+        ("templates.webhook", TargetKind::Webhook),
+        ("templates.kinesis", TargetKind::Kinesis),
+        ("templates.in_app", TargetKind::InApp),
+    ] {
+        if let Some(source) = spec.templates.of(kind) {
+            let sample = template::sample_fields(spec, recovery, !group_interval.is_zero(), kind);
+            let text = template::render(source, &sample).map_err(|e| refuse(field, e.0))?;
+            if text.trim().is_empty() {
+                return Err(refuse(field, "renders empty text"));
+            }
+        }
+    }
     let silenced_until_ms = match &spec.silenced_until {
         None => None,
         Some(text) => Some(parse_rfc3339_ms(text).ok_or_else(|| {
@@ -249,13 +305,60 @@ pub fn check(
             keep_firing_for_ms: keep.as_millis() as i64,
             no_data: spec.no_data.unwrap_or_default(),
             no_data_after_ms: no_data_after.as_millis() as i64,
+            m_of_n,
         },
         severity: spec.severity.unwrap_or_default(),
         notify_no_data,
         notify_error,
         silenced_until_ms,
+        group_interval_ms: group_interval.as_millis() as i64,
         spec,
     })
+}
+
+/// Most datapoints "M out of N" counts (an hour of evaluations).
+pub const MAX_EVALUATION_PERIODS: u32 = 3600;
+
+/// The "M out of N" fields: both or neither, 1 <= M <= N <= [`MAX_EVALUATION_PERIODS`], and
+/// not together with a `for` period.
+fn m_of_n(spec: &AlertRuleSpec, for_: Duration) -> Result<Option<MOfN>, RuleError> {
+    let (m, n) = match (spec.datapoints_to_alarm, spec.evaluation_periods) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(refuse(
+                "evaluation_periods",
+                "give N, the evaluations counted, with datapoints_to_alarm",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(refuse(
+                "datapoints_to_alarm",
+                "give M, the breaching evaluations needed, with evaluation_periods",
+            ));
+        }
+        (Some(m), Some(n)) => (m, n),
+    };
+    if !(1..=MAX_EVALUATION_PERIODS).contains(&n) {
+        return Err(refuse(
+            "evaluation_periods",
+            format!(
+                "{n} is out of range: 1 to {MAX_EVALUATION_PERIODS} evaluations (one per second)"
+            ),
+        ));
+    }
+    if !(1..=n).contains(&m) {
+        return Err(refuse(
+            "datapoints_to_alarm",
+            format!("{m} is out of range: 1 to evaluation_periods ({n})"),
+        ));
+    }
+    if !for_.is_zero() {
+        return Err(refuse(
+            "for",
+            "use either a pending period (for) or M out of N (datapoints_to_alarm), not both",
+        ));
+    }
+    Ok(Some(MOfN { m, n }))
 }
 
 /// Kinesis stream names: 1 to 128 of `a-z A-Z 0-9 _ . -`.
@@ -264,25 +367,6 @@ fn valid_stream_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
-/// Milliseconds since the epoch of an RFC 3339 time.
-pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    let t =
-        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
-            .ok()?;
-    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-/// RFC 3339 UTC of epoch milliseconds.
-pub fn format_rfc3339_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 impl Rule {
@@ -386,7 +470,7 @@ mod tests {
     }
 
     #[test]
-    fn reading_a_body_keeps_the_messages_and_names_the_rest_body() {
+    fn reading_a_body_names_the_field_and_the_rest_body() {
         let mut b = body();
         b["statistic"] = json!("p42");
         let e = parse_spec(b).unwrap_err();
@@ -402,7 +486,9 @@ mod tests {
         );
         let mut b = body();
         b["threshold"] = json!("high");
-        assert_eq!(parse_spec(b).unwrap_err().field, "body");
+        let e = parse_spec(b).unwrap_err();
+        assert_eq!(e.field, "threshold");
+        assert!(e.message.contains("expected f64"), "{}", e.message);
         let mut b = body();
         b["colour"] = json!("red");
         assert_eq!(parse_spec(b).unwrap_err().field, "body");
@@ -412,6 +498,82 @@ mod tests {
         let rule = check(1, &parse_spec(b).unwrap(), |_| true).unwrap();
         assert_eq!(rule.params.no_data, NoDataPolicy::KeepLast);
         assert_eq!(rule.spec.statistic, Statistic::Rate);
+    }
+
+    #[test]
+    fn m_of_n_is_both_fields_in_range_and_not_with_for() {
+        let mut s = spec();
+        s.datapoints_to_alarm = Some(3);
+        s.evaluation_periods = Some(5);
+        let rule = check(1, &s, |_| true).unwrap();
+        assert_eq!(rule.params.m_of_n, Some(MOfN { m: 3, n: 5 }));
+        for (m, n, field) in [
+            (Some(3), None, "evaluation_periods"),
+            (None, Some(5), "datapoints_to_alarm"),
+            (Some(6), Some(5), "datapoints_to_alarm"),
+            (Some(0), Some(5), "datapoints_to_alarm"),
+            (Some(1), Some(0), "evaluation_periods"),
+            (Some(1), Some(3601), "evaluation_periods"),
+        ] {
+            let mut s = spec();
+            s.datapoints_to_alarm = m;
+            s.evaluation_periods = n;
+            assert_eq!(field_of(&s), field, "{m:?} of {n:?}");
+        }
+        s.for_ = Some("1m".into());
+        let e = check(1, &s, |_| true).unwrap_err();
+        assert_eq!(e.field, "for");
+        assert!(e.message.contains("not both"), "{}", e.message);
+        s.for_ = Some("0s".into());
+        assert!(check(1, &s, |_| true).is_ok());
+    }
+
+    #[test]
+    fn each_rules_group_by_default_and_others_cannot() {
+        let mut s = spec();
+        assert_eq!(check(1, &s, |_| true).unwrap().group_interval_ms, 0);
+        s.group_interval = Some("30s".into());
+        assert_eq!(field_of_any(&s), "group_interval");
+        s.series = SeriesScope::Each;
+        assert_eq!(check(1, &s, |_| true).unwrap().group_interval_ms, 30_000);
+        s.group_interval = None;
+        assert_eq!(check(1, &s, |_| true).unwrap().group_interval_ms, 10_000);
+        s.group_interval = Some("2h".into());
+        assert_eq!(field_of_any(&s), "group_interval");
+        // A grouped rule's templates see the group's transitions.
+        s.group_interval = Some("0s".into());
+        s.templates.webhook = Some("{% for t in transitions %}{{ t.instance }}{% endfor %}".into());
+        assert_eq!(field_of_any(&s), "templates.webhook");
+        s.group_interval = None;
+        assert!(check(1, &s, |_| true).is_ok());
+        // The in-app text is per transition, grouped or not.
+        s.templates.in_app = Some("{{ count }}".into());
+        assert_eq!(field_of_any(&s), "templates.in_app");
+    }
+
+    #[test]
+    fn templates_are_refused_at_their_field() {
+        let mut s = spec();
+        s.templates.webhook = Some(r#"{"text": {{ rule|tojson }}}"#.into());
+        s.templates.in_app = Some("{{ rule }} is {{ to }}".into());
+        assert!(check(1, &s, |_| true).is_ok());
+        s.templates.kinesis = Some("{{ rule }".into());
+        let e = check(1, &s, |_| true).unwrap_err();
+        assert_eq!(e.field, "templates.kinesis");
+        assert!(e.message.contains("syntax error"), "{}", e.message);
+        s.templates.kinesis = None;
+        s.templates.in_app = Some("{{ nope }}".into());
+        assert_eq!(field_of_any(&s), "templates.in_app");
+        s.templates.in_app = Some("{% if false %}x{% endif %}".into());
+        let e = check(1, &s, |_| true).unwrap_err();
+        assert_eq!(
+            (e.field, e.message.as_str()),
+            ("templates.in_app", "renders empty text")
+        );
+    }
+
+    fn field_of_any(spec: &AlertRuleSpec) -> &'static str {
+        check(1, spec, |_| true).unwrap_err().field
     }
 
     #[test]

@@ -5,15 +5,16 @@ use super::{
     AlertsSettings,
     evaluate::{belongs, observations},
     machine::{Instance, Transition},
-    notify::{Notifier, retry_delay},
-    rule::{Rule, check, format_rfc3339_ms},
+    notify::{Body, Notifier, retry_delay},
+    rule::{Rule, check},
+    template,
 };
 use crate::{
     clock::now_ms,
     engine::EngineHandle,
     storage::{
         Database,
-        alerts::{NewTransition, RuleRow},
+        alerts::{NewTransition, OutboxRow, RuleRow},
     },
 };
 use contract::{
@@ -44,6 +45,7 @@ pub struct AlertsFrame {
 pub struct AlertsHandle {
     reload: Arc<Notify>,
     frames: watch::Receiver<Arc<AlertsFrame>>,
+    notifier: Notifier,
 }
 
 impl AlertsHandle {
@@ -58,6 +60,11 @@ impl AlertsHandle {
 
     pub fn subscribe(&self) -> watch::Receiver<Arc<AlertsFrame>> {
         self.frames.clone()
+    }
+
+    /// The notifier the outbox worker delivers with (test sends use it too).
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 }
 
@@ -81,6 +88,8 @@ pub fn spawn(
         recent: VecDeque::new(),
         active_metrics: HashSet::new(),
         metrics_checked_ms: None,
+        evaluated_s: None,
+        groups: HashMap::new(),
         metrics_refresh: config.alerts_metrics_refresh,
         outbox_wake: outbox_wake.clone(),
     };
@@ -94,11 +103,15 @@ pub fn spawn(
     tracker.spawn(outbox_worker(
         config,
         database,
-        notifier,
+        notifier.clone(),
         outbox_wake,
         shutdown,
     ));
-    AlertsHandle { reload, frames }
+    AlertsHandle {
+        reload,
+        frames,
+        notifier,
+    }
 }
 
 struct Evaluator {
@@ -113,6 +126,10 @@ struct Evaluator {
     metrics_checked_ms: Option<i64>,
     /// How often the active metrics are read again.
     metrics_refresh: Duration,
+    /// The last second evaluated.
+    evaluated_s: Option<i64>,
+    /// Rules with a group of notifications open, and when it is sent (epoch ms).
+    groups: HashMap<i64, i64>,
     outbox_wake: Arc<Notify>,
 }
 
@@ -159,7 +176,7 @@ impl Evaluator {
                 }
             }
             let now = now_ms();
-            match self.evaluate(now).await {
+            match self.evaluate_until(now.div_euclid(1000)).await {
                 Ok(()) => {}
                 Err(EvalError::EngineGone) => break,
                 Err(EvalError::Storage(error)) => {
@@ -200,13 +217,10 @@ impl Evaluator {
                 continue;
             };
             let key = (row.rule_id, row.instance);
-            let instance = self.instances.remove(&key).unwrap_or(Instance {
-                state,
-                since_ms: row.since_ms,
-                last_data_ms: row.last_data_ms,
-                value: None,
-                error: None,
-            });
+            let instance = self
+                .instances
+                .remove(&key)
+                .unwrap_or_else(|| Instance::restored(state, row.since_ms, row.last_data_ms));
             instances.insert(key, instance);
         }
         // Instances never stored (still `ok` since creation) stay if their rule does.
@@ -217,6 +231,58 @@ impl Evaluator {
         }
         self.instances = instances;
         self.metrics_checked_ms = None;
+        // Groups left open (by a restart): sent one interval after their oldest transition.
+        self.groups.clear();
+        for (rule_id, oldest_ms) in self.database.waiting_groups().await? {
+            if let Some(rule) = self.rules.iter().find(|r| r.id == rule_id) {
+                self.groups
+                    .insert(rule_id, oldest_ms + rule.group_interval_ms);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every group due at `now`: one outbox row per external target listing the
+    /// group's transitions, written with their marks in one transaction.
+    async fn send_groups(&mut self, now: i64) -> Result<(), EvalError> {
+        let due: Vec<i64> = self
+            .groups
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for rule_id in due {
+            let Some(rule) = self.rules.iter().find(|r| r.id == rule_id) else {
+                self.groups.remove(&rule_id);
+                continue;
+            };
+            let sent = self
+                .database
+                .send_group(rule_id, |waiting| group_record(rule, waiting))
+                .await?;
+            self.groups.remove(&rule_id);
+            if sent > 0 {
+                tracing::info!(rule = %rule.spec.name, transitions = sent, "grouped alert notification");
+                self.outbox_wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates every second after the last one evaluated up to `now_s` (at most
+    /// [`MAX_CATCH_UP_S`] of them: a stalled evaluator skips older seconds), each at its
+    /// whole second, so live evaluation makes the transitions a replay of the same data at
+    /// 1 s evaluation makes ([`super::backtest`]). A second is evaluated once: a reload
+    /// within it waits for the next.
+    async fn evaluate_until(&mut self, now_s: i64) -> Result<(), EvalError> {
+        let first = self
+            .evaluated_s
+            .map_or(now_s, |last| (last + 1).max(now_s - MAX_CATCH_UP_S + 1));
+        for second in first..=now_s {
+            self.evaluate(second * 1000).await?;
+            self.evaluated_s = Some(second);
+            self.send_groups(second * 1000).await?;
+        }
         Ok(())
     }
 
@@ -291,6 +357,15 @@ impl Evaluator {
         let new: Vec<NewTransition> = pending.iter().map(|(_, _, n)| n.clone()).collect();
         match self.database.record_transitions(new).await {
             Ok(events) => {
+                for (event, (_, _, new)) in events.iter().zip(&pending) {
+                    if new.grouped
+                        && let Some(rule) = self.rules.iter().find(|r| r.id == event.rule_id)
+                    {
+                        self.groups
+                            .entry(rule.id)
+                            .or_insert(event.at_ms + rule.group_interval_ms);
+                    }
+                }
                 for event in events {
                     tracing::info!(
                         rule = %event.rule, instance = %event.instance,
@@ -363,6 +438,9 @@ impl Evaluator {
     }
 }
 
+/// Most seconds one tick evaluates after the evaluator fell behind.
+const MAX_CATCH_UP_S: i64 = 10;
+
 #[derive(Debug, thiserror::Error)]
 enum EvalError {
     #[error("the metrics engine stopped")]
@@ -387,16 +465,42 @@ fn transition_record(
         (true, true) => NotificationStatus::Silenced,
         (true, false) => NotificationStatus::Sent,
     };
-    let targets = if notification == NotificationStatus::Sent {
-        rule.spec
-            .targets
-            .iter()
-            .filter(|t| !matches!(t, AlertTarget::InApp))
-            .map(|t| serde_json::to_string(t).expect("targets serialise"))
-            .collect()
+    let fields = template::fields(
+        &rule.spec,
+        rule.params.recovery_threshold,
+        instance_name,
+        transition,
+        instance.error.as_deref(),
+    );
+    let grouped = notification == NotificationStatus::Sent && rule.group_interval_ms > 0;
+    let targets = if notification == NotificationStatus::Sent && !grouped {
+        external_targets(rule)
     } else {
         Vec::new()
     };
+    let in_app = notification == NotificationStatus::Sent && rule.in_app();
+    let message = rule
+        .spec
+        .templates
+        .in_app
+        .as_deref()
+        .filter(|_| in_app)
+        .and_then(|source| {
+            let context = template::context(
+                &rule.spec,
+                rule.params.recovery_threshold,
+                rule.id,
+                None,
+                instance_name,
+                *transition,
+                false,
+            );
+            template::render(source, &context)
+                .inspect_err(|error| {
+                    tracing::warn!(rule = %rule.spec.name, %error, "in-app template failed; default text shown")
+                })
+                .ok()
+        });
     let event = AlertEvent {
         id: 0,
         rule_id: rule.id,
@@ -410,36 +514,60 @@ fn transition_record(
         at_ms: transition.at_ms,
         severity: rule.severity,
         notification,
-        in_app: notification == NotificationStatus::Sent && rule.in_app(),
+        in_app,
+        message,
     };
-    let payload = serde_json::json!({
-        "rule_id": rule.id,
-        "rule": rule.spec.name,
-        "instance": instance_name,
-        "from": transition.from.as_str(),
-        "to": transition.to.as_str(),
-        "value": transition.value,
-        "threshold": rule.params.threshold,
-        "recovery_threshold": rule.params.recovery_threshold,
-        "at": format_rfc3339_ms(transition.at_ms),
-        "metric": rule.spec.metric,
-        "statistic": rule.spec.statistic,
-        "window": rule.spec.window,
-        "comparison": rule.spec.comparison,
-        "severity": rule.severity,
-        "description": rule.spec.description,
-        "runbook_url": rule.spec.runbook_url,
-        "error": instance.error,
-    });
-    let serde_json::Value::Object(payload) = payload else {
-        unreachable!("a JSON object literal")
-    };
+    let mut payload = fields;
+    payload.insert("rule_id".into(), rule.id.into());
     NewTransition {
         event,
+        grouped,
         last_data_ms: instance.last_data_ms,
         targets,
         payload,
     }
+}
+
+/// The outbox rows of a group: the rule's external targets with their templates, and the
+/// group payload listing `waiting`.
+fn group_record(
+    rule: &Rule,
+    waiting: &[crate::storage::alerts::WaitingTransition],
+) -> (Vec<(String, Option<String>)>, String) {
+    let targets = external_targets(rule);
+    let members: Vec<template::GroupMember> = waiting
+        .iter()
+        .map(|w| template::GroupMember {
+            id: w.id,
+            instance: w.instance.clone(),
+            transition: Transition {
+                from: w.from,
+                to: w.to,
+                at_ms: w.at_ms,
+                value: w.value,
+            },
+        })
+        .collect();
+    let payload = template::group_fields(
+        &rule.spec,
+        rule.params.recovery_threshold,
+        rule.id,
+        &members,
+    );
+    (targets, serde_json::Value::Object(payload).to_string())
+}
+
+/// The rule's webhook and Kinesis targets (as stored in the outbox) with their templates.
+fn external_targets(rule: &Rule) -> Vec<(String, Option<String>)> {
+    rule.spec
+        .targets
+        .iter()
+        .filter(|t| !matches!(t, AlertTarget::InApp))
+        .map(|t| {
+            let target = serde_json::to_string(t).expect("targets serialise");
+            (target, rule.spec.templates.of(t.kind()).map(str::to_string))
+        })
+        .collect()
 }
 
 /// Delivers due outbox rows until shutdown; sleeps until the next due row or a wake-up.
@@ -483,10 +611,11 @@ async fn outbox_worker(
                     )
                 })
                 .unwrap_or_else(|| row.transition_id.to_string());
+            let body = rendered(row, &target);
             // Not abandoned at shutdown: a delivery the target accepted must be marked, or it
             // would be sent again after the restart. It is bounded by the delivery timeout.
             let result = notifier
-                .deliver(&target, row.transition_id, &key, &row.payload)
+                .deliver(&target, row.transition_id, &key, &body)
                 .await;
             let stored = match result {
                 Ok(()) => database.outbox_delivered(row.id, now_ms()).await,
@@ -526,6 +655,25 @@ async fn outbox_worker(
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
             _ = tokio::time::sleep(sleep.max(Duration::from_millis(50))) => {}
+        }
+    }
+}
+
+/// The body of an outbox row: its payload rendered with its template, or the JSON payload
+/// (also when the template fails: a notification is never dropped for its template).
+fn rendered(row: &OutboxRow, target: &AlertTarget) -> Body {
+    let Some(source) = &row.template else {
+        return Body::json(row.payload.clone());
+    };
+    let fields = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+    match template::render(source, &fields) {
+        Ok(text) => Body::rendered(text),
+        Err(error) => {
+            tracing::warn!(
+                transition = row.transition_id, target = target_kind(target), %error,
+                "notification template failed; the JSON payload is sent"
+            );
+            Body::json(row.payload.clone())
         }
     }
 }

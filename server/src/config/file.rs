@@ -3,8 +3,8 @@
 //!
 //! Top-level keys are the options of the components' settings (the long flag's name with `_`
 //! for `-`), checked against each component's struct when the file is read so a wrong type or
-//! value is refused with its line; `[[streams]]`, `[[metrics]]` and `[endpoint]` are tables of
-//! their own.
+//! value is refused with its line; `[[streams]]`, `[[metrics]]`, `[[alerts]]` and `[endpoint]`
+//! are tables of their own.
 
 use super::{ConfigError, FileStream, PositiveDuration};
 use crate::{
@@ -44,6 +44,8 @@ pub struct FileConfig {
     pub streams: Vec<FileStream>,
     /// Metric definitions (`[[metrics]]` tables), installed into the database at start-up.
     pub metrics: Vec<crate::metric::MetricDefinition>,
+    /// Alert rules (`[[alerts]]` tables, the API's fields), installed at start-up.
+    pub alerts: Vec<contract::api::AlertRuleSpec>,
     /// `streamboard endpoint` options.
     pub endpoint: Option<EndpointFileConfig>,
 }
@@ -56,11 +58,13 @@ struct FileTables {
     streams: Vec<FileStream>,
     #[serde(default)]
     metrics: Vec<crate::metric::MetricDefinition>,
+    #[serde(default)]
+    alerts: Vec<contract::api::AlertRuleSpec>,
     endpoint: Option<EndpointFileConfig>,
 }
 
 /// The keys of [`FileTables`].
-const TABLE_KEYS: [&str; 3] = ["streams", "metrics", "endpoint"];
+const TABLE_KEYS: [&str; 4] = ["streams", "metrics", "alerts", "endpoint"];
 
 /// One component whose options may be top-level keys: its keys, the ones that are paths, and
 /// the check of a table of its keys.
@@ -208,6 +212,7 @@ impl FileConfig {
             settings: all,
             streams: tables.streams,
             metrics: tables.metrics,
+            alerts: tables.alerts,
             endpoint: tables.endpoint,
         })
     }

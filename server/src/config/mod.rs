@@ -242,6 +242,9 @@ pub struct ServeConfig {
     pub source: KinesisSource,
     /// Metric definitions from the config file (`[[metrics]]`); the API can add more.
     pub metrics: Vec<crate::metric::MetricDefinition>,
+    /// Alert rules from the config file (`[[alerts]]`); each replaces the stored rule of its
+    /// name at start-up.
+    pub alert_rules: Vec<contract::api::AlertRuleSpec>,
 }
 
 impl ServeConfig {
@@ -256,6 +259,7 @@ impl ServeConfig {
             alerts: AlertsSettings::default(),
             source: KinesisSource::External(KinesisTarget::Aws),
             metrics: Vec::new(),
+            alert_rules: Vec::new(),
         }
     }
 
@@ -404,6 +408,7 @@ impl ServeConfig {
             alerts: settings::merge(matches, &file.settings)?,
             source,
             metrics: file.metrics.clone(),
+            alert_rules: file.alerts.clone(),
         })
     }
 }

@@ -870,3 +870,21 @@ fn site_root_in_a_file_is_relative_to_the_file_and_alerts_settings_apply() {
     );
     assert_eq!(defaults.alerts_outbox_batch, 50);
 }
+
+#[test]
+fn alert_rules_are_file_tables_read_at_their_line() {
+    let file = FileConfig::parse(
+        "[[alerts]]\nname = \"slow\"\nmetric = \"latency\"\nstatistic = \"p99\"\n\
+         window = \"5m\"\ncomparison = \">\"\nthreshold = 250.0\n\
+         targets = [{ type = \"in_app\" }]\n",
+    )
+    .unwrap();
+    assert_eq!(file.alerts.len(), 1);
+    assert_eq!(file.alerts[0].name, "slow");
+    let error = FileConfig::parse(
+        "[[alerts]]\nname = \"slow\"\nmetric = \"latency\"\nstatistic = \"p42\"\n\
+         window = \"5m\"\ncomparison = \">\"\nthreshold = 250.0\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("line 4") && error.contains("p42"), "{error}");
+}

@@ -37,6 +37,8 @@ use crate::{
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+pub use super::series::MergedWindows;
+
 pub use super::settings::EngineConfig;
 
 pub(super) struct StreamState<P> {
@@ -63,6 +65,14 @@ pub struct SeriesWindows {
     pub name: String,
     pub labels: Vec<String>,
     pub windows: [WindowSummary; 4],
+}
+
+/// What a live push reads of the engine's windows: every series, and every metric merged.
+#[derive(Debug, Clone, Default)]
+pub struct LiveWindows {
+    pub series: Vec<SeriesWindows>,
+    /// One per metric with at least one series.
+    pub metrics: Vec<MergedWindows>,
 }
 
 /// One window of one metric: per series (labels, summary) and all series merged.
@@ -265,6 +275,9 @@ impl<P: Clone> Engine<P> {
                         series
                             .windows
                             .add_sparse(pending.second, &pending.stats, &counts);
+                        metric
+                            .merged
+                            .add_sparse(pending.second, &pending.stats, &counts);
                     }
                     let json = series.json.get_or_insert_with(|| {
                         serde_json::to_string(&split_labels(&series.key))
@@ -358,12 +371,18 @@ impl<P: Clone> Engine<P> {
         }
     }
 
-    /// Rolling window summaries of every live series at `now_ms`.
-    pub fn windows(&self, now_ms: i64) -> Vec<SeriesWindows> {
+    /// Rolling window summaries of every live series at `now_ms`, and of every metric with all
+    /// its series merged. A metric's merge reads its merged windows (fed by every flush) plus
+    /// its series' unflushed seconds: its cost per push does not grow with its series' windows.
+    pub fn windows(&self, now_ms: i64) -> LiveWindows {
         let now_s = now_ms.div_euclid(1000);
-        let mut out = Vec::new();
+        let mut out = LiveWindows::default();
         for metric in &self.metrics {
+            if metric.series.is_empty() {
+                continue;
+            }
             let mut scratch = metric.template.clone();
+            let mut unflushed_all = Vec::new();
             for series in &metric.series {
                 let unflushed = series.unflushed();
                 let windows = if unflushed.is_empty() {
@@ -371,15 +390,32 @@ impl<P: Clone> Engine<P> {
                 } else {
                     WINDOWS_S.map(|w| series.summary(&unflushed, now_s, w, &mut scratch))
                 };
-                out.push(SeriesWindows {
+                out.series.push(SeriesWindows {
                     metric: metric.key.clone(),
                     name: metric.name.clone(),
                     labels: split_labels(&series.key),
                     windows,
                 });
+                unflushed_all.extend(unflushed);
             }
+            out.metrics
+                .push(metric.merged_windows(&unflushed_all, now_s, &mut scratch));
         }
         out
+    }
+
+    /// Only the merged windows of every metric with series, as [`Engine::windows`] has them
+    /// (for the benchmark of their cost: the unflushed seconds are read again here).
+    pub fn merged_windows(&self, now_ms: i64) -> Vec<MergedWindows> {
+        let now_s = now_ms.div_euclid(1000);
+        self.metrics
+            .iter()
+            .filter(|m| !m.series.is_empty())
+            .map(|metric| {
+                let unflushed: Vec<_> = metric.series.iter().flat_map(|s| s.unflushed()).collect();
+                metric.merged_windows(&unflushed, now_s, &mut metric.template.clone())
+            })
+            .collect()
     }
 
     /// The window of `window_s` seconds ending at `now_ms` of the active metric `name`: every
@@ -429,21 +465,29 @@ impl<P: Clone> Engine<P> {
         self.metrics.iter().map(|m| m.series.len()).sum()
     }
 
-    /// Approximate heap bytes of all series (windows, pending deltas).
+    /// Approximate heap bytes of all series (windows, pending deltas) and of the metrics'
+    /// merged windows.
     pub fn heap_bytes(&self) -> usize {
-        self.metrics
-            .iter()
-            .flat_map(|m| &m.series)
-            .map(|s| {
-                s.windows.heap_bytes()
-                    + s.key.capacity()
-                    + s.spare.capacity() * 4
-                    + s.pending
-                        .iter()
-                        .map(|p| p.counts.capacity() * 4 + 64)
-                        .sum::<usize>()
-            })
-            .sum()
+        self.merged_heap_bytes()
+            + self
+                .metrics
+                .iter()
+                .flat_map(|m| &m.series)
+                .map(|s| {
+                    s.windows.heap_bytes()
+                        + s.key.capacity()
+                        + s.spare.capacity() * 4
+                        + s.pending
+                            .iter()
+                            .map(|p| p.counts.capacity() * 4 + 64)
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
+    /// Approximate heap bytes of the metrics' merged windows alone.
+    pub fn merged_heap_bytes(&self) -> usize {
+        self.metrics.iter().map(|m| m.merged.heap_bytes()).sum()
     }
 
     /// Field discovery over the stream's recent records (JSON records only).

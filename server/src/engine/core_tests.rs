@@ -7,6 +7,7 @@ use crate::{
     kinesis::{ConsumedRecord, RecordBatch, SequenceNumber},
     metric::{demo_definitions, histogram, key::OTHER_SERIES},
 };
+use contract::summary::Summary;
 use hdrhistogram::Histogram;
 use std::collections::HashSet;
 
@@ -112,6 +113,7 @@ fn extracts_groups_and_hands_out_positions() {
     assert!(e.take_flush().is_empty());
     let w = e.windows(T0 + 2000);
     let eu = w
+        .series
         .iter()
         .find(|s| s.metric == MetricKey::Defined(1) && s.labels[0] == "eu")
         .expect("eu series");
@@ -384,6 +386,7 @@ fn a_failed_flush_is_restored_and_not_double_windowed() {
     assert_eq!(d.iter().map(|d| d.stats.count).sum::<u64>(), 2);
     let w = e.windows(T0);
     let eu = w
+        .series
         .iter()
         .find(|s| s.metric == MetricKey::Defined(1))
         .expect("series");
@@ -420,6 +423,7 @@ fn live_windows_include_records_not_yet_flushed_exactly_once() {
     let mut e = engine_with(&[latency_def()], EngineConfig::default());
     let eu = |e: &Engine<u32>, now_ms: i64| {
         e.windows(now_ms)
+            .series
             .into_iter()
             .find(|s| s.metric == MetricKey::Defined(1))
             .expect("series")
@@ -575,4 +579,89 @@ fn retired_definitions_flush_their_deltas_then_go() {
     let flush = e.take_flush();
     assert_eq!(deltas_of(&flush, &MetricKey::Defined(1))[0].stats.count, 1);
     assert!(!e.counters().iter().any(|c| c.0 == MetricKey::Defined(1)));
+}
+
+/// The `q`-quantile of sorted integer values as HdrHistogram reports it: the value of rank
+/// `ceil(q * n)`, as the highest value of its bucket in `template`'s layout.
+fn pooled_quantile(template: &Histogram<u64>, sorted: &[u64], q: f64) -> u64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+    template.highest_equivalent(sorted[rank - 1])
+}
+
+#[test]
+fn merged_live_percentiles_are_the_exact_quantiles_of_the_pooled_values() {
+    let mut e = engine_with(&[latency_def()], EngineConfig::default());
+    let spec = latency_def().histogram;
+    let template =
+        Histogram::<u64>::new_with_bounds(spec.lowest, spec.highest, spec.significant_figures)
+            .unwrap();
+    // 40 series (regions) with shifted, overlapping spreads, 5 records each per second for 90
+    // seconds: the first 80 seconds flushed into the windows, the last 10 still pending.
+    let mut pooled_1m = Vec::new();
+    let mut pooled_1h = Vec::new();
+    let mut x = 0x2545_f491_u64;
+    let now = T0 + 89_000;
+    for s in 0..90_i64 {
+        let at = T0 + s * 1000;
+        let mut records = Vec::new();
+        for series in 0..40_u64 {
+            for _ in 0..5 {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let value = 1 + series * 50 + (x >> 33) % (200 + series * 20);
+                records.push(record(&click(&format!("r{series}"), value, at), at));
+                pooled_1h.push(value);
+                if at / 1000 > now / 1000 - 60 {
+                    pooled_1m.push(value);
+                }
+            }
+        }
+        e.ingest(&batch("clickstream", records, s as u32), at);
+        if s == 79 {
+            e.take_flush_before(at / 1000 + 1);
+        }
+    }
+    let live = e.windows(now);
+    let merged = live
+        .metrics
+        .iter()
+        .find(|m| m.metric == MetricKey::Defined(1))
+        .expect("the metric merged");
+    pooled_1m.sort_unstable();
+    pooled_1h.sort_unstable();
+    for (window, pooled) in merged
+        .windows
+        .iter()
+        .zip([&pooled_1m, &pooled_1h, &pooled_1h, &pooled_1h])
+    {
+        let s = &window.summary;
+        assert_eq!(s.count, pooled.len() as u64, "{}-s window", window.window_s);
+        for (q, got) in Summary::QUANTILES
+            .into_iter()
+            .zip([s.p50, s.p90, s.p99, s.p999])
+        {
+            assert_eq!(
+                got,
+                Some(pooled_quantile(&template, pooled, q)),
+                "q{q} of the {}-s window",
+                window.window_s
+            );
+        }
+    }
+    // The bound the cards showed before (the largest series' p99) is not the merged p99.
+    let largest_p99 = live
+        .series
+        .iter()
+        .filter_map(|s| s.windows[0].summary.p99)
+        .max()
+        .expect("series have percentiles");
+    assert!(largest_p99 > merged.windows[0].summary.p99.expect("merged p99"));
+    // All flushed: the merged windows alone give the same figures.
+    e.take_flush();
+    let flushed = e.windows(now);
+    let again = flushed
+        .metrics
+        .iter()
+        .find(|m| m.metric == MetricKey::Defined(1))
+        .expect("the metric merged");
+    assert_eq!(again.windows, merged.windows);
 }

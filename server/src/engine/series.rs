@@ -5,7 +5,7 @@
 use super::{
     counters::MetricCounters,
     pending::Pending,
-    window::{WindowSummary, Windows, in_window, window_bounds},
+    window::{WINDOWS_S, WindowSummary, Windows, in_window, window_bounds},
 };
 use crate::metric::{
     CompiledMetric, MetricKey, Stats,
@@ -19,6 +19,16 @@ use std::{
     hash::{BuildHasher, BuildHasherDefault, Hasher},
     sync::Arc,
 };
+
+/// Live window summaries of one metric, all its series merged exactly: counts and sums add
+/// up, and the percentiles are those of the merged distribution (one histogram of every
+/// series' values), not a bound.
+#[derive(Debug, Clone)]
+pub struct MergedWindows {
+    pub metric: MetricKey,
+    pub name: String,
+    pub windows: [WindowSummary; 4],
+}
 
 /// One series of one metric.
 pub(super) struct Series {
@@ -64,6 +74,10 @@ pub(super) struct MetricState {
     /// `hash_one(series key)` -> series indices with that hash.
     pub(super) index: HashMap<u64, Vec<u32>, BuildHasherDefault<KeyIsHash>>,
     pub(super) series: Vec<Series>,
+    /// Every series' flushed seconds merged into one set of windows, fed by the same adds as
+    /// the series' own: the exact live percentiles of the whole metric cost one window merge
+    /// per tick, whatever the number of series.
+    pub(super) merged: Windows,
     pub(super) other: Option<u32>,
     pub(super) counters: MetricCounters,
     pub(super) retired: bool,
@@ -93,6 +107,7 @@ impl MetricState {
             records_histogram,
             index: HashMap::default(),
             series: Vec::new(),
+            merged: Windows::new(),
             other: None,
             counters: MetricCounters::default(),
             retired: false,
@@ -174,6 +189,32 @@ impl MetricState {
     }
 }
 
+impl MetricState {
+    /// The four standard windows ending at `now_s` of every series merged: the merged windows
+    /// plus `unflushed`, every series' seconds not yet in them.
+    pub(super) fn merged_windows(
+        &self,
+        unflushed: &[Unflushed],
+        now_s: i64,
+        scratch: &mut Histogram<u64>,
+    ) -> MergedWindows {
+        let windows = if unflushed.is_empty() {
+            self.merged.summaries(now_s, scratch)
+        } else {
+            WINDOWS_S.map(|w| {
+                WindowSummary::accumulated(w, scratch, |stats, hist| {
+                    accumulate_live(&self.merged, unflushed, now_s, w, stats, hist)
+                })
+            })
+        };
+        MergedWindows {
+            metric: self.key.clone(),
+            name: self.name.clone(),
+            windows,
+        }
+    }
+}
+
 /// A pending second not yet in the windows: second, stats, sparse `(bucket index, count)`.
 pub(super) type Unflushed = (i64, Stats, Vec<(u32, u64)>);
 
@@ -207,25 +248,7 @@ impl Series {
         stats: &mut Stats,
         hist: &mut Histogram<u64>,
     ) -> i64 {
-        let covered_s = self.windows.accumulate(now_s, window_s, stats, hist);
-        if unflushed.is_empty() {
-            return covered_s;
-        }
-        let mut first_s = self.windows.first_s();
-        let layout = Layout::of(hist);
-        for (second, delta, sparse) in unflushed {
-            first_s = first_s.min(*second);
-            if in_window(now_s, window_s, *second) {
-                stats.merge(delta);
-                histogram::record_sparse(hist, &layout, sparse);
-            }
-        }
-        let (_, _, nominal_s) = window_bounds(now_s, window_s);
-        if first_s <= now_s {
-            nominal_s.min(now_s - first_s + 1)
-        } else {
-            nominal_s
-        }
+        accumulate_live(&self.windows, unflushed, now_s, window_s, stats, hist)
     }
 
     pub(super) fn summary(
@@ -238,5 +261,38 @@ impl Series {
         WindowSummary::accumulated(window_s, scratch, |stats, hist| {
             self.accumulate(unflushed, now_s, window_s, stats, hist)
         })
+    }
+}
+
+/// Adds the window of `window_s` seconds ending at `now_s` of `windows` plus the `unflushed`
+/// seconds that fall in it to `stats` and `hist`, and returns the seconds covered (from the
+/// earliest second of either). A series' live figures, or a metric's merged ones with every
+/// series' unflushed seconds.
+pub(super) fn accumulate_live(
+    windows: &Windows,
+    unflushed: &[Unflushed],
+    now_s: i64,
+    window_s: i64,
+    stats: &mut Stats,
+    hist: &mut Histogram<u64>,
+) -> i64 {
+    let covered_s = windows.accumulate(now_s, window_s, stats, hist);
+    if unflushed.is_empty() {
+        return covered_s;
+    }
+    let mut first_s = windows.first_s();
+    let layout = Layout::of(hist);
+    for (second, delta, sparse) in unflushed {
+        first_s = first_s.min(*second);
+        if in_window(now_s, window_s, *second) {
+            stats.merge(delta);
+            histogram::record_sparse(hist, &layout, sparse);
+        }
+    }
+    let (_, _, nominal_s) = window_bounds(now_s, window_s);
+    if first_s <= now_s {
+        nominal_s.min(now_s - first_s + 1)
+    } else {
+        nominal_s
     }
 }

@@ -18,7 +18,7 @@
 
 use super::{
     PreviewRow,
-    core::{Engine, MetricWindow, SeriesWindows},
+    core::{Engine, LiveWindows, MetricWindow},
     counters::MetricCounters,
     fields::FieldStats,
 };
@@ -50,7 +50,7 @@ enum Request {
         usize,
         oneshot::Sender<Option<Vec<PreviewRow>>>,
     ),
-    Windows(i64, oneshot::Sender<Vec<SeriesWindows>>),
+    Windows(i64, oneshot::Sender<LiveWindows>),
     Window(WindowQuery, oneshot::Sender<Vec<Option<MetricWindow>>>),
     Counters(oneshot::Sender<Vec<(MetricKey, String, MetricCounters)>>),
     FlushNow(oneshot::Sender<Result<(), StorageError>>),
@@ -143,7 +143,7 @@ impl EngineHandle {
         self.ask(Request::Streams).await
     }
 
-    pub async fn windows(&self, now_ms: i64) -> Result<Vec<SeriesWindows>, EngineGone> {
+    pub async fn windows(&self, now_ms: i64) -> Result<LiveWindows, EngineGone> {
         self.ask(|tx| Request::Windows(now_ms, tx)).await
     }
 
@@ -649,8 +649,9 @@ mod tests {
         }
     }
 
-    fn records_in_window(windows: &[SeriesWindows]) -> u64 {
+    fn records_in_window(windows: &LiveWindows) -> u64 {
         windows
+            .series
             .iter()
             .filter(|w| {
                 w.metric

@@ -10,6 +10,7 @@ mod assets;
 mod export;
 mod health;
 mod settings;
+mod tail;
 mod ws;
 
 use crate::{
@@ -52,6 +53,8 @@ pub struct AppState {
     pub live: Option<crate::live::LiveHub>,
     /// Alert evaluation, when running (rule reloads, the alerts topic).
     pub alerts: Option<crate::alerts::AlertsHandle>,
+    /// Record tails of the streams read, when any are (the `tail` topic, record downloads).
+    pub tails: Option<crate::tail::TailService>,
     /// How long each history tier (1 s, 1 min, 1 h) is kept; exports refuse older ranges
     /// (the engine's defaults until [`AppState::with_retention`]).
     pub retention: [std::time::Duration; 3],
@@ -96,6 +99,7 @@ impl AppState {
             pipeline: None,
             live: None,
             alerts: None,
+            tails: None,
             retention,
         }
     }
@@ -124,6 +128,12 @@ impl AppState {
         self
     }
 
+    /// Attaches the record tails.
+    pub fn with_tails(mut self, tails: crate::tail::TailService) -> Self {
+        self.tails = Some(tails);
+        self
+    }
+
     pub fn with_engine(mut self, engine: EngineHandle) -> Self {
         self.engine = Some(engine);
         self
@@ -142,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::router())
         .route("/api/v1/export", get(export::export))
         .route("/api/v1/export/estimate", get(export::estimate))
+        .route("/api/v1/streams/{name}/records", get(tail::download))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(shell_options.clone()))
         .fallback(assets::asset_or_not_found)
         .layer(CompressionLayer::new())

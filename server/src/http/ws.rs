@@ -2,6 +2,10 @@
 //! heartbeats, and forwards the live hub's frames for the topics the client subscribed to
 //! (see [`crate::live`] and `contract::protocol`).
 //!
+//! A `tail` topic starts a record tail for this session alone ([`crate::tail`]): its updates
+//! are sent as they come from the tail's bounded channel, and it stops when the topic is
+//! dropped, replaced or the socket closes.
+//!
 //! Limits: the upgrade is refused with 403 when the `Origin` header names another host than the
 //! one served; client frames are at most 64 KiB, and a session reads at most 50 of them a
 //! second (bursts of 100): a flooding client waits on its own socket; a connection holds at
@@ -21,9 +25,13 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use contract::protocol::{
-    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, ClientMessage, ErrorCode, LivePayload,
-    MAX_TOPICS, MetricLive, PROTOCOL_VERSION, ServerMessage, Topic,
+use contract::{
+    api::ApiErrorDetail,
+    protocol::{
+        CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, ClientMessage, ErrorCode, LivePayload,
+        MAX_TAILS, MAX_TOPICS, MetricLive, PROTOCOL_VERSION, ServerMessage, Topic,
+    },
+    tail::{TailQuery, TailUpdate},
 };
 use std::sync::Arc;
 use std::{
@@ -150,6 +158,11 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
     let mut alerts = state.alerts.as_ref().map(|a| a.subscribe());
     let mut topics: Vec<Topic> = Vec::new();
     let mut pacer = Pacer::new(tokio::time::Instant::now());
+    // The session's record tail, and the query it was started for (kept when it ends, so an
+    // identical subscribe does not restart a refused one).
+    let mut tail: Option<crate::tail::Tail> = None;
+    let mut tail_query: Option<TailQuery> = None;
+    let mut tail_seq = 0u64;
     loop {
         let ready = pacer.ready(tokio::time::Instant::now());
         tokio::select! {
@@ -167,6 +180,13 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                     }
                 }
                 Err(RecvError::Closed) => frames = None, // the publisher stopped (shutdown)
+            },
+            update = next_tail(&mut tail) => match update {
+                Some(update) => {
+                    tail_seq += 1;
+                    send(socket, &ServerMessage::Update { seq: tail_seq, payload: LivePayload::Tail(Box::new(update)) }).await?;
+                }
+                None => tail = None, // the tail ended (refused, or its stream cannot be read)
             },
             changed = next_alerts(&mut alerts) => match changed {
                 Some(text) if topics.contains(&Topic::Alerts) => {
@@ -186,6 +206,19 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                     Ok(ClientMessage::Subscribe { topics: wanted }) => {
                         if wanted.len() > MAX_TOPICS {
                             return Err(End::Policy("too many topics (at most 16)"));
+                        }
+                        let mut tails = wanted.iter().filter_map(|t| match t {
+                            Topic::Tail(query) => Some(query),
+                            _ => None,
+                        });
+                        let wanted_tail = tails.next().cloned();
+                        if tails.next().is_some() {
+                            const _: () = assert!(MAX_TAILS == 1);
+                            return Err(End::Policy("too many tails (at most 1)"));
+                        }
+                        if wanted_tail != tail_query {
+                            tail = wanted_tail.clone().map(|query| start_tail(state, query));
+                            tail_query = wanted_tail;
                         }
                         topics = wanted;
                         if let Some(hub) = &state.live {
@@ -258,6 +291,29 @@ async fn next_alerts(
     }
 }
 
+/// Starts a record tail for this session; without tails (no streams read) a tail whose only
+/// update says so.
+fn start_tail(state: &AppState, query: TailQuery) -> crate::tail::Tail {
+    match &state.tails {
+        Some(tails) => tails.start(query),
+        None => crate::tail::Tail::refused(
+            query,
+            ApiErrorDetail {
+                field: Some("stream".into()),
+                message: "this server reads no streams".into(),
+            },
+        ),
+    }
+}
+
+/// The session tail's next update, `None` when it ended, or never without a tail.
+async fn next_tail(tail: &mut Option<crate::tail::Tail>) -> Option<TailUpdate> {
+    match tail {
+        Some(tail) => tail.updates.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The next frame, or never when there is no hub.
 async fn next_frame(
     frames: &mut Option<broadcast::Receiver<Arc<Frame>>>,
@@ -308,6 +364,7 @@ async fn send_topics(
             Topic::Overview => send_text(socket, shutdown, &frame.overview).await?,
             Topic::Streams => send_text(socket, shutdown, &frame.streams).await?,
             Topic::Alerts => {} // sent from the alerts watch, not the publisher's frames
+            Topic::Tail(_) => {} // sent from the session's own tail
             Topic::Metric { name } => match frame.metrics.get(name) {
                 Some(text) => send_text(socket, shutdown, text).await?,
                 None => {

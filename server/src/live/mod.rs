@@ -15,7 +15,7 @@
 
 use crate::{
     consumer::health::ConsumerHealth,
-    engine::{EngineHandle, core::SeriesWindows, counters::MetricCounters, window::WindowSummary},
+    engine::{EngineHandle, core::LiveWindows, counters::MetricCounters, window::WindowSummary},
     metric::MetricKey,
     settings::{self, Given, Settings, parse_positive_duration},
     storage::Database,
@@ -222,15 +222,12 @@ pub struct Payloads {
 
 /// Builds every topic's payload from one reading of the engine and the consumer.
 ///
-/// A card merges its metric's series: counts, rates and means add up exactly; p50/p90/p99 of a
-/// multi-series card are the largest of its series' (an upper bound of the merged percentile:
-/// the merged distribution's q-quantile never exceeds the largest per-series q-quantile). The
-/// engine keeps no merged live histogram per metric, and merging each series' window
-/// histograms per tick would cost the publisher far more than the sums; the dashboard marks
-/// such a p99 "p99 ≤", and stored ranges (`/api/v1/query`) merge histograms exactly.
+/// A card merges its metric's series: counts, rates, sums and means add up, min and max are
+/// exact, and p50/p90/p99/p99.9 are the exact percentiles of the merged distribution (the
+/// engine's merged windows of the metric, [`LiveWindows::metrics`]).
 pub fn build(
     now_ms: i64,
-    windows: &[SeriesWindows],
+    windows: &LiveWindows,
     counters: &[(MetricKey, String, MetricCounters)],
     health: Option<&ConsumerHealth>,
     streams_by_id: &HashMap<i64, String>,
@@ -273,10 +270,10 @@ pub fn build(
             late_records: counter.late_records,
         });
     }
-    // Merged windows per metric: counts, rates and sums add up, min and max are exact, the
-    // percentiles are the largest of the series' (an upper bound).
+    // Merged windows per metric: counts, rates and sums add up, min and max are exact; the
+    // percentiles are the merged histogram's, below.
     let mut sums: HashMap<usize, Vec<WindowStats>> = HashMap::new();
-    for series in windows {
+    for series in &windows.series {
         let Some(&i) = index.get(series.name.as_str()) else {
             continue;
         };
@@ -301,10 +298,18 @@ pub fn build(
             total.sum += w.sum;
             total.min = either(total.min, w.min, f64::min);
             total.max = either(total.max, w.max, f64::max);
-            total.p50 = total.p50.max(w.p50);
-            total.p90 = total.p90.max(w.p90);
-            total.p99 = total.p99.max(w.p99);
-            total.p999 = total.p999.max(w.p999);
+        }
+    }
+    for merged in &windows.metrics {
+        let Some(acc) = index
+            .get(merged.name.as_str())
+            .and_then(|i| sums.get_mut(i))
+        else {
+            continue;
+        };
+        for (total, window) in acc.iter_mut().zip(&merged.windows) {
+            let (total, w) = (&mut total.summary, &window.summary);
+            (total.p50, total.p90, total.p99, total.p999) = (w.p50, w.p90, w.p99, w.p999);
         }
     }
     for (i, metric) in metrics.iter_mut().enumerate() {

@@ -1,7 +1,10 @@
 use super::*;
 use crate::{
     consumer::health::{ShardHealth, ShardState},
-    engine::window::WINDOWS_S,
+    engine::{
+        core::{MergedWindows, SeriesWindows},
+        window::WINDOWS_S,
+    },
     kinesis::{ShardId, StreamName},
 };
 
@@ -21,7 +24,7 @@ fn summary(count: u64, sum: f64, p99: u64) -> [WindowSummary; 4] {
 
 #[test]
 fn cards_merge_series_and_shards_flag_hot_ones() {
-    let windows = vec![
+    let series = vec![
         SeriesWindows {
             metric: MetricKey::Defined(7),
             name: "latency".into(),
@@ -35,6 +38,15 @@ fn cards_merge_series_and_shards_flag_hot_ones() {
             windows: summary(30, 900.0, 90),
         },
     ];
+    // The engine's merge of both series' histograms.
+    let windows = LiveWindows {
+        series,
+        metrics: vec![MergedWindows {
+            metric: MetricKey::Defined(7),
+            name: "latency".into(),
+            windows: summary(40, 1000.0, 80),
+        }],
+    };
     let mut counters = MetricCounters::default();
     counters.bad.insert(
         crate::engine::counters::BadReason::InvalidJson,
@@ -81,8 +93,8 @@ fn cards_merge_series_and_shards_flag_hot_ones() {
     );
     assert_eq!(
         card.windows[0].summary.p99,
-        Some(90),
-        "the largest series p99"
+        Some(80),
+        "the merged histogram's p99, not the largest series'"
     );
     assert_eq!(card.windows[0].summary.sum, 1000.0);
     assert_eq!(card.parse_errors, 4);

@@ -25,13 +25,16 @@ pub struct InstanceRow {
     pub last_data_ms: i64,
 }
 
-/// A transition to store, with the targets it notifies (as JSON) and the notification
-/// payload, which gets the transition's id as `"id"` once it is stored.
+/// A transition to store, with the targets it notifies (as JSON, each with the template its
+/// payload is rendered with) and the notification payload, which gets the transition's id as
+/// `"id"` once it is stored.
 #[derive(Debug, Clone)]
 pub struct NewTransition {
     pub event: AlertEvent,
+    /// Notified in its rule's next group (no outbox rows of its own).
+    pub grouped: bool,
     pub last_data_ms: i64,
-    pub targets: Vec<String>,
+    pub targets: Vec<(String, Option<String>)>,
     pub payload: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -42,13 +45,41 @@ pub struct OutboxRow {
     pub transition_id: i64,
     pub target: String,
     pub payload: String,
+    /// The template the payload is rendered with (`None`: sent as JSON).
+    pub template: Option<String>,
     pub attempts: i64,
+}
+
+/// One stored 1-second row of a metric, its histogram as sparse counts (a backtest's input).
+#[derive(Debug, Clone)]
+pub struct SecondRow {
+    /// The series' labels as their JSON array.
+    pub series: String,
+    pub second: i64,
+    pub stats: crate::metric::Stats,
+    /// Ascending `(bucket index, count)`; empty without a histogram.
+    pub counts: Vec<(u32, u64)>,
+    /// The histogram's bounds (`None` without one).
+    pub bounds: Option<crate::metric::histogram::HistBounds>,
+}
+
+/// A notifying transition waiting for its group's notification.
+#[derive(Debug, Clone)]
+pub struct WaitingTransition {
+    pub id: i64,
+    pub instance: String,
+    pub from: contract::alert::AlertState,
+    pub to: contract::alert::AlertState,
+    pub value: Option<f64>,
+    pub at_ms: i64,
 }
 
 /// Filters of the history.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryFilter {
     pub rule_id: Option<i64>,
+    /// Transitions of rules on this metric.
+    pub metric: Option<String>,
     pub state: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
@@ -93,11 +124,12 @@ fn event_from(row: &sqlx::sqlite::SqliteRow) -> Result<AlertEvent, sqlx::Error> 
         severity: named(row, "severity")?,
         notification: named(row, "notification")?,
         in_app: row.try_get::<i64, _>("in_app")? != 0,
+        message: row.try_get("message")?,
     })
 }
 
 const EVENT_COLUMNS: &str = "id, rule_id, rule, metric, instance, from_state, to_state, value, \
-     threshold, at_ms, severity, notification, in_app";
+     threshold, at_ms, severity, notification, in_app, message";
 
 /// Whether an error is the UNIQUE constraint on the rule name.
 pub fn is_duplicate_name(error: &StorageError) -> bool {
@@ -105,6 +137,53 @@ pub fn is_duplicate_name(error: &StorageError) -> bool {
 }
 
 impl Database {
+    /// The 1-second rows of `metric_id` with `from_s <= second < to_s` (one series when
+    /// given), in time order, histograms decoded to sparse counts (no dense histogram per row).
+    pub async fn second_rows(
+        &self,
+        metric_id: i64,
+        series: Option<&str>,
+        from_s: i64,
+        to_s: i64,
+    ) -> Result<Vec<SecondRow>, StorageError> {
+        let sql = match series {
+            None => {
+                "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
+                 WHERE metric_id = ? AND tier_s = 1 AND start_s >= ? AND start_s < ? \
+                 ORDER BY start_s, series"
+            }
+            Some(_) => {
+                "SELECT series, start_s, count, sum, min, max, hist FROM metric_bucket \
+                 WHERE metric_id = ? AND tier_s = 1 AND start_s >= ? AND start_s < ? \
+                 AND series = ? ORDER BY start_s"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(metric_id)
+            .bind(from_s)
+            .bind(to_s)
+            .bind(series)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let blob: Option<Vec<u8>> = row.try_get("hist")?;
+                let mut counts = Vec::new();
+                let bounds = blob
+                    .as_deref()
+                    .map(|b| crate::metric::histogram::decode_sparse_histogram(b, &mut counts))
+                    .transpose()?;
+                Ok(SecondRow {
+                    series: row.try_get("series")?,
+                    second: row.try_get("start_s")?,
+                    stats: super::metrics::stored_stats(row)?,
+                    counts,
+                    bounds,
+                })
+            })
+            .collect()
+    }
+
     pub async fn alert_rules(&self) -> Result<Vec<RuleRow>, StorageError> {
         let rows = sqlx::query(
             "SELECT id, name, spec, created_ms, updated_ms FROM alert_rule ORDER BY name",
@@ -122,6 +201,43 @@ impl Database {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.as_ref().map(rule_from).transpose()?)
+    }
+
+    /// Stores every `(name, spec JSON)` in one transaction: a rule of that name is replaced,
+    /// others are created. Returns how many were (created, replaced).
+    pub async fn upsert_alert_rules(
+        &self,
+        rules: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<(usize, usize), StorageError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let (mut created, mut replaced) = (0, 0);
+        for (name, spec) in rules {
+            let updated =
+                sqlx::query("UPDATE alert_rule SET spec = ?, updated_ms = ? WHERE name = ?")
+                    .bind(spec)
+                    .bind(now_ms)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if updated > 0 {
+                replaced += 1;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO alert_rule (name, spec, created_ms, updated_ms) VALUES (?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(spec)
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            created += 1;
+        }
+        tx.commit().await?;
+        Ok((created, replaced))
     }
 
     /// Inserts a rule; fails with a unique violation when the name is taken.
@@ -207,7 +323,7 @@ impl Database {
         let mut stored = Vec::with_capacity(transitions.len());
         for t in transitions {
             let mut event = t.event;
-            event.id = insert_transition(&mut tx, &event).await?;
+            event.id = insert_transition(&mut tx, &event, t.grouped).await?;
             sqlx::query(
                 "INSERT INTO alert_instance (rule_id, instance, state, since_ms, last_data_ms) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (rule_id, instance) DO UPDATE SET \
@@ -224,14 +340,15 @@ impl Database {
             let mut payload = t.payload;
             payload.insert("id".into(), event.id.into());
             let payload = serde_json::Value::Object(payload).to_string();
-            for target in &t.targets {
+            for (target, template) in &t.targets {
                 sqlx::query(
-                    "INSERT INTO alert_outbox (transition_id, target, payload, next_attempt_ms) \
-                     VALUES (?, ?, ?, ?)",
+                    "INSERT INTO alert_outbox (transition_id, target, payload, template, \
+                     next_attempt_ms) VALUES (?, ?, ?, ?, ?)",
                 )
                 .bind(event.id)
                 .bind(target)
                 .bind(&payload)
+                .bind(template)
                 .bind(event.at_ms)
                 .execute(&mut *tx)
                 .await?;
@@ -240,6 +357,77 @@ impl Database {
         }
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// The rules with transitions waiting for their group, and the oldest one's time.
+    pub async fn waiting_groups(&self) -> Result<Vec<(i64, i64)>, StorageError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT rule_id, MIN(at_ms) FROM alert_transition WHERE grouped = 0 GROUP BY rule_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows)
+    }
+
+    /// Sends rule `rule_id`'s group, in ONE transaction: its waiting transitions (oldest
+    /// first) are given to `build`, which returns the targets (JSON, with their templates) and
+    /// the payload; one outbox row per target is written under the first transition's id and
+    /// the transitions are marked sent. Returns how many transitions the group holds (0: none
+    /// was waiting, nothing written).
+    pub async fn send_group(
+        &self,
+        rule_id: i64,
+        build: impl FnOnce(&[WaitingTransition]) -> (Vec<(String, Option<String>)>, String),
+    ) -> Result<usize, StorageError> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT id, instance, from_state, to_state, value, at_ms FROM alert_transition \
+             WHERE rule_id = ? AND grouped = 0 ORDER BY id",
+        )
+        .bind(rule_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let waiting = rows
+            .iter()
+            .map(|row| {
+                Ok(WaitingTransition {
+                    id: row.try_get("id")?,
+                    instance: row.try_get("instance")?,
+                    from: named(row, "from_state")?,
+                    to: named(row, "to_state")?,
+                    value: row.try_get("value")?,
+                    at_ms: row.try_get("at_ms")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let (Some(first), Some(last)) = (waiting.first(), waiting.last()) else {
+            return Ok(0);
+        };
+        let (first_id, last_id, at_ms) = (first.id, last.id, last.at_ms);
+        let (targets, payload) = build(&waiting);
+        for (target, template) in &targets {
+            sqlx::query(
+                "INSERT INTO alert_outbox (transition_id, target, payload, template, \
+                 next_attempt_ms) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(first_id)
+            .bind(target)
+            .bind(&payload)
+            .bind(template)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE alert_transition SET grouped = 1 \
+             WHERE rule_id = ? AND grouped = 0 AND id <= ?",
+        )
+        .bind(rule_id)
+        .bind(last_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(waiting.len())
     }
 
     /// Forgets instances no longer in a rule's scope.
@@ -265,6 +453,7 @@ impl Database {
             "SELECT {EVENT_COLUMNS} FROM alert_transition \
              WHERE (?1 IS NULL OR rule_id = ?1) AND (?2 IS NULL OR to_state = ?2) \
              AND (?3 IS NULL OR at_ms >= ?3) AND (?4 IS NULL OR at_ms < ?4) \
+             AND (?6 IS NULL OR metric = ?6) \
              ORDER BY id DESC LIMIT ?5"
         ))
         .bind(filter.rule_id)
@@ -272,6 +461,7 @@ impl Database {
         .bind(filter.from_ms)
         .bind(filter.to_ms)
         .bind(filter.limit)
+        .bind(filter.metric.as_deref())
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(event_from).collect::<Result<_, _>>()?)
@@ -285,7 +475,8 @@ impl Database {
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StorageError> {
         let rows = sqlx::query(
-            "SELECT o.id, o.transition_id, o.target, o.payload, o.attempts FROM alert_outbox o \
+            "SELECT o.id, o.transition_id, o.target, o.payload, o.template, o.attempts \
+             FROM alert_outbox o \
              WHERE o.delivered_ms IS NULL AND o.failed_ms IS NULL AND o.next_attempt_ms <= ? \
              AND NOT EXISTS (SELECT 1 FROM alert_outbox p WHERE p.target = o.target \
                  AND p.id < o.id AND p.delivered_ms IS NULL AND p.failed_ms IS NULL) \
@@ -302,6 +493,7 @@ impl Database {
                     transition_id: row.try_get("transition_id")?,
                     target: row.try_get("target")?,
                     payload: row.try_get("payload")?,
+                    template: row.try_get("template")?,
                     attempts: row.try_get("attempts")?,
                 })
             })
@@ -376,11 +568,12 @@ impl Database {
 async fn insert_transition(
     conn: &mut SqliteConnection,
     event: &AlertEvent,
+    grouped: bool,
 ) -> Result<i64, StorageError> {
     Ok(sqlx::query(
         "INSERT INTO alert_transition (rule_id, rule, metric, instance, from_state, to_state, \
-         value, threshold, at_ms, severity, notification, in_app) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         value, threshold, at_ms, severity, notification, in_app, message, grouped) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(event.rule_id)
     .bind(&event.rule)
@@ -394,6 +587,8 @@ async fn insert_transition(
     .bind(event.severity.as_str())
     .bind(event.notification.as_str())
     .bind(i64::from(event.in_app))
+    .bind(&event.message)
+    .bind(grouped.then_some(0_i64))
     .execute(&mut *conn)
     .await?
     .last_insert_rowid())

@@ -1,8 +1,13 @@
 //! `/alerts`: threshold rules with their live states and values, a form to create and edit
 //! them ([`rule_form`]: validation messages at the fields, a preview against the threshold
-//! lines), silence, delete, and the transition history filtered by rule, state and time.
+//! lines, a [`backtest`] over stored history), the row actions (pause and resume, silence,
+//! duplicate, delete), export and import of the rules ([`rules_io`]), and the transition
+//! history filtered by rule, state and time.
 
+mod backtest;
 mod rule_form;
+mod rules_io;
+mod templates;
 
 use super::PageHeader;
 use crate::{
@@ -96,6 +101,22 @@ fn RuleRow(
             }
         });
     };
+    // Pause, resume, duplicate: a POST without a body.
+    let act = move |action: &'static str| {
+        spawn_local(async move {
+            match send_json::<(), serde_json::Value>(
+                Method::Post,
+                &format!("/api/v1/alerts/{id}/{action}"),
+                None,
+            )
+            .await
+            {
+                Ok(_) => on_changed.run(()),
+                Err(e) => problem.set(Some(e.to_string())),
+            }
+        });
+    };
+    let enabled = rule.enabled;
     let delete = move |_| {
         if !confirm.get_untracked() {
             confirm.set(true);
@@ -123,7 +144,7 @@ fn RuleRow(
             <td class="px-3 py-2">
                 <div class="font-medium">{rule.name.clone()}</div>
                 <div class="text-xs text-slate-500 dark:text-slate-400">{rule.severity.as_str()}
-                    {(!rule.enabled).then_some(" · disabled")}
+                    {(!rule.enabled).then_some(" · paused")}
                 </div>
             </td>
             <td class="px-3 py-2 font-mono text-xs">{condition}</td>
@@ -142,6 +163,11 @@ fn RuleRow(
             <td class="px-3 py-2">
                 <div class="flex flex-wrap items-center gap-2">
                     <button type="button" class=BUTTON on:click=move |_| on_edit.run(id)>"Edit"</button>
+                    <button type="button" class=BUTTON
+                        on:click=move |_| act(if enabled { "pause" } else { "resume" })>
+                        {if enabled { "Pause" } else { "Resume" }}
+                    </button>
+                    <button type="button" class=BUTTON on:click=move |_| act("duplicate")>"Duplicate"</button>
                     <select class=SELECT.replace("w-auto", "w-20") aria-label="Silence for"
                         on:change=move |ev| silence_for.set(event_target_value(&ev))>
                         {["15m", "1h", "4h", "24h"].map(|d| view! { <option value=d selected=d == "1h">{d}</option> }).collect_view()}
@@ -296,6 +322,7 @@ pub fn Alerts() -> impl IntoView {
                 on:click=move |_| editing.set(Some(None))>"New rule"</button>
             {move || problem.get().map(|p| view! { <p role="alert" class="text-sm text-red-600">{p}</p> })}
         </div>
+        <rules_io::RulesFile on_changed=changed />
         {move || editing.get().map(|target| {
             let initial = target.and_then(spec_of);
             view! { <RuleForm editing=target initial metrics=metric_names on_done=changed /> }

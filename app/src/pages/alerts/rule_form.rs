@@ -1,16 +1,23 @@
 //! The alert rule form: its inputs as signals ([`Form`]), the draft rule they make (with the
-//! form's own refusals at their fields), preview and save ([`RuleActions`]), and the parts
-//! the form renders. The server's 422s are shown at the fields they name.
+//! form's own refusals at their fields), preview, backtest and save ([`RuleActions`]), and the
+//! parts the form renders. The server's 422s are shown at the fields they name.
 
-use super::{BUTTON, PRIMARY};
+use super::{
+    BUTTON, PRIMARY, SELECT,
+    backtest::{BacktestResult, BacktestView, RANGES, statistic_points},
+    templates::{TemplateFields, Templates},
+};
 use crate::{
     components::form::{CheckboxField, FieldError, Refusal, SelectField, TextField, refusal},
-    fetch::{Method, get_json, now_ms, send_json},
+    fetch::{Method, encode_query, get_json, now_ms, send_json},
 };
 use contract::{
     ParseError,
     alert::{Comparison, NoDataPolicy, SeriesScope, Severity},
-    api::{AlertPreview, AlertRuleInfo, AlertRuleSpec, AlertTarget, Created, QueryResponse},
+    api::{
+        AlertBacktest, AlertBacktestRequest, AlertBacktestTransition, AlertPreview, AlertRuleInfo,
+        AlertRuleSpec, AlertTarget, Created, QueryResponse,
+    },
     summary::Statistic,
     units::format_number,
 };
@@ -29,7 +36,10 @@ struct Form {
     threshold: RwSignal<String>,
     recovery: RwSignal<String>,
     for_: RwSignal<String>,
+    datapoints: RwSignal<String>,
+    periods: RwSignal<String>,
     keep: RwSignal<String>,
+    group: RwSignal<String>,
     no_data: RwSignal<String>,
     no_data_after: RwSignal<String>,
     severity: RwSignal<String>,
@@ -40,6 +50,7 @@ struct Form {
     kinesis: RwSignal<String>,
     enabled: RwSignal<bool>,
     silenced_until: RwSignal<Option<String>>,
+    templates: Templates,
 }
 
 /// A signal's text, trimmed.
@@ -68,6 +79,12 @@ fn number(field: &str, text: String) -> Result<f64, Refusal> {
         .map_err(|_| Refusal::new(field, format!("{text:?} is not a number")))
 }
 
+/// A signal's whole number, refused at `field` otherwise.
+fn whole(field: &str, text: String) -> Result<u32, Refusal> {
+    text.parse::<u32>()
+        .map_err(|_| Refusal::new(field, format!("{text:?} is not a whole number")))
+}
+
 /// The series input: `all` (or empty), `each`, or labels separated by commas.
 fn series_scope(text: &str) -> SeriesScope {
     match text {
@@ -90,7 +107,10 @@ impl Form {
             threshold: text(""),
             recovery: text(""),
             for_: text("0s"),
+            datapoints: text(""),
+            periods: text(""),
             keep: text("0s"),
+            group: text(""),
             no_data: text(NoDataPolicy::default().as_str()),
             no_data_after: text("2m"),
             severity: text(Severity::default().as_str()),
@@ -101,6 +121,7 @@ impl Form {
             kinesis: text(""),
             enabled: RwSignal::new(true),
             silenced_until: RwSignal::new(None),
+            templates: Templates::new(),
         }
     }
 
@@ -119,7 +140,12 @@ impl Form {
                 .unwrap_or_default(),
         );
         self.for_.set(opt(&spec.for_, "0s"));
+        let count = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
+        self.datapoints.set(count(spec.datapoints_to_alarm));
+        self.periods.set(count(spec.evaluation_periods));
         self.keep.set(opt(&spec.keep_firing_for, "0s"));
+        self.group
+            .set(spec.group_interval.clone().unwrap_or_default());
         self.no_data
             .set(spec.no_data.unwrap_or_default().as_str().into());
         self.no_data_after.set(opt(&spec.no_data_after, "2m"));
@@ -132,6 +158,7 @@ impl Form {
         self.load_targets(&spec.targets);
         self.enabled.set(spec.enabled);
         self.silenced_until.set(spec.silenced_until.clone());
+        self.templates.load(spec);
     }
 
     fn load_targets(&self, targets: &[AlertTarget]) {
@@ -179,14 +206,22 @@ impl Form {
             threshold,
             recovery_threshold,
             for_: optional(self.for_),
+            datapoints_to_alarm: optional(self.datapoints)
+                .map(|m| whole("datapoints_to_alarm", m))
+                .transpose()?,
+            evaluation_periods: optional(self.periods)
+                .map(|n| whole("evaluation_periods", n))
+                .transpose()?,
             keep_firing_for: optional(self.keep),
             no_data: Some(choice("no_data", self.no_data)?),
             no_data_after: optional(self.no_data_after),
             notify_on: Vec::new(),
+            group_interval: optional(self.group),
             severity: Some(choice("severity", self.severity)?),
             description: optional(self.description),
             runbook_url: optional(self.runbook),
             targets: self.targets(),
+            templates: self.templates.spec(),
             enabled: self.enabled.get_untracked(),
             silenced_until: self.silenced_until.get_untracked(),
         })
@@ -302,6 +337,39 @@ impl RuleActions {
         });
     }
 
+    /// Replays the draft over the last `range` of stored history, and reads its statistic
+    /// over the same range for the chart.
+    fn backtest(&self, range: String, result: RwSignal<Option<BacktestView>>) {
+        let Some(spec) = self.spec() else { return };
+        let RuleActions { refused, busy, .. } = *self;
+        busy.set(true);
+        spawn_local(async move {
+            let request = AlertBacktestRequest {
+                rule: spec.clone(),
+                from: Some(format!("-{range}")),
+                to: None,
+            };
+            let answer = send_json::<_, AlertBacktest>(
+                Method::Post,
+                "/api/v1/alerts/backtest",
+                Some(&request),
+            )
+            .await;
+            match answer {
+                Ok(found) => {
+                    refused.set(None);
+                    let values = statistic_points(&spec, found.from_ms, found.to_ms).await;
+                    result.set(Some((found, values)));
+                }
+                Err(e) => {
+                    result.set(None);
+                    refused.set(Some(refusal(&e)));
+                }
+            }
+            busy.set(false);
+        });
+    }
+
     /// Creates or replaces the rule, then runs `on_done`.
     fn save(&self, ev: leptos::ev::SubmitEvent, on_done: Callback<()>) {
         ev.prevent_default();
@@ -340,7 +408,7 @@ async fn recent_values(spec: &AlertRuleSpec) -> Vec<f64> {
     let to = now_ms();
     let url = format!(
         "/api/v1/query?metric={}&from={}&to={to}&tier=1s",
-        encode(&spec.metric),
+        encode_query(&spec.metric),
         to - 15 * 60_000
     );
     get_json::<QueryResponse>(&url)
@@ -369,6 +437,9 @@ pub fn RuleForm(
     let refused = RwSignal::new(None::<Refusal>);
     let busy = RwSignal::new(false);
     let preview = RwSignal::new(None::<Preview>);
+    let backtest = RwSignal::new(None::<BacktestView>);
+    let backtest_range = RwSignal::new("24h".to_string());
+    let sample = RwSignal::new(None::<AlertBacktestTransition>);
     let actions = RuleActions {
         editing,
         form,
@@ -393,14 +464,28 @@ pub fn RuleForm(
             <ConditionFields form refused />
             <NotifyFields form refused />
             <FieldError key="targets" refused />
+            <TemplateFields templates=form.templates refused sample
+                draft=Callback::new(move |()| actions.spec()) />
             <FieldError key="body" refused />
             <FieldError key="form" refused />
             <div class="mt-4 flex flex-wrap gap-2">
                 <button type="submit" class=PRIMARY disabled=move || busy.get()>"Save rule"</button>
                 <button type="button" class=BUTTON on:click=move |_| actions.preview(preview) disabled=move || busy.get()>"Preview"</button>
+                <select class=SELECT aria-label="Backtest range"
+                    on:change=move |ev| backtest_range.set(event_target_value(&ev))>
+                    {RANGES.iter().map(|&(v, t)| view! { <option value=v selected=v == "24h">{t}</option> }).collect_view()}
+                </select>
+                <button type="button" class=BUTTON disabled=move || busy.get()
+                    on:click=move |_| actions.backtest(backtest_range.get_untracked(), backtest)>"Backtest"</button>
                 <button type="button" class=BUTTON on:click=move |_| on_done.run(())>"Cancel"</button>
             </div>
+            <FieldError key="from" refused />
             <RulePreview form preview />
+            {move || backtest.get().map(|view| {
+                let threshold = form.threshold.get_untracked().trim().parse().unwrap_or(0.0);
+                let recovery = form.recovery.get_untracked().trim().parse().ok();
+                view! { <BacktestResult view threshold recovery sample /> }
+            })}
         </form>
     }
     .into_any()
@@ -420,12 +505,15 @@ fn ConditionFields(form: Form, refused: RwSignal<Option<Refusal>>) -> impl IntoV
             <TextField label="Threshold" key="threshold" value=form.threshold refused />
             <TextField label="Recovery threshold (optional)" key="recovery_threshold" value=form.recovery refused />
             <TextField label="Pending for" key="for" value=form.for_ refused />
+            <TextField label="Datapoints to alarm (M, optional)" key="datapoints_to_alarm" value=form.datapoints refused placeholder="instead of pending for" />
+            <TextField label="Out of the last N evaluations" key="evaluation_periods" value=form.periods refused placeholder="N, one per second" />
             <TextField label="Keep firing for" key="keep_firing_for" value=form.keep refused />
             <SelectField label="When no data" key="no_data" value=form.no_data options=NO_DATA refused />
             <TextField label="No data after" key="no_data_after" value=form.no_data_after refused />
             <SelectField label="Severity" key="severity" value=form.severity options=SEVERITY refused />
             <TextField label="Description" key="description" value=form.description refused />
             <TextField label="Runbook URL" key="runbook_url" value=form.runbook refused placeholder="https://…" />
+            <TextField label="Group interval (series each)" key="group_interval" value=form.group refused placeholder="10s; 0s: one per instance" />
             <CheckboxField label="Enabled" key="enabled" checked=form.enabled />
         </div>
     }
@@ -472,18 +560,6 @@ fn RulePreview(form: Form, preview: RwSignal<Option<Preview>>) -> impl IntoView 
     }
 }
 
-/// Minimal percent-encoding for a query parameter value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,14 +590,5 @@ mod tests {
             series_scope("eu, /cart"),
             SeriesScope::One(vec!["eu".into(), "/cart".into()])
         );
-    }
-
-    #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(
-            encode("builtin:clicks:records"),
-            "builtin%3Aclicks%3Arecords"
-        );
-        assert_eq!(encode("a b/c"), "a%20b%2Fc");
     }
 }
