@@ -157,12 +157,12 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
     let mut frames = state.live.as_ref().map(|hub| hub.subscribe());
     let mut alerts = state.alerts.as_ref().map(|a| a.subscribe());
     let mut topics: Vec<Topic> = Vec::new();
-    let mut pacer = Pacer::new(tokio::time::Instant::now());
     // The session's record tail, and the query it was started for (kept when it ends, so an
     // identical subscribe does not restart a refused one).
     let mut tail: Option<crate::tail::Tail> = None;
     let mut tail_query: Option<TailQuery> = None;
     let mut tail_seq = 0u64;
+    let mut pacer = Pacer::new(tokio::time::Instant::now());
     loop {
         let ready = pacer.ready(tokio::time::Instant::now());
         tokio::select! {
