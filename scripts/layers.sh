@@ -14,7 +14,7 @@ LAYERS = [
     ["metric"],
     ["storage"],
     ["engine", "query"],
-    ["catalog", "alerts", "export"],
+    ["catalog", "alerts", "export", "auth"],
     ["telemetry"],
     ["consumer"],
     ["producer", "tail"],

@@ -115,6 +115,13 @@ thread_local! {
 /// which then no longer matches the server's HTML (a hydration panic).
 #[cfg(feature = "hydrate")]
 pub fn hydrated() {
+    // The login page has no live data (and no session the socket could use yet).
+    let on_login = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .is_some_and(|path| path == "/login");
+    if on_login {
+        return;
+    }
     if let Some((owner, live)) = WAITING.with(std::cell::Cell::take) {
         match owner {
             Some(owner) => owner.with(|| client::start(live)),

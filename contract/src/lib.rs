@@ -6,6 +6,7 @@
 //! - [`api`]: JSON bodies of the REST API under `/api/v1` (metrics, queries, alerts, export
 //!   estimates, errors).
 //! - [`protocol`]: the live WebSocket protocol on `/ws` (messages, topics, payloads).
+//! - [`auth`]: roles, users and API tokens (`/api/v1/me`, `/users`, `/tokens`).
 //! - [`alert`]: the closed sets of alerting (states, severities, comparisons, policies, ...).
 //! - [`tail`]: the live record tail (its query, records and updates).
 //! - [`summary`]: the aggregates of a bucket or window ([`summary::Summary`]) and the
@@ -23,6 +24,7 @@ use std::fmt;
 
 pub mod alert;
 pub mod api;
+pub mod auth;
 pub mod date;
 pub mod protocol;
 pub mod summary;

@@ -16,7 +16,8 @@
 //!   batches handed to the engine over a bounded channel.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`catalog`]: creating and changing metric definitions; [`alerts`]: threshold rules, their
-//!   evaluation, transitions and notifications; [`export`]: CSV, JSON and HTML reports.
+//!   evaluation, transitions and notifications; [`export`]: CSV, JSON and HTML reports;
+//!   [`auth`]: users, roles, login sessions, API tokens and the login throttle.
 //! - [`engine`]: the metrics engine (the pure core and the task that owns it);
 //!   [`query`]: history queries over the stored tiers.
 //! - [`storage`]: the SQLite database (pool, migrations, every SQL statement, the flush
@@ -35,6 +36,7 @@
 #![recursion_limit = "256"]
 
 pub mod alerts;
+pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -185,7 +187,13 @@ impl Server {
             &tracker,
             shutdown.clone(),
         ));
-        let router = http::router(state);
+        if let Some(secret) = state.auth.offer_setup().await? {
+            tracing::warn!(
+                "no users yet: open http://{local_addr}/login?setup={secret} once to create the first \
+                 admin, or run `streamboard user add NAME --role admin`"
+            );
+        }
+        let router = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let handle = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {

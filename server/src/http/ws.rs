@@ -7,17 +7,20 @@
 //! dropped, replaced or the socket closes.
 //!
 //! Limits: the upgrade is refused with 403 when the `Origin` header names another host than the
-//! one served; client frames are at most 64 KiB, and a session reads at most 50 of them a
-//! second (bursts of 100): a flooding client waits on its own socket; a connection holds at
-//! most [`MAX_TOPICS`] topics (more closes it with 1008). The send queue is the hub's bounded
+//! one served (here and in [`super::guard`]); the upgrade needs a viewer (the route's rule),
+//! and a subscription to a topic the session's role may not read closes it with 1008; client
+//! frames are at most 64 KiB, and a session reads at most 50 of them a second (bursts of
+//! 100): a flooding client waits on its own socket; a connection holds at most
+//! [`MAX_TOPICS`] topics (more closes it with 1008). The send queue is the hub's bounded
 //! broadcast: a session that falls behind skips to a fresh snapshot.
 //!
 //! Each session is a task tracked by the server's [`TaskTracker`](tokio_util::task::TaskTracker)
 //! and ends when the shutdown token is cancelled, with a "going away" close frame.
 
-use super::AppState;
-use crate::live::Frame;
+use super::{AppState, access};
+use crate::{auth::Identity, live::Frame};
 use axum::{
+    Extension,
     extract::{
         State, WebSocketUpgrade,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code},
@@ -59,6 +62,7 @@ const CLIENT_FRAME_BURST: f64 = 100.0;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    identity: Option<Extension<Identity>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -70,9 +74,10 @@ pub async fn upgrade(
             .into_response();
     }
     let tracker = state.tracker.clone();
+    let role = identity.map(|Extension(identity)| identity.role);
     ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(session(socket, state)))
+        .on_upgrade(move |socket| tracker.track_future(session(socket, state, role)))
 }
 
 /// True when there is no `Origin` (not a browser) or its host:port equals the `Host` header.
@@ -103,9 +108,9 @@ enum End {
     Transport(axum::Error),
 }
 
-async fn session(mut socket: WebSocket, state: AppState) {
+async fn session(mut socket: WebSocket, state: AppState, role: Option<crate::auth::Role>) {
     let _open = state.metrics.websocket_opened();
-    let Err(end) = run_session(&mut socket, &state).await;
+    let Err(end) = run_session(&mut socket, &state, role).await;
     let close = match &end {
         End::Shutdown => Some((close_code::AWAY, "server shutting down")),
         End::Refused(reason) => Some((CLOSE_PROTOCOL_ERROR, *reason)),
@@ -137,7 +142,11 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), End
 }
 
 /// Runs until the session ends; the error says why.
-async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infallible, End> {
+async fn run_session(
+    socket: &mut WebSocket,
+    state: &AppState,
+    role: Option<crate::auth::Role>,
+) -> Result<Infallible, End> {
     wait_for_hello(socket, state).await?;
     let heartbeat_interval = state.config.heartbeat_interval;
     send(
@@ -206,6 +215,9 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                     Ok(ClientMessage::Subscribe { topics: wanted }) => {
                         if wanted.len() > MAX_TOPICS {
                             return Err(End::Policy("too many topics (at most 16)"));
+                        }
+                        if !wanted.iter().all(|topic| access::topic(topic).allows(role)) {
+                            return Err(End::Policy("a topic needs a role this session does not have"));
                         }
                         let mut tails = wanted.iter().filter_map(|t| match t {
                             Topic::Tail(query) => Some(query),

@@ -9,6 +9,7 @@
 //! - [`export`]: sorted and paged reads for report export.
 //! - [`checkpoints`]: the consumer's shard positions.
 //! - [`alerts`]: rules, instance states, transitions and the notification outbox.
+//! - [`auth`]: users, login sessions and API tokens (hashes only).
 //! - [`raw`]: the flush's rusqlite handle on a pooled connection.
 //!
 //! The database is one file, `<data-dir>/streamboard.db`, in WAL mode so readers (dashboard,
@@ -16,6 +17,7 @@
 //! applied at start-up; a database written by a newer Streamboard is refused, not downgraded.
 
 pub mod alerts;
+pub mod auth;
 pub mod checkpoints;
 pub mod export;
 pub mod flush;
