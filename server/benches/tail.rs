@@ -14,6 +14,7 @@
 //!
 //! Each phase prints the server's CPU (share of one core), the tail's read, matched and shown
 //! records per second from its last update, and the process's RSS at the phase's end.
+//! `TAIL_RATE` and `TAIL_SECONDS` change the load and the phases' length.
 
 use contract::{
     protocol::{ClientMessage, LivePayload, PROTOCOL_VERSION, ServerMessage, Topic},

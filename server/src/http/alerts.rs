@@ -1,7 +1,9 @@
-//! `/api/v1/alerts`: alert rules (list, create, get, update, delete, silence), the transition
-//! history, and a preview of what a draft rule would see now. Errors are the API's
-//! [`ApiError`]: 422 naming the field, 404 for an unknown id. Rule bodies are read with
-//! [`parse_spec`], so a value outside a closed set is refused at its field.
+//! `/api/v1/alerts`: alert rules (list, create, get, update, delete, silence, pause, resume,
+//! duplicate, export and import as a file), the transition history, a preview of what a draft
+//! rule would see now, its backtest over stored history, and its notifications rendered
+//! (preview) or sent now (test). Errors are the API's [`ApiError`]: 422 naming the field, 404
+//! for an unknown id. Rule bodies are read with [`parse_spec`], so a value that does not read
+//! is refused at its field.
 
 use super::{AppState, access::Routes, api::ApiError};
 use crate::{
@@ -34,8 +36,7 @@ use contract::{
     alert::{AlertState, PreviewVerdict},
     api::{
         AlertBacktest, AlertBacktestTransition, AlertHistory, AlertPreview, AlertPreviewInstance,
-        AlertRuleInfo, AlertRuleList, AlertRuleSpec, AlertTarget, Created, NotificationOutcome,
-        TargetKind,
+        AlertRuleInfo, AlertRuleList, AlertRuleSpec, Created, NotificationOutcome, TargetKind,
     },
     units::parse_duration,
 };
@@ -712,9 +713,10 @@ async fn notification_test(
         ),
         Err(e) => (false, None, None, Some(e.to_string())),
     };
-    if let AlertTarget::Webhook { .. } = target {
-        tracing::info!(rule = %rule.spec.name, ?status, delivered, "test notification sent");
-    }
+    tracing::info!(
+        rule = %rule.spec.name, target = request.target.as_str(), ?status, delivered,
+        "test notification sent"
+    );
     Ok(Json(NotificationOutcome {
         target: request.target,
         text: body.text,

@@ -9,7 +9,8 @@
 //! Limits: the upgrade is refused with 403 when the `Origin` header names another host than the
 //! one served (here and in [`super::guard`]); the upgrade needs a viewer (the route's rule),
 //! and a subscription to a topic the session's role may not read closes it with 1008; client
-//! frames are at most 64 KiB; a connection holds at most
+//! frames are at most 64 KiB, and a session reads at most 50 of them a second (bursts of
+//! 100): a flooding client waits on its own socket; a connection holds at most
 //! [`MAX_TOPICS`] topics (more closes it with 1008). The send queue is the hub's bounded
 //! broadcast: a session that falls behind skips to a fresh snapshot.
 //!
@@ -49,6 +50,15 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest text frame a client may send; live-protocol requests are small.
 const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+/// Initial read buffer of a session (tungstenite's default, 128 KiB, made an idle connection
+/// cost about 170 KiB); it grows for a larger frame.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Client frames a session reads per second on average, and in a burst. A page sends a hello,
+/// a subscription per navigation and a ping per heartbeat; a client that floods waits (its
+/// frames queue in its own socket) instead of costing the server the CPU its other clients'
+/// pushes need.
+const CLIENT_FRAMES_PER_SEC: f64 = 50.0;
+const CLIENT_FRAME_BURST: f64 = 100.0;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -66,6 +76,7 @@ pub async fn upgrade(
     let tracker = state.tracker.clone();
     let role = identity.map(|Extension(identity)| identity.role);
     ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| tracker.track_future(session(socket, state, role)))
 }
 
@@ -160,7 +171,9 @@ async fn run_session(
     let mut tail: Option<crate::tail::Tail> = None;
     let mut tail_query: Option<TailQuery> = None;
     let mut tail_seq = 0u64;
+    let mut pacer = Pacer::new(tokio::time::Instant::now());
     loop {
+        let ready = pacer.ready(tokio::time::Instant::now());
         tokio::select! {
             _ = state.shutdown.cancelled() => return Err(End::Shutdown),
             _ = heartbeat.tick() => {
@@ -191,10 +204,12 @@ async fn run_session(
                 Some(_) => {}
                 None => alerts = None, // the evaluator stopped (shutdown)
             },
-            incoming = socket.recv() => match incoming {
+            // Over its frame budget: the session reads nothing until the next token.
+            _ = tokio::time::sleep_until(ready.err().unwrap_or_else(tokio::time::Instant::now)), if ready.is_err() => {}
+            incoming = socket.recv(), if ready.is_ok() => match incoming {
                 None | Some(Ok(Message::Close(_))) => return Err(End::ClientClosed),
                 Some(Err(error)) => return Err(End::Transport(error)),
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientMessage>(&text) {
+                Some(Ok(Message::Text(text))) => match pacer.take(serde_json::from_str::<ClientMessage>(&text)) {
                     Ok(ClientMessage::Ping { nonce }) => send(socket, &ServerMessage::Pong { nonce }).await?,
                     Ok(ClientMessage::Hello { .. }) => {}
                     Ok(ClientMessage::Subscribe { topics: wanted }) => {
@@ -233,9 +248,43 @@ async fn run_session(
                         message: format!("cannot read this message: {error}"),
                     }).await?,
                 },
-                Some(Ok(_)) => {} // pings are answered by axum; binary frames are not part of the protocol
+                Some(Ok(_)) => pacer.take(()), // pings are answered by axum; binary frames are not part of the protocol
             }
         }
+    }
+}
+
+/// A token bucket of client frames: [`CLIENT_FRAME_BURST`] tokens, refilled at
+/// [`CLIENT_FRAMES_PER_SEC`].
+struct Pacer {
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new(now: tokio::time::Instant) -> Self {
+        Self {
+            tokens: CLIENT_FRAME_BURST,
+            at: now,
+        }
+    }
+
+    /// `Ok` when a frame may be read now, else `Err(when one may)`.
+    fn ready(&mut self, now: tokio::time::Instant) -> Result<(), tokio::time::Instant> {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * CLIENT_FRAMES_PER_SEC;
+        self.tokens = (self.tokens + refill).min(CLIENT_FRAME_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(now + Duration::from_secs_f64((1.0 - self.tokens) / CLIENT_FRAMES_PER_SEC))
+        }
+    }
+
+    /// Spends a token on the frame just read; returns `read` unchanged.
+    fn take<T>(&mut self, read: T) -> T {
+        self.tokens -= 1.0;
+        read
     }
 }
 
@@ -388,4 +437,28 @@ fn now_millis() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_allows_a_burst_then_the_rate() {
+        let start = tokio::time::Instant::now();
+        let mut pacer = Pacer::new(start);
+        for _ in 0..CLIENT_FRAME_BURST as usize {
+            assert!(pacer.ready(start).is_ok());
+            pacer.take(());
+        }
+        let next = pacer.ready(start).unwrap_err();
+        assert_eq!(next - start, Duration::from_millis(20));
+        // One second later, 50 more frames and no more.
+        let later = start + Duration::from_secs(1);
+        for _ in 0..CLIENT_FRAMES_PER_SEC as usize {
+            assert!(pacer.ready(later).is_ok());
+            pacer.take(());
+        }
+        assert!(pacer.ready(later).is_err());
+    }
 }
