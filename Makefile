@@ -6,7 +6,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 LISTEN ?= 127.0.0.1:3000
 DATA_DIR ?= ./data
 
-.PHONY: run test setup setup-test lint unit site e2e release bench-put-to-screen clean
+.PHONY: run test soak setup setup-test lint unit site e2e release bench-put-to-screen clean
 
 run: setup release
 	$(TARGET_DIR)/release/streamboard serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -47,6 +47,19 @@ e2e:
 	cd end2end && STREAMBOARD_BIN=$(abspath $(TARGET_DIR))/debug/streamboard \
 	  E2E_PORT=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
 	  npx playwright test
+
+# The reliability suite's long versions (docs/operations.md#soak): property tests with many more
+# cases, 10 min of Kinesis faults at 2,000 records/s, 20 kill -9, 10,000 WebSockets, then the
+# 1-hour run at 5,000 records/s (SOAK_DURATION_S, SOAK_RATE) charted into target/soak-long/.
+SOAK_CASES ?= 20000
+SOAK_DURATION_S ?= 3600
+SOAK_RATE ?= 5000
+soak: setup-test site
+	PROPTEST_CASES=$(SOAK_CASES) cargo test --locked --test properties
+	STREAMBOARD_SOAK=1 cargo test --locked --test faults --test crash --test disk_full --test ws_abuse
+	DURATION_S=$(SOAK_DURATION_S) RATE=$(SOAK_RATE) STREAMBOARD_BIN=$(abspath $(TARGET_DIR))/debug/streamboard \
+	  nice -n 19 scripts/soak-long.sh
+	@echo "make soak: all checks passed"
 
 # Record put -> page DOM latency under a 20,000 records/s load, in Chromium (a benchmark).
 bench-put-to-screen: setup-test release

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`fetch`]: the browser's calls to `/api/v1`, answering `contract::api` bodies.
 //! - [`range`]: the time range a page shows, as kept in its URL.
+//! - [`session`]: who the browser is logged in as (`/api/v1/me`), in context.
 //! - [`live`]: the browser's WebSocket connection (`contract::protocol`) and its state,
 //!   provided as context.
 //! - `components`: the pieces pages share (navigation, badge, theme switch, charts, range
@@ -28,6 +29,7 @@ pub mod fetch;
 pub mod live;
 mod pages;
 pub mod range;
+pub mod session;
 
 /// Runs before first paint so a dark-mode user never sees a white flash: the stored choice,
 /// else the system preference.
@@ -44,7 +46,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
-                <script inner_html=THEME_BOOT_SCRIPT></script>
+                <meta name=session::META_NAME content=session::meta_content() />
+                <script nonce=leptos::nonce::use_nonce() inner_html=THEME_BOOT_SCRIPT></script>
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -61,6 +64,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     live::provide_live_connection();
+    session::provide_session();
 
     view! {
         <Stylesheet id="leptos" href="/pkg/streamboard.css" />
@@ -76,11 +80,14 @@ pub fn App() -> impl IntoView {
                     <Routes fallback=pages::NotFound>
                         <Route path=path!("") view=pages::Dashboard />
                         <Route path=path!("/streams") view={Lazy::<StreamsRoute>::new()} />
+                        <Route path=path!("/streams/:name/records") view={Lazy::<RecordsRoute>::new()} />
                         <Route path=path!("/metric/:name") view={Lazy::<MetricRoute>::new()} />
                         <Route path=path!("/metrics/new") view={Lazy::<EditorRoute>::new()} />
                         <Route path=path!("/metrics/:name/edit") view={Lazy::<EditorRoute>::new()} />
                         <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()} />
                         <Route path=path!("/reports") view={Lazy::<ReportsRoute>::new()} />
+                        <Route path=path!("/login") view=pages::Login />
+                        <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} />
                     </Routes>
                 </ErrorBoundary>
             </main>
@@ -111,7 +118,9 @@ macro_rules! lazy_page {
 }
 
 lazy_page!(StreamsRoute, pages::Streams);
+lazy_page!(RecordsRoute, pages::Records);
 lazy_page!(MetricRoute, pages::MetricDetail);
 lazy_page!(EditorRoute, pages::MetricEditor);
 lazy_page!(AlertsRoute, pages::Alerts);
 lazy_page!(ReportsRoute, pages::Reports);
+lazy_page!(AdminRoute, pages::Admin);

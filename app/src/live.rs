@@ -9,7 +9,10 @@
 //! topics change and after every hello, so a reconnect resubscribes by itself. The latest
 //! payload of each topic lands in a signal of [`LiveConnection`].
 
-use contract::protocol::{AlertsLive, MetricLive, Overview, StreamsLive, Topic};
+use contract::{
+    protocol::{AlertsLive, MetricLive, Overview, StreamsLive, Topic},
+    tail::TailFeed,
+};
 use leptos::prelude::*;
 
 /// What the connection badge shows.
@@ -47,6 +50,8 @@ pub struct LiveConnection {
     pub metric: RwSignal<Option<MetricLive>>,
     /// Alert rules and recent transitions; every page is subscribed (badge and toasts).
     pub alerts: RwSignal<Option<AlertsLive>>,
+    /// The newest records of the subscribed tail (its updates are increments, gathered here).
+    pub tail: RwSignal<TailFeed>,
     /// Counts [`use_topics`] calls, so a page's cleanup can tell whether the next page has
     /// subscribed since (even to the same topics).
     pub subscriber: StoredValue<u64>,
@@ -68,6 +73,9 @@ pub fn use_topics(topics: Vec<Topic>) -> LiveConnection {
     live
 }
 
+/// Records of a tail the connection keeps for its page (newest first).
+pub const TAIL_KEEP: usize = 200;
+
 /// Delay before reconnect attempt `attempt` (0-based): 500 ms doubling, capped at 10 s.
 pub fn backoff_delay_ms(attempt: u32) -> u32 {
     const FIRST_MS: u32 = 500;
@@ -85,6 +93,7 @@ pub fn provide_live_connection() -> LiveConnection {
         streams: RwSignal::new(None),
         metric: RwSignal::new(None),
         alerts: RwSignal::new(None),
+        tail: RwSignal::new(TailFeed::default()),
         subscriber: StoredValue::new(0),
     };
     provide_context(live);
@@ -106,6 +115,13 @@ thread_local! {
 /// which then no longer matches the server's HTML (a hydration panic).
 #[cfg(feature = "hydrate")]
 pub fn hydrated() {
+    // The login page has no live data (and no session the socket could use yet).
+    let on_login = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .is_some_and(|path| path == "/login");
+    if on_login {
+        return;
+    }
     if let Some((owner, live)) = WAITING.with(std::cell::Cell::take) {
         match owner {
             Some(owner) => owner.with(|| client::start(live)),
@@ -121,7 +137,7 @@ pub fn use_live_connection() -> LiveConnection {
 
 #[cfg(feature = "hydrate")]
 mod client {
-    use super::{ConnectionState, LiveConnection, backoff_delay_ms};
+    use super::{ConnectionState, LiveConnection, TAIL_KEEP, backoff_delay_ms};
     use contract::protocol::{ClientMessage, LivePayload, PROTOCOL_VERSION, ServerMessage, Topic};
     use leptos::prelude::*;
     use std::{
@@ -239,6 +255,7 @@ mod client {
                         LivePayload::Streams(s) => live.streams.set(Some(s)),
                         LivePayload::Metric(m) => live.metric.set(Some(m)),
                         LivePayload::Alerts(a) => live.alerts.set(Some(a)),
+                        LivePayload::Tail(t) => live.tail.update(|feed| feed.apply(*t, TAIL_KEEP)),
                     },
                     Ok(_) => {}
                     Err(error) => {

@@ -6,7 +6,9 @@
 //! - [`api`]: JSON bodies of the REST API under `/api/v1` (metrics, queries, alerts, export
 //!   estimates, errors).
 //! - [`protocol`]: the live WebSocket protocol on `/ws` (messages, topics, payloads).
+//! - [`auth`]: roles, users and API tokens (`/api/v1/me`, `/users`, `/tokens`).
 //! - [`alert`]: the closed sets of alerting (states, severities, comparisons, policies, ...).
+//! - [`tail`]: the live record tail (its query, records and updates).
 //! - [`summary`]: the aggregates of a bucket or window ([`summary::Summary`]) and the
 //!   statistics a rule can pick from them.
 //! - [`units`]: durations as people write them (`30s`, `5m`) and number formatting.
@@ -22,9 +24,11 @@ use std::fmt;
 
 pub mod alert;
 pub mod api;
+pub mod auth;
 pub mod date;
 pub mod protocol;
 pub mod summary;
+pub mod tail;
 pub mod units;
 
 /// A value outside a closed set; the message names the value and what is accepted.

@@ -16,11 +16,15 @@
 //! subscriber, so a full payload costs the server no more than a delta would, and a client can
 //! never drift from the server's state. A client that falls behind gets a new `snapshot` marker
 //! and the latest payloads instead of a growing queue.
+//!
+//! [`Topic::Tail`] is the exception: its updates are the records matched since the previous
+//! one, made for that connection alone (see [`crate::tail`]).
 
 use crate::{
     alert::{AlertState, Comparison, NotificationStatus, Severity},
     closed_set,
     summary::{Statistic, Summary},
+    tail::{TailQuery, TailUpdate},
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +64,13 @@ pub enum Topic {
     Streams,
     /// Alert rules, their instances and recent transitions (every page: badge and toasts).
     Alerts,
+    /// The newest records of a stream matching a filter (the Records page); at most
+    /// [`MAX_TAILS`] per connection. Its updates carry only the records since the previous one.
+    Tail(TailQuery),
 }
+
+/// Most [`Topic::Tail`]s one connection may subscribe to.
+pub const MAX_TAILS: usize = 1;
 
 /// Messages the server sends to the browser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +114,8 @@ pub enum LivePayload {
     Metric(MetricLive),
     Streams(StreamsLive),
     Alerts(AlertsLive),
+    /// Boxed: far larger than the other payloads.
+    Tail(Box<TailUpdate>),
 }
 
 impl LivePayload {
@@ -116,6 +128,7 @@ impl LivePayload {
             },
             LivePayload::Streams(_) => Topic::Streams,
             LivePayload::Alerts(_) => Topic::Alerts,
+            LivePayload::Tail(t) => Topic::Tail(t.query.clone()),
         }
     }
 }
@@ -165,6 +178,9 @@ pub struct Overview {
     pub server_time_ms: i64,
     pub streams: Vec<StreamSummary>,
     pub metrics: Vec<MetricCard>,
+    /// Set while the database cannot be written (e.g. its disk is full) and ingest is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
 }
 
 /// One series of a metric with its windows.
@@ -250,6 +266,9 @@ pub struct Health {
     pub version: String,
     pub uptime_secs: u64,
     pub database_ok: bool,
+    /// Set while the database cannot be written (e.g. its disk is full) and ingest is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
 }
 
 closed_set! {

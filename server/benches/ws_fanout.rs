@@ -34,6 +34,9 @@ use tokio::sync::{Barrier, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+mod common;
+use common::thread_ticks;
+
 const STREAM: &str = "fanout";
 const METRIC: &str = "fanout_latency";
 
@@ -42,28 +45,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Clock ticks (utime + stime) of this process's threads whose name starts with `prefix`.
-fn thread_ticks(prefix: &str) -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
-        .filter_map(|stat| {
-            // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
-            let (head, rest) = stat.rsplit_once(')')?;
-            let comm = head.split_once('(')?.1;
-            if !comm.starts_with(prefix) {
-                return None;
-            }
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // After the comm: state is field 0, utime field 11, stime field 12.
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-        })
-        .sum()
 }
 
 /// One record per series: keeps every series of the metric alive in the live windows.

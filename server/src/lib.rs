@@ -10,12 +10,14 @@
 //!   site assets; the server's own settings.
 //! - [`live`]: the live hub (one publisher for every `/ws` session); [`pipeline`]: wires
 //!   `serve`'s data path (the Kinesis source, the consumer, the engine's checkpoint hook).
-//! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`.
+//! - [`producer`]: PutRecords batching with retries and KPL aggregation; `streamboard produce`;
+//!   [`tail`]: live record tails and record downloads, with their own shard readers.
 //! - [`consumer`]: shard discovery, one polling reader per shard, KPL de-aggregation, record
 //!   batches handed to the engine over a bounded channel.
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`catalog`]: creating and changing metric definitions; [`alerts`]: threshold rules, their
-//!   evaluation, transitions and notifications; [`export`]: CSV, JSON and HTML reports.
+//!   evaluation, transitions and notifications; [`export`]: CSV, JSON and HTML reports;
+//!   [`auth`]: users, roles, login sessions, API tokens and the login throttle.
 //! - [`engine`]: the metrics engine (the pure core and the task that owns it);
 //!   [`query`]: history queries over the stored tiers.
 //! - [`storage`]: the SQLite database (pool, migrations, every SQL statement, the flush
@@ -34,6 +36,7 @@
 #![recursion_limit = "256"]
 
 pub mod alerts;
+pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -49,6 +52,7 @@ pub mod producer;
 pub mod query;
 pub mod settings;
 pub mod storage;
+pub mod tail;
 pub mod telemetry;
 
 use crate::{config::ServeConfig, http::AppState, storage::Database, telemetry::ProcessMetrics};
@@ -166,6 +170,15 @@ impl Server {
         .with_engine(engine_handle.clone())
         .with_pipeline(pipeline.clone())
         .with_alerts(alerts)
+        .with_tails(tail::TailService::new(
+            pipeline.kinesis.clone(),
+            streams
+                .iter()
+                .map(|spec| spec.name_or_arn.clone())
+                .collect(),
+            tracker.clone(),
+            shutdown.clone(),
+        ))
         .with_live(live::spawn(
             config.live,
             engine_handle.clone(),
@@ -174,7 +187,13 @@ impl Server {
             &tracker,
             shutdown.clone(),
         ));
-        let router = http::router(state);
+        if let Some(secret) = state.auth.offer_setup().await? {
+            tracing::warn!(
+                "no users yet: open http://{local_addr}/login?setup={secret} once to create the first \
+                 admin, or run `streamboard user add NAME --role admin`"
+            );
+        }
+        let router = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let handle = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {

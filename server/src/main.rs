@@ -40,6 +40,10 @@ fn main() -> ExitCode {
             Command::Endpoint(endpoint) => streamboard_endpoint::run(endpoint, shutdown)
                 .await
                 .map_err(anyhow::Error::from),
+            Command::User(user) => streamboard::auth::cli::run(user)
+                .await
+                .map(|done| println!("{done}"))
+                .map_err(anyhow::Error::from),
         }
     });
     match result {

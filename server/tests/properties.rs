@@ -938,8 +938,10 @@ fn websocket_frames_are_answered_and_the_session_survives() {
         .await;
         socket
     };
-    // The runner takes a `Fn`: the session and the ping counter live in a cell.
-    let session = std::cell::RefCell::new((runtime.block_on(connect()), 0u64));
+    // The runner takes a `Fn`: the sessions and the ping counter live in a cell. Cases take
+    // turns on 8 sessions: a session reads at most 50 frames a second.
+    let sessions: Vec<_> = (0..8).map(|_| runtime.block_on(connect())).collect();
+    let session = std::cell::RefCell::new((sessions, 0u64));
 
     TestRunner::new(config(1_500))
         .run(
@@ -949,7 +951,8 @@ fn websocket_frames_are_answered_and_the_session_survives() {
             ],
             |frame| {
                 let mut session = session.borrow_mut();
-                let (socket, nonce) = &mut *session;
+                let (sockets, nonce) = &mut *session;
+                let socket = &mut sockets[*nonce as usize % 8];
                 runtime.block_on(async {
                     let sent = frame.clone();
                     socket

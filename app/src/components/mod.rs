@@ -12,16 +12,26 @@ pub use alerts::{AlertBadge, Toasts};
 pub use badge::ConnectionBadge;
 pub use theme::ThemeToggle;
 
+use crate::session::use_me;
+use contract::auth::Role;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-/// The navigation bar: product name, one link per page, connection badge, theme switch.
+/// The navigation bar: product name, one link per page, connection badge, theme switch, and
+/// who is logged in with the logout button (a form posted to `/logout`).
 #[component]
 pub fn TopNav() -> impl IntoView {
     let link = "rounded-md px-3 py-2 text-sm font-medium text-slate-600 hover:bg-slate-200 \
                 hover:text-slate-900 aria-[current=page]:bg-slate-900 aria-[current=page]:text-white \
                 dark:text-slate-300 dark:hover:bg-slate-800 dark:hover:text-white \
                 dark:aria-[current=page]:bg-slate-100 dark:aria-[current=page]:text-slate-900";
+    let me = use_me();
+    let admin = move || {
+        me.with(|m| {
+            m.as_ref()
+                .is_some_and(|m| m.role == Role::Admin && m.auth != "none")
+        })
+    };
     view! {
         <header class="border-b border-slate-200 bg-white/80 backdrop-blur dark:border-slate-800 dark:bg-slate-900/80">
             <nav
@@ -36,10 +46,17 @@ pub fn TopNav() -> impl IntoView {
                 <A href="/streams" attr:class=link>"Streams"</A>
                 <A href="/alerts" attr:class=link>"Alerts"</A>
                 <A href="/reports" attr:class=link>"Reports"</A>
+                {move || admin().then(|| view! { <A href="/admin" attr:class=link>"Admin"</A> })}
                 <div class="ml-auto flex items-center gap-3">
                     <AlertBadge />
                     <ConnectionBadge />
                     <ThemeToggle />
+                    {move || me.get().filter(|m| m.session).map(|m| view! {
+                        <span class="text-sm text-slate-500 dark:text-slate-400" data-testid="whoami">{format!("{} ({})", m.name, m.role)}</span>
+                        <form method="post" action="/logout">
+                            <button type="submit" class="rounded-md px-2 py-1 text-sm hover:bg-slate-200 dark:hover:bg-slate-800">"Log out"</button>
+                        </form>
+                    })}
                 </div>
             </nav>
         </header>

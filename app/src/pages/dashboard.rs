@@ -61,6 +61,11 @@ pub fn Dashboard() -> impl IntoView {
     view! {
         <Title text="Dashboard" />
         <PageHeader title="Dashboard" subtitle="Every stream and metric, live." />
+        {move || overview.with(|o| o.as_ref().and_then(|o| o.storage_error.clone())).map(|message| view! {
+            <p role="alert" class="mb-4 rounded-md border border-red-300 bg-red-50 px-3 py-2 text-sm text-red-800 dark:border-red-800 dark:bg-red-950 dark:text-red-200">
+                <strong>"Storage: "</strong>{message}
+            </p>
+        })}
         <RangePicker url />
         <Show
             when=move || overview.with(|o| o.is_some())

@@ -20,7 +20,7 @@ use leptos::{prelude::*, task::spawn_local};
 use leptos_meta::Title;
 use leptos_router::{
     NavigateOptions,
-    hooks::{use_navigate, use_params_map},
+    hooks::{use_navigate, use_params_map, use_query_map},
 };
 use serde_json::{Map, Value, json};
 
@@ -124,6 +124,26 @@ impl Draft {
             }),
         );
         Ok(Value::Object(out))
+    }
+
+    /// A new definition with a record field filled in (the Records page's "make a metric from
+    /// this field" link: `?stream=&format=&value=` or `&dimension=`).
+    pub fn prefilled(
+        stream: Option<String>,
+        format: Option<String>,
+        value: Option<String>,
+        dimension: Option<String>,
+    ) -> Self {
+        let mut draft = Draft {
+            stream: stream.unwrap_or_default(),
+            value: value.unwrap_or_default(),
+            ..Draft::default()
+        };
+        if format.as_deref() == Some("logfmt") {
+            draft.format = "logfmt".into();
+        }
+        draft.dimensions[0] = dimension.unwrap_or_default();
+        draft
     }
 
     /// The inputs for a stored definition (the `definition` of `GET /api/v1/metrics/{name}`).
@@ -250,7 +270,19 @@ impl Form {
 pub fn MetricEditor() -> impl IntoView {
     let editing = use_params_map().with_untracked(|p| p.get("name"));
     let live = use_topics(vec![Topic::Overview]);
-    let form = Form::new(Draft::default());
+    let draft = if editing.is_some() {
+        Draft::default()
+    } else {
+        use_query_map().with_untracked(|q| {
+            Draft::prefilled(
+                q.get("stream"),
+                q.get("format"),
+                q.get("value"),
+                q.get("dimension"),
+            )
+        })
+    };
+    let form = Form::new(draft);
     let refused = RwSignal::new(None::<Refusal>);
     let preview = RwSignal::new(None::<PreviewResponse>);
     let busy = RwSignal::new(false);
@@ -620,6 +652,30 @@ fn PreviewTable(preview: RwSignal<Option<PreviewResponse>>) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_field_prefills_a_new_definition() {
+        let value = Draft::prefilled(
+            Some("logs".into()),
+            Some("logfmt".into()),
+            Some("/took_ms".into()),
+            None,
+        );
+        assert_eq!(
+            (
+                value.stream.as_str(),
+                value.format.as_str(),
+                value.value.as_str()
+            ),
+            ("logs", "logfmt", "/took_ms")
+        );
+        let dimension =
+            Draft::prefilled(Some("orders".into()), None, None, Some("/country".into()));
+        assert_eq!(
+            (dimension.format.as_str(), dimension.dimensions[0].as_str()),
+            ("json", "/country")
+        );
+    }
 
     #[test]
     fn drafts_round_trip_through_definition_json() {

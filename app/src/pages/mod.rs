@@ -1,18 +1,24 @@
 //! One module per route, plus the 404 and error panels.
 
+mod admin;
 mod alerts;
 mod dashboard;
 mod editor;
 mod errors;
+mod login;
 mod metric;
+mod records;
 mod reports;
 mod streams;
 
+pub use admin::Admin;
 pub use alerts::Alerts;
 pub use dashboard::Dashboard;
 pub use editor::MetricEditor;
 pub use errors::{ErrorPanel, NotFound};
+pub use login::Login;
 pub use metric::MetricDetail;
+pub use records::Records;
 pub use reports::Reports;
 pub use streams::Streams;
 

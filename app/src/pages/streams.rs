@@ -98,7 +98,10 @@ pub fn Streams() -> impl IntoView {
                                 });
                                 view! {
                                     <tr class=row_class data-shard=shard.shard.clone() data-hot=shard.hot.to_string()>
-                                        <td class="px-3 py-2">{shard.stream.clone()}</td>
+                                        <td class="px-3 py-2">{shard.stream.clone()}
+                                            <a class="ml-2 text-xs text-sky-700 underline dark:text-sky-400" data-testid="records-link"
+                                                href=format!("/streams/{}/records", shard.stream)>"records"</a>
+                                        </td>
                                         <td class="px-3 py-2 font-mono text-xs">{shard.shard.clone()}
                                             {shard.hot.then(|| view! { <span class="ml-2 rounded bg-amber-200 px-1.5 py-0.5 font-sans text-xs font-medium text-amber-900 dark:bg-amber-800 dark:text-amber-100" title="Carries at least twice the stream's mean records/s">"hot"</span> })}
                                         </td>

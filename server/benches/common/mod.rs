@@ -1,6 +1,9 @@
 //! Bench helpers: the embedded endpoint in a child process (this same bench binary,
 //! re-executed), so that the CPU time of the client side and of the endpoint can be measured
-//! apart, and the CPU time and load average of this process.
+//! apart, and the CPU time and load average of this process (and of its threads by name).
+
+// Each bench uses some of these helpers.
+#![allow(dead_code)]
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -119,4 +122,26 @@ pub fn load_average() -> String {
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// Clock ticks (utime + stime) of this process's threads whose name starts with `prefix`.
+pub fn thread_ticks(prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // `pid (comm) state ...`: comm may hold spaces, so split at the last ')'.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            if !comm.starts_with(prefix) {
+                return None;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // After the comm: state is field 0, utime field 11, stime field 12.
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
 }

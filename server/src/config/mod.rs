@@ -72,6 +72,30 @@ pub enum CliCommand {
     /// Run only the built-in Kinesis-compatible endpoint (a local Kinesis for your own
     /// producers and tests). Signatures are not checked; any Authorization header is accepted.
     Endpoint(EndpointArgs),
+    /// Manage the users who log in (with `serve --auth password`).
+    #[command(subcommand)]
+    User(UserArgs),
+}
+
+/// `streamboard user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserArgs {
+    /// Add a user (or, with --replace, set an existing user's password and role and end their
+    /// sessions). The password is prompted for on a terminal, else read as the first line of
+    /// standard input.
+    Add {
+        /// The user's name: letters, digits, `.`, `_`, `-` or `@`.
+        name: String,
+        /// What the user may do: viewer, editor or admin.
+        #[arg(long, value_name = "ROLE")]
+        role: crate::auth::Role,
+        /// Replace the password and role of an existing user.
+        #[arg(long)]
+        replace: bool,
+        /// Directory holding `streamboard.db` [default: the serve setting, ./data].
+        #[arg(long, env = "STREAMBOARD_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// Options of `streamboard endpoint`.
@@ -223,6 +247,7 @@ pub enum Command {
     Serve(ServeConfig),
     Produce(ProduceConfig),
     Endpoint(EndpointConfig),
+    User(crate::auth::cli::UserCommand),
 }
 
 /// Everything `serve` needs: each component's resolved settings, where Kinesis is read from
@@ -366,6 +391,23 @@ impl Config {
             (Some(CliCommand::Endpoint(args)), _) => {
                 Command::Endpoint(resolve_endpoint(args, &file)?)
             }
+            (
+                Some(CliCommand::User(UserArgs::Add {
+                    name,
+                    role,
+                    replace,
+                    data_dir,
+                })),
+                _,
+            ) => Command::User(crate::auth::cli::UserCommand {
+                data_dir: match data_dir {
+                    Some(dir) => dir,
+                    None => settings::from_file::<ServerSettings>(&file.settings)?.data_dir,
+                },
+                name,
+                role,
+                replace,
+            }),
             (Some(CliCommand::Serve(_)), None) => unreachable!("clap matched `serve`"),
         };
         Ok(Config { log, command })

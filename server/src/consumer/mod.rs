@@ -333,7 +333,7 @@ impl Coordinator {
 
 /// ListShards, all pages: (shard, parents, closed). Paged with NextToken (which must be sent
 /// without the stream name); the SDK's default retry covers throttling of this control call.
-async fn list_shards(
+pub async fn list_shards(
     client: &Client,
     spec: &StreamSpec,
 ) -> Result<Vec<(ShardId, Vec<ShardId>, bool)>, KinesisError> {

@@ -18,6 +18,8 @@ pub enum IteratorStart {
     AtTimestamp {
         epoch_millis: i64,
     },
+    /// AT_SEQUENCE_NUMBER: this record and what follows (a tail seeking to a record).
+    At(SequenceNumber),
     /// AFTER_SEQUENCE_NUMBER: the record was fully processed.
     After(SequenceNumber),
     /// AT_SEQUENCE_NUMBER, skipping user records up to this KPL sub-sequence (an aggregated

@@ -295,6 +295,9 @@ impl ShardReader {
             IteratorStart::AtTimestamp { epoch_millis } => request
                 .shard_iterator_type(ShardIteratorType::AtTimestamp)
                 .timestamp(DateTime::from_millis(epoch_millis)),
+            IteratorStart::At(sequence_number) => request
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(sequence_number.as_str()),
             IteratorStart::After(sequence_number) => request
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(sequence_number.as_str()),

@@ -36,4 +36,4 @@ pub mod window;
 pub use self::core::{Engine, EngineConfig};
 pub use extract::{Extracted, PreviewRow};
 pub use settings::EngineSettings;
-pub use shell::{EngineHandle, FlushSink, ShellConfig};
+pub use shell::{EngineHandle, FlushSink, ShellConfig, StorageFailure};

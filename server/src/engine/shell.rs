@@ -10,7 +10,9 @@
 //! it over and goes on ingesting and answering while it is written. At most
 //! one flush is in flight; a tick that comes meanwhile starts the next one as soon as it is
 //! done. A failed write hands the flush back and the engine puts it back ([`Engine::restore`])
-//! to be written by the next flush. [`EngineHandle::flush`] and shutdown wait for the commit.
+//! to be written by the next flush; until one commits, ingest is paused (batches wait in the
+//! channel, so the consumer's readers stop) and [`EngineHandle::storage_failure`] says why.
+//! [`EngineHandle::flush`] and shutdown wait for the commit.
 //!
 //! A third tracked task applies retention in small batches so it never holds up ingest.
 
@@ -67,6 +69,35 @@ pub struct EngineHandle {
     requests: mpsc::Sender<Request>,
     known_streams: Option<HashSet<String>>,
     ingested: watch::Receiver<u64>,
+    storage: watch::Receiver<Option<StorageFailure>>,
+}
+
+/// Flushes are failing: ingest is paused (the consumer's readers wait on the full batch
+/// channel) until a flush commits again, so nothing piles up in memory while, say, the disk is
+/// full.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageFailure {
+    /// What is wrong and what happens now, for `/healthz` and the dashboard.
+    pub message: String,
+    /// When the first of the failing flushes failed.
+    pub since_ms: i64,
+}
+
+impl StorageFailure {
+    fn new(error: &StorageError, since_ms: i64) -> Self {
+        let message = if error.is_disk_full() {
+            format!(
+                "the database's disk is full: ingest is paused and resumes by itself when space \
+                 is freed ({error})"
+            )
+        } else {
+            format!(
+                "writing to the database fails: ingest is paused and the write is retried every \
+                 flush ({error})"
+            )
+        };
+        Self { message, since_ms }
+    }
 }
 
 /// The engine task has stopped (shutdown).
@@ -147,6 +178,11 @@ impl EngineHandle {
     pub fn ingested(&self) -> watch::Receiver<u64> {
         self.ingested.clone()
     }
+
+    /// `Some` while flushes fail and ingest is paused.
+    pub fn storage_failure(&self) -> Option<StorageFailure> {
+        self.storage.borrow().clone()
+    }
 }
 
 /// Loads and compiles the active definitions; a stored definition that no longer compiles is
@@ -188,10 +224,12 @@ where
     let (batch_tx, batch_rx) = mpsc::channel(config.batch_capacity.max(1));
     let (request_tx, request_rx) = mpsc::channel(16);
     let (ingested_tx, ingested) = watch::channel(0);
+    let (storage_tx, storage) = watch::channel(None);
     let handle = EngineHandle {
         requests: request_tx,
         known_streams: config.known_streams.clone(),
         ingested,
+        storage,
     };
     // Capacity 1 is enough: at most one flush is in flight, and the writer takes it at once.
     let (writer_tx, writer_rx) = mpsc::channel(1);
@@ -203,6 +241,7 @@ where
     let task = EngineTask {
         engine,
         ingested: ingested_tx,
+        storage: storage_tx,
         database: database.clone(),
         writer: writer_tx,
         in_flight: None,
@@ -313,6 +352,8 @@ struct EngineTask<P> {
     clock: Clock,
     /// Counts ingested batches; see [`EngineHandle::ingested`].
     ingested: watch::Sender<u64>,
+    /// Set while flushes fail: batches wait in the channel until one commits.
+    storage: watch::Sender<Option<StorageFailure>>,
     database: Database,
     writer: mpsc::Sender<WriterJob<P>>,
     /// The outcome of the flush being written, if one is.
@@ -350,7 +391,9 @@ where
                 }, if self.in_flight.is_some() => self.finish(outcome),
                 _ = tick.tick() => self.start_flush(false),
                 Some(request) = requests.recv() => self.answer(request, &mut batches).await,
-                Some(batch) = batches.recv() => self.ingest(&batch),
+                Some(batch) = batches.recv(), if self.storage.borrow().is_none() => {
+                    self.ingest(&batch)
+                }
             }
         }
         // Shutdown: take what the consumer already queued, let the flush in flight (and any it
@@ -439,10 +482,21 @@ where
     fn finish(&mut self, outcome: Result<Written<P>, oneshot::error::RecvError>) {
         self.in_flight = None;
         let result = match outcome {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                if self.storage.borrow().is_some() {
+                    self.storage.send_replace(None);
+                    tracing::info!("a flush committed again; ingest resumes");
+                }
+                Ok(())
+            }
             Ok(Err((error, flush))) => {
                 self.engine.restore(flush);
-                tracing::error!(%error, "flush failed; it will be retried");
+                let now_ms = self.clock.now_ms();
+                self.storage.send_modify(|state| {
+                    let since_ms = state.as_ref().map_or(now_ms, |before| before.since_ms);
+                    *state = Some(StorageFailure::new(&error, since_ms));
+                });
+                tracing::error!(%error, "flush failed; ingest is paused until a retry commits");
                 Err(error)
             }
             Err(_) => {

@@ -5,7 +5,7 @@
 //! for an unknown id. Rule bodies are read with [`parse_spec`], so a value that does not read
 //! is refused at its field.
 
-use super::{AppState, api::ApiError};
+use super::{AppState, access::Routes, api::ApiError};
 use crate::{
     alerts::{
         backtest::{self, BacktestError},
@@ -22,7 +22,7 @@ use crate::{
     storage::alerts::{HistoryFilter, RuleRow, is_duplicate_name},
 };
 use axum::{
-    Json, Router,
+    Json,
     extract::{
         Path, Query, State,
         rejection::{JsonRejection, QueryRejection},
@@ -43,8 +43,8 @@ use contract::{
 use serde::Deserialize;
 use std::{collections::HashSet, str::FromStr};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/v1/alerts", get(list).post(create))
         .route("/api/v1/alerts/history", get(history))
         .route("/api/v1/alerts/preview", post(preview))

@@ -6,7 +6,7 @@
 //! server understood but refuses, 404 for an unknown name, 503 when the engine is not running,
 //! 500 with a generic body (the detail is logged).
 
-use super::AppState;
+use super::{AppState, access::Routes};
 use crate::{
     catalog::{self, CatalogError},
     clock::now_ms,
@@ -15,7 +15,7 @@ use crate::{
     storage::{StorageError, metrics::MetricRecord},
 };
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Query, State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -28,8 +28,8 @@ use contract::api::{
 use serde::Deserialize;
 
 /// The API's routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/v1/metrics", get(list_metrics).post(create_metric))
         .route("/api/v1/metrics/preview", post(preview_metric))
         .route(

@@ -77,7 +77,9 @@ pub async fn asset_or_not_found(State(state): State<AppState>, request: Request)
         return asset_response(&path, asset, request.headers());
     }
     let options = state.leptos_options.clone();
-    let render = leptos_axum::render_app_to_stream(move || app::shell(options.clone()));
+    let render = leptos_axum::render_app_to_stream_with_context(super::page_context, move || {
+        app::shell(options.clone())
+    });
     let mut response = render(request).await;
     *response.status_mut() = StatusCode::NOT_FOUND;
     response

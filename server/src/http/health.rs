@@ -14,14 +14,21 @@ use std::time::Duration;
 /// How long the database check may take before the server counts as degraded.
 const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// 200 with `status: ok` when every check passes, 503 with `status: degraded` otherwise.
+/// 200 with `status: ok` when every check passes, 503 with `status: degraded` otherwise: the
+/// database does not answer, or its writes fail (`storage_error`, e.g. a full disk).
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let database_ok = matches!(
         tokio::time::timeout(DATABASE_CHECK_TIMEOUT, state.database.ping()).await,
         Ok(Ok(()))
     );
+    let storage_error = state
+        .engine
+        .as_ref()
+        .and_then(|engine| engine.storage_failure())
+        .map(|failure| failure.message);
+    let healthy = database_ok && storage_error.is_none();
     let health = Health {
-        status: if database_ok {
+        status: if healthy {
             HealthStatus::Ok
         } else {
             HealthStatus::Degraded
@@ -29,8 +36,9 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_secs: state.metrics.uptime_secs_f64() as u64,
         database_ok,
+        storage_error,
     };
-    let status = if database_ok {
+    let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -3,27 +3,38 @@
 //!
 //! [`router`] builds everything from an [`AppState`] so tests can drive it with `oneshot` or a
 //! real listener. Each concern has its own module with its own handlers.
+//!
+//! Every request passes, outermost first: request counting, [`guard`] (Host, Origin, sizes,
+//! security headers), then [`session::authorize`] (who it is from, and the route's rule in
+//! [`access`]).
 
+pub mod access;
 mod alerts;
 pub mod api;
 mod assets;
 mod export;
+pub mod guard;
 mod health;
+pub mod session;
 mod settings;
+mod tail;
+mod users;
 mod ws;
 
 use crate::{
+    auth::Auth,
     engine::{EngineHandle, EngineSettings},
     storage::Database,
     telemetry::ProcessMetrics,
 };
+use access::Routes;
 use app::{App, shell};
 use axum::{
     Router,
-    extract::{FromRef, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State},
     middleware::{self, Next},
     response::Response,
-    routing::get,
+    routing::{get, post},
 };
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -41,6 +52,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub config: Arc<ServerSettings>,
     pub database: Database,
+    /// Users, sessions, tokens and the login throttle (`--auth`).
+    pub auth: Auth,
     pub metrics: Arc<ProcessMetrics>,
     pub assets: SiteAssets,
     pub shutdown: CancellationToken,
@@ -52,6 +65,8 @@ pub struct AppState {
     pub live: Option<crate::live::LiveHub>,
     /// Alert evaluation, when running (rule reloads, the alerts topic).
     pub alerts: Option<crate::alerts::AlertsHandle>,
+    /// Record tails of the streams read, when any are (the `tail` topic, record downloads).
+    pub tails: Option<crate::tail::TailService>,
     /// How long each history tier (1 s, 1 min, 1 h) is kept; exports refuse older ranges
     /// (the engine's defaults until [`AppState::with_retention`]).
     pub retention: [std::time::Duration; 3],
@@ -84,9 +99,11 @@ impl AppState {
             .site_addr(local_addr)
             .build();
         let retention = EngineSettings::default().retention();
+        let auth = Auth::new(database.clone(), config.auth_config());
         Self {
             leptos_options,
             config,
+            auth,
             database,
             metrics,
             assets,
@@ -96,6 +113,7 @@ impl AppState {
             pipeline: None,
             live: None,
             alerts: None,
+            tails: None,
             retention,
         }
     }
@@ -124,6 +142,12 @@ impl AppState {
         self
     }
 
+    /// Attaches the record tails.
+    pub fn with_tails(mut self, tails: crate::tail::TailService) -> Self {
+        self.tails = Some(tails);
+        self
+    }
+
     pub fn with_engine(mut self, engine: EngineHandle) -> Self {
         self.engine = Some(engine);
         self
@@ -132,24 +156,56 @@ impl AppState {
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    router_and_paths(state).0
+}
+
+/// Every route of the server, and every path registered on it (pages included), so tests can
+/// check that each has an access rule.
+pub fn router_and_paths(state: AppState) -> (Router, Vec<String>) {
+    let pages = generate_route_list(App);
     let shell_options = state.leptos_options.clone();
-    Router::new()
+    let Routes { router, mut paths } = Routes::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::prometheus))
         .route("/ws", get(ws::upgrade))
+        .route("/login", post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/setup", post(session::setup))
+        .route("/api/v1/me", get(session::me))
+        .merge(users::routes())
         .merge(api::router())
         .merge(alerts::router())
         .route("/api/v1/export", get(export::export))
         .route("/api/v1/export/estimate", get(export::estimate))
-        .leptos_routes_with_context(&state, routes, || {}, move || shell(shell_options.clone()))
+        .route("/api/v1/streams/{name}/records", get(tail::download));
+    paths.extend(pages.iter().map(|page| page.path().to_string()));
+    let router = router
+        .leptos_routes_with_context(&state, pages, page_context, move || {
+            shell(shell_options.clone())
+        })
         .fallback(assets::asset_or_not_found)
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            session::authorize,
+        ))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(state.config.max_body_bytes).unwrap_or(usize::MAX),
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             count_requests,
         ))
-        .with_state(state)
+        .with_state(state);
+    (router, paths)
+}
+
+/// What every page's render gets besides the app's own context: its CSP (from the render's
+/// nonce) and who the request is from.
+pub(crate) fn page_context() {
+    guard::provide_page_csp();
+    session::provide_page_identity();
 }
 
 /// Counts every response by route template and status for `/metrics`.

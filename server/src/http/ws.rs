@@ -2,17 +2,25 @@
 //! heartbeats, and forwards the live hub's frames for the topics the client subscribed to
 //! (see [`crate::live`] and `contract::protocol`).
 //!
+//! A `tail` topic starts a record tail for this session alone ([`crate::tail`]): its updates
+//! are sent as they come from the tail's bounded channel, and it stops when the topic is
+//! dropped, replaced or the socket closes.
+//!
 //! Limits: the upgrade is refused with 403 when the `Origin` header names another host than the
-//! one served; client frames are at most 64 KiB; a connection holds at most
+//! one served (here and in [`super::guard`]); the upgrade needs a viewer (the route's rule),
+//! and a subscription to a topic the session's role may not read closes it with 1008; client
+//! frames are at most 64 KiB, and a session reads at most 50 of them a second (bursts of
+//! 100): a flooding client waits on its own socket; a connection holds at most
 //! [`MAX_TOPICS`] topics (more closes it with 1008). The send queue is the hub's bounded
 //! broadcast: a session that falls behind skips to a fresh snapshot.
 //!
 //! Each session is a task tracked by the server's [`TaskTracker`](tokio_util::task::TaskTracker)
 //! and ends when the shutdown token is cancelled, with a "going away" close frame.
 
-use super::AppState;
-use crate::live::Frame;
+use super::{AppState, access};
+use crate::{auth::Identity, live::Frame};
 use axum::{
+    Extension,
     extract::{
         State, WebSocketUpgrade,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code},
@@ -20,9 +28,13 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use contract::protocol::{
-    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, ClientMessage, ErrorCode, LivePayload,
-    MAX_TOPICS, MetricLive, PROTOCOL_VERSION, ServerMessage, Topic,
+use contract::{
+    api::ApiErrorDetail,
+    protocol::{
+        CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR, ClientMessage, ErrorCode, LivePayload,
+        MAX_TAILS, MAX_TOPICS, MetricLive, PROTOCOL_VERSION, ServerMessage, Topic,
+    },
+    tail::{TailQuery, TailUpdate},
 };
 use std::sync::Arc;
 use std::{
@@ -38,9 +50,19 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest text frame a client may send; live-protocol requests are small.
 const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+/// Initial read buffer of a session (tungstenite's default, 128 KiB, made an idle connection
+/// cost about 170 KiB); it grows for a larger frame.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Client frames a session reads per second on average, and in a burst. A page sends a hello,
+/// a subscription per navigation and a ping per heartbeat; a client that floods waits (its
+/// frames queue in its own socket) instead of costing the server the CPU its other clients'
+/// pushes need.
+const CLIENT_FRAMES_PER_SEC: f64 = 50.0;
+const CLIENT_FRAME_BURST: f64 = 100.0;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    identity: Option<Extension<Identity>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -52,8 +74,10 @@ pub async fn upgrade(
             .into_response();
     }
     let tracker = state.tracker.clone();
+    let role = identity.map(|Extension(identity)| identity.role);
     ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(session(socket, state)))
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .on_upgrade(move |socket| tracker.track_future(session(socket, state, role)))
 }
 
 /// True when there is no `Origin` (not a browser) or its host:port equals the `Host` header.
@@ -84,9 +108,9 @@ enum End {
     Transport(axum::Error),
 }
 
-async fn session(mut socket: WebSocket, state: AppState) {
+async fn session(mut socket: WebSocket, state: AppState, role: Option<crate::auth::Role>) {
     let _open = state.metrics.websocket_opened();
-    let Err(end) = run_session(&mut socket, &state).await;
+    let Err(end) = run_session(&mut socket, &state, role).await;
     let close = match &end {
         End::Shutdown => Some((close_code::AWAY, "server shutting down")),
         End::Refused(reason) => Some((CLOSE_PROTOCOL_ERROR, *reason)),
@@ -118,7 +142,11 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), End
 }
 
 /// Runs until the session ends; the error says why.
-async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infallible, End> {
+async fn run_session(
+    socket: &mut WebSocket,
+    state: &AppState,
+    role: Option<crate::auth::Role>,
+) -> Result<Infallible, End> {
     wait_for_hello(socket, state).await?;
     let heartbeat_interval = state.config.heartbeat_interval;
     send(
@@ -138,7 +166,14 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
     let mut frames = state.live.as_ref().map(|hub| hub.subscribe());
     let mut alerts = state.alerts.as_ref().map(|a| a.subscribe());
     let mut topics: Vec<Topic> = Vec::new();
+    // The session's record tail, and the query it was started for (kept when it ends, so an
+    // identical subscribe does not restart a refused one).
+    let mut tail: Option<crate::tail::Tail> = None;
+    let mut tail_query: Option<TailQuery> = None;
+    let mut tail_seq = 0u64;
+    let mut pacer = Pacer::new(tokio::time::Instant::now());
     loop {
+        let ready = pacer.ready(tokio::time::Instant::now());
         tokio::select! {
             _ = state.shutdown.cancelled() => return Err(End::Shutdown),
             _ = heartbeat.tick() => {
@@ -155,6 +190,13 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                 }
                 Err(RecvError::Closed) => frames = None, // the publisher stopped (shutdown)
             },
+            update = next_tail(&mut tail) => match update {
+                Some(update) => {
+                    tail_seq += 1;
+                    send(socket, &ServerMessage::Update { seq: tail_seq, payload: LivePayload::Tail(Box::new(update)) }).await?;
+                }
+                None => tail = None, // the tail ended (refused, or its stream cannot be read)
+            },
             changed = next_alerts(&mut alerts) => match changed {
                 Some(text) if topics.contains(&Topic::Alerts) => {
                     send_text(socket, &state.shutdown, &text).await?
@@ -162,15 +204,33 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                 Some(_) => {}
                 None => alerts = None, // the evaluator stopped (shutdown)
             },
-            incoming = socket.recv() => match incoming {
+            // Over its frame budget: the session reads nothing until the next token.
+            _ = tokio::time::sleep_until(ready.err().unwrap_or_else(tokio::time::Instant::now)), if ready.is_err() => {}
+            incoming = socket.recv(), if ready.is_ok() => match incoming {
                 None | Some(Ok(Message::Close(_))) => return Err(End::ClientClosed),
                 Some(Err(error)) => return Err(End::Transport(error)),
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientMessage>(&text) {
+                Some(Ok(Message::Text(text))) => match pacer.take(serde_json::from_str::<ClientMessage>(&text)) {
                     Ok(ClientMessage::Ping { nonce }) => send(socket, &ServerMessage::Pong { nonce }).await?,
                     Ok(ClientMessage::Hello { .. }) => {}
                     Ok(ClientMessage::Subscribe { topics: wanted }) => {
                         if wanted.len() > MAX_TOPICS {
                             return Err(End::Policy("too many topics (at most 16)"));
+                        }
+                        if !wanted.iter().all(|topic| access::topic(topic).allows(role)) {
+                            return Err(End::Policy("a topic needs a role this session does not have"));
+                        }
+                        let mut tails = wanted.iter().filter_map(|t| match t {
+                            Topic::Tail(query) => Some(query),
+                            _ => None,
+                        });
+                        let wanted_tail = tails.next().cloned();
+                        if tails.next().is_some() {
+                            const _: () = assert!(MAX_TAILS == 1);
+                            return Err(End::Policy("too many tails (at most 1)"));
+                        }
+                        if wanted_tail != tail_query {
+                            tail = wanted_tail.clone().map(|query| start_tail(state, query));
+                            tail_query = wanted_tail;
                         }
                         topics = wanted;
                         if let Some(hub) = &state.live {
@@ -188,9 +248,43 @@ async fn run_session(socket: &mut WebSocket, state: &AppState) -> Result<Infalli
                         message: format!("cannot read this message: {error}"),
                     }).await?,
                 },
-                Some(Ok(_)) => {} // pings are answered by axum; binary frames are not part of the protocol
+                Some(Ok(_)) => pacer.take(()), // pings are answered by axum; binary frames are not part of the protocol
             }
         }
+    }
+}
+
+/// A token bucket of client frames: [`CLIENT_FRAME_BURST`] tokens, refilled at
+/// [`CLIENT_FRAMES_PER_SEC`].
+struct Pacer {
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new(now: tokio::time::Instant) -> Self {
+        Self {
+            tokens: CLIENT_FRAME_BURST,
+            at: now,
+        }
+    }
+
+    /// `Ok` when a frame may be read now, else `Err(when one may)`.
+    fn ready(&mut self, now: tokio::time::Instant) -> Result<(), tokio::time::Instant> {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * CLIENT_FRAMES_PER_SEC;
+        self.tokens = (self.tokens + refill).min(CLIENT_FRAME_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(now + Duration::from_secs_f64((1.0 - self.tokens) / CLIENT_FRAMES_PER_SEC))
+        }
+    }
+
+    /// Spends a token on the frame just read; returns `read` unchanged.
+    fn take<T>(&mut self, read: T) -> T {
+        self.tokens -= 1.0;
+        read
     }
 }
 
@@ -205,6 +299,29 @@ async fn next_alerts(
             Ok(()) => Some(rx.borrow_and_update().text.clone()),
             Err(_) => None,
         },
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts a record tail for this session; without tails (no streams read) a tail whose only
+/// update says so.
+fn start_tail(state: &AppState, query: TailQuery) -> crate::tail::Tail {
+    match &state.tails {
+        Some(tails) => tails.start(query),
+        None => crate::tail::Tail::refused(
+            query,
+            ApiErrorDetail {
+                field: Some("stream".into()),
+                message: "this server reads no streams".into(),
+            },
+        ),
+    }
+}
+
+/// The session tail's next update, `None` when it ended, or never without a tail.
+async fn next_tail(tail: &mut Option<crate::tail::Tail>) -> Option<TailUpdate> {
+    match tail {
+        Some(tail) => tail.updates.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -259,6 +376,7 @@ async fn send_topics(
             Topic::Overview => send_text(socket, shutdown, &frame.overview).await?,
             Topic::Streams => send_text(socket, shutdown, &frame.streams).await?,
             Topic::Alerts => {} // sent from the alerts watch, not the publisher's frames
+            Topic::Tail(_) => {} // sent from the session's own tail
             Topic::Metric { name } => match frame.metrics.get(name) {
                 Some(text) => send_text(socket, shutdown, text).await?,
                 None => {
@@ -319,4 +437,28 @@ fn now_millis() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_allows_a_burst_then_the_rate() {
+        let start = tokio::time::Instant::now();
+        let mut pacer = Pacer::new(start);
+        for _ in 0..CLIENT_FRAME_BURST as usize {
+            assert!(pacer.ready(start).is_ok());
+            pacer.take(());
+        }
+        let next = pacer.ready(start).unwrap_err();
+        assert_eq!(next - start, Duration::from_millis(20));
+        // One second later, 50 more frames and no more.
+        let later = start + Duration::from_secs(1);
+        for _ in 0..CLIENT_FRAMES_PER_SEC as usize {
+            assert!(pacer.ready(later).is_ok());
+            pacer.take(());
+        }
+        assert!(pacer.ready(later).is_err());
+    }
 }

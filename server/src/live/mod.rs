@@ -390,6 +390,7 @@ pub fn build(
             server_time_ms: now_ms,
             streams: stream_rows.into_values().collect(),
             metrics: metrics.iter().filter_map(|m| m.card.clone()).collect(),
+            storage_error: None,
         },
         streams: StreamsLive {
             server_time_ms: now_ms,
@@ -487,6 +488,7 @@ pub fn spawn(
                 &streams_by_id,
                 &history,
             );
+            payloads.overview.storage_error = engine.storage_failure().map(|f| f.message);
             history.sample(now_ms, &payloads.overview);
             // Sparklines include this tick's sample.
             for card in &mut payloads.overview.metrics {

@@ -18,7 +18,7 @@ use crate::{
     kinesis::{ShardId, StreamName},
     metric::{Builtin, Flush, MetricKey},
 };
-use sqlx::SqliteConnection;
+use sqlx::{Connection, SqliteConnection};
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     future::Future,
@@ -165,8 +165,9 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
     state: &mut FlushState,
 ) -> Result<(), StorageError> {
     let now = now_ms();
-    let mut tx = database.begin_flush().await?;
+    let mut conn = database.flush_connection().await?;
     let result = async {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut writes = Vec::with_capacity(flush.deltas.len());
         for delta in &flush.deltas {
             let (metric_id, hist) = match &delta.metric {
@@ -204,8 +205,9 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
     .await;
     if result.is_err() {
         // Ids and marks this transaction created are gone with it: start over from the
-        // database.
+        // database, on a fresh connection.
         state.clear();
+        Database::discard_flush_connection(conn).await;
     }
     result
 }
@@ -381,18 +383,27 @@ pub async fn close_rollups(
     database: &Database,
     state: &mut FlushState,
 ) -> Result<(), StorageError> {
-    let mut tx = database.begin_flush().await?;
-    with_raw(&mut tx, |db| {
-        let marks = rollup::all_marks(db)?;
-        for tier in [60, 3600] {
-            let keys: Vec<_> = marks.iter().filter(|k| k.1 == tier).cloned().collect();
-            rollup::rebuild(db, &keys)?;
-            rollup::unmark(db, &keys)?;
-        }
-        Ok(())
-    })
-    .await?;
-    tx.commit().await?;
+    let mut conn = database.flush_connection().await?;
+    let result = async {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        with_raw(&mut tx, |db| {
+            let marks = rollup::all_marks(db)?;
+            for tier in [60, 3600] {
+                let keys: Vec<_> = marks.iter().filter(|k| k.1 == tier).cloned().collect();
+                rollup::rebuild(db, &keys)?;
+                rollup::unmark(db, &keys)?;
+            }
+            Ok(())
+        })
+        .await?;
+        tx.commit().await?;
+        Ok::<_, StorageError>(())
+    }
+    .await;
+    if result.is_err() {
+        Database::discard_flush_connection(conn).await;
+        return result;
+    }
     state.marks = Some(BTreeMap::new());
     state.minutes.clear();
     Ok(())

@@ -9,6 +9,7 @@
 //! - [`export`]: sorted and paged reads for report export.
 //! - [`checkpoints`]: the consumer's shard positions.
 //! - [`alerts`]: rules, instance states, transitions and the notification outbox.
+//! - [`auth`]: users, login sessions and API tokens (hashes only).
 //! - [`raw`]: the flush's rusqlite handle on a pooled connection.
 //!
 //! The database is one file, `<data-dir>/streamboard.db`, in WAL mode so readers (dashboard,
@@ -16,6 +17,7 @@
 //! applied at start-up; a database written by a newer Streamboard is refused, not downgraded.
 
 pub mod alerts;
+pub mod auth;
 pub mod checkpoints;
 pub mod export;
 pub mod flush;
@@ -69,6 +71,25 @@ pub enum StorageError {
     Histogram(#[from] HistogramError),
 }
 
+impl StorageError {
+    /// True when the write failed because the database's disk (or its size limit) is full
+    /// (SQLITE_FULL, or ENOSPC from the file system).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
+                error.code == rusqlite::ErrorCode::DiskFull
+            }
+            StorageError::Query(sqlx::Error::Database(error)) => {
+                error.code().as_deref() == Some("13") || error.message().contains("disk is full")
+            }
+            StorageError::Query(sqlx::Error::Io(error)) => {
+                error.kind() == std::io::ErrorKind::StorageFull
+            }
+            _ => false,
+        }
+    }
+}
+
 /// `<data_dir>/streamboard.db`.
 pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("streamboard.db")
@@ -78,7 +99,7 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: SqlitePool,
-    /// One connection for the engine's flush (see [`Database::begin_flush`]).
+    /// One connection for the engine's flush (see [`Database::flush_connection`]).
     flush_writer: SqlitePool,
     path: PathBuf,
 }
@@ -166,11 +187,22 @@ impl Database {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    /// [`Database::begin_write`] on the flush's own connection (a larger page cache).
-    pub async fn begin_flush(
+    /// The flush's own connection (a larger page cache); the flush begins its transaction on
+    /// it with `BEGIN IMMEDIATE`, as [`Database::begin_write`] does.
+    pub async fn flush_connection(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.flush_writer.begin_with("BEGIN IMMEDIATE").await
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+        self.flush_writer.acquire().await
+    }
+
+    /// Closes the flush's connection after a failed transaction; the next flush opens a fresh
+    /// one. When a COMMIT fails with SQLITE_FULL, SQLite may already have rolled the
+    /// transaction back; sqlx then still counts it as open (its ROLLBACK fails) and the
+    /// connection could never begin another, so a full disk would stop the flush for good.
+    pub async fn discard_flush_connection(conn: sqlx::pool::PoolConnection<sqlx::Sqlite>) {
+        if let Err(error) = conn.close().await {
+            tracing::warn!(%error, "closing the flush's connection after a failure");
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -270,6 +270,7 @@ fn history_row(e: AlertEvent) -> impl IntoView {
 #[component]
 pub fn Alerts() -> impl IntoView {
     let live = use_topics(Vec::new()); // the alerts topic is always subscribed
+    let may_edit = crate::session::can(contract::auth::Role::Editor);
     // `Some(None)`: a new rule; `Some(Some(id))`: editing `id`.
     let editing = RwSignal::new(None::<Option<i64>>);
     let version = RwSignal::new(0u32);
@@ -318,8 +319,10 @@ pub fn Alerts() -> impl IntoView {
         <Title text="Alerts" />
         <PageHeader title="Alerts" subtitle="Threshold rules on any metric, with their history." />
         <div class="mb-4 flex items-center gap-3">
-            <button type="button" class=PRIMARY data-testid="new-rule"
-                on:click=move |_| editing.set(Some(None))>"New rule"</button>
+            <Show when=move || may_edit.get()>
+                <button type="button" class=PRIMARY data-testid="new-rule"
+                    on:click=move |_| editing.set(Some(None))>"New rule"</button>
+            </Show>
             {move || problem.get().map(|p| view! { <p role="alert" class="text-sm text-red-600">{p}</p> })}
         </div>
         <rules_io::RulesFile on_changed=changed />

@@ -48,18 +48,7 @@ pub struct ReportForm {
     pub format: ExportFormat,
 }
 
-/// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
-pub fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use crate::fetch::encode_component;
 
 /// A `datetime-local` value (`2026-11-25T10:00` or with seconds) as RFC 3339 UTC.
 pub fn local_input_to_utc(field: &str, value: &str) -> Result<String, ApiErrorDetail> {

@@ -1,0 +1,351 @@
+//! Users, login sessions and API tokens. Secrets never reach this module: sessions and tokens
+//! are stored and looked up by the SHA-256 of their secret (computed by `auth`), passwords as
+//! argon2id PHC strings.
+
+use super::{Database, StorageError};
+use contract::auth::{Role, TokenInfo, UserInfo};
+use sqlx::{Row, sqlite::SqliteRow};
+
+/// A stored user with its password hash (for login checks only; never sent anywhere).
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// Who a live session or token belongs to, as the request's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub name: String,
+    pub role: Role,
+}
+
+fn role(row: &SqliteRow, column: &str) -> Result<Role, StorageError> {
+    let text: String = row.try_get(column)?;
+    text.parse::<Role>()
+        .map_err(|e| StorageError::Query(sqlx::Error::Decode(e.0.into())))
+}
+
+fn user_row(row: &SqliteRow) -> Result<UserRow, StorageError> {
+    Ok(UserRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: role(row, "role")?,
+        password_hash: row.try_get("password_hash")?,
+    })
+}
+
+fn token_info(row: &SqliteRow) -> Result<TokenInfo, StorageError> {
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: role(row, "role")?,
+        created_by: row.try_get("created_by")?,
+        created_ms: row.try_get("created_ms")?,
+        last_used_ms: row.try_get("last_used_ms")?,
+        revoked_ms: row.try_get("revoked_ms")?,
+    })
+}
+
+/// True when `error` is the unique constraint on a user's name.
+pub fn is_duplicate_user(error: &StorageError) -> bool {
+    matches!(error, StorageError::Query(sqlx::Error::Database(e)) if e.is_unique_violation())
+}
+
+impl Database {
+    /// How many users exist (none: the server offers the one-time setup link).
+    pub async fn user_count(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM auth_user")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Adds a user; a taken name (case-insensitive) is a unique violation
+    /// ([`is_duplicate_user`]).
+    pub async fn insert_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<i64, StorageError> {
+        let id = sqlx::query(
+            "INSERT INTO auth_user (name, role, password_hash, created_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Replaces a user's password and role and ends all their sessions; false when no such
+    /// user.
+    pub async fn update_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.begin_write().await?;
+        let updated =
+            sqlx::query("UPDATE auth_user SET role = ?, password_hash = ? WHERE name = ?")
+                .bind(role.as_str())
+                .bind(password_hash)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query(
+            "DELETE FROM auth_session WHERE user_id IN (SELECT id FROM auth_user WHERE name = ?)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(updated > 0)
+    }
+
+    /// The user named `name` (case-insensitive), with their password hash.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, StorageError> {
+        sqlx::query("SELECT id, name, role, password_hash FROM auth_user WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(user_row)
+            .transpose()
+    }
+
+    /// Every user with their count of unexpired sessions, by name.
+    pub async fn users(&self, now_ms: i64) -> Result<Vec<UserInfo>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.name, u.role, u.created_ms, \
+               (SELECT COUNT(*) FROM auth_session s WHERE s.user_id = u.id AND s.expires_ms > ?) \
+                 AS sessions \
+             FROM auth_user u ORDER BY u.name",
+        )
+        .bind(now_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserInfo {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    role: role(row, "role")?,
+                    created_ms: row.try_get("created_ms")?,
+                    sessions: u32::try_from(row.try_get::<i64, _>("sessions")?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a user (their sessions go with them); false when no such user.
+    pub async fn delete_user(&self, id: i64) -> Result<bool, StorageError> {
+        let deleted = sqlx::query("DELETE FROM auth_user WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    /// Starts a session for `user_id` until `expires_ms`.
+    pub async fn insert_session(
+        &self,
+        secret_hash: &[u8],
+        user_id: i64,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<(), StorageError> {
+        // Expired sessions are removed as new ones start, so the table stays small.
+        sqlx::query("DELETE FROM auth_session WHERE expires_ms <= ?")
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?;
+        sqlx::query(
+            "INSERT INTO auth_session (secret_hash, user_id, created_ms, expires_ms) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(secret_hash)
+        .bind(user_id)
+        .bind(now_ms)
+        .bind(expires_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Who holds the unexpired session `secret_hash`, if anyone.
+    pub async fn session_holder(
+        &self,
+        secret_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<Holder>, StorageError> {
+        sqlx::query(
+            "SELECT u.name, u.role FROM auth_session s JOIN auth_user u ON u.id = s.user_id \
+             WHERE s.secret_hash = ? AND s.expires_ms > ?",
+        )
+        .bind(secret_hash)
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?
+        .map(|row| {
+            Ok(Holder {
+                name: row.try_get("name")?,
+                role: role(&row, "role")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends one session (logout).
+    pub async fn delete_session(&self, secret_hash: &[u8]) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM auth_session WHERE secret_hash = ?")
+            .bind(secret_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user ("sign out everywhere"); the count ended.
+    pub async fn delete_sessions_of(&self, user_id: i64) -> Result<u64, StorageError> {
+        Ok(sqlx::query("DELETE FROM auth_session WHERE user_id = ?")
+            .bind(user_id)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+
+    /// Stores a new API token (its hash) and returns it as listed.
+    pub async fn insert_token(
+        &self,
+        name: &str,
+        secret_hash: &[u8],
+        role: Role,
+        created_by: &str,
+        now_ms: i64,
+    ) -> Result<TokenInfo, StorageError> {
+        let id = sqlx::query(
+            "INSERT INTO auth_token (name, secret_hash, role, created_by, created_ms) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(secret_hash)
+        .bind(role.as_str())
+        .bind(created_by)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?
+        .last_insert_rowid();
+        Ok(TokenInfo {
+            id,
+            name: name.to_string(),
+            role,
+            created_by: created_by.to_string(),
+            created_ms: now_ms,
+            last_used_ms: None,
+            revoked_ms: None,
+        })
+    }
+
+    /// Every token, newest first (revoked ones too, marked).
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, created_by, created_ms, last_used_ms, revoked_ms \
+             FROM auth_token ORDER BY id DESC",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(token_info).collect()
+    }
+
+    /// The role and name of the unrevoked token `secret_hash`, noting its use.
+    pub async fn use_token(
+        &self,
+        secret_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<Holder>, StorageError> {
+        sqlx::query(
+            "UPDATE auth_token SET last_used_ms = ? \
+             WHERE secret_hash = ? AND revoked_ms IS NULL RETURNING name, role",
+        )
+        .bind(now_ms)
+        .bind(secret_hash)
+        .fetch_optional(self.pool())
+        .await?
+        .map(|row| {
+            Ok(Holder {
+                name: row.try_get("name")?,
+                role: role(&row, "role")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Revokes a token; false when there is no such unrevoked token.
+    pub async fn revoke_token(&self, id: i64, now_ms: i64) -> Result<bool, StorageError> {
+        let revoked =
+            sqlx::query("UPDATE auth_token SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        Ok(revoked > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_expire_and_go_with_their_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).await.unwrap();
+        let id = db
+            .insert_user("Ada", Role::Editor, "$argon2id$x", 1)
+            .await
+            .unwrap();
+        let duplicate = db.insert_user("ada", Role::Viewer, "$argon2id$y", 2).await;
+        assert!(is_duplicate_user(&duplicate.unwrap_err()));
+        db.insert_session(b"s1", id, 10, 100).await.unwrap();
+        let holder = db.session_holder(b"s1", 99).await.unwrap();
+        assert_eq!(
+            holder,
+            Some(Holder {
+                name: "Ada".into(),
+                role: Role::Editor
+            })
+        );
+        assert_eq!(db.session_holder(b"s1", 100).await.unwrap(), None);
+        assert_eq!(db.users(50).await.unwrap()[0].sessions, 1);
+        assert!(db.delete_user(id).await.unwrap());
+        assert_eq!(db.session_holder(b"s1", 50).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn revoked_tokens_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).await.unwrap();
+        let token = db
+            .insert_token("ci", b"h", Role::Viewer, "ada", 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.use_token(b"h", 6).await.unwrap().map(|h| h.role),
+            Some(Role::Viewer)
+        );
+        assert_eq!(db.tokens().await.unwrap()[0].last_used_ms, Some(6));
+        assert!(db.revoke_token(token.id, 7).await.unwrap());
+        assert!(!db.revoke_token(token.id, 8).await.unwrap());
+        assert_eq!(db.use_token(b"h", 9).await.unwrap(), None);
+    }
+}
