@@ -28,7 +28,7 @@ lint:
 unit:
 	cargo test --locked
 	# The consumer and the whole data path again, against kinesis-local (the reference peer).
-	STREAMBOARD_TEST_PEER=kinesis-local cargo test --locked --test consumer --test pipeline --test produce --test alerts
+	STREAMBOARD_TEST_PEER=kinesis-local cargo test --locked --test consumer --test pipeline --test produce --test alerts --test tail
 
 # The site is built first and the server after it, so the binary embeds the fresh site.
 # `--split` puts each lazy route's code in its own wasm chunk; stale chunks are removed first

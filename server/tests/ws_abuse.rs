@@ -305,7 +305,7 @@ async fn abuse_leaves_memory_bounded_and_other_clients_on_time() {
         "the observers kept receiving updates"
     );
     // Tick lag: the push to the observers is not held up by the abusers (a generous bound:
-    // this machine's two cores also run the abusers and the producer).
+    // the same cores also run the abusers and the producer).
     assert!(
         a50 <= b50 + 150 && a99 <= b99.max(100) * 5,
         "tick lag p50/p99 {b50}/{b99} ms alone, {a50}/{a99} ms under abuse"
