@@ -28,6 +28,17 @@ fn role(row: &SqliteRow, column: &str) -> Result<Role, StorageError> {
         .map_err(|e| StorageError::Query(sqlx::Error::Decode(e.0.into())))
 }
 
+fn holder(row: &SqliteRow) -> Result<Holder, StorageError> {
+    Ok(Holder {
+        name: row.try_get("name")?,
+        role: role(row, "role")?,
+    })
+}
+
+/// How stale a token's `last_used_ms` may get: a token used by a script on every request
+/// writes it at most once per this period, not once per request.
+pub const TOKEN_USE_RESOLUTION_MS: i64 = 60_000;
+
 fn user_row(row: &SqliteRow) -> Result<UserRow, StorageError> {
     Ok(UserRow {
         id: row.try_get("id")?,
@@ -196,12 +207,7 @@ impl Database {
         .bind(now_ms)
         .fetch_optional(self.pool())
         .await?
-        .map(|row| {
-            Ok(Holder {
-                name: row.try_get("name")?,
-                role: role(&row, "role")?,
-            })
-        })
+        .map(|row| holder(&row))
         .transpose()
     }
 
@@ -266,27 +272,33 @@ impl Database {
         rows.iter().map(token_info).collect()
     }
 
-    /// The role and name of the unrevoked token `secret_hash`, noting its use.
+    /// The role and name of the unrevoked token `secret_hash`, noting its use (at most once
+    /// per [`TOKEN_USE_RESOLUTION_MS`], so scripted API calls do not each cost a write).
     pub async fn use_token(
         &self,
         secret_hash: &[u8],
         now_ms: i64,
     ) -> Result<Option<Holder>, StorageError> {
-        sqlx::query(
-            "UPDATE auth_token SET last_used_ms = ? \
-             WHERE secret_hash = ? AND revoked_ms IS NULL RETURNING name, role",
+        let Some(row) = sqlx::query(
+            "SELECT id, name, role, last_used_ms FROM auth_token \
+             WHERE secret_hash = ? AND revoked_ms IS NULL",
         )
-        .bind(now_ms)
         .bind(secret_hash)
         .fetch_optional(self.pool())
         .await?
-        .map(|row| {
-            Ok(Holder {
-                name: row.try_get("name")?,
-                role: role(&row, "role")?,
-            })
-        })
-        .transpose()
+        else {
+            return Ok(None);
+        };
+        let last_used_ms: Option<i64> = row.try_get("last_used_ms")?;
+        if last_used_ms.is_none_or(|used| now_ms - used >= TOKEN_USE_RESOLUTION_MS) {
+            let id: i64 = row.try_get("id")?;
+            sqlx::query("UPDATE auth_token SET last_used_ms = ? WHERE id = ?")
+                .bind(now_ms)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        }
+        holder(&row).map(Some)
     }
 
     /// Revokes a token; false when there is no such unrevoked token.
@@ -344,8 +356,14 @@ mod tests {
             Some(Role::Viewer)
         );
         assert_eq!(db.tokens().await.unwrap()[0].last_used_ms, Some(6));
-        assert!(db.revoke_token(token.id, 7).await.unwrap());
-        assert!(!db.revoke_token(token.id, 8).await.unwrap());
-        assert_eq!(db.use_token(b"h", 9).await.unwrap(), None);
+        // A use within the resolution is not written again; one past it is.
+        assert!(db.use_token(b"h", 7).await.unwrap().is_some());
+        assert_eq!(db.tokens().await.unwrap()[0].last_used_ms, Some(6));
+        let later = 6 + TOKEN_USE_RESOLUTION_MS;
+        assert!(db.use_token(b"h", later).await.unwrap().is_some());
+        assert_eq!(db.tokens().await.unwrap()[0].last_used_ms, Some(later));
+        assert!(db.revoke_token(token.id, later + 1).await.unwrap());
+        assert!(!db.revoke_token(token.id, later + 2).await.unwrap());
+        assert_eq!(db.use_token(b"h", later + 3).await.unwrap(), None);
     }
 }
