@@ -269,6 +269,10 @@ pub struct Health {
     /// Set while the database cannot be written (e.g. its disk is full) and ingest is paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_error: Option<String>,
+    /// With `storage_error`: how many flushes in a row have failed since the writes began to
+    /// fail (each is retried at the next flush).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_flushes: Option<u64>,
 }
 
 closed_set! {

@@ -182,10 +182,17 @@ async fn ingest_pauses_when_the_disk_is_full_and_resumes_when_space_returns() {
     .expect("the overview shows the storage error");
     assert_eq!(shown, message);
 
-    // Nothing more is stored meanwhile (the count holds still for 2 s, below what was put),
-    // and what is stored is intact.
+    // Nothing more is stored meanwhile: the count holds still while five more flushes are
+    // tried and fail (it stays below what was put), and what is stored is intact.
     let paused_at = stored_count(&database).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let failed_flushes = |health: &serde_json::Value| health["failed_flushes"].as_u64();
+    let failed_at = failed_flushes(&healthz(&serve).await.1).expect("failed_flushes while paused");
+    eventually_within(
+        "five more flushes fail",
+        Duration::from_secs(30),
+        || async { failed_flushes(&healthz(&serve).await.1).is_some_and(|n| n >= failed_at + 5) },
+    )
+    .await;
     assert_eq!(
         stored_count(&database).await,
         paused_at,

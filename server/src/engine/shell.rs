@@ -81,10 +81,12 @@ pub struct StorageFailure {
     pub message: String,
     /// When the first of the failing flushes failed.
     pub since_ms: i64,
+    /// Flushes failed in a row since `since_ms`.
+    pub failed_flushes: u64,
 }
 
 impl StorageFailure {
-    fn new(error: &StorageError, since_ms: i64) -> Self {
+    fn new(error: &StorageError, since_ms: i64, failed_flushes: u64) -> Self {
         let message = if error.is_disk_full() {
             format!(
                 "the database's disk is full: ingest is paused and resumes by itself when space \
@@ -96,7 +98,11 @@ impl StorageFailure {
                  flush ({error})"
             )
         };
-        Self { message, since_ms }
+        Self {
+            message,
+            since_ms,
+            failed_flushes,
+        }
     }
 }
 
@@ -493,8 +499,10 @@ where
                 self.engine.restore(flush);
                 let now_ms = self.clock.now_ms();
                 self.storage.send_modify(|state| {
-                    let since_ms = state.as_ref().map_or(now_ms, |before| before.since_ms);
-                    *state = Some(StorageFailure::new(&error, since_ms));
+                    let (since_ms, failed_before) = state.as_ref().map_or((now_ms, 0), |before| {
+                        (before.since_ms, before.failed_flushes)
+                    });
+                    *state = Some(StorageFailure::new(&error, since_ms, failed_before + 1));
                 });
                 tracing::error!(%error, "flush failed; ingest is paused until a retry commits");
                 Err(error)

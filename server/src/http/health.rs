@@ -21,11 +21,12 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         tokio::time::timeout(DATABASE_CHECK_TIMEOUT, state.database.ping()).await,
         Ok(Ok(()))
     );
-    let storage_error = state
+    let storage_failure = state
         .engine
         .as_ref()
-        .and_then(|engine| engine.storage_failure())
-        .map(|failure| failure.message);
+        .and_then(|engine| engine.storage_failure());
+    let failed_flushes = storage_failure.as_ref().map(|f| f.failed_flushes);
+    let storage_error = storage_failure.map(|failure| failure.message);
     let healthy = database_ok && storage_error.is_none();
     let health = Health {
         status: if healthy {
@@ -37,6 +38,7 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         uptime_secs: state.metrics.uptime_secs_f64() as u64,
         database_ok,
         storage_error,
+        failed_flushes,
     };
     let status = if healthy {
         StatusCode::OK
