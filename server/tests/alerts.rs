@@ -692,6 +692,16 @@ async fn a_backtest_makes_exactly_the_transitions_the_live_evaluator_made() {
     server.wait().await.unwrap();
 }
 
+/// POSTs `body` to `path` and asserts the answer is a 422 naming `field`.
+async fn assert_refused_at(addr: SocketAddr, path: &str, body: Value, field: &str) {
+    let (status, answer) = http_json(addr, "POST", path, Some(body.clone())).await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (422, Some(field)),
+        "{path} {body}: {answer}"
+    );
+}
+
 /// A receiver that keeps each request's content type and body and answers 202 with a body.
 #[derive(Clone, Default)]
 struct Recorder {
@@ -772,23 +782,14 @@ async fn templates_test_sends_and_rule_actions_over_the_api() {
     ] {
         let mut bad = rule.clone();
         bad["templates"] = templates;
-        let (status, body) = http_json(addr, "POST", "/api/v1/alerts", Some(bad.clone())).await;
-        assert_eq!(
-            (status, body["error"]["field"].as_str()),
-            (422, Some(field)),
-            "{body}"
-        );
-        let (status, body) = http_json(
+        assert_refused_at(addr, "/api/v1/alerts", bad.clone(), field).await;
+        assert_refused_at(
             addr,
-            "POST",
             "/api/v1/alerts/notification/preview",
-            Some(json!({"rule": bad, "target": "webhook"})),
+            json!({"rule": bad, "target": "webhook"}),
+            field,
         )
         .await;
-        assert_eq!(
-            (status, body["error"]["field"].as_str()),
-            (422, Some(field))
-        );
     }
 
     // A preview renders a sample, or the transition given.
@@ -823,17 +824,13 @@ async fn templates_test_sends_and_rule_actions_over_the_api() {
         serde_json::from_str::<Value>(&got[0].1).unwrap(),
         json!({"text": "big orders is firing at 1100.0"})
     );
-    let (status, body) = http_json(
+    assert_refused_at(
         addr,
-        "POST",
         "/api/v1/alerts/notification/test",
-        Some(json!({"rule": rule, "target": "kinesis"})),
+        json!({"rule": rule, "target": "kinesis"}),
+        "target",
     )
     .await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("target"))
-    );
 
     // Pause, resume, duplicate.
     let (status, body) = http_json(addr, "POST", "/api/v1/alerts", Some(rule.clone())).await;
