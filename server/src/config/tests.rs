@@ -782,7 +782,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
     let mut options: Vec<&str> = serve
         .get_arguments()
         .map(|arg| arg.get_id().as_str())
-        .filter(|id| !["streams", "start", "config", "help"].contains(id))
+        .filter(|id| !["streams", "start", "efo", "config", "help"].contains(id))
         .collect();
     options.sort_unstable();
     let mut sorted: Vec<&str> = keys.iter().map(String::as_str).collect();
