@@ -205,13 +205,6 @@ pub struct ServeArgs {
     )]
     pub start: StartPosition,
 
-    /// Read the `--stream` streams with enhanced fan-out: a consumer named after
-    /// --application is registered with each stream, and shards are read by SubscribeToShard
-    /// (records pushed as they arrive, dedicated throughput, charged by AWS) instead of
-    /// polling (in the file: `efo = true` in each `[[streams]]` table).
-    #[arg(long, env = "STREAMBOARD_EFO", help_heading = "Consumer")]
-    pub efo: bool,
-
     #[command(flatten)]
     pub consumer: ConsumerConfig,
 
@@ -442,10 +435,13 @@ impl ServeConfig {
                 .map(|name_or_arn| StreamSpec {
                     name_or_arn: name_or_arn.clone(),
                     start: args.start,
-                    efo: args.efo,
+                    efo: false,
                 })
                 .collect()
         };
+        for spec in &mut consumer.streams {
+            spec.efo |= consumer.efo;
+        }
         let source = settings::merge::<SourceSettings>(matches, &file.settings)?.source(
             !consumer.streams.is_empty(),
             aws_configured(|name| std::env::var(name).ok()),
