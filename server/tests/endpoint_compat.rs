@@ -1317,8 +1317,17 @@ async fn subscribe_to_shard_in_order_and_resume_after_continuation(peer: &Peer) 
     )
     .await;
     let (before, _) = receive_records(&mut events, 3).await;
+    let writing = std::time::Instant::now();
     expected.extend(put_keys(c, &name, &["d", "e", "f"]).await);
     let (after, last) = receive_records(&mut events, 3).await;
+    if !peer.is_local_mock() {
+        // Pushed as they become durable, not on the next 5 s heartbeat.
+        assert!(
+            writing.elapsed() < std::time::Duration::from_secs(3),
+            "records took {:?} to arrive",
+            writing.elapsed()
+        );
+    }
     let records: Vec<_> = before.into_iter().chain(after).collect();
     let data: Vec<_> = records.iter().map(|r| r.data.as_ref().to_vec()).collect();
     assert_eq!(
@@ -1501,4 +1510,141 @@ async fn subscription_ends_with_child_shards_after_resharding(peer: &Peer) {
     wait_active(c, &name).await;
     assert_eq!(children_at_end(&mut left).await, ["shardId-000000000003"]);
     assert_eq!(children_at_end(&mut right).await, ["shardId-000000000003"]);
+}
+
+// ---- the embedded endpoint's own subscription behaviour (its configuration and storage) ----
+
+mod embedded_subscriptions {
+    use super::*;
+    use std::time::{Duration, Instant};
+    use streamboard::kinesis::client::{KinesisTarget, build_client};
+    use streamboard_endpoint::{Endpoint, EndpointConfig, faults::FaultConfig, wire::Operation};
+    use tokio_util::sync::CancellationToken;
+
+    async fn client_for(endpoint: &Endpoint) -> Client {
+        build_client(&KinesisTarget::Local {
+            endpoint_url: endpoint.url(),
+        })
+        .await
+    }
+
+    /// Empty events keep coming while nothing is written (each carrying MillisBehindLatest
+    /// and a continuation), and the subscription ends after its configured lifetime.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heartbeats_then_the_end_of_the_subscription_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EndpointConfig::for_data_dir(dir.path());
+        config.subscription_duration = Duration::from_millis(1500);
+        config.subscription_heartbeat = Duration::from_millis(200);
+        let peer = support::start_embedded_with(config, dir).await;
+        let c = &peer.client;
+        let name = unique_name("beat");
+        create_stream(c, &name, 1).await;
+        let arn = stream_arn(c, &name).await;
+        let consumer = register_consumer(c, &arn, "pulse").await;
+        let started = Instant::now();
+        let mut sub = subscribe(
+            c,
+            &consumer,
+            "shardId-000000000000",
+            position(ShardIteratorType::Latest, None),
+        )
+        .await;
+        let mut empty_events = 0;
+        while let Some(event) = next_event(&mut sub).await {
+            assert!(event.records.is_empty());
+            assert!(!event.continuation_sequence_number.is_empty());
+            assert_eq!(event.millis_behind_latest, 0);
+            empty_events += 1;
+        }
+        let lasted = started.elapsed();
+        assert!(
+            lasted >= Duration::from_millis(1400),
+            "ended after {lasted:?}, before its 1.5 s lifetime"
+        );
+        // 1.5 s at one event per 200 ms: about 8; fewer than 4 means no heartbeat.
+        assert!(empty_events >= 4, "{empty_events} events in {lasted:?}");
+    }
+
+    /// Consumers are kept in the topology file across a restart; shutting the endpoint down
+    /// ends an open subscription at once; SubscribeToShard honours fault injection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn consumers_survive_a_restart_and_shutdown_ends_subscriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EndpointConfig::for_data_dir(dir.path());
+        let shutdown = CancellationToken::new();
+        let endpoint = Endpoint::start(config.clone(), shutdown.clone())
+            .await
+            .expect("the endpoint starts");
+        let c = client_for(&endpoint).await;
+        let name = unique_name("restart");
+        create_stream(&c, &name, 1).await;
+        let arn = stream_arn(&c, &name).await;
+        let consumer = register_consumer(&c, &arn, "durable").await;
+
+        endpoint.set_faults(FaultConfig {
+            error_rate: 1.0,
+            operations: vec![Operation::SubscribeToShard],
+            ..FaultConfig::default()
+        });
+        let refused = c
+            .subscribe_to_shard()
+            .consumer_arn(&consumer)
+            .shard_id("shardId-000000000000")
+            .starting_position(position(ShardIteratorType::Latest, None))
+            .send()
+            .await
+            .expect_err("an injected fault");
+        assert_eq!(
+            refused.as_service_error().and_then(|e| e.meta().code()),
+            Some("InternalFailure"),
+            "{}",
+            DisplayErrorContext(&refused)
+        );
+        endpoint.set_faults(FaultConfig::default());
+
+        let mut sub = subscribe(
+            &c,
+            &consumer,
+            "shardId-000000000000",
+            position(ShardIteratorType::Latest, None),
+        )
+        .await;
+        assert!(next_event(&mut sub).await.is_some());
+        let stopping = Instant::now();
+        shutdown.cancel();
+        let ended = tokio::time::timeout(support::WAIT, async {
+            loop {
+                match sub.events.recv().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the subscription ends on shutdown");
+        tokio::time::timeout(Duration::from_secs(5), endpoint.wait())
+            .await
+            .expect("shutdown does not wait for the subscription's 5 minutes")
+            .expect("a clean stop");
+        assert!(stopping.elapsed() < Duration::from_secs(5));
+
+        let shutdown = CancellationToken::new();
+        let endpoint = Endpoint::start(config, shutdown.clone())
+            .await
+            .expect("the endpoint restarts");
+        let c = client_for(&endpoint).await;
+        let described = c
+            .describe_stream_consumer()
+            .consumer_arn(&consumer)
+            .send()
+            .await
+            .expect("the consumer survived the restart")
+            .consumer_description
+            .unwrap();
+        assert_eq!(described.consumer_name, "durable");
+        assert_eq!(described.consumer_arn, consumer);
+        shutdown.cancel();
+        endpoint.wait().await.expect("a clean stop");
+    }
 }
