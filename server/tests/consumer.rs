@@ -424,3 +424,61 @@ async fn enhanced_fan_out_reads_every_record_once_across_a_split_and_a_restart()
     assert_exactly_once_in_order(&all, KEYS, 80);
     database.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enhanced_fan_out_resubscribes_without_a_gap_or_a_repeat() {
+    // The embedded endpoint only: its subscriptions end after 200 ms instead of 5 minutes, so
+    // the reader resubscribes dozens of times while records keep coming.
+    let dir = tempfile::tempdir().unwrap();
+    let mut endpoint = streamboard_endpoint::EndpointConfig::for_data_dir(dir.path());
+    endpoint.subscription_duration = Duration::from_millis(200);
+    let peer = support::start_embedded_with(endpoint, dir).await;
+    let client = peer.client().await;
+    let stream = create_stream(&client, "resubscribe", 2).await;
+    let data = tempfile::tempdir().unwrap();
+    let database = Database::open(data.path()).await.unwrap();
+    let mut consumer = Running::start(
+        &client,
+        &database,
+        config(
+            "resubscriber",
+            vec![streamboard::config::StreamSpec {
+                efo: true,
+                ..spec(&stream, StartPosition::Latest)
+            }],
+        ),
+    );
+    // LATEST: wait until both shards are subscribed before putting anything.
+    let subscribed = Instant::now();
+    while consumer
+        .health
+        .borrow()
+        .shards
+        .values()
+        .filter(|s| s.millis_behind_latest.is_some())
+        .count()
+        < 2
+    {
+        assert!(subscribed.elapsed() < WAIT, "both shards subscribed");
+        consumer.health.changed().await.unwrap();
+    }
+    let producer = Producer::new(client.clone(), stream.clone());
+    const KEYS: usize = 8;
+    const ROUNDS: u64 = 60;
+    let started = Instant::now();
+    for n in 0..ROUNDS {
+        let round = (0..KEYS).map(|k| keyed(&format!("k{k}"), n)).collect();
+        put_all(&producer, round).await;
+        // Spread the puts over several subscription lifetimes.
+        if n % 10 == 9 {
+            let target = started + Duration::from_millis(250 * (n + 1) / 10);
+            tokio::time::sleep_until(target.into()).await;
+        }
+    }
+    consumer
+        .collect_until("every record", |r| r.len() >= KEYS * ROUNDS as usize)
+        .await;
+    let records = consumer.stop().await;
+    assert_exactly_once_in_order(&records, KEYS, ROUNDS);
+    database.close().await;
+}
