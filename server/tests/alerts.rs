@@ -69,6 +69,7 @@ fn reading(dir: &std::path::Path, peer: &Peer, source: &str, metric: Value) -> S
     config.consumer.streams = vec![StreamSpec {
         name_or_arn: StreamRef::Name(StreamName::from(source)),
         start: StartPosition::TrimHorizon,
+        efo: false,
     }];
     config.source = KinesisSource::External(peer.target());
     config.consumer.idle_poll_interval = Duration::from_millis(50);

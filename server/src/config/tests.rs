@@ -778,7 +778,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
     // The file takes exactly the options of serve (and the global log options), except the
     // streams, which are `[[streams]]` tables, and the config file itself.
     let keys = file::option_keys();
-    assert_eq!(keys.len(), 42, "{keys:?}");
+    assert_eq!(keys.len(), 43, "{keys:?}");
     let mut options: Vec<&str> = serve
         .get_arguments()
         .map(|arg| arg.get_id().as_str())
@@ -929,4 +929,28 @@ fn https_needs_both_the_certificate_and_the_key() {
         config.server.header_read_timeout,
         std::time::Duration::from_secs(10)
     );
+}
+
+#[test]
+fn enhanced_fan_out_for_one_stream_or_all() {
+    let file = FileConfig::parse(
+        r#"
+        [[streams]]
+        name = "clicks"
+        efo = true
+        [[streams]]
+        name = "orders"
+        "#,
+    )
+    .unwrap();
+    let config = serve(Config::resolve(["streamboard"], file).unwrap());
+    let efo: Vec<bool> = config.consumer.streams.iter().map(|s| s.efo).collect();
+    assert_eq!(efo, [true, false]);
+    let config = serve(load(&["serve", "--stream", "a,b", "--efo"]).unwrap());
+    let efo: Vec<bool> = config.consumer.streams.iter().map(|s| s.efo).collect();
+    assert_eq!(efo, [true, true]);
+    let config = serve(load(&["serve", "--stream", "a"]).unwrap());
+    assert!(!config.consumer.streams[0].efo);
+    let error = FileConfig::parse("[[streams]]\nname = \"x\"\nefo = \"yes\"\n").unwrap_err();
+    assert!(error.to_string().contains("efo"), "{error}");
 }
