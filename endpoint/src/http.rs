@@ -1,8 +1,8 @@
 //! The HTTP face of the endpoint: one axum handler on `POST /` that checks for an
 //! Authorization header, reads a bounded body, dispatches on `X-Amz-Target` and answers in
 //! awsJson1_1 with AWS's error shapes, or, for SubscribeToShard, with a streamed
-//! `application/vnd.amazon.eventstream` body (see [`crate::subscription`]). HTTP/1.1
-//! (chunked) and HTTP/2 are both served. Signatures are not checked.
+//! `application/vnd.amazon.eventstream` body (see [`crate::subscription`]), sent with
+//! HTTP/1.1 chunked transfer. Signatures are not checked.
 
 use super::{
     service::Service,

@@ -1,38 +1,57 @@
 //! The embedded Kinesis-compatible endpoint: a local Kinesis Data Streams for Streamboard's
 //! default set-up and for users' own producers and tests.
 //!
-//! It owns streams, shards and records under `<data-dir>/kinesis/`, and the HTTP listener that
-//! speaks the Kinesis wire protocol (awsJson1_1 over HTTP/1.1, `X-Amz-Target:
-//! Kinesis_20131202.<Operation>`). Data enters by PutRecord/PutRecords and leaves by
-//! GetRecords; nothing else reaches into it: Streamboard's consumer reads it through
-//! aws-sdk-kinesis like any Kinesis. The crate depends on no other Streamboard crate; the
-//! server starts it with [`Endpoint::start`] (embedded in `serve`) or [`run`]
-//! (`streamboard endpoint`).
+//! It owns streams, shards, records and enhanced fan-out consumers under `<data-dir>/kinesis/`,
+//! and the HTTP listener that speaks the Kinesis wire protocol (awsJson1_1 over HTTP/1.1,
+//! `X-Amz-Target: Kinesis_20131202.<Operation>`). Data enters by PutRecord/PutRecords
+//! and leaves by GetRecords or SubscribeToShard; nothing else reaches into it: Streamboard's
+//! consumer reads it through aws-sdk-kinesis like any Kinesis. The crate depends on no other
+//! Streamboard crate; the server starts it with [`Endpoint::start`] (embedded in `serve`) or
+//! [`run`] (`streamboard endpoint`).
 //!
 //! # Layout
 //! - [`wire`]: request/response serde types, the AWS error shape.
 //! - [`encode`]: hand-written JSON encoders for the hot answers (GetRecords, PutRecords).
+//! - [`eventstream`]: the AWS event-stream framing of SubscribeToShard's answer.
 //! - [`model`]: pure core: streams, shards, hash ranges, sequence numbers, resharding,
-//!   iterator tokens; refuses with its own [`model::ModelError`].
+//!   iterator tokens, consumers; refuses with its own [`model::ModelError`].
 //! - [`log`]: segment files, framing, recovery, fsync with group commit, the topology file.
 //! - [`request`]: request bodies to model inputs (JSON, required fields, base64, tokens).
 //! - [`service`]: the single owner of the state (one mutex, short critical sections, I/O
-//!   outside), and the one mapping of model refusals to AWS errors.
+//!   outside), the one mapping of model refusals to AWS errors, the per-stream wake-up
+//!   channels and the registry of open subscriptions.
+//! - [`subscription`]: one SubscribeToShard stream: claim, initial-response, events, end.
 //! - [`http`]: the axum handler.
 //! - [`limits`], [`faults`]: optional realism (per-shard throughput limits, fault injection).
 //!
 //! # Durability
 //! A PutRecord/PutRecords is answered only after its frame is `fdatasync`ed; concurrent writes
-//! share one sync (group commit). Records become readable only once durable. Topology changes
-//! are written to `meta.json` atomically (temp + fsync + rename) before they are answered. On
-//! start, the log is replayed and a torn tail is truncated. See [`log`] for the layout.
+//! share one sync (group commit). Records become readable (and are pushed to subscriptions)
+//! only once durable. Topology changes, consumers included, are written to `meta.json`
+//! atomically (temp + fsync + rename) before they are answered. On start, the log is replayed
+//! and a torn tail is truncated. See [`log`] for the layout.
+//!
+//! # Enhanced fan-out
+//! RegisterStreamConsumer, DescribeStreamConsumer, ListStreamConsumers and
+//! DeregisterStreamConsumer as AWS documents them (at most 20 consumers per stream, names
+//! unique per stream, ARN `<stream ARN>/consumer/<name>:<creation epoch seconds>`).
+//! SubscribeToShard answers 200 with `application/vnd.amazon.eventstream`: an
+//! `initial-response` event (`{}`), then `SubscribeToShardEvent`s as records become durable,
+//! an empty one at least every [`EndpointConfig::subscription_heartbeat`], until
+//! [`EndpointConfig::subscription_duration`] passes, the shard's end (a last event with
+//! ChildShards and no ContinuationSequenceNumber), the consumer, stream or shard goes away (a
+//! ResourceNotFoundException message), or shutdown. A second subscription of the same consumer
+//! to the same shard while one is open is refused with HTTP 400 ResourceInUseException.
 //!
 //! # Differences from AWS
 //! Signatures are not checked (a request needs an Authorization header, any value). Streams
-//! are ACTIVE at once (no CREATING/UPDATING delay). Enhanced fan-out, tagging, encryption and
-//! consumers are not implemented. UpdateShardCount records up to every overlapping old shard as
-//! a parent in ChildShards; DescribeStream can show only the first two as
-//! ParentShardId/AdjacentParentShardId.
+//! and consumers are ACTIVE at once (no CREATING/UPDATING/DELETING delay). Tagging and
+//! encryption are not implemented. UpdateShardCount records up to every overlapping old shard
+//! as a parent in ChildShards; DescribeStream can show only the first two as
+//! ParentShardId/AdjacentParentShardId. SubscribeToShard streams over HTTP/1.1 (chunked; AWS
+//! requires HTTP/2, which this listener does not speak) and has no 2 MiB/s per-consumer read
+//! limit; an event carries at most 2 MiB of record data.
+//! A shard's StartingSequenceNumber is a number of its own, below its first record's.
 
 pub mod encode;
 pub mod eventstream;

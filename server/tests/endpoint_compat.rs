@@ -1566,6 +1566,45 @@ mod embedded_subscriptions {
         assert!(empty_events >= 4, "{empty_events} events in {lasted:?}");
     }
 
+    /// Deregistering the consumer ends its open subscription with ResourceNotFoundException.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deregistering_ends_the_subscription() {
+        let peer = start(PeerKind::Embedded).await;
+        let c = &peer.client;
+        let name = unique_name("gone");
+        create_stream(c, &name, 1).await;
+        let arn = stream_arn(c, &name).await;
+        let consumer = register_consumer(c, &arn, "leaving").await;
+        let mut sub = subscribe(
+            c,
+            &consumer,
+            "shardId-000000000000",
+            position(ShardIteratorType::Latest, None),
+        )
+        .await;
+        assert!(next_event(&mut sub).await.is_some());
+        c.deregister_stream_consumer()
+            .consumer_arn(&consumer)
+            .send()
+            .await
+            .expect("DeregisterStreamConsumer");
+        let ended = tokio::time::timeout(support::WAIT, sub.events.recv())
+            .await
+            .expect("the subscription ends");
+        let error = ended.expect_err("a ResourceNotFoundException message");
+        assert!(
+            error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()),
+            "{}",
+            DisplayErrorContext(&error)
+        );
+        let after = tokio::time::timeout(support::WAIT, sub.events.recv())
+            .await
+            .expect("then the end");
+        assert!(matches!(after, Ok(None) | Err(_)), "{after:?}");
+    }
+
     /// Consumers are kept in the topology file across a restart; shutting the endpoint down
     /// ends an open subscription at once; SubscribeToShard honours fault injection.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1614,12 +1653,8 @@ mod embedded_subscriptions {
         let stopping = Instant::now();
         shutdown.cancel();
         let ended = tokio::time::timeout(support::WAIT, async {
-            loop {
-                match sub.events.recv().await {
-                    Ok(Some(_)) => continue,
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            // Events already on their way may still arrive; then the end (or a cut).
+            while let Ok(Some(_)) = sub.events.recv().await {}
         })
         .await;
         assert!(ended.is_ok(), "the subscription ends on shutdown");
