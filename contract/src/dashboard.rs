@@ -741,7 +741,8 @@ mod tests {
 
     #[test]
     fn each_refusal_names_its_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Dashboard)>, &str, &str)> = vec![
+        type Break = Box<dyn Fn(&mut Dashboard)>;
+        let cases: Vec<(Break, &str, &str)> = vec![
             (
                 Box::new(|d| d.version = 2),
                 "version",

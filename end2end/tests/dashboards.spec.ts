@@ -126,3 +126,48 @@ test("a dashboard built in the browser is saved, reloaded, linked, exported and 
     p === "console error: Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)";
   expect(problems.filter((p) => !provoked(p))).toEqual([]);
 });
+
+test("a variable filters every panel, and distribution and heatmap panels draw the values", async ({ page }) => {
+  const problems = watchForProblems(page);
+  const created = await page.request.post("/api/v1/dashboards", {
+    data: {
+      name: "Latency values",
+      range: "5m",
+      variables: [{ name: "region" }],
+      panels: [
+        { title: "Requests", kind: "stat", x: 0, y: 0, w: 4, h: 2,
+          queries: [{ metric: "request_latency", statistics: ["count"] }] },
+        { title: "Distribution", kind: "distribution", x: 4, y: 0, w: 8, h: 4,
+          queries: [{ metric: "request_latency" }] },
+        { title: "Heatmap", kind: "heatmap", x: 0, y: 4, w: 12, h: 4,
+          queries: [{ metric: "request_latency" }] },
+      ],
+    },
+  });
+  expect(created.status()).toBe(201);
+  const { id } = await created.json();
+  await page.goto(`/dashboards/${id}`);
+  await expect(page.locator('[data-state="connected"]')).toBeVisible();
+
+  await expect(page.locator('section[data-panel="Distribution"] rect[data-count]').first()).toBeVisible();
+  await expect(page.locator('section[data-panel="Heatmap"] rect[data-count]').first()).toBeAttached();
+  const count = page.locator('section[data-panel="Requests"]').getByTestId("stat-value");
+  await expect(count).toHaveAttribute("title", /\d/);
+  const exact = async () => Number(((await count.getAttribute("title")) ?? "").replaceAll(",", ""));
+  const all = await exact();
+  expect(all).toBeGreaterThan(0);
+
+  // The variable lists the regions of the stored series; choosing one filters the panels.
+  const region = page.locator('select[data-variable="region"]');
+  await expect(region.locator("option")).not.toHaveCount(1);
+  const first = await region.locator("option").nth(1).getAttribute("value");
+  await region.selectOption(first!);
+  await expect(page).toHaveURL(new RegExp(`var-region=${encodeURIComponent(first!)}`));
+  await expect.poll(exact).toBeLessThan(all);
+  const one = await exact();
+  expect(one).toBeGreaterThan(0);
+  // Back to every region.
+  await region.selectOption("*");
+  await expect.poll(exact).toBeGreaterThan(one);
+  expect(problems).toEqual([]);
+});
