@@ -35,6 +35,7 @@
 //! ParentShardId/AdjacentParentShardId.
 
 pub mod encode;
+pub mod eventstream;
 pub mod faults;
 pub mod http;
 pub mod limits;
@@ -42,13 +43,14 @@ pub mod log;
 pub mod model;
 pub mod request;
 pub mod service;
+pub mod subscription;
 pub mod wire;
 
 use self::{
     faults::FaultConfig,
     log::Log,
     model::{Model, ModelSettings, Record, Topology},
-    service::Service,
+    service::{Service, SubscriptionSettings},
 };
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
@@ -60,6 +62,10 @@ pub const DEFAULT_ENDPOINT_LISTEN: &str = "127.0.0.1:4567";
 pub const DEFAULT_ITERATOR_TTL: Duration = Duration::from_secs(300);
 /// Default limit on open shards across all streams.
 pub const DEFAULT_SHARD_LIMIT: u32 = 1000;
+/// AWS's SubscribeToShard lifetime.
+pub const DEFAULT_SUBSCRIPTION_DURATION: Duration = Duration::from_secs(300);
+/// AWS's longest gap between SubscribeToShard events.
+pub const DEFAULT_SUBSCRIPTION_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How often records past retention are dropped.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -79,6 +85,11 @@ pub struct EndpointConfig {
     pub faults: FaultConfig,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// How long a SubscribeToShard stream lasts (AWS: 5 minutes).
+    pub subscription_duration: Duration,
+    /// Longest gap between two SubscribeToShard events; an empty event is sent when nothing
+    /// new arrived (AWS: about 5 seconds).
+    pub subscription_heartbeat: Duration,
 }
 
 impl EndpointConfig {
@@ -92,6 +103,8 @@ impl EndpointConfig {
             shard_limit: DEFAULT_SHARD_LIMIT,
             faults: FaultConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
+            subscription_duration: DEFAULT_SUBSCRIPTION_DURATION,
+            subscription_heartbeat: DEFAULT_SUBSCRIPTION_HEARTBEAT,
         }
     }
 
@@ -218,7 +231,13 @@ impl Endpoint {
                 .await
                 .map_err(|e| EndpointError::Startup(e.to_string()))??
         };
-        let service = Arc::new(service);
+        let service = Arc::new(service.with_subscriptions(
+            SubscriptionSettings {
+                duration: config.subscription_duration,
+                heartbeat: config.subscription_heartbeat,
+            },
+            shutdown.clone(),
+        ));
         let listener =
             TcpListener::bind(config.listen)
                 .await

@@ -16,6 +16,7 @@ mod dashboards;
 mod export;
 pub mod guard;
 mod health;
+pub mod listener;
 pub mod session;
 mod settings;
 mod tail;
