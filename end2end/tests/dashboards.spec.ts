@@ -18,6 +18,7 @@ async function addPanel(page: Page, title: string, kind: string, metric: string,
 }
 
 test("a dashboard built in the browser is saved, reloaded, linked, exported and imported", async ({ page }) => {
+  test.setTimeout(90_000); // about 60 page actions, two reloads and two imports
   const problems = watchForProblems(page);
   await page.goto("/dashboards");
   await expect(page.locator('[data-state="connected"]')).toBeVisible(); // hydrated and live
