@@ -1614,12 +1614,8 @@ mod embedded_subscriptions {
         let stopping = Instant::now();
         shutdown.cancel();
         let ended = tokio::time::timeout(support::WAIT, async {
-            loop {
-                match sub.events.recv().await {
-                    Ok(Some(_)) => continue,
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            // Events until the stream ends (`Ok(None)`) or fails.
+            while let Ok(Some(_)) = sub.events.recv().await {}
         })
         .await;
         assert!(ended.is_ok(), "the subscription ends on shutdown");
