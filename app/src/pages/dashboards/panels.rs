@@ -210,8 +210,21 @@ pub fn stat_colour(
     }
 }
 
+/// The unit a statistic is in: a rate is the unit per second, a count has none of its own.
+fn stat_unit(unit: Option<String>, statistic: Statistic) -> Option<String> {
+    match statistic {
+        Statistic::Rate => Some(match unit.as_deref() {
+            None | Some("") | Some("count") => "/s".to_string(),
+            Some(u) => format!("{u}/s"),
+        }),
+        Statistic::Count => None,
+        _ => unit,
+    }
+}
+
 fn value_text(value: Option<f64>, unit: Option<&str>) -> String {
     match (value, unit) {
+        (Some(v), Some(u)) if u.starts_with('/') => format!("{}{u}", format_number(v)),
         (Some(v), Some(u)) if !u.is_empty() => format!("{} {u}", format_number(v)),
         (Some(v), _) => format_number(v),
         (None, _) => "—".to_string(),
@@ -407,7 +420,7 @@ fn StatPanel(
         <div class="flex min-h-0 flex-1 flex-col items-center justify-center gap-1">
             <p class=move || format!("text-4xl font-semibold tabular-nums {}", colour()) data-testid="stat-value"
                 title=move || value.get().map(format_exact)>
-                {move || value_text(value.get(), unit.get().as_deref())}
+                {move || value_text(value.get(), stat_unit(unit.get(), statistic.get()).as_deref())}
             </p>
             <p class="text-xs text-slate-500 dark:text-slate-400">{move || statistic.get().to_string()}</p>
             <Sparkline values=sparkline />
@@ -528,5 +541,21 @@ mod tests {
         assert!(c(10.0).contains("amber"));
         assert!(c(25.0).contains("red"));
         assert!(stat_colour(None, &[], &[], "m", Statistic::Rate).contains("slate"));
+        assert_eq!(
+            value_text(
+                Some(1.5),
+                stat_unit(Some("count".into()), Statistic::Rate).as_deref()
+            ),
+            "1.50/s"
+        );
+        assert_eq!(
+            stat_unit(Some("ms".into()), Statistic::Rate).as_deref(),
+            Some("ms/s")
+        );
+        assert_eq!(
+            stat_unit(Some("ms".into()), Statistic::P99).as_deref(),
+            Some("ms")
+        );
+        assert_eq!(stat_unit(Some("ms".into()), Statistic::Count), None);
     }
 }
