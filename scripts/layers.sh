@@ -14,7 +14,7 @@ LAYERS = [
     ["metric"],
     ["storage"],
     ["engine", "query"],
-    ["catalog", "alerts", "export", "auth"],
+    ["catalog", "alerts", "export", "auth", "dashboards"],
     ["telemetry"],
     ["consumer"],
     ["producer", "tail"],

@@ -86,6 +86,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/metrics/:name/edit") view={Lazy::<EditorRoute>::new()} />
                         <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()} />
                         <Route path=path!("/reports") view={Lazy::<ReportsRoute>::new()} />
+                        <Route path=path!("/dashboards") view={Lazy::<DashboardsRoute>::new()} />
+                        <Route path=path!("/dashboards/:id") view={Lazy::<BoardRoute>::new()} />
                         <Route path=path!("/login") view=pages::Login />
                         <Route path=path!("/admin") view={Lazy::<AdminRoute>::new()} />
                     </Routes>
@@ -124,3 +126,5 @@ lazy_page!(EditorRoute, pages::MetricEditor);
 lazy_page!(AlertsRoute, pages::Alerts);
 lazy_page!(ReportsRoute, pages::Reports);
 lazy_page!(AdminRoute, pages::Admin);
+lazy_page!(DashboardsRoute, pages::Dashboards);
+lazy_page!(BoardRoute, pages::DashboardBoard);

@@ -63,6 +63,26 @@ pub struct QueryResponse {
     /// `bins=N`: up to N equal-width bins from the smallest to the largest recorded value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub distribution: Vec<HistogramBin>,
+    /// The value distribution per time column, when asked for with `bins=N&columns=M`: each
+    /// column counts its values in the bins of `distribution`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heatmap: Option<Heatmap>,
+}
+
+/// A heatmap of a range's values: up to `columns=M` columns of equal span, each with one count
+/// per bin of the range's distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heatmap {
+    /// Milliseconds each column spans (a whole number of tier steps).
+    pub column_ms: i64,
+    pub columns: Vec<HeatmapColumn>,
+}
+
+/// One time column of a [`Heatmap`]: counts per distribution bin, in bin order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeatmapColumn {
+    pub start_ms: i64,
+    pub counts: Vec<u64>,
 }
 
 /// One bin of a value distribution: values in `[low, high]` (histogram precision).

@@ -7,6 +7,8 @@
 //!   estimates, errors).
 //! - [`protocol`]: the live WebSocket protocol on `/ws` (messages, topics, payloads).
 //! - [`auth`]: roles, users and API tokens (`/api/v1/me`, `/users`, `/tokens`).
+//! - [`dashboard`]: user-built dashboards (`/api/v1/dashboards`): the document, its checks,
+//!   the panel grid and label variables.
 //! - [`alert`]: the closed sets of alerting (states, severities, comparisons, policies, ...).
 //! - [`tail`]: the live record tail (its query, records and updates).
 //! - [`summary`]: the aggregates of a bucket or window ([`summary::Summary`]) and the
@@ -25,6 +27,7 @@ use std::fmt;
 pub mod alert;
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod date;
 pub mod protocol;
 pub mod summary;

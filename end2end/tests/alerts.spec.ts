@@ -51,7 +51,7 @@ test("a rule created in the form goes pending, fires, toasts, is silenced and sh
   await expect(history.locator('[data-testid="history-row"][data-to="firing"]')).toHaveCount(1);
 
   // The badge follows to another page.
-  await page.getByRole("link", { name: "Dashboard" }).click();
+  await page.getByRole("link", { name: "Dashboard", exact: true }).click();
   await expect(page.getByTestId("alert-badge")).toHaveAttribute("data-count", "1");
 
   // The only refused request is the one the test provoked.

@@ -17,7 +17,8 @@
 //! - [`telemetry`]: tracing set-up and the process's own Prometheus figures.
 //! - [`catalog`]: creating and changing metric definitions; [`alerts`]: threshold rules, their
 //!   evaluation, transitions and notifications; [`export`]: CSV, JSON and HTML reports;
-//!   [`auth`]: users, roles, login sessions, API tokens and the login throttle.
+//!   [`auth`]: users, roles, login sessions, API tokens and the login throttle;
+//!   [`dashboards`]: user-built dashboards (read, checked, stored).
 //! - [`engine`]: the metrics engine (the pure core and the task that owns it);
 //!   [`query`]: history queries over the stored tiers.
 //! - [`storage`]: the SQLite database (pool, migrations, every SQL statement, the flush
@@ -41,6 +42,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod consumer;
+pub mod dashboards;
 pub mod engine;
 pub mod export;
 pub mod http;

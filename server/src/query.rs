@@ -11,7 +11,8 @@ use crate::{
     },
 };
 use contract::{
-    api::{HistogramBin, Point, QueryResponse},
+    api::{Heatmap, HeatmapColumn, HistogramBin, Point, QueryResponse},
+    dashboard::pattern_matches,
     summary::Summary,
 };
 use hdrhistogram::Histogram;
@@ -32,6 +33,20 @@ pub struct QueryRequest {
 
 /// Most bins a distribution may have.
 pub const MAX_BINS: u32 = 200;
+/// Most time columns a heatmap may have.
+pub const MAX_COLUMNS: u32 = 200;
+
+/// What a query returns besides its points and summary, and which series it merges.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// The range's value distribution in this many bins.
+    pub bins: Option<u32>,
+    /// With `bins`: the distribution per time column, in this many columns.
+    pub columns: Option<u32>,
+    /// Merge only the series whose labels match (one entry per dimension, `None` for any
+    /// value); instead of the request's `series`.
+    pub matching: Option<Vec<Option<String>>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -85,6 +100,20 @@ pub async fn query_with_distribution(
     request: &QueryRequest,
     bins: Option<u32>,
 ) -> Result<QueryResponse, QueryError> {
+    let options = QueryOptions {
+        bins,
+        ..QueryOptions::default()
+    };
+    query_with(database, request, &options).await
+}
+
+/// [`query`] with [`QueryOptions`]: a distribution, a heatmap, series matching a pattern.
+pub async fn query_with(
+    database: &Database,
+    request: &QueryRequest,
+    options: &QueryOptions,
+) -> Result<QueryResponse, QueryError> {
+    let bins = options.bins;
     if request.to_ms <= request.from_ms {
         return Err(QueryError::Invalid {
             field: "to",
@@ -106,12 +135,35 @@ pub async fn query_with_distribution(
             message: format!("must be 1 to {MAX_BINS}"),
         });
     }
+    if let Some(columns) = options.columns {
+        if columns == 0 || columns > MAX_COLUMNS {
+            return Err(QueryError::Invalid {
+                field: "columns",
+                message: format!("must be 1 to {MAX_COLUMNS}"),
+            });
+        }
+        if bins.is_none() {
+            return Err(QueryError::Invalid {
+                field: "columns",
+                message: "needs bins (the heatmap's rows)".into(),
+            });
+        }
+    }
+    // A pattern with a value for every dimension is one series.
+    let (series, matching) = match &options.matching {
+        Some(pattern) if pattern.iter().all(Option::is_some) && !pattern.is_empty() => (
+            Some(pattern.iter().flatten().cloned().collect::<Vec<_>>()),
+            None,
+        ),
+        Some(pattern) if pattern.iter().any(Option::is_some) => (None, Some(pattern)),
+        Some(_) => (None, None),
+        None => (request.series.clone(), None),
+    };
     let metric = database
         .active_metric(&request.metric)
         .await?
         .ok_or_else(|| QueryError::UnknownMetric(request.metric.clone()))?;
-    let series_json = request
-        .series
+    let series_json = series
         .as_ref()
         .map(|labels| serde_json::to_string(labels).expect("labels always serialise"));
     // Buckets that start before `from` but overlap it are included (tier alignment).
@@ -121,24 +173,34 @@ pub async fn query_with_distribution(
     database
         .materialize(metric.id, tier, series_json.as_deref(), from_s, to_s)
         .await?;
-    let buckets = database
+    let mut buckets = database
         .read_buckets(metric.id, tier, series_json.as_deref(), from_s, to_s)
         .await?;
+    if let Some(pattern) = matching {
+        buckets.retain(|b| {
+            serde_json::from_str::<Vec<String>>(&b.series)
+                .is_ok_and(|labels| pattern_matches(pattern, &labels))
+        });
+    }
     let (points, summary, merged) = shape(&buckets, tier, from_s, to_s);
-    let distribution = match (bins, merged) {
-        (Some(bins), Some(hist)) => distribution(&hist, bins),
+    let distribution = match (bins, &merged) {
+        (Some(bins), Some(hist)) => distribution(hist, bins),
         _ => Vec::new(),
     };
+    let heatmap = options
+        .columns
+        .map(|columns| heatmap(&buckets, &distribution, tier, from_s, to_s, columns));
     Ok(QueryResponse {
         metric: metric.name.clone(),
         unit: unit_of(&metric),
         tier_s: tier,
         from_ms: request.from_ms,
         to_ms: request.to_ms,
-        series: request.series.clone(),
+        series,
         points,
         summary,
         distribution,
+        heatmap,
     })
 }
 
@@ -224,6 +286,53 @@ pub fn distribution(hist: &Histogram<u64>, bins: u32) -> Vec<HistogramBin> {
     out
 }
 
+/// The values of `buckets` counted per time column (`columns` of equal span, a whole number
+/// of tier steps each, from `from_s`) and per bin of `bins` (the range's distribution). A value
+/// outside the bins (none, when `bins` is the same buckets' distribution) goes to the nearest.
+pub fn heatmap(
+    buckets: &[StoredBucket],
+    bins: &[HistogramBin],
+    tier_s: i64,
+    from_s: i64,
+    to_s: i64,
+    columns: u32,
+) -> Heatmap {
+    let span_s = (to_s - from_s).max(tier_s);
+    let steps = (span_s + tier_s - 1) / tier_s;
+    let column_s = ((steps + i64::from(columns) - 1) / i64::from(columns)).max(1) * tier_s;
+    let n = ((span_s + column_s - 1) / column_s) as usize;
+    let mut out: Vec<HeatmapColumn> = (0..n)
+        .map(|i| HeatmapColumn {
+            start_ms: (from_s + i as i64 * column_s) * 1000,
+            counts: vec![0; bins.len()],
+        })
+        .collect();
+    if bins.is_empty() {
+        return Heatmap {
+            column_ms: column_s * 1000,
+            columns: out,
+        };
+    }
+    for bucket in buckets {
+        let Some(hist) = &bucket.hist else { continue };
+        let Ok(c) = usize::try_from((bucket.start_s - from_s).div_euclid(column_s)) else {
+            continue;
+        };
+        let Some(column) = out.get_mut(c) else {
+            continue;
+        };
+        for value in hist.iter_recorded() {
+            let v = hist.median_equivalent(value.value_iterated_to());
+            let i = bins.partition_point(|b| b.high < v).min(bins.len() - 1);
+            column.counts[i] += value.count_at_value();
+        }
+    }
+    Heatmap {
+        column_ms: column_s * 1000,
+        columns: out,
+    }
+}
+
 /// Merges buckets per start time into points, and all of them into the summary; also returns
 /// the merged histogram of the whole range (none when no bucket has one).
 pub fn shape(
@@ -283,5 +392,40 @@ mod tests {
             }]
         );
         assert!(distribution(&Histogram::new(2).unwrap(), 5).is_empty());
+    }
+
+    fn bucket(start_s: i64, values: &[u64]) -> StoredBucket {
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000, 2).unwrap();
+        let mut stats = Stats::EMPTY;
+        for v in values {
+            hist.record(*v).unwrap();
+            stats.add(*v as f64);
+        }
+        StoredBucket {
+            series: "[]".into(),
+            start_s,
+            stats,
+            hist: Some(hist),
+        }
+    }
+
+    #[test]
+    fn heatmap_counts_values_per_column_and_bin() {
+        // 60 one-second buckets, 6 columns of 10 s; low values early, high values late.
+        let buckets: Vec<StoredBucket> = (0..60)
+            .map(|s| bucket(1_000 + s, if s < 30 { &[5, 6] } else { &[90] }))
+            .collect();
+        let (_, _, merged) = shape(&buckets, 1, 1_000, 1_060);
+        let bins = distribution(merged.as_ref().unwrap(), 4);
+        let map = heatmap(&buckets, &bins, 1, 1_000, 1_060, 6);
+        assert_eq!(map.column_ms, 10_000);
+        assert_eq!(map.columns.len(), 6);
+        assert_eq!(map.columns[0].start_ms, 1_000_000);
+        assert_eq!(map.columns[0].counts, vec![20, 0, 0, 0]);
+        assert_eq!(map.columns[5].counts, vec![0, 0, 0, 10]);
+        let total: u64 = map.columns.iter().flat_map(|c| &c.counts).sum();
+        assert_eq!(total, 90);
+        // More columns than steps: one step per column.
+        assert_eq!(heatmap(&buckets, &bins, 60, 0, 120, 50).columns.len(), 2);
     }
 }

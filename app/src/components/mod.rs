@@ -1,10 +1,12 @@
 //! Pieces pages share: the top navigation with the alert and connection badges and the theme
-//! switch, the toasts, charts, the range picker and form fields.
+//! switch, the toasts, charts (the dashboards' panel charts in `plot`), the range picker and
+//! form fields.
 
 pub mod alerts;
 mod badge;
 pub mod chart;
 pub mod form;
+pub mod plot;
 pub mod range;
 mod theme;
 
@@ -43,6 +45,7 @@ pub fn TopNav() -> impl IntoView {
                     "Streamboard"
                 </a>
                 <A href="/" exact=true attr:class=link>"Dashboard"</A>
+                <A href="/dashboards" attr:class=link>"Dashboards"</A>
                 <A href="/streams" attr:class=link>"Streams"</A>
                 <A href="/alerts" attr:class=link>"Alerts"</A>
                 <A href="/reports" attr:class=link>"Reports"</A>

@@ -27,11 +27,19 @@ impl UrlRange {
 }
 
 pub fn use_url_range() -> UrlRange {
+    use_url_range_or(Signal::stored(None))
+}
+
+/// [`use_url_range`], showing the named range `default` (a `?range=` key) when the URL names
+/// none (a dashboard's own default range).
+pub fn use_url_range_or(default: Signal<Option<String>>) -> UrlRange {
     let (key, set_range) = query_signal::<String>("range");
     let (from, set_from) = query_signal::<i64>("from");
     let (to, set_to) = query_signal::<i64>("to");
-    let range =
-        Memo::new(move |_| TimeRange::from_query(key.get().as_deref(), from.get(), to.get()));
+    let range = Memo::new(move |_| {
+        let key = key.get().or_else(|| default.get());
+        TimeRange::from_query(key.as_deref(), from.get(), to.get())
+    });
     UrlRange {
         range,
         set_range,
@@ -43,6 +51,11 @@ pub fn use_url_range() -> UrlRange {
 /// A counter that goes up every [`TimeRange::refresh_ms`] while `range` is live (in the
 /// browser only); resources that read it re-fetch on each tick.
 pub fn use_refresh(range: Memo<TimeRange>) -> ReadSignal<u64> {
+    use_ticks(Signal::derive(move || range.get().refresh_ms()))
+}
+
+/// A counter that goes up every `interval_ms` while it is `Some` (in the browser only).
+pub fn use_ticks(interval_ms: Signal<Option<u32>>) -> ReadSignal<u64> {
     let (tick, set_tick) = signal(0u64);
     #[cfg(feature = "hydrate")]
     {
@@ -52,7 +65,7 @@ pub fn use_refresh(range: Memo<TimeRange>) -> ReadSignal<u64> {
             if let Some(handle) = current.get_value() {
                 handle.clear();
             }
-            let handle = range.get().refresh_ms().and_then(|ms| {
+            let handle = interval_ms.get().and_then(|ms| {
                 set_interval_with_handle(
                     move || set_tick.update(|t| *t += 1),
                     Duration::from_millis(u64::from(ms)),
@@ -68,7 +81,7 @@ pub fn use_refresh(range: Memo<TimeRange>) -> ReadSignal<u64> {
         });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (range, set_tick);
+    let _ = (interval_ms, set_tick);
     tick
 }
 

@@ -3,6 +3,7 @@
 mod admin;
 mod alerts;
 mod dashboard;
+mod dashboards;
 mod editor;
 mod errors;
 mod login;
@@ -14,6 +15,7 @@ mod streams;
 pub use admin::Admin;
 pub use alerts::Alerts;
 pub use dashboard::Dashboard;
+pub use dashboards::{DashboardBoard, Dashboards};
 pub use editor::MetricEditor;
 pub use errors::{ErrorPanel, NotFound};
 pub use login::Login;

@@ -79,6 +79,11 @@ const RULES: &[(&str, Access, Access)] = &[
     ("/api/v1/alerts/{id}/duplicate", Access::Nobody, EDITOR),
     ("/api/v1/alerts/export", VIEWER, Access::Nobody),
     ("/api/v1/alerts/import", Access::Nobody, EDITOR),
+    // Dashboards.
+    ("/api/v1/dashboards", VIEWER, EDITOR),
+    ("/api/v1/dashboards/import", Access::Nobody, EDITOR),
+    ("/api/v1/dashboards/{id}", VIEWER, EDITOR),
+    ("/api/v1/dashboards/{id}/export", VIEWER, Access::Nobody),
     // Reports.
     ("/api/v1/export", VIEWER, Access::Nobody),
     ("/api/v1/export/estimate", VIEWER, Access::Nobody),
@@ -91,6 +96,8 @@ const RULES: &[(&str, Access, Access)] = &[
     ("/metrics/{name}/edit", EDITOR, Access::Nobody),
     ("/alerts", VIEWER, Access::Nobody),
     ("/reports", VIEWER, Access::Nobody),
+    ("/dashboards", VIEWER, Access::Nobody),
+    ("/dashboards/{id}", VIEWER, Access::Nobody),
     ("/admin", ADMIN, Access::Nobody),
 ];
 

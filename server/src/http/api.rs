@@ -213,9 +213,10 @@ async fn metric_series(
     }))
 }
 
-/// `GET /api/v1/query?metric=NAME[&series=["eu","/a"]][&from=MS][&to=MS][&tier=1s|1m|1h|auto][&bins=N]`.
+/// `GET /api/v1/query?metric=NAME[&series=["eu","/a"]][&from=MS][&to=MS][&tier=1s|1m|1h|auto][&bins=N][&columns=M]`.
 /// `from`/`to` are epoch milliseconds (default: the last hour); `series` is a JSON array of
-/// labels (default: all series merged).
+/// labels (default: all series merged), where `null` matches any value (`["eu",null]`: every
+/// series of `eu`, merged); `columns` (with `bins`) adds the heatmap.
 #[derive(Debug, Deserialize)]
 struct QueryParams {
     metric: Option<String>,
@@ -225,6 +226,8 @@ struct QueryParams {
     tier: Option<String>,
     /// Bins of the value distribution to return (`1..=200`).
     bins: Option<u32>,
+    /// Time columns of the heatmap to return (`1..=200`, with `bins`).
+    columns: Option<u32>,
 }
 
 async fn run_query(
@@ -236,12 +239,15 @@ async fn run_query(
         .metric
         .filter(|m| !m.is_empty())
         .ok_or_else(|| ApiError::invalid("metric", "required"))?;
-    let series = params
+    let pattern = params
         .series
-        .map(|s| serde_json::from_str::<Vec<String>>(&s))
+        .map(|s| serde_json::from_str::<Vec<Option<String>>>(&s))
         .transpose()
         .map_err(|e| {
-            ApiError::invalid("series", format!("must be a JSON array of strings: {e}"))
+            ApiError::invalid(
+                "series",
+                format!("must be a JSON array of strings (or null for any value): {e}"),
+            )
         })?;
     let to_ms = params.to.unwrap_or_else(now_ms);
     let from_ms = params.from.unwrap_or(to_ms - 3_600_000);
@@ -257,16 +263,20 @@ async fn run_query(
             ));
         }
     };
-    let response = query::query_with_distribution(
+    let response = query::query_with(
         &state.database,
         &QueryRequest {
             metric,
-            series,
+            series: None,
             from_ms,
             to_ms,
             tier_s,
         },
-        params.bins,
+        &query::QueryOptions {
+            bins: params.bins,
+            columns: params.columns,
+            matching: pattern,
+        },
     )
     .await?;
     Ok(Json(response))

@@ -12,6 +12,7 @@ pub mod access;
 mod alerts;
 pub mod api;
 mod assets;
+mod dashboards;
 mod export;
 pub mod guard;
 mod health;
@@ -176,6 +177,7 @@ pub fn router_and_paths(state: AppState) -> (Router, Vec<String>) {
         .merge(users::routes())
         .merge(api::router())
         .merge(alerts::router())
+        .merge(dashboards::router())
         .route("/api/v1/export", get(export::export))
         .route("/api/v1/export/estimate", get(export::estimate))
         .route("/api/v1/streams/{name}/records", get(tail::download));

@@ -9,6 +9,7 @@
 //! - [`export`]: sorted and paged reads for report export.
 //! - [`checkpoints`]: the consumer's shard positions.
 //! - [`alerts`]: rules, instance states, transitions and the notification outbox.
+//! - [`dashboards`]: user-built dashboards (their JSON documents).
 //! - [`auth`]: users, login sessions and API tokens (hashes only).
 //! - [`raw`]: the flush's rusqlite handle on a pooled connection.
 //!
@@ -19,6 +20,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod checkpoints;
+pub mod dashboards;
 pub mod export;
 pub mod flush;
 pub mod metrics;

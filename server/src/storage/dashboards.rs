@@ -1,0 +1,137 @@
+//! User-built dashboards: one row per dashboard holding its checked JSON document. The SQL
+//! for `/api/v1/dashboards` lives here; callers get [`DashboardRow`]s and never see SQL rows.
+
+use super::{Database, StorageError};
+use sqlx::Row;
+
+/// A stored dashboard: its id, name, the document JSON and its times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardRow {
+    pub id: i64,
+    pub name: String,
+    pub spec: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+fn row_from(row: &sqlx::sqlite::SqliteRow) -> Result<DashboardRow, sqlx::Error> {
+    Ok(DashboardRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        spec: row.try_get("spec")?,
+        created_ms: row.try_get("created_ms")?,
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}
+
+impl Database {
+    /// Every dashboard, by name (then id).
+    pub async fn dashboards(&self) -> Result<Vec<DashboardRow>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT id, name, spec, created_ms, updated_ms FROM dashboard ORDER BY name, id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(row_from).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn dashboard(&self, id: i64) -> Result<Option<DashboardRow>, StorageError> {
+        let row = sqlx::query(
+            "SELECT id, name, spec, created_ms, updated_ms FROM dashboard WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(row_from).transpose()?)
+    }
+
+    /// Stores a new dashboard; returns its id.
+    pub async fn insert_dashboard(
+        &self,
+        name: &str,
+        spec: &str,
+        now_ms: i64,
+    ) -> Result<i64, StorageError> {
+        let id = sqlx::query(
+            "INSERT INTO dashboard (name, spec, created_ms, updated_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(spec)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// Replaces a dashboard's document; `false` when there is no such dashboard.
+    pub async fn update_dashboard(
+        &self,
+        id: i64,
+        name: &str,
+        spec: &str,
+        now_ms: i64,
+    ) -> Result<bool, StorageError> {
+        let done =
+            sqlx::query("UPDATE dashboard SET name = ?, spec = ?, updated_ms = ? WHERE id = ?")
+                .bind(name)
+                .bind(spec)
+                .bind(now_ms)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a dashboard; `false` when there is none.
+    pub async fn delete_dashboard(&self, id: i64) -> Result<bool, StorageError> {
+        let done = sqlx::query("DELETE FROM dashboard WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dashboards_are_created_listed_replaced_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).await.unwrap();
+        assert!(db.dashboards().await.unwrap().is_empty());
+        let b = db
+            .insert_dashboard("b", "{\"name\":\"b\"}", 1)
+            .await
+            .unwrap();
+        let a = db
+            .insert_dashboard("a", "{\"name\":\"a\"}", 2)
+            .await
+            .unwrap();
+        let names: Vec<_> = db
+            .dashboards()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id, d.name))
+            .collect();
+        assert_eq!(names, vec![(a, "a".to_string()), (b, "b".to_string())]);
+        assert!(
+            db.update_dashboard(b, "c", "{\"name\":\"c\"}", 5)
+                .await
+                .unwrap()
+        );
+        let row = db.dashboard(b).await.unwrap().unwrap();
+        assert_eq!(
+            (row.created_ms, row.updated_ms, row.spec.as_str()),
+            (1, 5, "{\"name\":\"c\"}")
+        );
+        assert!(!db.update_dashboard(99, "x", "{}", 5).await.unwrap());
+        assert!(db.delete_dashboard(a).await.unwrap());
+        assert!(!db.delete_dashboard(a).await.unwrap());
+        assert_eq!(db.dashboard(a).await.unwrap(), None);
+    }
+}
