@@ -160,6 +160,15 @@ impl MetricState {
         index as usize
     }
 
+    /// The index of the series `key`, if this metric has it.
+    pub(super) fn series_by_key(&self, hasher: &impl BuildHasher, key: &str) -> Option<usize> {
+        self.index
+            .get(&hasher.hash_one(key))?
+            .iter()
+            .map(|&i| i as usize)
+            .find(|&i| self.series[i].key == key)
+    }
+
     /// Counts `value` into the series' pending delta for (`second`, `release_s`).
     pub(super) fn record(&mut self, series: usize, second: i64, release_s: i64, value: f64) {
         let records_histogram = self.records_histogram;
