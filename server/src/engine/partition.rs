@@ -27,7 +27,7 @@
 use super::{
     core::{Engine, EngineConfig, LiveWindows, MetricWindow, SeriesWindows},
     counters::MetricCounters,
-    series::{Unflushed, accumulate_live},
+    series::{MetricState, Unflushed, accumulate_live},
     window::{WINDOWS_S, WindowSummary, Windows},
 };
 use crate::{
@@ -38,7 +38,7 @@ use crate::{
     },
 };
 use std::{
-    collections::{HashMap, HashSet, hash_map::Entry},
+    collections::{HashMap, hash_map::Entry},
     sync::Arc,
 };
 
@@ -105,12 +105,17 @@ impl<P: Clone> Engine<P> {
     }
 
     /// Adds partitions' flushed deltas to this engine's windows (the coordinator's), creating
-    /// the series it has not seen yet. A delta of a metric this engine no longer has (retired
+    /// the series it has not seen yet, and applies the cardinality guard over all partitions
+    /// (each applies it to its own series too): a delta of a series new to this engine, once
+    /// its metric has `max_series_per_metric` series, is renamed to the metric's `__other__`
+    /// series and its values are counted as overflowed. Returns whether any delta was renamed
+    /// (the deltas then need merging). A delta of a metric this engine no longer has (retired
     /// since) is only stored.
-    fn absorb(&mut self, deltas: &[BucketDelta]) {
-        let separator = LABEL_SEPARATOR.to_string();
+    fn absorb(&mut self, deltas: &mut [BucketDelta]) -> bool {
+        let max = self.config.max_series_per_metric;
+        let mut folded = false;
         let mut last: Option<usize> = None;
-        for delta in deltas {
+        for delta in deltas.iter_mut() {
             let at = match last.filter(|&i| self.metrics[i].key == delta.metric) {
                 Some(i) => i,
                 None => match self.metrics.iter().position(|m| m.key == delta.metric) {
@@ -120,63 +125,32 @@ impl<P: Clone> Engine<P> {
             };
             last = Some(at);
             let metric = &mut self.metrics[at];
-            let key = delta.labels().join(&separator);
-            let index = metric.series_index(&self.hasher, &key, usize::MAX);
+            let index = match metric.by_json.get(&delta.series) {
+                Some(&i) => i as usize,
+                None => {
+                    let i = view_series(metric, &self.hasher, &delta.labels(), max);
+                    metric.by_json.insert(delta.series.clone(), i as u32);
+                    i
+                }
+            };
             let series = &mut metric.series[index];
-            series.json.get_or_insert_with(|| delta.series.clone());
+            let json = series.json.get_or_insert_with(|| {
+                serde_json::to_string(&split_labels(&series.key))
+                    .expect("labels always serialise")
+                    .into()
+            });
+            if **json != *delta.series {
+                // Beyond the limit: stored and shown as `__other__`.
+                metric.counters.overflowed_records += delta.stats.count;
+                delta.series = json.clone();
+                folded = true;
+            }
             series
                 .windows
                 .add_sparse(delta.second, &delta.stats, &delta.counts);
             metric
                 .merged
                 .add_sparse(delta.second, &delta.stats, &delta.counts);
-        }
-    }
-
-    /// The cardinality guard over all partitions (each applies it to its own series too):
-    /// a delta of a series this engine does not have, once its metric has
-    /// `max_series_per_metric` series, is renamed to the metric's `__other__` series and its
-    /// values counted as overflowed. Returns whether any was (the deltas then need merging).
-    fn fold_overflow(&mut self, deltas: &mut [BucketDelta]) -> bool {
-        let max = self.config.max_series_per_metric;
-        let separator = LABEL_SEPARATOR.to_string();
-        // Per metric: its series that are not `__other__`, and the new ones this flush admits.
-        let mut admitted: HashMap<MetricKey, (usize, HashSet<Arc<str>>)> = HashMap::new();
-        let mut folded = false;
-        for delta in deltas.iter_mut() {
-            let Some(metric) = self.metrics.iter_mut().find(|m| m.key == delta.metric) else {
-                continue;
-            };
-            let labels = delta.labels();
-            if labels.iter().all(|l| l == OTHER_SERIES) && !labels.is_empty() {
-                continue;
-            }
-            if metric
-                .series_by_key(&self.hasher, &labels.join(&separator))
-                .is_some()
-            {
-                continue;
-            }
-            let (known, new) = admitted.entry(delta.metric.clone()).or_insert_with(|| {
-                let known = metric
-                    .series
-                    .iter()
-                    .filter(|s| !s.key.split(LABEL_SEPARATOR).all(|l| l == OTHER_SERIES))
-                    .count();
-                (known, HashSet::new())
-            });
-            if new.contains(&delta.series) {
-                continue;
-            }
-            if *known + new.len() < max {
-                new.insert(delta.series.clone());
-                continue;
-            }
-            metric.counters.overflowed_records += delta.stats.count;
-            let other = serde_json::to_string(&vec![OTHER_SERIES; labels.len()])
-                .expect("labels always serialise");
-            delta.series = other.into();
-            folded = true;
         }
         folded
     }
@@ -275,6 +249,37 @@ impl<P: Clone> Engine<P> {
             merged: WindowSummary::of(window_s, covered_s, &merged_stats, &merged_hist),
         })
     }
+}
+
+/// The coordinator's series of `labels` (first seen in a flush): its own, or a new one while
+/// the metric has fewer than `max` series (a partition's `__other__` always is one), or else
+/// the metric's `__other__`.
+fn view_series(
+    metric: &mut MetricState,
+    hasher: &foldhash::fast::RandomState,
+    labels: &[String],
+    max: usize,
+) -> usize {
+    let separator = LABEL_SEPARATOR.to_string();
+    let key = labels.join(&separator);
+    if let Some(i) = metric.series_by_key(hasher, &key) {
+        return i;
+    }
+    let is_other = |key: &str| !labels.is_empty() && key.split(LABEL_SEPARATOR).all(|l| l == OTHER_SERIES);
+    let known = metric.series.len() - usize::from(metric.other.is_some());
+    let key = if is_other(&key) || known < max {
+        key
+    } else {
+        vec![OTHER_SERIES; labels.len()].join(&separator)
+    };
+    let i = match metric.series_by_key(hasher, &key) {
+        Some(i) => i,
+        None => metric.series_index(hasher, &key, usize::MAX),
+    };
+    if is_other(&key) {
+        metric.other = Some(i as u32);
+    }
+    i
 }
 
 /// Sums the partitions' counters into each metric's, in the coordinator's metric order; bad
@@ -428,10 +433,9 @@ impl<P: Clone> Coordinator<P> {
             flush.deltas.extend(part.deltas);
             flush.positions.extend(part.positions);
         }
-        if self.view.fold_overflow(&mut flush.deltas) || !single {
+        if self.view.absorb(&mut flush.deltas) || !single {
             flush.deltas = merge_deltas(flush.deltas);
         }
-        self.view.absorb(&flush.deltas);
         if let Some(carry) = self.carry.take() {
             flush = Self::combine(carry, flush);
         }
