@@ -8,8 +8,10 @@
 //! add up) is exact, so a hot series scales too.
 //!
 //! The [`Coordinator`] owns what is not per shard: which partition a shard goes to (the one with
-//! the fewest shards when the shard is first seen), the streams and their record samples (field
-//! discovery, preview), and the rolling windows of every series and metric. A flush is an epoch:
+//! the fewest shards when the shard is first seen), the streams, and the rolling windows of
+//! every series and metric. Each partition keeps its shards' recent records; field discovery
+//! and preview read them merged by arrival time ([`Coordinator::set_samples`]), so the
+//! coordinator's work per batch stays a lookup and a channel send. A flush is an epoch:
 //! every partition takes its pending deltas and positions with the same cutoff
 //! ([`Engine::take_pending_before`]), having ingested every batch routed to it before the
 //! flush was asked for; the coordinator merges the deltas by (metric, series, second), adds them
@@ -37,6 +39,7 @@ use crate::{
         key::{LABEL_SEPARATOR, OTHER_SERIES, split_labels},
     },
 };
+use bytes::Bytes;
 use std::{
     collections::{HashMap, hash_map::Entry},
     sync::Arc,
@@ -86,6 +89,14 @@ impl PendingIndex {
 }
 
 impl<P: Clone> Engine<P> {
+    /// This partition's recent records of `stream` with their arrival times, oldest first.
+    pub fn sample(&self, stream: &StreamName) -> Vec<(i64, Bytes)> {
+        self.streams
+            .get(stream)
+            .map(|s| s.sample.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// This partition's unflushed seconds and never flushed series (see [`PendingView`]).
     pub fn pending_view(&self) -> PendingView {
         let metrics = self
@@ -372,16 +383,13 @@ impl<P: Clone> Coordinator<P> {
         self.load.len()
     }
 
-    /// A partition's engine: the coordinator's settings, without a record sample (the
-    /// coordinator keeps it).
+    /// A partition's engine, with the coordinator's settings.
     pub fn partition_engine(&self) -> Engine<P> {
-        Engine::new(EngineConfig {
-            sample_records: 0,
-            ..self.view.config().clone()
-        })
+        Engine::new(self.view.config().clone())
     }
 
-    /// The coordinator's own engine: streams, samples (fields, preview), flushed windows.
+    /// The coordinator's own engine: streams, flushed windows, and the samples last set by
+    /// [`Coordinator::set_samples`] (fields, preview).
     pub fn view(&self) -> &Engine<P> {
         &self.view
     }
@@ -391,14 +399,10 @@ impl<P: Clone> Coordinator<P> {
         self.view.set_definitions(definitions);
     }
 
-    /// Notes the batch's stream and sample and returns the partition that ingests it: its
-    /// shard's, or for a new shard the one with the fewest shards (the first of them).
+    /// Notes the batch's stream and returns the partition that ingests it: its shard's, or
+    /// for a new shard the one with the fewest shards (the first of them).
     pub fn route(&mut self, batch: &RecordBatch<P>) -> usize {
         self.view.ensure_stream(&batch.stream);
-        let keep = self.view.config.sample_records;
-        if let Some(stream) = self.view.streams.get_mut(&batch.stream) {
-            stream.keep_sample(&batch.records, keep);
-        }
         if !self.shards.contains_key(&batch.stream) {
             self.shards.insert(batch.stream.clone(), HashMap::new());
         }
@@ -418,6 +422,19 @@ impl<P: Clone> Coordinator<P> {
         self.load[partition] += 1;
         shards.insert(batch.shard.clone(), partition);
         partition
+    }
+
+    /// Sets the stream's sample (what field discovery and preview read) to the newest of the
+    /// partitions' samples by arrival time (partition order among equal times).
+    pub fn set_samples(&mut self, stream: &StreamName, parts: Vec<Vec<(i64, Bytes)>>) {
+        let keep = self.view.config.sample_records;
+        let Some(state) = self.view.streams.get_mut(stream) else {
+            return;
+        };
+        let mut all: Vec<(i64, Bytes)> = parts.into_iter().flatten().collect();
+        all.sort_by_key(|(arrival_ms, _)| *arrival_ms);
+        let skip = all.len().saturating_sub(keep);
+        state.sample = all.into_iter().skip(skip).collect();
     }
 
     /// One flush of the partitions' flushes (taken with the same cutoff, one per partition):
@@ -556,6 +573,30 @@ impl<P: Clone> Partitioned<P> {
     pub fn counters(&self) -> Vec<(MetricKey, String, MetricCounters)> {
         self.coordinator
             .counters(self.parts.iter().map(Engine::counters).collect())
+    }
+
+    /// Field discovery over the stream's recent records of every partition.
+    pub fn discover_fields(
+        &mut self,
+        stream: &str,
+    ) -> Option<std::collections::BTreeMap<String, super::fields::FieldStats>> {
+        self.refresh_samples(&StreamName::new(stream));
+        self.coordinator.view().discover_fields(stream)
+    }
+
+    /// The preview over the stream's recent records of every partition.
+    pub fn preview(
+        &mut self,
+        metric: &CompiledMetric,
+        limit: usize,
+    ) -> Option<Vec<super::PreviewRow>> {
+        self.refresh_samples(&StreamName::new(metric.definition.stream.as_str()));
+        self.coordinator.view().preview(metric, limit)
+    }
+
+    fn refresh_samples(&mut self, stream: &StreamName) {
+        let samples = self.parts.iter().map(|p| p.sample(stream)).collect();
+        self.coordinator.set_samples(stream, samples);
     }
 
     pub fn coordinator(&self) -> &Coordinator<P> {

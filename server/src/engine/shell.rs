@@ -40,6 +40,7 @@ use crate::{
     metric::{CompiledMetric, Flush, MetricKey},
     storage::{CheckpointHook, Database, FlushWriter, StorageError, metrics::TIERS_S},
 };
+use bytes::Bytes;
 use std::{
     collections::{BTreeMap, HashSet},
     future::Future,
@@ -307,6 +308,8 @@ enum PartJob<P> {
     Take(i64, oneshot::Sender<Flush<P>>),
     Pending(oneshot::Sender<PendingView>),
     Counters(oneshot::Sender<Vec<(MetricKey, String, MetricCounters)>>),
+    /// Its recent records of a stream (fields, preview).
+    Sample(StreamName, oneshot::Sender<Vec<(i64, Bytes)>>),
 }
 
 /// A partition's thread: owns its engine and does its jobs until the engine task drops the
@@ -324,6 +327,9 @@ fn partition_loop<P: Clone>(mut engine: Engine<P>, mut jobs: mpsc::Receiver<Part
             }
             PartJob::Counters(reply) => {
                 let _ = reply.send(engine.counters());
+            }
+            PartJob::Sample(stream, reply) => {
+                let _ = reply.send(engine.sample(&stream));
             }
         }
     }
@@ -536,6 +542,17 @@ where
     }
 
 
+    /// Gathers the partitions' recent records of `stream` into the coordinator's sample;
+    /// `false` when a partition is gone.
+    async fn refresh_samples(&mut self, stream: StreamName) -> bool {
+        let Some(samples) = ask_parts(&self.parts, |tx| PartJob::Sample(stream.clone(), tx)).await
+        else {
+            return false;
+        };
+        self.coordinator.set_samples(&stream, samples);
+        true
+    }
+
     /// The flush epoch: every partition's deltas and positions before `cutoff_s`, merged by the
     /// coordinator (and added to the live windows).
     async fn take(&mut self, cutoff_s: i64) -> Result<Flush<P>, StorageError> {
@@ -662,10 +679,15 @@ where
                 let _ = reply.send(result);
             }
             Request::Fields(stream, reply) => {
-                let _ = reply.send(self.coordinator.view().discover_fields(&stream));
+                if self.refresh_samples(StreamName::new(stream.as_str())).await {
+                    let _ = reply.send(self.coordinator.view().discover_fields(&stream));
+                }
             }
             Request::Preview(metric, limit, reply) => {
-                let _ = reply.send(self.coordinator.view().preview(&metric, limit));
+                let stream = StreamName::new(metric.definition.stream.as_str());
+                if self.refresh_samples(stream).await {
+                    let _ = reply.send(self.coordinator.view().preview(&metric, limit));
+                }
             }
             Request::Streams(reply) => {
                 let _ = reply.send(self.coordinator.view().streams().cloned().collect());
