@@ -2,12 +2,12 @@
 //!
 //! 1. Throughput in-process: decode + extract + filter + aggregate of 150-byte JSON records,
 //!    3 metrics, 100 series, read from 8 shards, one core (the pure `Engine` on this thread).
-//! 1b. Partitioned throughput (`partitions`): the same input through the engine task
+//! 2. Partitioned throughput (`partitions`): the same input through the engine task
 //!    (`engine::shell::spawn`: the coordinator, one thread per partition, the writer with a
 //!    real SQLite file), with 1 and 2 partitions (`PARTITIONS=1,2,4` to choose), by wall clock
 //!    from the first batch sent to the commit of the flush that holds the last.
-//! 2. Memory per live series with all windows filled (1 h of data), 10,000 series: RSS delta.
-//! 3. Flush cost with 10,000 changed series per second into a real SQLite file (1-second rows,
+//! 3. Memory per live series with all windows filled (1 h of data), 10,000 series: RSS delta.
+//! 4. Flush cost with 10,000 changed series per second into a real SQLite file (1-second rows,
 //!    roll-up marks, and the minute roll-up when its period closes; V2 histograms; one
 //!    transaction per flush), averaged over a minute, as a share of one core. Flushes come
 //!    every second, half-way through it (as the server's, not aligned to second boundaries),
@@ -22,7 +22,6 @@
 use bytes::Bytes;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::{collections::HashSet, time::Instant};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use streamboard::{
     engine::{Engine, EngineConfig, ShellConfig, shell, window::Windows},
     kinesis::{ConsumedRecord, RecordBatch, SequenceNumber},
@@ -32,6 +31,7 @@ use streamboard::{
         flush::{CLOSE_AFTER_S, FlushState, write_flush},
     },
 };
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 const T0_MS: i64 = 1_700_000_000_000;
 

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Row as _, SqliteConnection};
 use std::{future::Future, pin::Pin, time::Duration};
 use streamboard::{
     clock::Clock,
@@ -117,9 +117,22 @@ fn recorded() -> Vec<(i64, RecordBatch<u64>)> {
 
 /// Everything stored and read live after the recorded input went through `partitions`
 /// partitions.
+/// One stored row: metric name, tier, series, start, count, sum, min, max, histogram.
+type Row = (
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<Vec<u8>>,
+);
+
 #[derive(Debug, PartialEq)]
 struct Outcome {
-    rows: Vec<(String, i64, String, i64, i64, i64, i64, i64, Option<Vec<u8>>)>,
+    rows: Vec<Row>,
     checkpoints: Vec<(String, String, i64)>,
     live: Vec<String>,
     counters: Vec<String>,
@@ -240,7 +253,9 @@ async fn partitions_store_and_show_what_one_partition_does() {
     );
     assert!(one.live.len() > 20, "{} live series", one.live.len());
     assert!(
-        one.counters.iter().any(|c| c.contains("InvalidJson") || c.contains("invalid_json")),
+        one.counters
+            .iter()
+            .any(|c| c.contains("InvalidJson") || c.contains("invalid_json")),
         "{:?}",
         one.counters
     );

@@ -833,7 +833,9 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
         let mut ids: Vec<&str> = ids
             .iter()
             .map(String::as_str)
-            .filter(|id| !["site_root", "kinesis_endpoint", "auth", "engine_partitions"].contains(id))
+            .filter(|id| {
+                !["site_root", "kinesis_endpoint", "auth", "engine_partitions"].contains(id)
+            })
             .collect();
         ids.sort_unstable();
         assert_eq!(serialised, ids);

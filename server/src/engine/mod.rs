@@ -38,7 +38,7 @@ pub mod shell;
 pub mod window;
 
 pub use self::core::{Engine, EngineConfig};
-pub use partition::{Coordinator, Partitioned, PendingView};
 pub use extract::{Extracted, PreviewRow};
+pub use partition::{Coordinator, Partitioned, PendingView};
 pub use settings::EngineSettings;
 pub use shell::{EngineHandle, FlushSink, ShellConfig, StorageFailure};

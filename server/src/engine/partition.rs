@@ -50,8 +50,11 @@ use std::{
 /// windows.
 #[derive(Debug, Default)]
 pub struct PendingView {
-    metrics: Vec<(MetricKey, Vec<(String, Vec<Unflushed>)>)>,
+    metrics: Vec<(MetricKey, Vec<PendingOf>)>,
 }
+
+/// One series' key and its seconds not yet flushed.
+type PendingOf = (String, Vec<Unflushed>);
 
 /// Every partition's [`PendingView`] by metric and series.
 #[derive(Default)]
@@ -276,7 +279,8 @@ fn view_series(
     if let Some(i) = metric.series_by_key(hasher, &key) {
         return i;
     }
-    let is_other = |key: &str| !labels.is_empty() && key.split(LABEL_SEPARATOR).all(|l| l == OTHER_SERIES);
+    let is_other =
+        |key: &str| !labels.is_empty() && key.split(LABEL_SEPARATOR).all(|l| l == OTHER_SERIES);
     let known = metric.series.len() - usize::from(metric.other.is_some());
     let key = if is_other(&key) || known < max {
         key
@@ -406,10 +410,7 @@ impl<P: Clone> Coordinator<P> {
         if !self.shards.contains_key(&batch.stream) {
             self.shards.insert(batch.stream.clone(), HashMap::new());
         }
-        let shards = self
-            .shards
-            .get_mut(&batch.stream)
-            .expect("inserted above");
+        let shards = self.shards.get_mut(&batch.stream).expect("inserted above");
         if let Some(&partition) = shards.get(&batch.shard) {
             return partition;
         }
@@ -463,7 +464,10 @@ impl<P: Clone> Coordinator<P> {
     fn combine(older: Flush<P>, newer: Flush<P>) -> Flush<P> {
         let mut positions = newer.positions;
         for (stream, shard, position) in older.positions {
-            if !positions.iter().any(|(s, h, _)| *s == stream && *h == shard) {
+            if !positions
+                .iter()
+                .any(|(s, h, _)| *s == stream && *h == shard)
+            {
                 positions.push((stream, shard, position));
             }
         }

@@ -168,11 +168,12 @@ fn normal_window(window: Option<MetricWindow>) -> Option<MetricWindow> {
     })
 }
 
+/// A metric's key, name, late, future and overflowed records, and bad records per reason.
+type CountersOf = (MetricKey, String, u64, u64, u64, Vec<(String, u64)>);
+
 /// Counters without the bad records' examples (which recent ones are kept depends on the
 /// interleaving of the partitions).
-fn normal_counters(
-    counters: Vec<(MetricKey, String, MetricCounters)>,
-) -> Vec<(MetricKey, String, u64, u64, u64, Vec<(String, u64)>)> {
+fn normal_counters(counters: Vec<(MetricKey, String, MetricCounters)>) -> Vec<CountersOf> {
     counters
         .into_iter()
         .map(|(key, name, c)| {

@@ -536,11 +536,13 @@ where
         let partition = self.coordinator.route(&batch);
         let job = PartJob::Ingest(batch, self.clock.now_ms());
         if self.parts[partition].send(job).await.is_err() {
-            tracing::error!(partition, "a partition of the metrics engine is gone; its batch is dropped");
+            tracing::error!(
+                partition,
+                "a partition of the metrics engine is gone; its batch is dropped"
+            );
         }
         self.ingested.send_modify(|n| *n = n.wrapping_add(1));
     }
-
 
     /// Gathers the partitions' recent records of `stream` into the coordinator's sample;
     /// `false` when a partition is gone.
