@@ -109,6 +109,8 @@ start(
     // LIVE_MIN_INTERVAL=250ms: the shortest interval between pushes when records arrive
     // (default 100 ms; equal to the tick pushes on the tick only, as before).
     ...(process.env.LIVE_MIN_INTERVAL ? ["--live-min-interval", process.env.LIVE_MIN_INTERVAL] : []),
+    // EFO=1: read the stream with enhanced fan-out (SubscribeToShard) instead of polling.
+    ...(process.env.EFO ? ["--efo"] : []),
   ],
   "serve",
 );

@@ -1,9 +1,12 @@
 //! The HTTP face of the endpoint: one axum handler on `POST /` that checks for an
 //! Authorization header, reads a bounded body, dispatches on `X-Amz-Target` and answers in
-//! awsJson1_1 with AWS's error shapes. Signatures are not checked.
+//! awsJson1_1 with AWS's error shapes, or, for SubscribeToShard, with a streamed
+//! `application/vnd.amazon.eventstream` body (see [`crate::subscription`]), sent with
+//! HTTP/1.1 chunked transfer. Signatures are not checked.
 
 use super::{
     service::Service,
+    subscription,
     wire::{ApiError, ErrorKind, Operation},
 };
 use axum::{
@@ -23,6 +26,7 @@ use std::sync::{
 /// plus JSON; anything beyond this is refused before it is buffered.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
 #[derive(Clone)]
 struct HttpState {
@@ -62,10 +66,28 @@ fn error_response(error: &ApiError, request_id: u64) -> Response {
     response
 }
 
+/// A successful answer: a JSON body, or SubscribeToShard's event stream.
+enum Answer {
+    Json(Vec<u8>),
+    Events(Body),
+}
+
 async fn handle(State(state): State<HttpState>, request: Request) -> Response {
     let request_id = state.request_ids.fetch_add(1, Ordering::Relaxed);
     match dispatch(&state, request).await {
-        Ok(body) => respond(200, body, request_id),
+        Ok(Answer::Json(body)) => respond(200, body, request_id),
+        Ok(Answer::Events(body)) => {
+            let mut response = Response::new(body);
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(EVENT_STREAM_CONTENT_TYPE),
+            );
+            if let Ok(id) = HeaderValue::from_str(&format!("{request_id:016x}")) {
+                headers.insert("x-amzn-RequestId", id);
+            }
+            response
+        }
         Err(error) => {
             if error.kind == ErrorKind::InternalFailure {
                 tracing::warn!(%error, "answering InternalFailure");
@@ -81,7 +103,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn dispatch(state: &HttpState, request: Request) -> Result<Vec<u8>, ApiError> {
+async fn dispatch(state: &HttpState, request: Request) -> Result<Answer, ApiError> {
     let (parts, body) = request.into_parts();
     if !parts.headers.contains_key(header::AUTHORIZATION) {
         return Err(ApiError::new(
@@ -114,7 +136,12 @@ async fn dispatch(state: &HttpState, request: Request) -> Result<Vec<u8>, ApiErr
             return Err(error);
         }
     }
-    state.service.handle(op, body).await
+    if op == Operation::SubscribeToShard {
+        return Ok(Answer::Events(
+            subscription::subscribe(&state.service, &body)?.into_body(),
+        ));
+    }
+    state.service.handle(op, body).await.map(Answer::Json)
 }
 
 impl IntoResponse for ApiError {

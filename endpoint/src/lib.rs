@@ -1,40 +1,60 @@
 //! The embedded Kinesis-compatible endpoint: a local Kinesis Data Streams for Streamboard's
 //! default set-up and for users' own producers and tests.
 //!
-//! It owns streams, shards and records under `<data-dir>/kinesis/`, and the HTTP listener that
-//! speaks the Kinesis wire protocol (awsJson1_1 over HTTP/1.1, `X-Amz-Target:
-//! Kinesis_20131202.<Operation>`). Data enters by PutRecord/PutRecords and leaves by
-//! GetRecords; nothing else reaches into it: Streamboard's consumer reads it through
-//! aws-sdk-kinesis like any Kinesis. The crate depends on no other Streamboard crate; the
-//! server starts it with [`Endpoint::start`] (embedded in `serve`) or [`run`]
-//! (`streamboard endpoint`).
+//! It owns streams, shards, records and enhanced fan-out consumers under `<data-dir>/kinesis/`,
+//! and the HTTP listener that speaks the Kinesis wire protocol (awsJson1_1 over HTTP/1.1,
+//! `X-Amz-Target: Kinesis_20131202.<Operation>`). Data enters by PutRecord/PutRecords
+//! and leaves by GetRecords or SubscribeToShard; nothing else reaches into it: Streamboard's
+//! consumer reads it through aws-sdk-kinesis like any Kinesis. The crate depends on no other
+//! Streamboard crate; the server starts it with [`Endpoint::start`] (embedded in `serve`) or
+//! [`run`] (`streamboard endpoint`).
 //!
 //! # Layout
 //! - [`wire`]: request/response serde types, the AWS error shape.
 //! - [`encode`]: hand-written JSON encoders for the hot answers (GetRecords, PutRecords).
+//! - [`eventstream`]: the AWS event-stream framing of SubscribeToShard's answer.
 //! - [`model`]: pure core: streams, shards, hash ranges, sequence numbers, resharding,
-//!   iterator tokens; refuses with its own [`model::ModelError`].
+//!   iterator tokens, consumers; refuses with its own [`model::ModelError`].
 //! - [`log`]: segment files, framing, recovery, fsync with group commit, the topology file.
 //! - [`request`]: request bodies to model inputs (JSON, required fields, base64, tokens).
 //! - [`service`]: the single owner of the state (one mutex, short critical sections, I/O
-//!   outside), and the one mapping of model refusals to AWS errors.
+//!   outside), the one mapping of model refusals to AWS errors, the per-stream wake-up
+//!   channels and the registry of open subscriptions.
+//! - [`subscription`]: one SubscribeToShard stream: claim, initial-response, events, end.
 //! - [`http`]: the axum handler.
 //! - [`limits`], [`faults`]: optional realism (per-shard throughput limits, fault injection).
 //!
 //! # Durability
 //! A PutRecord/PutRecords is answered only after its frame is `fdatasync`ed; concurrent writes
-//! share one sync (group commit). Records become readable only once durable. Topology changes
-//! are written to `meta.json` atomically (temp + fsync + rename) before they are answered. On
-//! start, the log is replayed and a torn tail is truncated. See [`log`] for the layout.
+//! share one sync (group commit). Records become readable (and are pushed to subscriptions)
+//! only once durable. Topology changes, consumers included, are written to `meta.json`
+//! atomically (temp + fsync + rename) before they are answered. On start, the log is replayed
+//! and a torn tail is truncated. See [`log`] for the layout.
+//!
+//! # Enhanced fan-out
+//! RegisterStreamConsumer, DescribeStreamConsumer, ListStreamConsumers and
+//! DeregisterStreamConsumer as AWS documents them (at most 20 consumers per stream, names
+//! unique per stream, ARN `<stream ARN>/consumer/<name>:<creation epoch seconds>`).
+//! SubscribeToShard answers 200 with `application/vnd.amazon.eventstream`: an
+//! `initial-response` event (`{}`), then `SubscribeToShardEvent`s as records become durable,
+//! an empty one at least every [`EndpointConfig::subscription_heartbeat`], until
+//! [`EndpointConfig::subscription_duration`] passes, the shard's end (a last event with
+//! ChildShards and no ContinuationSequenceNumber), the consumer, stream or shard goes away (a
+//! ResourceNotFoundException message), or shutdown. A second subscription of the same consumer
+//! to the same shard while one is open is refused with HTTP 400 ResourceInUseException.
 //!
 //! # Differences from AWS
 //! Signatures are not checked (a request needs an Authorization header, any value). Streams
-//! are ACTIVE at once (no CREATING/UPDATING delay). Enhanced fan-out, tagging, encryption and
-//! consumers are not implemented. UpdateShardCount records up to every overlapping old shard as
-//! a parent in ChildShards; DescribeStream can show only the first two as
-//! ParentShardId/AdjacentParentShardId.
+//! and consumers are ACTIVE at once (no CREATING/UPDATING/DELETING delay). Tagging and
+//! encryption are not implemented. UpdateShardCount records up to every overlapping old shard
+//! as a parent in ChildShards; DescribeStream can show only the first two as
+//! ParentShardId/AdjacentParentShardId. SubscribeToShard streams over HTTP/1.1 (chunked; AWS
+//! requires HTTP/2, which this listener does not speak) and has no 2 MiB/s per-consumer read
+//! limit; an event carries at most 2 MiB of record data.
+//! A shard's StartingSequenceNumber is a number of its own, below its first record's.
 
 pub mod encode;
+pub mod eventstream;
 pub mod faults;
 pub mod http;
 pub mod limits;
@@ -42,13 +62,14 @@ pub mod log;
 pub mod model;
 pub mod request;
 pub mod service;
+pub mod subscription;
 pub mod wire;
 
 use self::{
     faults::FaultConfig,
     log::Log,
     model::{Model, ModelSettings, Record, Topology},
-    service::Service,
+    service::{Service, SubscriptionSettings},
 };
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
@@ -60,6 +81,10 @@ pub const DEFAULT_ENDPOINT_LISTEN: &str = "127.0.0.1:4567";
 pub const DEFAULT_ITERATOR_TTL: Duration = Duration::from_secs(300);
 /// Default limit on open shards across all streams.
 pub const DEFAULT_SHARD_LIMIT: u32 = 1000;
+/// AWS's SubscribeToShard lifetime.
+pub const DEFAULT_SUBSCRIPTION_DURATION: Duration = Duration::from_secs(300);
+/// AWS's longest gap between SubscribeToShard events.
+pub const DEFAULT_SUBSCRIPTION_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How often records past retention are dropped.
 const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -79,6 +104,11 @@ pub struct EndpointConfig {
     pub faults: FaultConfig,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// How long a SubscribeToShard stream lasts (AWS: 5 minutes).
+    pub subscription_duration: Duration,
+    /// Longest gap between two SubscribeToShard events; an empty event is sent when nothing
+    /// new arrived (AWS: about 5 seconds).
+    pub subscription_heartbeat: Duration,
 }
 
 impl EndpointConfig {
@@ -92,6 +122,8 @@ impl EndpointConfig {
             shard_limit: DEFAULT_SHARD_LIMIT,
             faults: FaultConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
+            subscription_duration: DEFAULT_SUBSCRIPTION_DURATION,
+            subscription_heartbeat: DEFAULT_SUBSCRIPTION_HEARTBEAT,
         }
     }
 
@@ -218,7 +250,13 @@ impl Endpoint {
                 .await
                 .map_err(|e| EndpointError::Startup(e.to_string()))??
         };
-        let service = Arc::new(service);
+        let service = Arc::new(service.with_subscriptions(
+            SubscriptionSettings {
+                duration: config.subscription_duration,
+                heartbeat: config.subscription_heartbeat,
+            },
+            shutdown.clone(),
+        ));
         let listener =
             TcpListener::bind(config.listen)
                 .await

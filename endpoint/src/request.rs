@@ -4,7 +4,7 @@
 //! Every refusal is an [`ApiError`] with AWS's type and text.
 
 use crate::{
-    model::{Model, NewRecord},
+    model::{IteratorStart, Model, NewRecord, parse_seq},
     wire::{self, ApiError, ErrorKind, StreamRef},
 };
 use base64::Engine as _;
@@ -104,6 +104,37 @@ pub(crate) fn decode_entries(
             data: buffer.slice(data_start..end),
         })
         .collect())
+}
+
+/// GetShardIterator's ShardIteratorType (or SubscribeToShard's StartingPosition Type, named
+/// `field` in the refusal) with the sequence number or timestamp it needs.
+pub(crate) fn iterator_start(
+    kind: &str,
+    sequence_number: Option<&str>,
+    timestamp: Option<f64>,
+    field: &str,
+) -> Result<IteratorStart, ApiError> {
+    let seq = || -> Result<u128, ApiError> {
+        let text = sequence_number.ok_or_else(|| {
+            ApiError::invalid(format!("A sequence number is required with {kind}"))
+        })?;
+        Ok(parse_seq(text)?)
+    };
+    Ok(match kind {
+        "TRIM_HORIZON" => IteratorStart::TrimHorizon,
+        "LATEST" => IteratorStart::Latest,
+        "AT_SEQUENCE_NUMBER" => IteratorStart::AtSequence(seq()?),
+        "AFTER_SEQUENCE_NUMBER" => IteratorStart::AfterSequence(seq()?),
+        "AT_TIMESTAMP" => IteratorStart::AtTimestamp(wire::epoch_millis(
+            timestamp
+                .ok_or_else(|| ApiError::invalid("Timestamp is required with AT_TIMESTAMP"))?,
+        )),
+        other => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value {other:?} at '{field}' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
+            )));
+        }
+    })
 }
 
 /// A ListShards/ListStreams continuation token: opaque base64 of a small JSON object.

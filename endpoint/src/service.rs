@@ -20,19 +20,26 @@ use super::{
     faults::FaultConfig,
     log::{Log, LogError, encode_frame, write_atomic},
     model::{
-        IteratorStart, MAX_GET_RECORDS, MAX_PUT_RECORDS, MAX_PUT_RECORDS_BYTES, Model, ModelError,
-        NewRecord, PutOutcome, ShardFilter, StreamMode, parse_seq, parse_shard_id,
+        ConsumerRef, ConsumerView, IteratorStart, MAX_GET_RECORDS, MAX_PUT_RECORDS,
+        MAX_PUT_RECORDS_BYTES, Model, ModelError, NewRecord, PutOutcome, ShardFilter, ShardRead,
+        StreamMode, SubscriptionStart, parse_seq, parse_shard_id,
     },
-    request::{decode_data, decode_entries, open_token, parse, required, seal_token, stream_name},
+    request::{
+        decode_data, decode_entries, iterator_start, open_token, parse, required, seal_token,
+        stream_name,
+    },
     wire::{self, ApiError, ErrorKind, Operation},
 };
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::{
+    collections::{HashMap, HashSet},
     path::PathBuf,
     sync::{Arc, Mutex, MutexGuard},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
@@ -56,6 +63,33 @@ pub struct Service {
     faults: std::sync::RwLock<Arc<FaultConfig>>,
     /// Errors and delays injected so far.
     injected: std::sync::atomic::AtomicU64,
+    /// One wake-up channel per stream id: bumped when records of the stream become durable
+    /// or the topology changes, so subscriptions read again instead of polling.
+    watchers: Mutex<HashMap<u64, watch::Sender<()>>>,
+    /// Open subscriptions: (consumer ARN, shard index). A second one is refused.
+    subscriptions: Mutex<HashSet<(String, u32)>>,
+    subscription: SubscriptionSettings,
+    /// Cancelled when the endpoint stops; every subscription ends then.
+    shutdown: CancellationToken,
+}
+
+/// How SubscribeToShard streams behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionSettings {
+    /// How long a subscription lasts before the stream ends (AWS: 5 minutes).
+    pub duration: Duration,
+    /// Longest gap between two events: an empty one is sent when nothing new arrived
+    /// (AWS: about 5 seconds).
+    pub heartbeat: Duration,
+}
+
+impl Default for SubscriptionSettings {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(300),
+            heartbeat: Duration::from_secs(5),
+        }
+    }
 }
 
 /// How each refusal of the model is answered: its AWS error type (and with it the HTTP status),
@@ -67,11 +101,14 @@ impl From<ModelError> for ApiError {
             E::StreamNotFound { .. }
             | E::ShardNotFound { .. }
             | E::IteratorStreamGone
-            | E::IteratorShardGone => ErrorKind::ResourceNotFound,
+            | E::IteratorShardGone
+            | E::ConsumerNotFound { .. } => ErrorKind::ResourceNotFound,
             E::StreamExists { .. }
+            | E::ConsumerExists { .. }
             | E::SplitOfClosedShard { .. }
             | E::MergeOfClosedShard { .. } => ErrorKind::ResourceInUse,
             E::InvalidStreamName { .. }
+            | E::InvalidConsumerName { .. }
             | E::StreamRefMissing
             | E::ShardCountForOnDemand
             | E::ShardCountMissing
@@ -81,6 +118,7 @@ impl From<ModelError> for ApiError {
             | E::PartitionKeyLength { .. }
             | E::RecordTooLarge { .. } => ErrorKind::Validation,
             E::InvalidStreamArn { .. }
+            | E::InvalidConsumerArn { .. }
             | E::StreamNameArnMismatch { .. }
             | E::InvalidExplicitHashKey { .. }
             | E::InvalidSequenceNumber { .. }
@@ -92,7 +130,9 @@ impl From<ModelError> for ApiError {
             | E::RetentionOutOfRange { .. }
             | E::RetentionIncreaseTooShort { .. }
             | E::RetentionDecreaseTooLong { .. } => ErrorKind::InvalidArgument,
-            E::ShardLimit { .. } | E::ScalingOutOfRange { .. } => ErrorKind::LimitExceeded,
+            E::ShardLimit { .. } | E::ScalingOutOfRange { .. } | E::ConsumerLimit { .. } => {
+                ErrorKind::LimitExceeded
+            }
             E::ExpiredIterator { .. } => ErrorKind::ExpiredIterator,
             E::ReadThrottled { .. } => ErrorKind::ProvisionedThroughputExceeded,
             E::NoShardForHashKey => ErrorKind::InternalFailure,
@@ -110,6 +150,34 @@ fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(value).map_err(internal)
 }
 
+/// A consumer on the wire; DescribeStreamConsumer also names the stream.
+fn consumer_out(view: &ConsumerView, with_stream: bool) -> wire::ConsumerOut {
+    wire::ConsumerOut {
+        consumer_name: view.consumer.name.clone(),
+        consumer_arn: view.arn.clone(),
+        consumer_status: "ACTIVE",
+        consumer_creation_timestamp: wire::epoch_seconds(view.consumer.created_ms),
+        stream_arn: with_stream.then(|| view.stream_arn.clone()),
+    }
+}
+
+/// ConsumerARN, or StreamARN and ConsumerName (AWS refuses a request with neither).
+fn consumer_ref(input: wire::ConsumerRefInput) -> Result<ConsumerRef, ApiError> {
+    match (input.consumer_arn, input.stream_arn, input.consumer_name) {
+        (Some(arn), _, _) => Ok(ConsumerRef::Arn(arn)),
+        (None, Some(stream_arn), Some(consumer)) => Ok(ConsumerRef::Named {
+            stream: stream_name(&wire::StreamRef {
+                stream_name: None,
+                stream_arn: Some(stream_arn),
+            })?,
+            consumer,
+        }),
+        _ => Err(ApiError::invalid(
+            "Either ConsumerARN or both StreamARN and ConsumerName must be provided",
+        )),
+    }
+}
+
 fn stream_mode_json(mode: StreamMode) -> Value {
     json!({ "StreamMode": mode.as_str() })
 }
@@ -122,7 +190,110 @@ impl Service {
             meta_path,
             faults: std::sync::RwLock::new(Arc::new(faults)),
             injected: std::sync::atomic::AtomicU64::new(0),
+            watchers: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashSet::new()),
+            subscription: SubscriptionSettings::default(),
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Sets how subscriptions behave and the token that ends them (before the service is
+    /// shared).
+    pub fn with_subscriptions(
+        mut self,
+        settings: SubscriptionSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        self.subscription = settings;
+        self.shutdown = shutdown;
+        self
+    }
+
+    pub(crate) fn subscription_settings(&self) -> SubscriptionSettings {
+        self.subscription
+    }
+
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// A receiver that changes whenever stream `stream_id` has news.
+    pub(crate) fn watch(&self, stream_id: u64) -> watch::Receiver<()> {
+        let mut watchers = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        watchers
+            .entry(stream_id)
+            .or_insert_with(|| watch::channel(()).0)
+            .subscribe()
+    }
+
+    fn notify(&self, stream_id: u64) {
+        let watchers = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = watchers.get(&stream_id) {
+            sender.send_replace(());
+        }
+    }
+
+    /// Wakes every subscription (after a topology change: a shard closed, a consumer or a
+    /// stream went away). Senders nobody listens to any more are dropped.
+    fn notify_all(&self) {
+        let mut watchers = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        watchers.retain(|_, sender| {
+            sender.send_replace(());
+            sender.receiver_count() > 0
+        });
+    }
+
+    /// Claims the (consumer, shard) slot; `false` if a subscription already holds it.
+    pub(crate) fn claim_subscription(&self, key: (String, u32)) -> bool {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key)
+    }
+
+    pub(crate) fn release_subscription(&self, key: &(String, u32)) {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// Resolves a SubscribeToShard under the lock.
+    pub(crate) fn subscription_start(
+        &self,
+        arn: &str,
+        shard: &str,
+        start: IteratorStart,
+    ) -> Result<SubscriptionStart, ApiError> {
+        Ok(self.lock()?.model.subscription_start(arn, shard, start)?)
+    }
+
+    /// The next event's worth of durable records of a subscription, `Ok(None)` when the
+    /// consumer, stream or shard is gone.
+    pub(crate) fn read_subscription(
+        &self,
+        arn: &str,
+        stream_id: u64,
+        shard: u32,
+        position: u128,
+    ) -> Result<Option<ShardRead>, ApiError> {
+        let durable = self.log.durable_lsn();
+        let state = self.lock()?;
+        if !state.model.consumer_exists(arn) {
+            return Ok(None);
+        }
+        Ok(state
+            .model
+            .read_subscription(stream_id, shard, position, durable, now_millis()))
     }
 
     /// Counts one injected error or delay.
@@ -175,7 +346,14 @@ impl Service {
             Operation::DescribeStream => self.describe_stream(&body),
             Operation::DescribeStreamSummary => self.describe_stream_summary(&body),
             Operation::ListShards => self.list_shards(&body),
-            Operation::CreateStream
+            Operation::DescribeStreamConsumer => self.describe_stream_consumer(&body),
+            Operation::ListStreamConsumers => self.list_stream_consumers(&body),
+            Operation::SubscribeToShard => Err(internal(
+                "SubscribeToShard answers with a stream, not through handle",
+            )),
+            Operation::RegisterStreamConsumer
+            | Operation::DeregisterStreamConsumer
+            | Operation::CreateStream
             | Operation::DeleteStream
             | Operation::SplitShard
             | Operation::MergeShards
@@ -265,9 +443,27 @@ impl Service {
                 )?;
                 json!({})
             }
+            Operation::RegisterStreamConsumer => {
+                let input: wire::RegisterStreamConsumerInput = parse(body)?;
+                let arn = required(input.stream_arn, "streamARN")?;
+                let name = stream_name(&wire::StreamRef {
+                    stream_name: None,
+                    stream_arn: Some(arn),
+                })?;
+                let consumer = required(input.consumer_name, "consumerName")?;
+                let view = model.register_consumer(&name, &consumer, now_ms)?;
+                json!({ "Consumer": consumer_out(&view, false) })
+            }
+            Operation::DeregisterStreamConsumer => {
+                let input: wire::ConsumerRefInput = parse(body)?;
+                model.deregister_consumer(&consumer_ref(input)?)?;
+                json!({})
+            }
             _ => return Err(internal("not a topology operation")),
         };
         self.save_topology(&state.model)?;
+        drop(state);
+        self.notify_all();
         to_json(&answer)
     }
 
@@ -296,13 +492,14 @@ impl Service {
                     .append_with(lsn, |buf| encode_frame(stream_id, stored, buf))
                     .map_err(internal)?;
             }
-            (any_stored.then_some(lsn), outcomes)
+            (any_stored.then_some((lsn, stream_id)), outcomes)
         };
-        if let Some(lsn) = lsn {
+        if let Some((lsn, stream_id)) = lsn {
             self.log
                 .wait_durable(lsn)
                 .await
                 .map_err(|e: LogError| internal(e))?;
+            self.notify(stream_id);
         }
         Ok(outcomes)
     }
@@ -359,30 +556,12 @@ impl Service {
         let name = stream_name(&input.stream)?;
         let shard = required(input.shard_id, "shardId")?;
         let kind = required(input.shard_iterator_type, "shardIteratorType")?;
-        let seq = || -> Result<u128, ApiError> {
-            let text = input.starting_sequence_number.as_deref().ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "StartingSequenceNumber is required with ShardIteratorType {kind}"
-                ))
-            })?;
-            Ok(parse_seq(text)?)
-        };
-        let start = match kind.as_str() {
-            "TRIM_HORIZON" => IteratorStart::TrimHorizon,
-            "LATEST" => IteratorStart::Latest,
-            "AT_SEQUENCE_NUMBER" => IteratorStart::AtSequence(seq()?),
-            "AFTER_SEQUENCE_NUMBER" => IteratorStart::AfterSequence(seq()?),
-            "AT_TIMESTAMP" => IteratorStart::AtTimestamp(wire::epoch_millis(
-                input.timestamp.ok_or_else(|| {
-                    ApiError::invalid("Timestamp is required with ShardIteratorType AT_TIMESTAMP")
-                })?,
-            )),
-            other => {
-                return Err(ApiError::validation(format!(
-                    "1 validation error detected: Value {other:?} at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
-                )));
-            }
-        };
+        let start = iterator_start(
+            &kind,
+            input.starting_sequence_number.as_deref(),
+            input.timestamp,
+            "shardIteratorType",
+        )?;
         let iterator = self
             .lock()?
             .model
@@ -497,6 +676,49 @@ impl Service {
         }))
     }
 
+    fn describe_stream_consumer(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::ConsumerRefInput = parse(body)?;
+        let view = self.lock()?.model.consumer(&consumer_ref(input)?)?;
+        to_json(&json!({ "ConsumerDescription": consumer_out(&view, true) }))
+    }
+
+    fn list_stream_consumers(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let input: wire::ListStreamConsumersInput = parse(body)?;
+        let max = match input.max_results {
+            None => 100,
+            Some(n) if (1..=10_000).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value {n} at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 10000"
+                )));
+            }
+        };
+        let arn = required(input.stream_arn, "streamARN")?;
+        let name = stream_name(&wire::StreamRef {
+            stream_name: None,
+            stream_arn: Some(arn),
+        })?;
+        let skip = match &input.next_token {
+            Some(token) => match open_token(token)?["skip"].as_u64() {
+                Some(skip) => skip as usize,
+                None => return Err(ApiError::invalid(format!("NextToken {token:?} is invalid"))),
+            },
+            None => 0,
+        };
+        let consumers = self.lock()?.model.list_consumers(&name)?;
+        let page: Vec<_> = consumers
+            .iter()
+            .skip(skip)
+            .take(max)
+            .map(|view| consumer_out(view, false))
+            .collect();
+        let mut answer = json!({ "Consumers": page });
+        if skip + max < consumers.len() {
+            answer["NextToken"] = json!(seal_token(&json!({ "skip": skip + max })));
+        }
+        to_json(&answer)
+    }
+
     fn describe_stream_summary(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         let input: wire::StreamOnlyInput = parse(body)?;
         let name = stream_name(&input.stream)?;
@@ -513,7 +735,7 @@ impl Service {
                 "EnhancedMonitoring": [{ "ShardLevelMetrics": [] }],
                 "EncryptionType": "NONE",
                 "OpenShardCount": stream.open_shard_count(),
-                "ConsumerCount": 0,
+                "ConsumerCount": stream.consumers.len(),
             }
         }))
     }

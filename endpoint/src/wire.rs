@@ -104,10 +104,15 @@ pub enum Operation {
     UpdateShardCount,
     IncreaseStreamRetentionPeriod,
     DecreaseStreamRetentionPeriod,
+    RegisterStreamConsumer,
+    DescribeStreamConsumer,
+    ListStreamConsumers,
+    DeregisterStreamConsumer,
+    SubscribeToShard,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 15] = [
+    pub const ALL: [Operation; 20] = [
         Operation::CreateStream,
         Operation::DeleteStream,
         Operation::ListStreams,
@@ -123,6 +128,11 @@ impl Operation {
         Operation::UpdateShardCount,
         Operation::IncreaseStreamRetentionPeriod,
         Operation::DecreaseStreamRetentionPeriod,
+        Operation::RegisterStreamConsumer,
+        Operation::DescribeStreamConsumer,
+        Operation::ListStreamConsumers,
+        Operation::DeregisterStreamConsumer,
+        Operation::SubscribeToShard,
     ];
 
     pub fn name(self) -> &'static str {
@@ -142,6 +152,11 @@ impl Operation {
             Operation::UpdateShardCount => "UpdateShardCount",
             Operation::IncreaseStreamRetentionPeriod => "IncreaseStreamRetentionPeriod",
             Operation::DecreaseStreamRetentionPeriod => "DecreaseStreamRetentionPeriod",
+            Operation::RegisterStreamConsumer => "RegisterStreamConsumer",
+            Operation::DescribeStreamConsumer => "DescribeStreamConsumer",
+            Operation::ListStreamConsumers => "ListStreamConsumers",
+            Operation::DeregisterStreamConsumer => "DeregisterStreamConsumer",
+            Operation::SubscribeToShard => "SubscribeToShard",
         }
     }
 
@@ -361,7 +376,81 @@ pub struct RetentionInput {
     pub retention_period_hours: Option<i64>,
 }
 
+/// RegisterStreamConsumer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegisterStreamConsumerInput {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    pub consumer_name: Option<String>,
+}
+
+/// DescribeStreamConsumer and DeregisterStreamConsumer: ConsumerARN, or StreamARN and
+/// ConsumerName.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumerRefInput {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    pub consumer_name: Option<String>,
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListStreamConsumersInput {
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: Option<String>,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartingPositionInput {
+    #[serde(rename = "Type")]
+    pub position_type: Option<String>,
+    pub sequence_number: Option<String>,
+    pub timestamp: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubscribeToShardInput {
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: Option<String>,
+    pub shard_id: Option<String>,
+    pub starting_position: Option<StartingPositionInput>,
+}
+
 // ---- responses ----
+
+/// A consumer as RegisterStreamConsumer and ListStreamConsumers answer it; DescribeStreamConsumer
+/// adds the StreamARN.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumerOut {
+    pub consumer_name: String,
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    pub consumer_status: &'static str,
+    pub consumer_creation_timestamp: f64,
+    #[serde(rename = "StreamARN", skip_serializing_if = "Option::is_none")]
+    pub stream_arn: Option<String>,
+}
+
+/// One SubscribeToShardEvent's payload.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubscribeToShardEventOut {
+    pub records: Vec<RecordOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation_sequence_number: Option<String>,
+    pub millis_behind_latest: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_shards: Option<Vec<ChildShardOut>>,
+}
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -144,6 +144,7 @@ async fn run(workers: usize) {
             vec![StreamSpec {
                 name_or_arn: StreamRef::Name(stream.clone()),
                 start: StartPosition::TrimHorizon,
+                efo: false,
             }],
         );
         let (batch_tx, batch_rx) = config.batch_channel();

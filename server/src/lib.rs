@@ -78,6 +78,8 @@ pub enum ServerError {
     Endpoint(#[from] streamboard_endpoint::EndpointError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] http::listener::TlsError),
 }
 
 /// A started server: its address, and the handle that waits for it to stop.
@@ -97,6 +99,10 @@ impl Server {
         config: ServeConfig,
         shutdown: CancellationToken,
     ) -> Result<Self, ServerError> {
+        let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => Some(http::listener::tls_config(cert, key)?),
+            _ => None,
+        };
         let database = Database::open(&config.server.data_dir).await?;
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -187,20 +193,26 @@ impl Server {
             &tracker,
             shutdown.clone(),
         ));
+        let scheme = if config.server.tls_enabled() {
+            "https"
+        } else {
+            "http"
+        };
         if let Some(secret) = state.auth.offer_setup().await? {
             tracing::warn!(
-                "no users yet: open http://{local_addr}/login?setup={secret} once to create the first \
+                "no users yet: open {scheme}://{local_addr}/login?setup={secret} once to create the first \
                  admin, or run `streamboard user add NAME --role admin`"
             );
         }
-        let router = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let listener_config = http::listener::ListenerConfig {
+            tls: tls.map(Arc::new),
+            header_read_timeout: config.server.header_read_timeout,
+        };
+        let router = http::router(state);
         let handle = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                    .await
-                    .map_err(ServerError::Serve);
+                http::listener::serve(listener, router, listener_config, shutdown.clone()).await;
                 // Order: HTTP stopped accepting; tracked tasks (WebSocket sessions, later the
                 // readers and the engine) finish; then the pool closes.
                 shutdown.cancel();
@@ -217,10 +229,10 @@ impl Server {
                 }
                 database.close().await;
                 tracing::info!("stopped");
-                served
+                Ok(())
             }
         });
-        tracing::info!(url = %format!("http://{local_addr}"), "serving");
+        tracing::info!(url = %format!("{scheme}://{local_addr}"), "serving");
         Ok(Self {
             local_addr,
             shutdown,

@@ -188,6 +188,7 @@ pub fn streams_to_read(config: &PipelineConfig<'_>) -> Vec<StreamSpec> {
             .map(|(name, ..)| StreamSpec {
                 name_or_arn: StreamRef::Name(StreamName::from(*name)),
                 start: StartPosition::TrimHorizon,
+                efo: config.consumer.efo,
             })
             .collect(),
         _ => config.consumer.streams.clone(),

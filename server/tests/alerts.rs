@@ -69,6 +69,7 @@ fn reading(dir: &std::path::Path, peer: &Peer, source: &str, metric: Value) -> S
     config.consumer.streams = vec![StreamSpec {
         name_or_arn: StreamRef::Name(StreamName::from(source)),
         start: StartPosition::TrimHorizon,
+        efo: false,
     }];
     config.source = KinesisSource::External(peer.target());
     config.consumer.idle_poll_interval = Duration::from_millis(50);
@@ -1034,6 +1035,120 @@ async fn an_each_rule_sends_one_notification_per_group_listing_every_instance() 
             .iter()
             .all(|t| t["to"] == "firing")
     );
+    server.shutdown();
+    server.wait().await.unwrap();
+    hooks_stop.cancel();
+}
+
+/// A receiver that keeps each request's `Authorization` header.
+async fn record_authorization(
+    State(seen): State<Arc<Mutex<Vec<Option<String>>>>>,
+    headers: axum::http::HeaderMap,
+) -> StatusCode {
+    seen.lock().unwrap().push(
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    );
+    StatusCode::NO_CONTENT
+}
+
+#[tokio::test]
+async fn webhook_credentials_are_sent_but_never_shown() {
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    let hooks_stop = CancellationToken::new();
+    tokio::spawn({
+        let app = Router::new()
+            .route("/hook", post(record_authorization))
+            .with_state(seen.clone());
+        let stop = hooks_stop.clone();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .unwrap();
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = orders_server(dir.path()).await;
+    let addr = server.local_addr();
+    let secret_url = format!("http://alice:s3cret@{hook_addr}/hook");
+    let masked_url = format!("http://***@{hook_addr}/hook");
+    let rule = json!({
+        "name": "big orders", "metric": "orders", "statistic": "max", "window": "1m",
+        "comparison": ">", "threshold": 1000,
+        "targets": [{"type": "webhook", "url": secret_url}],
+    });
+    let (status, body) = http_json(addr, "POST", "/api/v1/alerts", Some(rule.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().unwrap();
+
+    // Nothing the server shows has the password: the rule, the list, both exports.
+    let (_, shown) = http_json(addr, "GET", &format!("/api/v1/alerts/{id}"), None).await;
+    assert_eq!(shown["targets"][0]["url"], masked_url, "{shown}");
+    for path in [
+        "/api/v1/alerts",
+        "/api/v1/alerts/export?format=json",
+        "/api/v1/alerts/export?format=toml",
+    ] {
+        let (status, text) = http_text(addr, "GET", path, None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("alice"),
+            "{path}: {text}"
+        );
+        assert!(text.contains(&masked_url), "{path}: {text}");
+    }
+
+    // The rule as shown, saved back unchanged, keeps its credentials: a test send of it
+    // reaches the receiver with them as Basic authorization (base64 of alice:s3cret).
+    let mut edited = shown.clone();
+    for key in ["id", "created_ms", "updated_ms", "instances"] {
+        edited.as_object_mut().unwrap().remove(key);
+    }
+    let (status, body) =
+        http_json(addr, "PUT", &format!("/api/v1/alerts/{id}"), Some(edited)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["targets"][0]["url"], masked_url);
+    let mut draft = rule.clone();
+    draft["targets"][0]["url"] = json!(masked_url);
+    let (status, sent) = http_json(
+        addr,
+        "POST",
+        "/api/v1/alerts/notification/test",
+        Some(json!({"rule": draft, "target": "webhook"})),
+    )
+    .await;
+    assert_eq!((status, &sent["delivered"]), (200, &json!(true)), "{sent}");
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        vec![Some("Basic YWxpY2U6czNjcmV0".to_string())]
+    );
+
+    // A re-imported export keeps them too; a masked URL that stands for nothing is refused.
+    let (_, exported) = http_text(addr, "GET", "/api/v1/alerts/export?format=toml", None).await;
+    let (status, body) = import(addr, "toml", &exported).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, sent) = http_json(
+        addr,
+        "POST",
+        "/api/v1/alerts/notification/test",
+        Some(json!({"rule": draft, "target": "webhook"})),
+    )
+    .await;
+    assert_eq!((status, &sent["delivered"]), (200, &json!(true)), "{sent}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(
+        seen.lock().unwrap()[1].as_deref(),
+        Some("Basic YWxpY2U6czNjcmV0")
+    );
+    let mut forged = rule.clone();
+    forged["name"] = json!("forged");
+    forged["targets"][0]["url"] = json!(format!("http://***@{hook_addr}/other"));
+    assert_refused_at(addr, "/api/v1/alerts", forged, "targets").await;
     server.shutdown();
     server.wait().await.unwrap();
     hooks_stop.cancel();

@@ -6,10 +6,12 @@ mod support;
 
 use aws_sdk_kinesis::{
     Client,
+    error::DisplayErrorContext,
     primitives::{Blob, DateTime},
     types::{
-        PutRecordsRequestEntry, ScalingType, Shard, ShardFilter, ShardFilterType,
-        ShardIteratorType, StreamMode, StreamModeDetails,
+        ConsumerStatus, PutRecordsRequestEntry, ScalingType, Shard, ShardFilter, ShardFilterType,
+        ShardIteratorType, StartingPosition, StreamMode, StreamModeDetails, SubscribeToShardEvent,
+        SubscribeToShardEventStream,
     },
 };
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +43,10 @@ for_both_peers!(
     resharding_during_writes,
     list_shards_paging_and_filters,
     error_shapes,
+    stream_consumers,
+    subscribe_to_shard_in_order_and_resume_after_continuation,
+    second_subscription_is_refused,
+    subscription_ends_with_child_shards_after_resharding,
 );
 
 fn seq(text: &str) -> SequenceNumber {
@@ -954,5 +960,726 @@ async fn error_shapes(peer: &Peer) {
     if !peer.is_local_mock() {
         // kinesis-local stored the 501-record batch it should have refused (see above).
         assert_eq!(records.len(), 1, "no refused request stored anything");
+    }
+}
+
+// ---- enhanced fan-out ----
+
+async fn stream_arn(c: &Client, name: &str) -> String {
+    c.describe_stream_summary()
+        .stream_name(name)
+        .send()
+        .await
+        .expect("DescribeStreamSummary")
+        .stream_description_summary
+        .expect("a summary")
+        .stream_arn
+}
+
+/// Registers `consumer` on the stream and waits until it is ACTIVE (kinesis-local passes
+/// through CREATING); returns its ARN.
+async fn register_consumer(c: &Client, stream_arn: &str, consumer: &str) -> String {
+    let registered = c
+        .register_stream_consumer()
+        .stream_arn(stream_arn)
+        .consumer_name(consumer)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("RegisterStreamConsumer: {}", DisplayErrorContext(e)))
+        .consumer
+        .expect("a consumer");
+    let arn = registered.consumer_arn;
+    support::eventually(&format!("consumer {consumer} ACTIVE"), || {
+        let arn = arn.clone();
+        async move {
+            c.describe_stream_consumer()
+                .consumer_arn(arn)
+                .send()
+                .await
+                .ok()
+                .and_then(|out| out.consumer_description)
+                .is_some_and(|d| d.consumer_status == ConsumerStatus::Active)
+        }
+    })
+    .await;
+    arn
+}
+
+async fn stream_consumers(peer: &Peer) {
+    let c = &peer.client;
+    let name = unique_name("efo");
+    create_stream(c, &name, 1).await;
+    let arn = stream_arn(c, &name).await;
+    let registered = c
+        .register_stream_consumer()
+        .stream_arn(&arn)
+        .consumer_name("dash")
+        .send()
+        .await
+        .expect("RegisterStreamConsumer")
+        .consumer
+        .unwrap();
+    assert_eq!(registered.consumer_name, "dash");
+    // arn:aws:kinesis:<region>:<account>:stream/<stream>/consumer/<name>:<creation seconds>
+    let prefix = format!("{arn}/consumer/dash:");
+    let seconds = registered
+        .consumer_arn
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{} starts with {prefix}", registered.consumer_arn));
+    assert!(seconds.parse::<i64>().is_ok(), "{seconds}");
+    assert!(
+        (registered.consumer_creation_timestamp.secs() - seconds.parse::<i64>().unwrap()).abs()
+            <= 1
+    );
+    let consumer_arn = register_consumer_wait(c, &registered.consumer_arn).await;
+
+    let by_name = c
+        .describe_stream_consumer()
+        .stream_arn(&arn)
+        .consumer_name("dash")
+        .send()
+        .await
+        .expect("DescribeStreamConsumer by name")
+        .consumer_description
+        .unwrap();
+    assert_eq!(by_name.consumer_arn, consumer_arn);
+    assert_eq!(by_name.stream_arn, arn);
+    assert_eq!(by_name.consumer_status, ConsumerStatus::Active);
+
+    let duplicate = c
+        .register_stream_consumer()
+        .stream_arn(&arn)
+        .consumer_name("dash")
+        .send()
+        .await
+        .expect_err("a second consumer of the same name");
+    assert!(
+        duplicate
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception()),
+        "{}",
+        DisplayErrorContext(&duplicate)
+    );
+
+    let other = register_consumer(c, &arn, "other").await;
+    let listed = c
+        .list_stream_consumers()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .expect("ListStreamConsumers")
+        .consumers
+        .unwrap_or_default();
+    let mut names: Vec<_> = listed.iter().map(|c| c.consumer_name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["dash", "other"]);
+    // Paging with MaxResults. kinesis-local cuts the page to MaxResults but gives no
+    // NextToken for the rest, so the second page is checked only on the embedded endpoint.
+    let first = c
+        .list_stream_consumers()
+        .stream_arn(&arn)
+        .max_results(1)
+        .send()
+        .await
+        .expect("ListStreamConsumers page 1");
+    assert_eq!(first.consumers.as_ref().map(Vec::len), Some(1));
+    let second = c
+        .list_stream_consumers()
+        .stream_arn(&arn)
+        .set_next_token(first.next_token.clone())
+        .max_results(1)
+        .send()
+        .await
+        .expect("ListStreamConsumers page 2");
+    if !peer.is_local_mock() {
+        assert!(first.next_token.is_some());
+        assert_eq!(second.consumers.as_ref().map(Vec::len), Some(1));
+        assert!(second.next_token.is_none());
+        assert_ne!(
+            first.consumers.unwrap()[0].consumer_name,
+            second.consumers.unwrap()[0].consumer_name
+        );
+    }
+
+    c.deregister_stream_consumer()
+        .consumer_arn(&other)
+        .send()
+        .await
+        .expect("DeregisterStreamConsumer by ARN");
+    c.deregister_stream_consumer()
+        .stream_arn(&arn)
+        .consumer_name("dash")
+        .send()
+        .await
+        .expect("DeregisterStreamConsumer by name");
+    // kinesis-local keeps a deregistered consumer as DELETING for a moment.
+    support::eventually("both consumers gone", || async {
+        c.describe_stream_consumer()
+            .consumer_arn(&consumer_arn)
+            .send()
+            .await
+            .err()
+            .is_some_and(|e| {
+                e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception())
+            })
+            && c.list_stream_consumers()
+                .stream_arn(&arn)
+                .send()
+                .await
+                .is_ok_and(|out| out.consumers.unwrap_or_default().is_empty())
+    })
+    .await;
+
+    // At most 20 consumers per stream.
+    if peer.kind == PeerKind::Embedded {
+        for i in 0..20 {
+            c.register_stream_consumer()
+                .stream_arn(&arn)
+                .consumer_name(format!("c{i}"))
+                .send()
+                .await
+                .expect("RegisterStreamConsumer within the limit");
+        }
+        let over = c
+            .register_stream_consumer()
+            .stream_arn(&arn)
+            .consumer_name("c20")
+            .send()
+            .await
+            .expect_err("a 21st consumer");
+        assert!(
+            over.as_service_error()
+                .is_some_and(|e| e.is_limit_exceeded_exception()),
+            "{}",
+            DisplayErrorContext(&over)
+        );
+    }
+}
+
+/// Waits until the consumer is ACTIVE; returns its ARN.
+async fn register_consumer_wait(c: &Client, consumer_arn: &str) -> String {
+    support::eventually("consumer ACTIVE", || async {
+        c.describe_stream_consumer()
+            .consumer_arn(consumer_arn)
+            .send()
+            .await
+            .ok()
+            .and_then(|out| out.consumer_description)
+            .is_some_and(|d| d.consumer_status == ConsumerStatus::Active)
+    })
+    .await;
+    consumer_arn.to_string()
+}
+
+type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
+    SubscribeToShardEventStream,
+    aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError,
+>;
+
+/// An open subscription; the first event may already have been read (to see whether the
+/// subscription was refused inside the stream).
+struct Subscription {
+    events: Events,
+    first: Option<Option<SubscribeToShardEvent>>,
+}
+
+fn is_in_use<E: std::fmt::Debug, R>(
+    error: &aws_sdk_kinesis::error::SdkError<E, R>,
+    check: impl Fn(&E) -> bool,
+) -> bool {
+    error.as_service_error().is_some_and(check)
+}
+
+/// Opens a subscription, retrying while the previous one of the same consumer and shard is
+/// still being released (AWS also answers ResourceInUseException then). The embedded
+/// endpoint refuses with an HTTP error; kinesis-local with an exception message first in the
+/// stream, so the first event is read here.
+async fn subscribe(
+    c: &Client,
+    consumer_arn: &str,
+    shard: &str,
+    start: StartingPosition,
+) -> Subscription {
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let retry = std::time::Instant::now() < deadline;
+        let sent = tokio::time::timeout(
+            support::WAIT,
+            c.subscribe_to_shard()
+                .consumer_arn(consumer_arn)
+                .shard_id(shard)
+                .starting_position(start.clone())
+                .send(),
+        )
+        .await
+        .expect("SubscribeToShard answers");
+        let mut events = match sent {
+            Ok(out) => out.event_stream,
+            Err(e) if retry && is_in_use(&e, |e| e.is_resource_in_use_exception()) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => panic!("SubscribeToShard: {}", DisplayErrorContext(e)),
+        };
+        let first = tokio::time::timeout(support::WAIT, events.recv())
+            .await
+            .expect("a first event (or the end) within the wait");
+        match first {
+            Ok(first) => {
+                return Subscription {
+                    events,
+                    first: Some(first.map(|event| match event {
+                        SubscribeToShardEventStream::SubscribeToShardEvent(event) => event,
+                        other => panic!("unexpected event {other:?}"),
+                    })),
+                };
+            }
+            Err(e) if retry && is_in_use(&e, |e| e.is_resource_in_use_exception()) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("first event: {}", DisplayErrorContext(e)),
+        }
+    }
+}
+
+/// The next event, or `None` when the subscription ended.
+async fn next_event(sub: &mut Subscription) -> Option<SubscribeToShardEvent> {
+    if let Some(first) = sub.first.take() {
+        return first;
+    }
+    let received = tokio::time::timeout(support::WAIT, sub.events.recv())
+        .await
+        .expect("an event (or the end) within the wait")
+        .unwrap_or_else(|e| panic!("event stream: {}", DisplayErrorContext(e)));
+    match received? {
+        SubscribeToShardEventStream::SubscribeToShardEvent(event) => Some(event),
+        other => panic!("unexpected event {other:?}"),
+    }
+}
+
+/// Receives events until `count` records arrived; returns them and the last event.
+async fn receive_records(
+    events: &mut Subscription,
+    count: usize,
+) -> (Vec<aws_sdk_kinesis::types::Record>, SubscribeToShardEvent) {
+    let mut records = Vec::new();
+    loop {
+        let event = next_event(events)
+            .await
+            .expect("the subscription stays open");
+        records.extend(event.records.iter().cloned());
+        assert!(records.len() <= count, "more records than put: {records:?}");
+        if records.len() == count {
+            return (records, event);
+        }
+    }
+}
+
+async fn put_keys(c: &Client, name: &str, data: &[&str]) -> Vec<String> {
+    let mut seqs = Vec::new();
+    for d in data {
+        let out = c
+            .put_record()
+            .stream_name(name)
+            .partition_key(format!("k-{d}"))
+            .data(Blob::new(d.as_bytes().to_vec()))
+            .send()
+            .await
+            .expect("PutRecord");
+        seqs.push(out.sequence_number);
+    }
+    seqs
+}
+
+fn position(kind: ShardIteratorType, seq: Option<&str>) -> StartingPosition {
+    StartingPosition::builder()
+        .r#type(kind)
+        .set_sequence_number(seq.map(str::to_string))
+        .build()
+        .expect("a starting position")
+}
+
+async fn subscribe_to_shard_in_order_and_resume_after_continuation(peer: &Peer) {
+    let c = &peer.client;
+    let name = unique_name("sub");
+    create_stream(c, &name, 1).await;
+    let arn = stream_arn(c, &name).await;
+    let consumer = register_consumer(c, &arn, "reader").await;
+    let shard = "shardId-000000000000";
+    let mut expected = put_keys(c, &name, &["a", "b", "c"]).await;
+
+    let mut events = subscribe(
+        c,
+        &consumer,
+        shard,
+        position(ShardIteratorType::TrimHorizon, None),
+    )
+    .await;
+    let (before, _) = receive_records(&mut events, 3).await;
+    let writing = std::time::Instant::now();
+    expected.extend(put_keys(c, &name, &["d", "e", "f"]).await);
+    let (after, last) = receive_records(&mut events, 3).await;
+    if !peer.is_local_mock() {
+        // Pushed as they become durable, not on the next 5 s heartbeat.
+        assert!(
+            writing.elapsed() < std::time::Duration::from_secs(3),
+            "records took {:?} to arrive",
+            writing.elapsed()
+        );
+    }
+    let records: Vec<_> = before.into_iter().chain(after).collect();
+    let data: Vec<_> = records.iter().map(|r| r.data.as_ref().to_vec()).collect();
+    assert_eq!(
+        data,
+        ["a", "b", "c", "d", "e", "f"].map(|d| d.as_bytes().to_vec())
+    );
+    let seqs: Vec<_> = records.iter().map(|r| r.sequence_number.clone()).collect();
+    assert_eq!(
+        seqs, expected,
+        "the sequence numbers PutRecord answered, in order"
+    );
+    assert_eq!(records[3].partition_key.as_deref(), Some("k-d"));
+    assert!(records[0].approximate_arrival_timestamp.is_some());
+    // The continuation is the last record delivered.
+    assert_eq!(last.continuation_sequence_number, expected[5]);
+    assert!(last.child_shards.as_ref().is_none_or(Vec::is_empty));
+    drop(events);
+
+    // Resuming after the continuation: only what came later, no duplicates.
+    let mut events = subscribe(
+        c,
+        &consumer,
+        shard,
+        position(
+            ShardIteratorType::AfterSequenceNumber,
+            Some(&last.continuation_sequence_number),
+        ),
+    )
+    .await;
+    let later = put_keys(c, &name, &["g"]).await;
+    let (resumed, event) = receive_records(&mut events, 1).await;
+    assert_eq!(resumed[0].sequence_number, later[0]);
+    assert_eq!(event.continuation_sequence_number, later[0]);
+    drop(events);
+
+    // AT_SEQUENCE_NUMBER starts with that record.
+    let mut events = subscribe(
+        c,
+        &consumer,
+        shard,
+        position(ShardIteratorType::AtSequenceNumber, Some(&expected[4])),
+    )
+    .await;
+    let (at, _) = receive_records(&mut events, 3).await;
+    let at: Vec<_> = at.into_iter().map(|r| r.sequence_number).collect();
+    assert_eq!(
+        at,
+        [expected[4].clone(), expected[5].clone(), later[0].clone()]
+    );
+}
+
+async fn second_subscription_is_refused(peer: &Peer) {
+    let c = &peer.client;
+    let name = unique_name("dup");
+    create_stream(c, &name, 1).await;
+    let arn = stream_arn(c, &name).await;
+    let consumer = register_consumer(c, &arn, "only-once").await;
+    let shard = "shardId-000000000000";
+    let mut open = subscribe(
+        c,
+        &consumer,
+        shard,
+        position(ShardIteratorType::Latest, None),
+    )
+    .await;
+    // The first subscription has started (its first event is in), so it holds the shard.
+    // The embedded endpoint refuses with an HTTP 400 ResourceInUseException, as AWS answers a
+    // SubscribeToShard it will not serve (so `send()` fails); kinesis-local answers 200 and
+    // sends the exception as the stream's first message (so the first `recv()` fails).
+    let refused = c
+        .subscribe_to_shard()
+        .consumer_arn(&consumer)
+        .shard_id(shard)
+        .starting_position(position(ShardIteratorType::Latest, None))
+        .send()
+        .await;
+    let in_use = match refused {
+        Err(e) => e
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception()),
+        Ok(mut second) => {
+            assert!(
+                peer.is_local_mock(),
+                "the embedded endpoint refuses before the stream starts"
+            );
+            let first = tokio::time::timeout(support::WAIT, second.event_stream.recv())
+                .await
+                .expect("the refusal arrives");
+            first.is_err_and(|e| {
+                e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception())
+            })
+        }
+    };
+    assert!(in_use, "a second subscription gets ResourceInUseException");
+    // The first one still works.
+    put_keys(c, &name, &["x"]).await;
+    let (records, _) = receive_records(&mut open, 1).await;
+    assert_eq!(records[0].data.as_ref(), b"x");
+}
+
+/// Receives events until one carries ChildShards; returns their ids (sorted) and checks that
+/// the subscription then ends.
+async fn children_at_end(events: &mut Subscription) -> Vec<String> {
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ChildShards within {:?}",
+            support::WAIT
+        );
+        let event = next_event(events)
+            .await
+            .expect("the subscription ends only after ChildShards");
+        if let Some(children) = event.child_shards.filter(|c| !c.is_empty()) {
+            let mut ids: Vec<_> = children.into_iter().map(|c| c.shard_id).collect();
+            ids.sort();
+            assert!(
+                next_event(events).await.is_none(),
+                "the subscription ends after the ChildShards event"
+            );
+            return ids;
+        }
+    }
+}
+
+async fn subscription_ends_with_child_shards_after_resharding(peer: &Peer) {
+    let c = &peer.client;
+    let name = unique_name("efo-reshard");
+    create_stream(c, &name, 1).await;
+    let arn = stream_arn(c, &name).await;
+    let consumer = register_consumer(c, &arn, "follower").await;
+    put_keys(c, &name, &["before-split"]).await;
+    let mut parent = subscribe(
+        c,
+        &consumer,
+        "shardId-000000000000",
+        position(ShardIteratorType::TrimHorizon, None),
+    )
+    .await;
+    let (records, _) = receive_records(&mut parent, 1).await;
+    assert_eq!(records[0].data.as_ref(), b"before-split");
+    c.split_shard()
+        .stream_name(&name)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await
+        .expect("SplitShard");
+    wait_active(c, &name).await;
+    if peer.is_local_mock() {
+        // kinesis-local keeps a closed shard's subscription open with empty events and never
+        // sends ChildShards; AWS ends it with a last event that carries them.
+        return;
+    }
+    let children = children_at_end(&mut parent).await;
+    assert_eq!(children, ["shardId-000000000001", "shardId-000000000002"]);
+
+    let mut left = subscribe(
+        c,
+        &consumer,
+        &children[0],
+        position(ShardIteratorType::TrimHorizon, None),
+    )
+    .await;
+    let mut right = subscribe(
+        c,
+        &consumer,
+        &children[1],
+        position(ShardIteratorType::TrimHorizon, None),
+    )
+    .await;
+    c.merge_shards()
+        .stream_name(&name)
+        .shard_to_merge(&children[0])
+        .adjacent_shard_to_merge(&children[1])
+        .send()
+        .await
+        .expect("MergeShards");
+    wait_active(c, &name).await;
+    assert_eq!(children_at_end(&mut left).await, ["shardId-000000000003"]);
+    assert_eq!(children_at_end(&mut right).await, ["shardId-000000000003"]);
+}
+
+// ---- the embedded endpoint's own subscription behaviour (its configuration and storage) ----
+
+mod embedded_subscriptions {
+    use super::*;
+    use std::time::{Duration, Instant};
+    use streamboard::kinesis::client::{KinesisTarget, build_client};
+    use streamboard_endpoint::{Endpoint, EndpointConfig, faults::FaultConfig, wire::Operation};
+    use tokio_util::sync::CancellationToken;
+
+    async fn client_for(endpoint: &Endpoint) -> Client {
+        build_client(&KinesisTarget::Local {
+            endpoint_url: endpoint.url(),
+        })
+        .await
+    }
+
+    /// Empty events keep coming while nothing is written (each carrying MillisBehindLatest
+    /// and a continuation), and the subscription ends after its configured lifetime.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heartbeats_then_the_end_of_the_subscription_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EndpointConfig::for_data_dir(dir.path());
+        config.subscription_duration = Duration::from_millis(1500);
+        config.subscription_heartbeat = Duration::from_millis(200);
+        let peer = support::start_embedded_with(config, dir).await;
+        let c = &peer.client;
+        let name = unique_name("beat");
+        create_stream(c, &name, 1).await;
+        let arn = stream_arn(c, &name).await;
+        let consumer = register_consumer(c, &arn, "pulse").await;
+        let started = Instant::now();
+        let mut sub = subscribe(
+            c,
+            &consumer,
+            "shardId-000000000000",
+            position(ShardIteratorType::Latest, None),
+        )
+        .await;
+        let mut empty_events = 0;
+        while let Some(event) = next_event(&mut sub).await {
+            assert!(event.records.is_empty());
+            assert!(!event.continuation_sequence_number.is_empty());
+            assert_eq!(event.millis_behind_latest, 0);
+            empty_events += 1;
+        }
+        let lasted = started.elapsed();
+        assert!(
+            lasted >= Duration::from_millis(1400),
+            "ended after {lasted:?}, before its 1.5 s lifetime"
+        );
+        // 1.5 s at one event per 200 ms: about 8; fewer than 4 means no heartbeat.
+        assert!(empty_events >= 4, "{empty_events} events in {lasted:?}");
+    }
+
+    /// Deregistering the consumer ends its open subscription with ResourceNotFoundException.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deregistering_ends_the_subscription() {
+        let peer = start(PeerKind::Embedded).await;
+        let c = &peer.client;
+        let name = unique_name("gone");
+        create_stream(c, &name, 1).await;
+        let arn = stream_arn(c, &name).await;
+        let consumer = register_consumer(c, &arn, "leaving").await;
+        let mut sub = subscribe(
+            c,
+            &consumer,
+            "shardId-000000000000",
+            position(ShardIteratorType::Latest, None),
+        )
+        .await;
+        assert!(next_event(&mut sub).await.is_some());
+        c.deregister_stream_consumer()
+            .consumer_arn(&consumer)
+            .send()
+            .await
+            .expect("DeregisterStreamConsumer");
+        let ended = tokio::time::timeout(support::WAIT, sub.events.recv())
+            .await
+            .expect("the subscription ends");
+        let error = ended.expect_err("a ResourceNotFoundException message");
+        assert!(
+            error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()),
+            "{}",
+            DisplayErrorContext(&error)
+        );
+        let after = tokio::time::timeout(support::WAIT, sub.events.recv())
+            .await
+            .expect("then the end");
+        assert!(matches!(after, Ok(None) | Err(_)), "{after:?}");
+    }
+
+    /// Consumers are kept in the topology file across a restart; shutting the endpoint down
+    /// ends an open subscription at once; SubscribeToShard honours fault injection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn consumers_survive_a_restart_and_shutdown_ends_subscriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EndpointConfig::for_data_dir(dir.path());
+        let shutdown = CancellationToken::new();
+        let endpoint = Endpoint::start(config.clone(), shutdown.clone())
+            .await
+            .expect("the endpoint starts");
+        let c = client_for(&endpoint).await;
+        let name = unique_name("restart");
+        create_stream(&c, &name, 1).await;
+        let arn = stream_arn(&c, &name).await;
+        let consumer = register_consumer(&c, &arn, "durable").await;
+
+        endpoint.set_faults(FaultConfig {
+            error_rate: 1.0,
+            operations: vec![Operation::SubscribeToShard],
+            ..FaultConfig::default()
+        });
+        let refused = c
+            .subscribe_to_shard()
+            .consumer_arn(&consumer)
+            .shard_id("shardId-000000000000")
+            .starting_position(position(ShardIteratorType::Latest, None))
+            .send()
+            .await
+            .expect_err("an injected fault");
+        assert_eq!(
+            refused.as_service_error().and_then(|e| e.meta().code()),
+            Some("InternalFailure"),
+            "{}",
+            DisplayErrorContext(&refused)
+        );
+        endpoint.set_faults(FaultConfig::default());
+
+        let mut sub = subscribe(
+            &c,
+            &consumer,
+            "shardId-000000000000",
+            position(ShardIteratorType::Latest, None),
+        )
+        .await;
+        assert!(next_event(&mut sub).await.is_some());
+        let stopping = Instant::now();
+        shutdown.cancel();
+        let ended = tokio::time::timeout(support::WAIT, async {
+            // Events already on their way may still arrive; then the end (or a cut).
+            while let Ok(Some(_)) = sub.events.recv().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the subscription ends on shutdown");
+        tokio::time::timeout(Duration::from_secs(5), endpoint.wait())
+            .await
+            .expect("shutdown does not wait for the subscription's 5 minutes")
+            .expect("a clean stop");
+        assert!(stopping.elapsed() < Duration::from_secs(5));
+
+        let shutdown = CancellationToken::new();
+        let endpoint = Endpoint::start(config, shutdown.clone())
+            .await
+            .expect("the endpoint restarts");
+        let c = client_for(&endpoint).await;
+        let described = c
+            .describe_stream_consumer()
+            .consumer_arn(&consumer)
+            .send()
+            .await
+            .expect("the consumer survived the restart")
+            .consumer_description
+            .unwrap();
+        assert_eq!(described.consumer_name, "durable");
+        assert_eq!(described.consumer_arn, consumer);
+        shutdown.cancel();
+        endpoint.wait().await.expect("a clean stop");
     }
 }

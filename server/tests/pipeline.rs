@@ -63,6 +63,7 @@ async fn records_are_counted_exactly_once_across_a_restart() {
     config.consumer.streams = vec![StreamSpec {
         name_or_arn: StreamRef::Name(StreamName::from(stream.as_str())),
         start: StartPosition::TrimHorizon,
+        efo: false,
     }];
     config.source = KinesisSource::External(peer.target());
     config.consumer.idle_poll_interval = Duration::from_millis(50);

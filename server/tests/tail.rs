@@ -33,6 +33,7 @@ async fn start_server(peer: &Peer, stream: &str, dir: &std::path::Path) -> Serve
     config.consumer.streams = vec![StreamSpec {
         name_or_arn: StreamRef::Name(StreamName::from(stream)),
         start: StartPosition::TrimHorizon,
+        efo: false,
     }];
     config.source = KinesisSource::External(peer.target());
     config.consumer.idle_poll_interval = Duration::from_millis(50);

@@ -17,6 +17,8 @@ pub enum ModelError {
     IteratorStreamGone,
     #[error("The shard of this ShardIterator does not exist")]
     IteratorShardGone,
+    #[error("Consumer {consumer} of stream {stream} under account 000000000000 not found.")]
+    ConsumerNotFound { stream: String, consumer: String },
 
     // ---- the stream or shard is in a state that forbids the change ----
     #[error("Stream {name} under account 000000000000 already exists.")]
@@ -30,11 +32,18 @@ pub enum ModelError {
         adjacent: String,
     },
 
+    #[error("Consumer {consumer} of stream {stream} under account 000000000000 already exists.")]
+    ConsumerExists { stream: String, consumer: String },
+
     // ---- a request field fails the API model's constraints ----
     #[error(
         "1 validation error detected: Value {name:?} at 'streamName' failed to satisfy constraint: Member must have length between 1 and 128 and match [a-zA-Z0-9_.-]+"
     )]
     InvalidStreamName { name: String },
+    #[error(
+        "1 validation error detected: Value {name:?} at 'consumerName' failed to satisfy constraint: Member must have length between 1 and 128 and match [a-zA-Z0-9_.-]+"
+    )]
+    InvalidConsumerName { name: String },
     #[error("Either StreamName or StreamARN must be provided")]
     StreamRefMissing,
     #[error("ShardCount must not be given for an ON_DEMAND stream")]
@@ -65,6 +74,8 @@ pub enum ModelError {
     InvalidStreamArn { arn: String },
     #[error("StreamName {name:?} and StreamARN name {arn_name:?} differ")]
     StreamNameArnMismatch { name: String, arn_name: String },
+    #[error("ConsumerARN {arn:?} is not a Kinesis stream consumer ARN")]
+    InvalidConsumerArn { arn: String },
     #[error("ExplicitHashKey {text:?} is not a decimal integer in 0..=2^128-1")]
     InvalidExplicitHashKey { text: String },
     #[error("StartingSequenceNumber {text:?} is invalid")]
@@ -123,6 +134,8 @@ pub enum ModelError {
         requested: usize,
         limit: usize,
     },
+    #[error("Stream {stream} already has the maximum of {limit} registered consumers")]
+    ConsumerLimit { stream: String, limit: usize },
     #[error(
         "UpdateShardCount can scale between half and double the open shard count ({current}); {target} is outside"
     )]

@@ -24,8 +24,10 @@
 //!   listing.
 //! - `records`: records, writes, iterators and reads.
 //! - `resharding`: SplitShard, MergeShards, UpdateShardCount.
+//! - `consumers`: enhanced fan-out consumers and where a subscription starts.
 //! - `error`: [`ModelError`], why an operation refused.
 
+mod consumers;
 mod error;
 mod records;
 mod resharding;
@@ -33,10 +35,14 @@ mod streams;
 #[cfg(test)]
 mod tests;
 
+pub use consumers::{
+    Consumer, ConsumerArn, ConsumerRef, ConsumerView, MAX_CONSUMERS, SubscriptionStart,
+    parse_consumer_arn, validate_consumer_name,
+};
 pub use error::ModelError;
 pub use records::{
-    IteratorStart, IteratorToken, NewRecord, PutOutcome, ReadBatch, Record, hash_partition_key,
-    parse_hash_key, parse_seq,
+    IteratorStart, IteratorToken, NewRecord, PutOutcome, ReadBatch, Record, ShardRead,
+    hash_partition_key, parse_hash_key, parse_seq,
 };
 pub use streams::{
     Shard, ShardFilter, Stream, StreamMode, parse_shard_id, shard_id, uniform_range,
@@ -55,6 +61,8 @@ pub const MAX_PUT_RECORDS: usize = 500;
 pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_GET_RECORDS: usize = 10_000;
 pub const MAX_GET_BYTES: usize = 10 * 1024 * 1024;
+/// Most record bytes in one SubscribeToShard event (a shard's 2 MiB/s of fan-out).
+pub const MAX_EVENT_BYTES: usize = 2 * 1024 * 1024;
 pub const DEFAULT_RETENTION_HOURS: u32 = 24;
 pub const MAX_RETENTION_HOURS: u32 = 8760;
 pub const ON_DEMAND_SHARDS: u32 = 4;

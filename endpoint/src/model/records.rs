@@ -3,7 +3,10 @@
 //! the log at start-up, issuing sealed iterator tokens and reading a page of durable records
 //! from one.
 
-use super::{MAX_GET_BYTES, MAX_RECORD_BYTES, Model, ModelError};
+use super::{
+    MAX_EVENT_BYTES, MAX_GET_BYTES, MAX_GET_RECORDS, MAX_RECORD_BYTES, Model, ModelError,
+    streams::{Shard, Stream},
+};
 use crate::wire::ChildShardOut;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -186,6 +189,73 @@ pub struct ReadBatch {
     pub child_shards: Option<Vec<ChildShardOut>>,
 }
 
+/// What a read of one shard found, for GetRecords and SubscribeToShard alike.
+#[derive(Debug)]
+pub struct ShardRead {
+    pub records: Vec<Record>,
+    /// Sequence number to read from next.
+    pub next_position: u128,
+    pub millis_behind_latest: i64,
+    /// The children, when the read reached the end of a closed shard.
+    pub child_shards: Option<Vec<ChildShardOut>>,
+    /// Where a reader resumes with AFTER_SEQUENCE_NUMBER (None at the end of a closed
+    /// shard): the last record returned, or the number just below the next record the shard
+    /// will hold, never below the shard's StartingSequenceNumber.
+    pub continuation: Option<u128>,
+}
+
+impl Stream {
+    /// Reads up to `limit` durable records (and at least one, else at most `max_bytes`) of
+    /// shard `index` from `position` on. The shard must exist.
+    fn read_shard(
+        &self,
+        index: u32,
+        position: u128,
+        limit: usize,
+        max_bytes: usize,
+        durable_lsn: u64,
+        now_ms: i64,
+    ) -> ShardRead {
+        let shard = &self.shards[index as usize];
+        let first = shard.position_index(position);
+        let mut bytes = 0usize;
+        let mut records = Vec::with_capacity(limit.min(shard.records.len() - first));
+        for record in shard.records.range(first..) {
+            if records.len() >= limit || record.lsn > durable_lsn {
+                break;
+            }
+            let size = record.data.len() + record.partition_key.len();
+            if !records.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            records.push(record.clone());
+        }
+        let next_position = records.last().map(|r| r.seq + 1).unwrap_or(position);
+        let remaining = shard.records.len() - first - records.len();
+        let next_unread = shard.records.get(first + records.len());
+        let millis_behind_latest = match next_unread {
+            Some(record) if remaining > 0 => (now_ms - record.arrival_ms).max(0),
+            _ => 0,
+        };
+        let at_end_of_closed = remaining == 0 && shard.ending_seq.is_some();
+        // The next record this shard can return has this number or a higher one.
+        let next_possible = match (next_unread, shard.ending_seq) {
+            (Some(record), _) => record.seq,
+            (None, Some(end)) => next_position.max(end),
+            (None, None) => next_position.max(self.next_seq),
+        };
+        ShardRead {
+            records,
+            next_position,
+            millis_behind_latest,
+            child_shards: at_end_of_closed.then(|| self.children(index)),
+            continuation: (!at_end_of_closed)
+                .then(|| next_possible.saturating_sub(1).max(shard.starting_seq)),
+        }
+    }
+}
+
 /// Where each record of a write went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PutOutcome {
@@ -260,7 +330,24 @@ impl Model {
     ) -> Result<String, ModelError> {
         let stream = self.stream(name)?;
         let shard = stream.shard_by_id(shard)?;
-        let position = match start {
+        let position = self.start_position(stream, shard, start)?;
+        Ok(IteratorToken {
+            stream_id: stream.id,
+            shard: shard.index,
+            position,
+            issued_ms: now_ms,
+        }
+        .seal(&self.secret))
+    }
+
+    /// The first sequence number a read from `start` returns (records with `seq >=` it).
+    pub(super) fn start_position(
+        &self,
+        stream: &Stream,
+        shard: &Shard,
+        start: IteratorStart,
+    ) -> Result<u128, ModelError> {
+        Ok(match start {
             IteratorStart::TrimHorizon => 0,
             IteratorStart::Latest => match shard.ending_seq {
                 Some(end) => end,
@@ -271,7 +358,7 @@ impl Model {
                 if seq < shard.starting_seq || beyond_end {
                     return Err(ModelError::SequenceNumberNotInShard {
                         seq,
-                        stream: name.to_string(),
+                        stream: stream.name.clone(),
                         shard: shard.id(),
                     });
                 }
@@ -290,14 +377,7 @@ impl Model {
                     Some(end) => end,
                     None => stream.next_seq,
                 }),
-        };
-        Ok(IteratorToken {
-            stream_id: stream.id,
-            shard: shard.index,
-            position,
-            issued_ms: now_ms,
-        }
-        .seal(&self.secret))
+        })
     }
 
     /// Reads from an iterator. `durable_lsn` hides records whose write is not yet on disk.
@@ -323,7 +403,6 @@ impl Model {
         let stream = self
             .stream_by_id_mut(token.stream_id)
             .ok_or(ModelError::IteratorStreamGone)?;
-        let stream_id = stream.id;
         let shard = stream
             .shards
             .get_mut(token.shard as usize)
@@ -331,51 +410,58 @@ impl Model {
         if limits && !shard.budget(now).admit_get(now) {
             return Err(ModelError::ReadThrottled { shard: shard.id() });
         }
-        let first = shard.position_index(token.position);
-        let mut bytes = 0usize;
-        let mut records = Vec::with_capacity(limit.min(shard.records.len() - first));
-        for record in shard.records.range(first..) {
-            if records.len() >= limit || record.lsn > durable_lsn {
-                break;
-            }
-            let size = record.data.len() + record.partition_key.len();
-            if !records.is_empty() && bytes + size > MAX_GET_BYTES {
-                break;
-            }
-            bytes += size;
-            records.push(record.clone());
-        }
+        let read = stream.read_shard(
+            token.shard,
+            token.position,
+            limit,
+            MAX_GET_BYTES,
+            durable_lsn,
+            now_ms,
+        );
         if limits {
-            shard.budget(now).charge_get_bytes(bytes, now);
+            let bytes = read
+                .records
+                .iter()
+                .map(|r| r.data.len() + r.partition_key.len())
+                .sum();
+            stream.shards[token.shard as usize]
+                .budget(now)
+                .charge_get_bytes(bytes, now);
         }
-        let next_position = records.last().map(|r| r.seq + 1).unwrap_or(token.position);
-        let remaining = shard.records.len() - first - records.len();
-        let next_unread = shard.records.get(first + records.len());
-        let millis_behind_latest = match next_unread {
-            Some(record) if remaining > 0 => (now_ms - record.arrival_ms).max(0),
-            _ => 0,
-        };
-        let at_end_of_closed = remaining == 0 && shard.ending_seq.is_some();
-        let shard_index = shard.index;
-        let (next, child_shards) = if at_end_of_closed {
-            (None, Some(stream.children(shard_index)))
-        } else {
-            (
-                Some(IteratorToken {
-                    stream_id,
-                    shard: shard_index,
-                    position: next_position,
-                    issued_ms: now_ms,
-                }),
-                None,
-            )
-        };
+        let next = read.child_shards.is_none().then_some(IteratorToken {
+            stream_id: token.stream_id,
+            shard: token.shard,
+            position: read.next_position,
+            issued_ms: now_ms,
+        });
         Ok(ReadBatch {
-            records,
+            records: read.records,
             next,
-            millis_behind_latest,
-            child_shards,
+            millis_behind_latest: read.millis_behind_latest,
+            child_shards: read.child_shards,
         })
+    }
+
+    /// One SubscribeToShard event's worth of durable records from `position` on, or `None`
+    /// when the stream or shard is gone.
+    pub fn read_subscription(
+        &self,
+        stream_id: u64,
+        shard: u32,
+        position: u128,
+        durable_lsn: u64,
+        now_ms: i64,
+    ) -> Option<ShardRead> {
+        let stream = self.stream_by_id(stream_id)?;
+        stream.shard(shard)?;
+        Some(stream.read_shard(
+            shard,
+            position,
+            MAX_GET_RECORDS,
+            MAX_EVENT_BYTES,
+            durable_lsn,
+            now_ms,
+        ))
     }
 
     pub fn seal(&self, token: &IteratorToken) -> String {

@@ -5,7 +5,7 @@
 
 use super::{
     ARN_PREFIX, DEFAULT_RETENTION_HOURS, MAX_RETENTION_HOURS, Model, ModelError, ON_DEMAND_SHARDS,
-    SEQ_BASE, not_found, records::Record,
+    SEQ_BASE, consumers::Consumer, not_found, records::Record,
 };
 use crate::{
     limits::ShardBudget,
@@ -108,6 +108,9 @@ pub struct Stream {
     /// Next sequence number to hand out.
     pub next_seq: u128,
     pub shards: Vec<Shard>,
+    /// Enhanced fan-out consumers (absent in topology files written before they existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<Consumer>,
 }
 
 impl Stream {
@@ -157,7 +160,9 @@ impl Stream {
         now_ms: i64,
     ) {
         let index = self.shards.len() as u32;
-        let starting_seq = self.next_seq;
+        // The shard's StartingSequenceNumber is taken, so every record it holds is above it
+        // and "after StartingSequenceNumber" means "from its first record".
+        let starting_seq = self.take_seq();
         self.shards.push(Shard {
             index,
             parents,
@@ -302,6 +307,7 @@ impl Model {
             created_ms: now_ms,
             next_seq: SEQ_BASE,
             shards: Vec::new(),
+            consumers: Vec::new(),
         };
         self.next_stream_id += 1;
         for i in 0..count {

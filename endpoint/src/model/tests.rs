@@ -314,3 +314,161 @@ fn throughput_limits_throttle_per_record() {
     let throttled = out.iter().filter(|o| **o == PutOutcome::Throttled).count();
     assert_eq!(throttled, 200);
 }
+
+#[test]
+fn consumers_register_once_up_to_the_limit_and_are_found_by_arn_or_name() {
+    let mut m = model();
+    m.create_stream("s", Some(1), StreamMode::Provisioned, 0)
+        .unwrap();
+    let view = m.register_consumer("s", "app", 1_700_000_000_123).unwrap();
+    assert_eq!(
+        view.arn,
+        "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/app:1700000000"
+    );
+    assert_eq!(
+        parse_consumer_arn(&view.arn).unwrap(),
+        ConsumerArn {
+            stream: "s".into(),
+            consumer: "app".into(),
+            created_secs: 1_700_000_000,
+        }
+    );
+    assert_eq!(
+        m.consumer(&ConsumerRef::Arn(view.arn.clone())).unwrap(),
+        view
+    );
+    let named = ConsumerRef::Named {
+        stream: "s".into(),
+        consumer: "app".into(),
+    };
+    assert_eq!(m.consumer(&named).unwrap(), view);
+    assert_refused!(
+        m.register_consumer("s", "app", 5),
+        ModelError::ConsumerExists { .. },
+        ErrorKind::ResourceInUse
+    );
+    assert_refused!(
+        m.register_consumer("s", "bad name", 5),
+        ModelError::InvalidConsumerName { .. },
+        ErrorKind::Validation
+    );
+    assert_refused!(
+        m.register_consumer("nope", "app", 5),
+        ModelError::StreamNotFound { .. },
+        ErrorKind::ResourceNotFound
+    );
+    for i in 1..MAX_CONSUMERS {
+        m.register_consumer("s", &format!("c{i}"), 5).unwrap();
+    }
+    assert_refused!(
+        m.register_consumer("s", "one-too-many", 5),
+        ModelError::ConsumerLimit { limit: 20, .. },
+        ErrorKind::LimitExceeded
+    );
+    assert_eq!(m.list_consumers("s").unwrap().len(), MAX_CONSUMERS);
+
+    // A consumer registered again under the same name is a different consumer.
+    m.deregister_consumer(&named).unwrap();
+    assert_refused!(
+        m.consumer(&ConsumerRef::Arn(view.arn.clone())),
+        ModelError::ConsumerNotFound { .. },
+        ErrorKind::ResourceNotFound
+    );
+    m.register_consumer("s", "app", 1_800_000_000_000).unwrap();
+    assert!(!m.consumer_exists(&view.arn));
+    assert_refused!(
+        m.consumer(&ConsumerRef::Arn(
+            "arn:aws:kinesis:us-east-1:0:stream/s".into()
+        )),
+        ModelError::InvalidConsumerArn { .. },
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn topology_files_without_consumers_still_load_and_consumers_round_trip() {
+    let mut m = model();
+    m.create_stream("s", Some(1), StreamMode::Provisioned, 0)
+        .unwrap();
+    let old = m.topology_json().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&old).contains("consumers"),
+        "no consumers: the file is as before"
+    );
+    m.register_consumer("s", "app", 7_000).unwrap();
+    let bytes = m.topology_json().unwrap();
+    let topology: Topology = serde_json::from_slice(&bytes).unwrap();
+    let loaded = Model::from_topology(topology, m.settings.clone());
+    assert_eq!(loaded.list_consumers("s").unwrap()[0].consumer.name, "app");
+    let topology: Topology = serde_json::from_slice(&old).unwrap();
+    let loaded = Model::from_topology(topology, m.settings.clone());
+    assert!(loaded.list_consumers("s").unwrap().is_empty());
+}
+
+#[test]
+fn subscription_reads_continue_after_their_continuation_and_end_with_children() {
+    let mut m = model();
+    m.create_stream("s", Some(1), StreamMode::Provisioned, 0)
+        .unwrap();
+    let arn = m.register_consumer("s", "app", 0).unwrap().arn;
+    let start = m
+        .subscription_start(&arn, "shardId-000000000000", IteratorStart::TrimHorizon)
+        .unwrap();
+    // An empty shard: the continuation resumes before any record it will hold.
+    let empty = m
+        .read_subscription(start.stream_id, start.shard, start.position, 0, 10)
+        .unwrap();
+    assert!(empty.records.is_empty());
+    let resume = empty.continuation.unwrap();
+    m.put("s", &[rec("a", "1"), rec("b", "2")], 1, 10, Instant::now())
+        .unwrap();
+    // Not durable yet: nothing to send.
+    let hidden = m
+        .read_subscription(start.stream_id, start.shard, start.position, 0, 10)
+        .unwrap();
+    assert!(hidden.records.is_empty());
+    let after = m
+        .subscription_start(
+            &arn,
+            "shardId-000000000000",
+            IteratorStart::AfterSequence(resume),
+        )
+        .unwrap();
+    let read = m
+        .read_subscription(after.stream_id, after.shard, after.position, 1, 10)
+        .unwrap();
+    assert_eq!(
+        read.records.len(),
+        2,
+        "AFTER the empty continuation loses nothing"
+    );
+    assert_eq!(read.continuation, Some(read.records[1].seq));
+    let again = m
+        .subscription_start(
+            &arn,
+            "shardId-000000000000",
+            IteratorStart::AfterSequence(read.continuation.unwrap()),
+        )
+        .unwrap();
+    let tail = m
+        .read_subscription(again.stream_id, again.shard, again.position, 1, 10)
+        .unwrap();
+    assert!(
+        tail.records.is_empty(),
+        "no duplicates after the continuation"
+    );
+    assert!(tail.child_shards.is_none());
+
+    m.split_shard("s", "shardId-000000000000", "1000", 20)
+        .unwrap();
+    let end = m
+        .read_subscription(again.stream_id, again.shard, again.position, 1, 30)
+        .unwrap();
+    assert_eq!(end.child_shards.as_ref().map(Vec::len), Some(2));
+    assert_eq!(end.continuation, None);
+    assert_refused!(
+        m.subscription_start(&arn, "shardId-000000000009", IteratorStart::Latest),
+        ModelError::ShardNotFound { .. },
+        ErrorKind::ResourceNotFound
+    );
+}

@@ -8,7 +8,8 @@
 //! - [`rules_file`]: rules exported and imported as JSON or TOML (`[[alerts]]`).
 //! - [`service`]: the evaluator task (every second) and the outbox worker (the I/O shell).
 //! - `settings`: [`AlertsSettings`], the evaluation interval and the delivery limits.
-//! - [`notify`]: webhook and Kinesis delivery.
+//! - [`notify`]: webhook and Kinesis delivery; [`redact`]: webhook credentials masked in
+//!   what the server shows.
 //! - [`template`]: notification templates (MiniJinja) and the payload's fields.
 //! - [`time`]: RFC 3339 times in epoch milliseconds.
 //!
@@ -24,6 +25,7 @@ pub mod backtest;
 pub mod evaluate;
 pub mod machine;
 pub mod notify;
+pub mod redact;
 pub mod rule;
 pub mod rules_file;
 pub mod service;

@@ -424,7 +424,13 @@ impl Notifier {
                 .check_address(&host, ip)
                 .map_err(DeliveryError::Refused)?;
         }
-        let request = hyper::Request::post(url)
+        // Credentials in the URL go in the Authorization header, never on the request line.
+        let (url, authorization) = super::redact::take_credentials(url);
+        let mut request = hyper::Request::post(url.as_str());
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let request = request
             .header("content-type", body.content_type)
             .header(
                 "user-agent",

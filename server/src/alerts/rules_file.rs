@@ -5,7 +5,10 @@
 //! Pure; the caller stores the rules (by name: a rule of the same name is replaced) and installs
 //! the config file's at start-up ([`install`]).
 
-use super::rule::{RuleError, check, parse_spec};
+use super::{
+    redact,
+    rule::{RuleError, check, parse_spec},
+};
 use crate::storage::{Database, StorageError};
 use contract::api::AlertRuleSpec;
 use serde::Serialize;
@@ -207,8 +210,23 @@ pub async fn install(
         .into_iter()
         .map(|m| m.name)
         .collect();
-    let checked = check_all(specs, |m| metrics.contains(m))?;
+    let mut checked = check_all(specs, |m| metrics.contains(m))?;
     let stored = database.alert_rules().await?;
+    // A re-imported export shows webhook credentials masked: they stand for the stored ones.
+    let stored_specs: Vec<AlertRuleSpec> = stored
+        .iter()
+        .filter_map(|row| serde_json::from_str(&row.spec).ok())
+        .collect();
+    for (index, spec) in checked.iter_mut().enumerate() {
+        redact::unmask_spec(spec, &stored_specs).map_err(|url| FileRuleError {
+            index: Some(index),
+            name: Some(spec.name.clone()),
+            error: RuleError {
+                field: "targets",
+                message: redact::unknown_mask_message(&url),
+            },
+        })?;
+    }
     let rows = checked
         .into_iter()
         .map(|mut spec| {

@@ -10,7 +10,10 @@
 //!
 //! State: the users, sessions and tokens are rows owned by `storage`; this module keeps only
 //! the throttle's counts and the setup secret in memory, behind short `std::sync::Mutex`
-//! sections. Secrets are never logged; only their digests are stored.
+//! sections, and a revocation counter that open WebSockets watch: every logout, ended
+//! session, deleted user and revoked token bumps it, and each socket then checks that its own
+//! credential still holds ([`Auth::still_valid`]). Secrets are never logged; only their
+//! digests are stored.
 
 pub mod cli;
 pub mod password;
@@ -31,7 +34,7 @@ use std::{
     time::Duration,
 };
 use throttle::{Limits, Throttle, Throttled};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 /// How requests are authenticated (`--auth`).
 #[derive(
@@ -73,6 +76,25 @@ pub struct Identity {
     pub name: String,
     pub role: Role,
     pub via: Via,
+    /// The digest of the session or token secret it was established by (to check later that
+    /// it still holds); None for `--auth none` and proxy identities.
+    pub credential: Option<Credential>,
+}
+
+/// The stored digest of the secret an identity was established by.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Session([u8; 32]),
+    Token([u8; 32]),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Session(_) => "Session(..)",
+            Credential::Token(_) => "Token(..)",
+        })
+    }
 }
 
 impl Identity {
@@ -82,14 +104,19 @@ impl Identity {
             name: "anonymous".to_string(),
             role: Role::Admin,
             via: Via::Open,
+            credential: None,
         }
     }
 
-    fn from_holder(holder: Holder, via: Via) -> Self {
+    fn from_holder(holder: Holder, credential: Credential) -> Self {
         Identity {
             name: holder.name,
             role: holder.role,
-            via,
+            via: match credential {
+                Credential::Session(_) => Via::Session,
+                Credential::Token(_) => Via::Token,
+            },
+            credential: Some(credential),
         }
     }
 }
@@ -147,6 +174,8 @@ pub struct Auth {
     hashing: Arc<Semaphore>,
     /// Digest of the one-time setup secret, while there are no users.
     setup: Arc<Mutex<Option<[u8; 32]>>>,
+    /// Bumped whenever a session or token stops holding (see the module documentation).
+    revocations: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -165,7 +194,33 @@ impl Auth {
             config: Arc::new(config),
             hashing: Arc::new(Semaphore::new(CONCURRENT_HASHES)),
             setup: Arc::new(Mutex::new(None)),
+            revocations: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Changes whenever a session or token may have stopped holding.
+    pub fn revocations(&self) -> watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+
+    fn revoked(&self) {
+        self.revocations.send_modify(|count| *count += 1);
+    }
+
+    /// True while the session or token `identity` was established by still holds (not
+    /// logged out, ended, expired, revoked or its user deleted). Identities without a stored
+    /// credential (`--auth none`, a proxy's) always hold.
+    pub async fn still_valid(&self, identity: &Identity) -> Result<bool, StorageError> {
+        let now = now_ms();
+        Ok(match identity.credential {
+            None => true,
+            Some(Credential::Session(digest)) => {
+                self.database.session_holder(&digest, now).await?.is_some()
+            }
+            Some(Credential::Token(digest)) => {
+                self.database.use_token(&digest, now).await?.is_some()
+            }
+        })
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -334,12 +389,37 @@ impl Auth {
             .database
             .session_holder(&secret::digest(secret), now_ms())
             .await?
-            .map(|h| Identity::from_holder(h, Via::Session)))
+            .map(|h| Identity::from_holder(h, Credential::Session(secret::digest(secret)))))
     }
 
     /// Ends a session (logout).
     pub async fn logout(&self, secret: &str) -> Result<(), StorageError> {
-        self.database.delete_session(&secret::digest(secret)).await
+        self.database
+            .delete_session(&secret::digest(secret))
+            .await?;
+        self.revoked();
+        Ok(())
+    }
+
+    /// Ends every session of user `id`; returns how many there were.
+    pub async fn end_sessions(&self, user_id: i64) -> Result<u64, StorageError> {
+        let ended = self.database.delete_sessions_of(user_id).await?;
+        self.revoked();
+        Ok(ended)
+    }
+
+    /// Deletes user `id` with their sessions and tokens; false when there is no such user.
+    pub async fn delete_user(&self, user_id: i64) -> Result<bool, StorageError> {
+        let deleted = self.database.delete_user(user_id).await?;
+        self.revoked();
+        Ok(deleted)
+    }
+
+    /// Revokes API token `id`; false when there is no unrevoked token with that id.
+    pub async fn revoke_token(&self, token_id: i64) -> Result<bool, StorageError> {
+        let revoked = self.database.revoke_token(token_id, now_ms()).await?;
+        self.revoked();
+        Ok(revoked)
     }
 
     /// The identity of a bearer token, if it exists and is not revoked.
@@ -351,7 +431,7 @@ impl Auth {
             .database
             .use_token(&secret::digest(token), now_ms())
             .await?
-            .map(|h| Identity::from_holder(h, Via::Token)))
+            .map(|h| Identity::from_holder(h, Credential::Token(secret::digest(token)))))
     }
 
     /// The identity a trusted proxy names: the user row's role, else the default role.
@@ -367,6 +447,7 @@ impl Auth {
             name,
             role,
             via: Via::Proxy,
+            credential: None,
         }))
     }
 

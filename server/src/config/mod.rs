@@ -435,9 +435,13 @@ impl ServeConfig {
                 .map(|name_or_arn| StreamSpec {
                     name_or_arn: name_or_arn.clone(),
                     start: args.start,
+                    efo: false,
                 })
                 .collect()
         };
+        for spec in &mut consumer.streams {
+            spec.efo |= consumer.efo;
+        }
         let source = settings::merge::<SourceSettings>(matches, &file.settings)?.source(
             !consumer.streams.is_empty(),
             aws_configured(|name| std::env::var(name).ok()),

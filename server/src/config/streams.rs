@@ -1,4 +1,5 @@
-//! The config file's `[[streams]]` tables: a stream by `name` or `arn`, and its `start`.
+//! The config file's `[[streams]]` tables: a stream by `name` or `arn`, its `start`, and
+//! whether it is read with enhanced fan-out (`efo`).
 
 use crate::kinesis::streams::{StartPosition, StreamRef, StreamSpec};
 use serde::Deserialize;
@@ -11,6 +12,8 @@ pub struct FileStream {
     pub arn: Option<String>,
     #[serde(default)]
     pub start: StartPosition,
+    #[serde(default)]
+    pub efo: bool,
 }
 
 impl FileStream {
@@ -33,6 +36,7 @@ impl FileStream {
         Ok(StreamSpec {
             name_or_arn,
             start: self.start,
+            efo: self.efo,
         })
     }
 }

@@ -788,7 +788,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
     // The file takes exactly the options of serve (and the global log options), except the
     // streams, which are `[[streams]]` tables, and the config file itself.
     let keys = file::option_keys();
-    assert_eq!(keys.len(), 40, "{keys:?}");
+    assert_eq!(keys.len(), 44, "{keys:?}");
     let mut options: Vec<&str> = serve
         .get_arguments()
         .map(|arg| arg.get_id().as_str())
@@ -818,6 +818,8 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
             "auth",
             "allowed_hosts",
             "alerts_webhook_allow",
+            "tls_cert",
+            "tls_key",
             "engine_partitions",
         ]
         .contains(&key.as_str());
@@ -834,7 +836,15 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
             .iter()
             .map(String::as_str)
             .filter(|id| {
-                !["site_root", "kinesis_endpoint", "auth", "engine_partitions"].contains(id)
+                ![
+                    "site_root",
+                    "kinesis_endpoint",
+                    "auth",
+                    "tls_cert",
+                    "tls_key",
+                    "engine_partitions",
+                ]
+                .contains(id)
             })
             .collect();
         ids.sort_unstable();
@@ -907,4 +917,52 @@ fn alert_rules_are_file_tables_read_at_their_line() {
     )
     .unwrap_err();
     assert!(error.contains("line 4") && error.contains("p42"), "{error}");
+}
+
+#[test]
+fn https_needs_both_the_certificate_and_the_key() {
+    let error = load(&["serve", "--tls-cert", "cert.pem"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("tls_cert (--tls-cert) is given without tls_key (--tls-key)"),
+        "{error}"
+    );
+    let error = load(&["serve", "--tls-key", "key.pem"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("tls_key (--tls-key) is given without"),
+        "{error}"
+    );
+    let config = serve(load(&["serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap());
+    assert!(config.server.tls_enabled());
+    assert_eq!(
+        config.server.header_read_timeout,
+        std::time::Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn enhanced_fan_out_for_one_stream_or_all() {
+    let file = FileConfig::parse(
+        r#"
+        [[streams]]
+        name = "clicks"
+        efo = true
+        [[streams]]
+        name = "orders"
+        "#,
+    )
+    .unwrap();
+    let config = serve(Config::resolve(["streamboard"], file).unwrap());
+    let efo: Vec<bool> = config.consumer.streams.iter().map(|s| s.efo).collect();
+    assert_eq!(efo, [true, false]);
+    let config = serve(load(&["serve", "--stream", "a,b", "--efo"]).unwrap());
+    let efo: Vec<bool> = config.consumer.streams.iter().map(|s| s.efo).collect();
+    assert_eq!(efo, [true, true]);
+    let config = serve(load(&["serve", "--stream", "a"]).unwrap());
+    assert!(!config.consumer.streams[0].efo);
+    let error = FileConfig::parse("[[streams]]\nname = \"x\"\nefo = \"yes\"\n").unwrap_err();
+    assert!(error.to_string().contains("efo"), "{error}");
 }

@@ -74,7 +74,8 @@ pub enum ReaderEventKind {
     Polled {
         records: u64,
         bytes: u64,
-        latency: Duration,
+        /// How long the GetRecords call took (None for a fan-out event).
+        latency: Option<Duration>,
         millis_behind_latest: Option<i64>,
         iterator_age_millis: Option<i64>,
     },
@@ -113,7 +114,7 @@ impl ConsumerHealth {
             } => {
                 shard.records_total += records;
                 shard.bytes_total += bytes;
-                shard.get_records_latency = Some(*latency);
+                shard.get_records_latency = *latency;
                 shard.millis_behind_latest = *millis_behind_latest;
                 shard.iterator_age_millis = *iterator_age_millis;
                 if shard.state == ShardState::BackingOff {
@@ -258,7 +259,7 @@ mod tests {
         health.apply(&event(ReaderEventKind::Polled {
             records: 10,
             bytes: 1000,
-            latency: Duration::from_millis(20),
+            latency: Some(Duration::from_millis(20)),
             millis_behind_latest: Some(0),
             iterator_age_millis: Some(0),
         }));

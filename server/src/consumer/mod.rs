@@ -1,6 +1,7 @@
-//! The Kinesis consumer: discovers the shards of the configured streams, runs one polling
-//! reader per shard (parents before children), de-aggregates KPL records, and hands record
-//! batches with their checkpoints to a sink over a bounded channel.
+//! The Kinesis consumer: discovers the shards of the configured streams, runs one reader per
+//! shard (parents before children), polling GetRecords or, with enhanced fan-out, subscribed
+//! by SubscribeToShard ([`fanout`]), de-aggregates KPL records, and hands record batches with
+//! their checkpoints to a sink over a bounded channel.
 //!
 //! # Data flow
 //! ```text
@@ -20,6 +21,7 @@
 //! Shutdown: cancel the token. Readers stop polling, hand over any batch already fetched, and
 //! end; the coordinator then drops its sender, and the sink ends once it has drained the channel.
 
+pub mod fanout;
 pub mod health;
 pub mod plan;
 pub mod policy;
@@ -83,6 +85,7 @@ impl Consumer {
             .map(|spec| StreamState {
                 spec: spec.clone(),
                 shards: BTreeMap::new(),
+                consumer_arn: None,
             })
             .collect();
         let coordinator = Coordinator {
@@ -108,6 +111,8 @@ impl Consumer {
 struct StreamState {
     spec: StreamSpec,
     shards: BTreeMap<ShardId, ShardEntry>,
+    /// With enhanced fan-out: the application's registered consumer, once ACTIVE.
+    consumer_arn: Option<String>,
 }
 
 struct Coordinator {
@@ -191,6 +196,33 @@ impl Coordinator {
     async fn discover(&mut self, index: usize) {
         let spec = self.streams[index].spec.clone();
         let name = spec.name_or_arn.name().clone();
+        if spec.efo && self.streams[index].consumer_arn.is_none() {
+            let registered = tokio::select! {
+                registered = fanout::ensure_consumer(&self.client, &spec.name_or_arn, &self.config.application) => registered,
+                _ = self.shutdown.cancelled() => return,
+            };
+            match registered {
+                Ok(fanout::Registration::Active { consumer_arn }) => {
+                    tracing::info!(stream = %name, consumer = %consumer_arn, "enhanced fan-out consumer active");
+                    self.streams[index].consumer_arn = Some(consumer_arn);
+                }
+                Ok(fanout::Registration::Pending { status }) => {
+                    self.health.stream_errors.insert(
+                        name,
+                        format!("enhanced fan-out consumer is {status}; reading starts once it is ACTIVE"),
+                    );
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(stream = %name, %error, "registering the enhanced fan-out consumer failed; retrying at the next discovery");
+                    self.health.stream_errors.insert(
+                        name,
+                        format!("registering the enhanced fan-out consumer: {error}"),
+                    );
+                    return;
+                }
+            }
+        }
         let listed = tokio::select! {
             listed = list_shards(&self.client, &spec) => listed,
             _ = self.shutdown.cancelled() => return,
@@ -276,7 +308,18 @@ impl Coordinator {
                         shutdown: self.shutdown.clone(),
                     };
                     self.set_state(&name, &shard, ShardState::Reading);
-                    let run = self.tracker.track_future(reader.run());
+                    let run: std::pin::Pin<Box<dyn Future<Output = ReaderOutcome> + Send>> =
+                        match &self.streams[index].consumer_arn {
+                            Some(consumer_arn) => Box::pin(
+                                fanout::FanOutReader {
+                                    reader,
+                                    consumer_arn: consumer_arn.clone(),
+                                }
+                                .run(),
+                            ),
+                            None => Box::pin(reader.run()),
+                        };
+                    let run = self.tracker.track_future(run);
                     self.readers.spawn(async move { (index, shard, run.await) });
                 }
                 Action::Skip { shard, .. } => self.set_state(&name, &shard, ShardState::Finished),

@@ -53,10 +53,45 @@ pub struct ShardReader {
 
 /// The last user record handed to the sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Position {
+pub(super) struct Position {
     sequence_number: SequenceNumber,
     sub_sequence: Option<u64>,
 }
+
+impl Position {
+    /// Where a reader starting at `start` stands before it has read anything.
+    pub(super) fn initial(start: &IteratorStart) -> Option<Self> {
+        match start {
+            IteratorStart::After(sequence_number) => Some(Position {
+                sequence_number: sequence_number.clone(),
+                sub_sequence: None,
+            }),
+            IteratorStart::AtSubSequence(sequence_number, sub) => Some(Position {
+                sequence_number: sequence_number.clone(),
+                sub_sequence: Some(*sub),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Where to read from to resume after this position.
+    pub(super) fn resume(&self) -> IteratorStart {
+        IteratorStart::resume(self.sequence_number.clone(), self.sub_sequence)
+    }
+}
+
+/// What one GetRecords call, or one fan-out event, read.
+pub(super) struct Read {
+    pub records: Vec<Record>,
+    pub millis_behind_latest: Option<i64>,
+    /// The shard ended with this read.
+    pub ended: bool,
+    /// How long the call took (polling only).
+    pub latency: Option<Duration>,
+}
+
+/// The sink (the engine) has gone away: the reader stops.
+pub(super) struct SinkGone;
 
 impl Position {
     /// True when (sequence_number, sub_sequence) is at or before this position: already sent.
@@ -73,11 +108,11 @@ impl Position {
 }
 
 impl ShardReader {
-    fn name(&self) -> &StreamName {
+    pub(super) fn name(&self) -> &StreamName {
         self.stream.name()
     }
 
-    async fn event(&self, kind: ReaderEventKind) {
+    pub(super) async fn event(&self, kind: ReaderEventKind) {
         let _ = self
             .events
             .send(ReaderEvent {
@@ -88,12 +123,12 @@ impl ShardReader {
             .await;
     }
 
-    async fn state(&self, state: ShardState, error: Option<String>) {
+    pub(super) async fn state(&self, state: ShardState, error: Option<String>) {
         self.event(ReaderEventKind::State { state, error }).await;
     }
 
     /// Sleeps unless shutdown comes first; false when shutting down.
-    async fn sleep(&self, duration: Duration) -> bool {
+    pub(super) async fn sleep(&self, duration: Duration) -> bool {
         if duration.is_zero() {
             return !self.shutdown.is_cancelled();
         }
@@ -105,17 +140,7 @@ impl ShardReader {
 
     /// Runs until the shard ends, shutdown, or a fatal error.
     pub async fn run(mut self) -> ReaderOutcome {
-        let mut position: Option<Position> = match &self.start {
-            IteratorStart::After(sequence_number) => Some(Position {
-                sequence_number: sequence_number.clone(),
-                sub_sequence: None,
-            }),
-            IteratorStart::AtSubSequence(sequence_number, sub) => Some(Position {
-                sequence_number: sequence_number.clone(),
-                sub_sequence: Some(*sub),
-            }),
-            _ => None,
-        };
+        let mut position = Position::initial(&self.start);
         let mut iterator: Option<String> = None;
         let mut pacer = Pacer::default();
         let mut delay = Duration::ZERO;
@@ -186,7 +211,6 @@ impl ShardReader {
             }
             let returned = output.records().len();
             let millis_behind_latest = output.millis_behind_latest();
-            let now_millis = now_epoch_millis();
             let ended = output.next_shard_iterator().is_none();
             let children: Vec<ShardId> = output
                 .child_shards()
@@ -194,43 +218,14 @@ impl ShardReader {
                 .map(|child| ShardId::new(child.shard_id()))
                 .collect();
             let next_iterator = output.next_shard_iterator.take();
-            let (records, bytes) =
-                consumed_records(std::mem::take(&mut output.records), position.as_ref());
-            let iterator_age_millis = match records.last() {
-                Some(last) => Some((now_millis - last.arrival_time_ms).max(0)),
-                None if millis_behind_latest == Some(0) => Some(0),
-                None => None,
-            };
-            self.event(ReaderEventKind::Polled {
-                records: records.len() as u64,
-                bytes,
-                latency,
+            let read = Read {
+                records: std::mem::take(&mut output.records),
                 millis_behind_latest,
-                iterator_age_millis,
-            })
-            .await;
-            if let Some(last) = records.last() {
-                position = Some(Position {
-                    sequence_number: last.sequence_number.clone(),
-                    sub_sequence: last.sub_sequence,
-                });
-            }
-            if !records.is_empty() || ended {
-                let batch = RecordBatch {
-                    stream: self.name().clone(),
-                    shard: self.shard.clone(),
-                    position: Checkpoint {
-                        sequence_number: records.last().map(|r| r.sequence_number.clone()),
-                        sub_sequence: records.last().and_then(|r| r.sub_sequence),
-                        shard_finished: ended,
-                    },
-                    records,
-                    millis_behind_latest,
-                };
-                // Blocks while the sink is busy: a slow sink slows the readers.
-                if self.batch_tx.send(batch).await.is_err() {
-                    return ReaderOutcome::Stopped;
-                }
+                ended,
+                latency: Some(latency),
+            };
+            if self.hand_over(read, &mut position).await.is_err() {
+                return ReaderOutcome::Stopped;
             }
             if ended {
                 self.state(ShardState::Finished, None).await;
@@ -246,8 +241,55 @@ impl ShardReader {
         }
     }
 
+    /// Hands over what one call read: reports it, and sends the records not covered by
+    /// `position` (and the shard-end batch) to the sink, advancing `position`. Err when the
+    /// sink has gone away.
+    pub(super) async fn hand_over(
+        &self,
+        read: Read,
+        position: &mut Option<Position>,
+    ) -> Result<(), SinkGone> {
+        let now_millis = now_epoch_millis();
+        let (records, bytes) = consumed_records(read.records, position.as_ref());
+        let iterator_age_millis = match records.last() {
+            Some(last) => Some((now_millis - last.arrival_time_ms).max(0)),
+            None if read.millis_behind_latest == Some(0) => Some(0),
+            None => None,
+        };
+        self.event(ReaderEventKind::Polled {
+            records: records.len() as u64,
+            bytes,
+            latency: read.latency,
+            millis_behind_latest: read.millis_behind_latest,
+            iterator_age_millis,
+        })
+        .await;
+        if let Some(last) = records.last() {
+            *position = Some(Position {
+                sequence_number: last.sequence_number.clone(),
+                sub_sequence: last.sub_sequence,
+            });
+        }
+        if records.is_empty() && !read.ended {
+            return Ok(());
+        }
+        let batch = RecordBatch {
+            stream: self.name().clone(),
+            shard: self.shard.clone(),
+            position: Checkpoint {
+                sequence_number: records.last().map(|r| r.sequence_number.clone()),
+                sub_sequence: records.last().and_then(|r| r.sub_sequence),
+                shard_finished: read.ended,
+            },
+            records,
+            millis_behind_latest: read.millis_behind_latest,
+        };
+        // Blocks while the sink is busy: a slow sink slows the readers.
+        self.batch_tx.send(batch).await.map_err(|_| SinkGone)
+    }
+
     /// Applies the recovery policy: `Some(delay)` to retry after it, `None` to stop.
-    async fn recover(&mut self, error: &KinesisError) -> Option<Duration> {
+    pub(super) async fn recover(&mut self, error: &KinesisError) -> Option<Duration> {
         match error.recovery() {
             Recovery::Stop => {
                 tracing::error!(stream = %self.name(), shard = %self.shard, %error, "shard reader stopped");
@@ -275,7 +317,7 @@ impl ShardReader {
     /// GetShardIterator after `position` (the last record handed over), or from the start.
     async fn get_iterator(&self, position: Option<&Position>) -> Result<String, KinesisError> {
         let start = match position {
-            Some(p) => IteratorStart::resume(p.sequence_number.clone(), p.sub_sequence),
+            Some(p) => p.resume(),
             None => self.start.clone(),
         };
         let request = self

@@ -24,6 +24,13 @@ pub struct ConsumerConfig {
     )]
     pub application: String,
 
+    /// Read every stream with enhanced fan-out: a consumer named after --application is
+    /// registered with each stream, and shards are read by SubscribeToShard (records pushed
+    /// as they arrive, throughput of its own, charged by AWS) instead of polling GetRecords.
+    /// One stream of several: `efo = true` in its `[[streams]]` table.
+    #[arg(long, env = "STREAMBOARD_EFO")]
+    pub efo: bool,
+
     /// The streams read (not an option: from `--stream` or `[[streams]]`).
     #[arg(skip)]
     #[serde(skip)]

@@ -12,6 +12,7 @@ use crate::{
         evaluate::observations,
         machine::{Observation, Transition},
         notify::{Body, WebhookGuard},
+        redact,
         rule::{Rule, check, parse_spec},
         rules_file::{self, RulesFormat},
         service::parse_stored,
@@ -91,7 +92,27 @@ fn rule_body(
     parse_spec(body).map_err(|e| unprocessable(e.field, e.message))
 }
 
+/// Checks a draft rule into a [`Rule`]. Webhook URLs whose credentials were shown masked get
+/// the stored credentials back first ([`redact`]), so the checked rule is the one to store
+/// and deliver with.
 async fn validate(state: &AppState, id: i64, spec: &AlertRuleSpec) -> Result<Rule, ApiError> {
+    let mut spec = spec.clone();
+    let masked = spec.targets.iter().any(|target| {
+        matches!(target, contract::api::AlertTarget::Webhook { url } if redact::is_masked(url))
+    });
+    if masked {
+        let stored = state
+            .database
+            .alert_rules()
+            .await?
+            .iter()
+            .map(|row| parse_stored(row).map(|(spec, _)| spec))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::Internal)?;
+        redact::unmask_spec(&mut spec, &stored)
+            .map_err(|url| unprocessable("targets", redact::unknown_mask_message(&url)))?;
+    }
+    let spec = &spec;
     let metrics = active_metrics(state).await?;
     let rule =
         check(id, spec, |m| metrics.contains(m)).map_err(|e| unprocessable(e.field, e.message))?;
@@ -112,8 +133,10 @@ async fn validate(state: &AppState, id: i64, spec: &AlertRuleSpec) -> Result<Rul
     Ok(rule)
 }
 
+/// A stored rule as the API shows it: webhook credentials masked ([`redact`]).
 fn info(state: &AppState, row: &RuleRow) -> Result<AlertRuleInfo, ApiError> {
-    let (spec, _) = parse_stored(row).map_err(ApiError::Internal)?;
+    let (mut spec, _) = parse_stored(row).map_err(ApiError::Internal)?;
+    redact::mask_spec(&mut spec);
     let instances = state
         .alerts
         .as_ref()
@@ -329,7 +352,8 @@ fn rules_format(
 }
 
 /// `GET /api/v1/alerts/export?format=json|toml`: every rule, as a file in the config file's
-/// `[[alerts]]` format (silences left out).
+/// `[[alerts]]` format (silences left out; webhook credentials masked, which an import into
+/// the same server puts back).
 async fn export_rules(
     State(state): State<AppState>,
     params: Result<Query<FormatParam>, QueryRejection>,
@@ -340,7 +364,12 @@ async fn export_rules(
         .alert_rules()
         .await?
         .iter()
-        .map(|row| parse_stored(row).map(|(spec, _)| spec))
+        .map(|row| {
+            parse_stored(row).map(|(mut spec, _)| {
+                redact::mask_spec(&mut spec);
+                spec
+            })
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::Internal)?;
     let text = rules_file::export(&specs, format).map_err(ApiError::Internal)?;

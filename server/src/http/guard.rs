@@ -12,8 +12,8 @@
 //!   is the CSRF defence; there are no CSRF tokens.
 //! - **Size**: a request target longer than [`MAX_URI_BYTES`] is refused with 414; bodies are
 //!   limited by `--max-body-bytes` (413, checked against `Content-Length` before reading and
-//!   while streaming); headers are bounded by the HTTP server itself (hyper: at most 100
-//!   headers and ~400 KiB of head per connection).
+//!   while streaming); a request head over [`super::listener::MAX_HEAD_BYTES`] gets 431 (the
+//!   HTTP server buffers at most about that much of it, and at most 100 headers).
 //! - **Response headers** ([`security_headers`]): `X-Content-Type-Options: nosniff`,
 //!   `X-Frame-Options: DENY`, `Referrer-Policy: same-origin` on everything, and on HTML pages
 //!   a `Content-Security-Policy` whose script source is the page's own nonce (leptos puts it
@@ -120,6 +120,19 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
         .is_some_and(|p| p.as_str().len() > MAX_URI_BYTES)
     {
         return plain(StatusCode::URI_TOO_LONG, "the request target is too long");
+    }
+    // The HTTP server bounds what it buffers of a head; whatever chunks it read it in, a head
+    // over the limit is refused the same way.
+    let head_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if head_bytes > super::listener::MAX_HEAD_BYTES {
+        return plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request headers are too large",
+        );
     }
     let declared = request
         .headers()

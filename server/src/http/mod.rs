@@ -15,6 +15,7 @@ mod assets;
 mod export;
 pub mod guard;
 mod health;
+pub mod listener;
 pub mod session;
 mod settings;
 mod tail;

@@ -137,6 +137,23 @@ pub struct ServerSettings {
         help_heading = "Security"
     )]
     pub max_body_bytes: u64,
+
+    /// PEM certificate chain to serve HTTPS with (with --tls-key). Pages then set
+    /// Strict-Transport-Security and the session cookie is `Secure`.
+    #[arg(long, env = "STREAMBOARD_TLS_CERT", value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "Security")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "STREAMBOARD_TLS_KEY", value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "Security")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Longest a client may take to complete the TLS handshake and to send each request's
+    /// headers; a slower one is disconnected.
+    #[arg(long, env = "STREAMBOARD_HEADER_READ_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration, help_heading = "Security")]
+    #[serde(with = "settings::positive_duration")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -178,6 +195,23 @@ impl Settings for ServerSettings {
                 settings::option("allowed_hosts")
             ));
         }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(format!(
+                    "{} is given without {}: HTTPS needs both the certificate chain and its key",
+                    settings::option("tls_cert"),
+                    settings::option("tls_key")
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{} is given without {}: HTTPS needs both the certificate chain and its key",
+                    settings::option("tls_key"),
+                    settings::option("tls_cert")
+                ));
+            }
+            _ => {}
+        }
         let header_ok = !self.auth_proxy_header.is_empty()
             && self
                 .auth_proxy_header
@@ -217,7 +251,7 @@ impl ServerSettings {
 
     /// True when the server itself terminates TLS.
     pub fn tls_enabled(&self) -> bool {
-        false
+        self.tls_cert.is_some()
     }
 
     /// What the auth service needs of these settings.

@@ -76,7 +76,7 @@ async fn delete_user(
             message: "you cannot delete yourself; ask another admin".into(),
         });
     }
-    state.database.delete_user(id).await?;
+    state.auth.delete_user(id).await?;
     tracing::info!(user = %user.name, by = %me.name, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -85,7 +85,7 @@ async fn end_sessions(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let ended = state.database.delete_sessions_of(id).await?;
+    let ended = state.auth.end_sessions(id).await?;
     tracing::info!(user_id = id, ended, "sessions ended");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -114,7 +114,7 @@ async fn revoke_token(
     Extension(me): Extension<Identity>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.database.revoke_token(id, now_ms()).await? {
+    if !state.auth.revoke_token(id).await? {
         return Err(ApiError::NotFound(format!(
             "no unrevoked token with id {id}"
         )));

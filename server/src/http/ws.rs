@@ -14,6 +14,10 @@
 //! [`MAX_TOPICS`] topics (more closes it with 1008). The send queue is the hub's bounded
 //! broadcast: a session that falls behind skips to a fresh snapshot.
 //!
+//! A socket lives only while the session or token it was opened with holds: a logout, an ended
+//! session, a deleted user or a revoked token closes it at once with 1008, and an expired
+//! session within [`CREDENTIAL_RECHECK`].
+//!
 //! Each session is a task tracked by the server's [`TaskTracker`](tokio_util::task::TaskTracker)
 //! and ends when the shutdown token is cancelled, with a "going away" close frame.
 
@@ -44,6 +48,9 @@ use std::{
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
+/// How often an open socket checks that its session or token still holds, besides on every
+/// revocation (so an expired session's socket closes within this time).
+const CREDENTIAL_RECHECK: Duration = Duration::from_secs(60);
 /// A client must say hello within this time or the socket is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the close frame may take to send before the session just ends.
@@ -74,10 +81,10 @@ pub async fn upgrade(
             .into_response();
     }
     let tracker = state.tracker.clone();
-    let role = identity.map(|Extension(identity)| identity.role);
+    let identity = identity.map(|Extension(identity)| identity);
     ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(session(socket, state, role)))
+        .on_upgrade(move |socket| tracker.track_future(session(socket, state, identity)))
 }
 
 /// True when there is no `Origin` (not a browser) or its host:port equals the `Host` header.
@@ -103,16 +110,19 @@ fn same_origin(headers: &HeaderMap) -> bool {
 enum End {
     ClientClosed,
     Shutdown,
+    /// The session or token the socket was opened with was revoked, ended or expired.
+    Revoked,
     Refused(&'static str),
     Policy(&'static str),
     Transport(axum::Error),
 }
 
-async fn session(mut socket: WebSocket, state: AppState, role: Option<crate::auth::Role>) {
+async fn session(mut socket: WebSocket, state: AppState, identity: Option<Identity>) {
     let _open = state.metrics.websocket_opened();
-    let Err(end) = run_session(&mut socket, &state, role).await;
+    let Err(end) = run_session(&mut socket, &state, identity.as_ref()).await;
     let close = match &end {
         End::Shutdown => Some((close_code::AWAY, "server shutting down")),
+        End::Revoked => Some((CLOSE_POLICY_VIOLATION, "the session ended; log in again")),
         End::Refused(reason) => Some((CLOSE_PROTOCOL_ERROR, *reason)),
         End::Policy(reason) => Some((CLOSE_POLICY_VIOLATION, *reason)),
         End::ClientClosed | End::Transport(_) => None,
@@ -145,8 +155,14 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), End
 async fn run_session(
     socket: &mut WebSocket,
     state: &AppState,
-    role: Option<crate::auth::Role>,
+    identity: Option<&Identity>,
 ) -> Result<Infallible, End> {
+    let role = identity.map(|identity| identity.role);
+    let mut revocations = state.auth.revocations();
+    let mut recheck = tokio::time::interval_at(
+        tokio::time::Instant::now() + CREDENTIAL_RECHECK,
+        CREDENTIAL_RECHECK,
+    );
     wait_for_hello(socket, state).await?;
     let heartbeat_interval = state.config.heartbeat_interval;
     send(
@@ -176,6 +192,10 @@ async fn run_session(
         let ready = pacer.ready(tokio::time::Instant::now());
         tokio::select! {
             _ = state.shutdown.cancelled() => return Err(End::Shutdown),
+            // A logout, ended session, deleted user or revoked token anywhere, or the periodic
+            // check (session expiry): the socket lives only while its credential holds.
+            _ = revocations.changed() => check_credential(state, identity).await?,
+            _ = recheck.tick() => check_credential(state, identity).await?,
             _ = heartbeat.tick() => {
                 seq += 1;
                 send(socket, &ServerMessage::Heartbeat { seq, server_time_ms: now_millis() }).await?;
@@ -250,6 +270,22 @@ async fn run_session(
                 },
                 Some(Ok(_)) => pacer.take(()), // pings are answered by axum; binary frames are not part of the protocol
             }
+        }
+    }
+}
+
+/// Ends the session unless the credential it was opened with still holds. A storage error
+/// keeps the session (the next check decides).
+async fn check_credential(state: &AppState, identity: Option<&Identity>) -> Result<(), End> {
+    let Some(identity) = identity else {
+        return Ok(());
+    };
+    match state.auth.still_valid(identity).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(End::Revoked),
+        Err(error) => {
+            tracing::warn!(%error, "cannot check a WebSocket's credential");
+            Ok(())
         }
     }
 }

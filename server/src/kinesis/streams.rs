@@ -142,6 +142,9 @@ pub struct StreamSpec {
     pub name_or_arn: StreamRef,
     /// Used only for shards that have no checkpoint yet.
     pub start: StartPosition,
+    /// Read with enhanced fan-out (a registered consumer and SubscribeToShard) instead of
+    /// polling GetRecords.
+    pub efo: bool,
 }
 
 #[cfg(test)]

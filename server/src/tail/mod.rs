@@ -313,6 +313,7 @@ impl Reading {
         let spec = StreamSpec {
             name_or_arn: plan.stream.clone(),
             start: StartPosition::Latest,
+            efo: false,
         };
         let listed = list_shards(&client, &spec)
             .await

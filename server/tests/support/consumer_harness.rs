@@ -33,6 +33,7 @@ pub fn spec(stream: &StreamName, start: StartPosition) -> StreamSpec {
     StreamSpec {
         name_or_arn: StreamRef::Name(stream.clone()),
         start,
+        efo: false,
     }
 }
 

@@ -457,6 +457,8 @@ pub struct WsOptions<'a> {
     /// The client socket's receive buffer in bytes: a small one makes a client that stops
     /// reading stall the server's sends quickly.
     pub recv_buffer: Option<u32>,
+    /// The Authorization header to send, if any (`Bearer sbt_…`).
+    pub authorization: Option<&'a str>,
 }
 
 /// Opens a WebSocket to `ws://{addr}/ws`; a refused upgrade (e.g. a 403) is returned as the
@@ -470,6 +472,12 @@ pub async fn ws_upgrade(
         request
             .headers_mut()
             .insert("origin", origin.parse().expect("a valid Origin header"));
+    }
+    if let Some(authorization) = options.authorization {
+        request.headers_mut().insert(
+            "authorization",
+            authorization.parse().expect("a valid Authorization header"),
+        );
     }
     let socket = tokio::net::TcpSocket::new_v4()?;
     if let Some(bytes) = options.recv_buffer {

@@ -527,7 +527,8 @@ fn NotifyFields(form: Form, refused: RwSignal<Option<Refusal>>) -> impl IntoView
         <fieldset class="mt-3 grid gap-3 sm:grid-cols-3">
             <legend class="mb-1 text-sm font-medium">"Notify"</legend>
             <CheckboxField label="In the app (toast and badge)" key="in_app" checked=form.in_app />
-            <TextField label="Webhook URL" key="webhook" value=form.webhook refused placeholder="https://hooks.example/alert" />
+            <TextField label="Webhook URL" key="webhook" value=form.webhook refused placeholder="https://hooks.example/alert"
+                help="Credentials in the URL are shown as ***, which keeps the stored ones." />
             <TextField label="Kinesis stream" key="kinesis" value=form.kinesis refused placeholder="alerts" />
         </fieldset>
     }
