@@ -1,9 +1,13 @@
 //! Metrics engine benchmarks (`cargo bench -p streamboard --bench engine`; harness = false).
 //!
 //! 1. Throughput in-process: decode + extract + filter + aggregate of 150-byte JSON records,
-//!    3 metrics, 100 series, one core.
-//! 2. Memory per live series with all windows filled (1 h of data), 10,000 series: RSS delta.
-//! 3. Flush cost with 10,000 changed series per second into a real SQLite file (1-second rows,
+//!    3 metrics, 100 series, read from 8 shards, one core (the pure `Engine` on this thread).
+//! 2. Partitioned throughput (`partitions`): the same input through the engine task
+//!    (`engine::shell::spawn`: the coordinator, one thread per partition, the writer with a
+//!    real SQLite file), with 1 and 2 partitions (`PARTITIONS=1,2,4` to choose), by wall clock
+//!    from the first batch sent to the commit of the flush that holds the last.
+//! 3. Memory per live series with all windows filled (1 h of data), 10,000 series: RSS delta.
+//! 4. Flush cost with 10,000 changed series per second into a real SQLite file (1-second rows,
 //!    roll-up marks, and the minute roll-up when its period closes; V2 histograms; one
 //!    transaction per flush), averaged over a minute, as a share of one core. Flushes come
 //!    every second, half-way through it (as the server's, not aligned to second boundaries),
@@ -13,13 +17,13 @@
 //! "Per core" figures use CPU time (`clock_gettime`: the thread's for throughput, the process's
 //! for the flush: all its threads, sqlx's SQLite worker included), as the machine is shared.
 //!
-//! Run `engine <name>` (throughput, memory or flush) to run one of them.
+//! Run `engine <name>` (throughput, partitions, memory or flush) to run one of them.
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::{collections::HashSet, time::Instant};
 use streamboard::{
-    engine::{Engine, EngineConfig, window::Windows},
+    engine::{Engine, EngineConfig, ShellConfig, shell, window::Windows},
     kinesis::{ConsumedRecord, RecordBatch, SequenceNumber},
     metric::{MetricDefinition, Stats, histogram::sparse_of},
     storage::{
@@ -27,6 +31,7 @@ use streamboard::{
         flush::{CLOSE_AFTER_S, FlushState, write_flush},
     },
 };
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 const T0_MS: i64 = 1_700_000_000_000;
 
@@ -54,7 +59,12 @@ fn rss_bytes() -> usize {
         .map_or(0, |pages| pages * 4096)
 }
 
-fn throughput() {
+/// Shards the throughput input is read from (a batch per shard in turn).
+const SHARDS: usize = 8;
+
+/// The throughput input: 200,000 records of about 150 bytes in batches of 500 over
+/// [`SHARDS`] shards, and the three metrics.
+fn throughput_input() -> (Vec<RecordBatch<()>>, serde_json::Value) {
     let mut rng = StdRng::seed_from_u64(1);
     let regions = [
         "eu-west-1",
@@ -107,25 +117,38 @@ fn throughput() {
             }
         })
         .collect();
-    let avg_len = records.iter().map(|r| r.data.len()).sum::<usize>() / records.len();
     let batches: Vec<RecordBatch<()>> = records
         .chunks(500)
-        .map(|c| RecordBatch {
+        .enumerate()
+        .map(|(i, c)| RecordBatch {
             stream: "clickstream".into(),
-            shard: "shardId-0".into(),
+            shard: format!("shardId-{}", i % SHARDS).as_str().into(),
             records: c.to_vec(),
             millis_behind_latest: Some(0),
             position: (),
         })
         .collect();
-    let mut engine: Engine = Engine::new(EngineConfig::default());
-    engine.set_definitions(defs(serde_json::json!([
+    let definitions = serde_json::json!([
         {"name": "latency", "stream": "clickstream", "value": "/latency_ms", "dimensions": ["/region", "/path"],
          "time": {"field": "/event_time", "format": "epoch_ms"}},
         {"name": "errors", "stream": "clickstream", "filter": "/status >= 500", "dimensions": ["/region"]},
         {"name": "bytes", "stream": "clickstream", "value": "/bytes", "dimensions": ["/region"],
          "histogram": {"lowest": 1, "highest": 100000000, "significant_figures": 2}}
-    ])));
+    ]);
+    (batches, definitions)
+}
+
+fn throughput() {
+    let (batches, definitions) = throughput_input();
+    let records = batches.iter().map(|b| b.records.len()).sum::<usize>();
+    let avg_len = batches
+        .iter()
+        .flat_map(|b| &b.records)
+        .map(|r| r.data.len())
+        .sum::<usize>()
+        / records;
+    let mut engine: Engine = Engine::new(EngineConfig::default());
+    engine.set_definitions(defs(definitions));
     // Warm up (series created), then measure several passes.
     for b in &batches {
         engine.ingest(b, T0_MS);
@@ -147,7 +170,7 @@ fn throughput() {
     }
     let elapsed = start.elapsed();
     let cpu = thread_cpu() - cpu_start;
-    let n = (records.len() * passes) as f64;
+    let n = (records * passes) as f64;
     println!(
         "throughput: {:.2} M records/s per core of thread CPU time ({:.2} M/s by wall clock; {} records \
          of {} bytes avg, 3 metrics, {} series; take_flush share {:.1}%)",
@@ -158,6 +181,63 @@ fn throughput() {
         engine.series_count(),
         100.0 * flush_time.as_secs_f64() / elapsed.as_secs_f64(),
     );
+}
+
+/// The throughput input through the engine task with `partitions` partitions: wall clock and
+/// process CPU from the first batch sent to the commit of the flush that holds the last.
+fn throughput_partitioned(partitions: usize) {
+    let (batches, definitions) = throughput_input();
+    let passes = 10;
+    // Built before the clock starts: the sender only moves them into the channel.
+    let warm_up: Vec<RecordBatch<()>> = batches.iter().take(40).cloned().collect();
+    let input: Vec<RecordBatch<()>> = (0..passes).flat_map(|_| batches.iter().cloned()).collect();
+    let n = input.iter().map(|b| b.records.len()).sum::<usize>() as f64;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile_dir();
+        let db = Database::open(&dir).await.expect("database");
+        for (_, c) in &defs(definitions) {
+            db.insert_definition(&c.definition, T0_MS).await.expect("insert");
+        }
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let config = ShellConfig {
+            partitions,
+            ..ShellConfig::default()
+        };
+        let (handle, sender) =
+            shell::spawn(config, db.clone(), NoCheckpoints, &tracker, shutdown.clone())
+                .await
+                .expect("engine");
+        for batch in warm_up {
+            sender.send(batch).await.expect("engine running");
+        }
+        handle.flush().await.expect("engine running").expect("flush");
+        let start = Instant::now();
+        let cpu_start = process_cpu();
+        for batch in input {
+            sender.send(batch).await.expect("engine running");
+        }
+        handle.flush().await.expect("engine running").expect("flush");
+        let elapsed = start.elapsed();
+        let cpu = process_cpu() - cpu_start;
+        println!(
+            "throughput, engine task with {partitions} partition(s), {SHARDS} shards: {:.2} M records/s by \
+             wall clock ({:.2} M records per CPU-second of the process; {} records)",
+            n / elapsed.as_secs_f64() / 1e6,
+            n / cpu.as_secs_f64() / 1e6,
+            n,
+        );
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    });
 }
 
 fn memory() {
@@ -364,6 +444,12 @@ fn main() {
     let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if run("throughput") {
         throughput();
+    }
+    if run("partitions") {
+        let counts = std::env::var("PARTITIONS").unwrap_or_else(|_| "1,2".into());
+        for partitions in counts.split(',').filter_map(|n| n.trim().parse().ok()) {
+            throughput_partitioned(partitions);
+        }
     }
     if run("memory") {
         memory();

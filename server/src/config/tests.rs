@@ -223,6 +223,16 @@ fn engine_settings_come_from_flags_or_defaults() {
         error.to_string().contains("--max-series-per-metric"),
         "{error}"
     );
+    // Partitions: one per core unless set, 1 to 256.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    assert_eq!(EngineSettings::default().shell_config().partitions, cores);
+    let config = serve(load(&["serve", "--engine-partitions", "3"]).unwrap());
+    assert_eq!(config.engine.engine_partitions, Some(3));
+    assert_eq!(config.engine.shell_config().partitions, 3);
+    for bad in ["0", "257"] {
+        let error = load(&["serve", "--engine-partitions", bad]).unwrap_err();
+        assert!(error.to_string().contains("engine-partitions"), "{error}");
+    }
 }
 
 #[test]
@@ -778,7 +788,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
     // The file takes exactly the options of serve (and the global log options), except the
     // streams, which are `[[streams]]` tables, and the config file itself.
     let keys = file::option_keys();
-    assert_eq!(keys.len(), 43, "{keys:?}");
+    assert_eq!(keys.len(), 44, "{keys:?}");
     let mut options: Vec<&str> = serve
         .get_arguments()
         .map(|arg| arg.get_id().as_str())
@@ -810,6 +820,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
             "alerts_webhook_allow",
             "tls_cert",
             "tls_key",
+            "engine_partitions",
         ]
         .contains(&key.as_str());
         assert_eq!(arg.get_default_values().is_empty(), optional, "{key}");
@@ -831,6 +842,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
                     "auth",
                     "tls_cert",
                     "tls_key",
+                    "engine_partitions",
                 ]
                 .contains(id)
             })

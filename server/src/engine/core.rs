@@ -243,6 +243,17 @@ impl<P: Clone> Engine<P> {
     /// `future_tolerance`) wait for their second to pass, and hold back their shard's position
     /// until then.
     pub fn take_flush_before(&mut self, cutoff_s: i64) -> Flush<P> {
+        self.take_before(cutoff_s, true)
+    }
+
+    /// [`Engine::take_flush_before`] without adding the deltas to this engine's windows: a
+    /// partition's flush, whose deltas the coordinator adds to the windows it keeps
+    /// ([`super::partition`]).
+    pub fn take_pending_before(&mut self, cutoff_s: i64) -> Flush<P> {
+        self.take_before(cutoff_s, false)
+    }
+
+    fn take_before(&mut self, cutoff_s: i64, window: bool) -> Flush<P> {
         let mut deltas = Vec::new();
         for metric in &mut self.metrics {
             let bounds = metric
@@ -271,7 +282,7 @@ impl<P: Clone> Engine<P> {
                         }
                         series.spare = std::mem::take(&mut pending.counts);
                     }
-                    if !pending.windowed {
+                    if window && !pending.windowed {
                         series
                             .windows
                             .add_sparse(pending.second, &pending.stats, &counts);

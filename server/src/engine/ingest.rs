@@ -150,7 +150,7 @@ impl Classify<'_> {
 impl<P: Clone> StreamState<P> {
     /// Keeps the stream's most recent records for field discovery and preview (only the
     /// batch's last records can be among them).
-    fn keep_sample(&mut self, records: &[ConsumedRecord], keep: usize) {
+    pub(super) fn keep_sample(&mut self, records: &[ConsumedRecord], keep: usize) {
         if keep == 0 {
             return;
         }

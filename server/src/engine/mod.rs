@@ -14,11 +14,14 @@
 //!   position), `builtins` (the built-in metrics' counts), `extract` (applying a definition to a
 //!   decoded record, and the editor's preview), `series` (the series index and cardinality
 //!   guard) and `pending` (pending-second counts).
+//! - [`partition`]: the engine over several cores: partitions by shard ([`Engine`]s that
+//!   ingest), a [`Coordinator`] that routes batches, keeps the windows and merges the
+//!   partitions' flushes and live views; [`Partitioned`] runs both on one thread.
 //! - [`counters`]: late, future, overflowed and bad records per metric.
 //! - [`settings`]: the engine's options ([`EngineSettings`]) and the core's and the task's
 //!   settings built from them.
-//! - [`shell`]: the one async task that owns the engine, hands flushes to a [`FlushSink`] on an
-//!   interval and runs retention.
+//! - [`shell`]: the async task that owns the coordinator, one thread per partition, the writer
+//!   that hands flushes to a [`FlushSink`] on an interval, and retention.
 
 mod builtins;
 pub mod core;
@@ -27,6 +30,7 @@ mod extract;
 pub mod fields;
 mod ingest;
 pub mod json_scan;
+pub mod partition;
 mod pending;
 mod series;
 pub mod settings;
@@ -35,5 +39,6 @@ pub mod window;
 
 pub use self::core::{Engine, EngineConfig};
 pub use extract::{Extracted, PreviewRow};
+pub use partition::{Coordinator, Partitioned, PendingView};
 pub use settings::EngineSettings;
 pub use shell::{EngineHandle, FlushSink, ShellConfig, StorageFailure};

@@ -79,6 +79,9 @@ pub(super) struct MetricState {
     /// per tick, whatever the number of series.
     pub(super) merged: Windows,
     pub(super) other: Option<u32>,
+    /// The series by their stored name (labels as JSON): how a coordinator finds the series of
+    /// a partition's delta ([`super::partition`]); empty in a partition.
+    pub(super) by_json: HashMap<Arc<str>, u32>,
     pub(super) counters: MetricCounters,
     pub(super) retired: bool,
 }
@@ -109,6 +112,7 @@ impl MetricState {
             series: Vec::new(),
             merged: Windows::new(),
             other: None,
+            by_json: HashMap::new(),
             counters: MetricCounters::default(),
             retired: false,
         }
@@ -158,6 +162,15 @@ impl MetricState {
             self.other = Some(index);
         }
         index as usize
+    }
+
+    /// The index of the series `key`, if this metric has it.
+    pub(super) fn series_by_key(&self, hasher: &impl BuildHasher, key: &str) -> Option<usize> {
+        self.index
+            .get(&hasher.hash_one(key))?
+            .iter()
+            .map(|&i| i as usize)
+            .find(|&i| self.series[i].key == key)
     }
 
     /// Counts `value` into the series' pending delta for (`second`, `release_s`).

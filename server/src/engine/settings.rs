@@ -21,6 +21,8 @@ const BATCH_CAPACITY: usize = 64;
 const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 /// The largest `--max-series-per-metric`.
 const MAX_SERIES_LIMIT: usize = 1_000_000;
+/// The largest `--engine-partitions`.
+const MAX_PARTITIONS: usize = 256;
 
 /// Options of the metrics engine.
 #[derive(Debug, Clone, PartialEq, Eq, Args, Serialize, Deserialize)]
@@ -47,6 +49,12 @@ pub struct EngineSettings {
         default_value = "1000"
     )]
     pub max_series_per_metric: usize,
+
+    /// Partitions of the metrics engine (1 to 256): each ingests the records of its shards on
+    /// a thread of its own. Default: one per available core.
+    #[arg(long, env = "STREAMBOARD_ENGINE_PARTITIONS", value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_partitions: Option<usize>,
 
     /// How often aggregates and checkpoints are committed to SQLite (one transaction).
     #[arg(long, env = "STREAMBOARD_FLUSH_INTERVAL", value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration)]
@@ -81,7 +89,11 @@ impl Settings for EngineSettings {
             "max_series_per_metric",
             self.max_series_per_metric,
             1..=MAX_SERIES_LIMIT,
-        )
+        )?;
+        if let Some(partitions) = self.engine_partitions {
+            check_range("engine_partitions", partitions, 1..=MAX_PARTITIONS)?;
+        }
+        Ok(())
     }
 }
 
@@ -102,10 +114,18 @@ impl EngineSettings {
         }
     }
 
+    /// The number of engine partitions: as set, or one per available core.
+    pub fn partitions(&self) -> usize {
+        self.engine_partitions.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     /// The engine task's settings under these settings, accepting any stream name.
     pub fn shell_config(&self) -> ShellConfig {
         ShellConfig {
             engine: self.engine_config(),
+            partitions: self.partitions(),
             flush_interval: self.flush_interval,
             batch_capacity: BATCH_CAPACITY,
             retention: self.retention(),
@@ -138,6 +158,8 @@ impl Default for EngineConfig {
 #[derive(Debug, Clone)]
 pub struct ShellConfig {
     pub engine: EngineConfig,
+    /// Partitions, each ingesting its shards on a thread of its own (one per available core).
+    pub partitions: usize,
     /// How often changed buckets and checkpoints are committed.
     pub flush_interval: Duration,
     /// Capacity of the batch channel (64 batches).
@@ -182,5 +204,7 @@ mod tests {
         );
         assert_eq!(shell.retention_interval, Duration::from_secs(60));
         assert!(shell.known_streams.is_none());
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(shell.partitions, cores);
     }
 }

@@ -1,26 +1,38 @@
-//! The thin async shell around [`Engine`]: one task owns all engine state. It is fed batches by
-//! a bounded mpsc (back-pressure reaches the consumer when the engine falls behind), answers
-//! [`EngineHandle`] requests, and flushes every `flush_interval`: the deltas since the last
-//! flush and — through the [`CheckpointHook`] — the consumer's checkpoints, in ONE transaction.
+//! The thin async shell around the partitioned engine ([`super::partition`]): one task, the
+//! engine task, owns the [`Coordinator`], and each partition's [`Engine`] is owned by a thread
+//! of its own (`--engine-partitions`, one per core by default). The engine task is fed batches
+//! by a bounded mpsc (back-pressure reaches the consumer when the engine falls behind) and
+//! routes each to its shard's partition over that partition's bounded channel; it answers
+//! [`EngineHandle`] requests, asking the partitions for their part over the same channels (so
+//! a request is answered with every batch routed before it), and flushes every
+//! `flush_interval`: the deltas since the last flush and — through the [`CheckpointHook`] —
+//! the consumer's checkpoints, in ONE transaction.
 //!
-//! The transaction is written by a second task, the writer, which owns the [`FlushState`] and
-//! the hook: the engine task takes a flush ([`Engine::take_flush_before`] the current second on a
-//! tick, so a flush writes complete seconds; [`Engine::take_flush`], everything, for
-//! [`EngineHandle::flush`] and at shutdown; either already adds it to the live windows), hands
-//! it over and goes on ingesting and answering while it is written. At most
+//! A flush is an epoch: the engine task asks every partition for its pending deltas and
+//! positions before one cutoff ([`Engine::take_pending_before`] the current second on a tick,
+//! so a flush writes complete seconds; everything for [`EngineHandle::flush`] and at shutdown)
+//! and waits for all of them; each partition has then ingested every batch routed to it before,
+//! and a shard's position comes only with all of its batches' deltas, from the one partition
+//! that has them. The coordinator merges the answers (and adds them to the live windows).
+//!
+//! The transaction is written by another task, the writer, which owns the [`FlushState`] and
+//! the hook: the engine task hands it the merged flush and goes on routing and answering
+//! while it is written. At most
 //! one flush is in flight; a tick that comes meanwhile starts the next one as soon as it is
-//! done. A failed write hands the flush back and the engine puts it back ([`Engine::restore`])
-//! to be written by the next flush; until one commits, ingest is paused (batches wait in the
+//! done. A failed write hands the flush back and the coordinator keeps it
+//! ([`Coordinator::restore`]) to be written with the next flush; until one commits, ingest is paused (batches wait in the
 //! channel, so the consumer's readers stop) and [`EngineHandle::storage_failure`] says why.
 //! [`EngineHandle::flush`] and shutdown wait for the commit.
 //!
-//! A third tracked task applies retention in small batches so it never holds up ingest.
+//! A tracked task applies retention in small batches so it never holds up ingest. The
+//! partitions' threads stop when the engine task, after its final flush, drops their channels.
 
 use super::{
     PreviewRow,
     core::{Engine, LiveWindows, MetricWindow},
     counters::MetricCounters,
     fields::FieldStats,
+    partition::{Coordinator, PendingIndex, PendingView},
 };
 use crate::{
     clock::Clock,
@@ -28,6 +40,7 @@ use crate::{
     metric::{CompiledMetric, Flush, MetricKey},
     storage::{CheckpointHook, Database, FlushWriter, StorageError, metrics::TIERS_S},
 };
+use bytes::Bytes;
 use std::{
     collections::{BTreeMap, HashSet},
     future::Future,
@@ -225,8 +238,17 @@ where
     P: Clone + Send + Sync + 'static,
     H: CheckpointHook<P>,
 {
-    let mut engine = Engine::<P>::new(config.engine.clone());
-    engine.set_definitions(load_definitions(&database).await?);
+    let definitions = load_definitions(&database).await?;
+    let mut coordinator = Coordinator::<P>::new(config.engine.clone(), config.partitions);
+    let mut parts = Vec::with_capacity(coordinator.partitions());
+    for _ in 0..coordinator.partitions() {
+        let mut engine = coordinator.partition_engine();
+        engine.set_definitions(definitions.clone());
+        let (jobs_tx, jobs) = mpsc::channel(PARTITION_CAPACITY);
+        tracker.spawn_blocking(move || partition_loop(engine, jobs));
+        parts.push(jobs_tx);
+    }
+    coordinator.set_definitions(definitions);
     let (batch_tx, batch_rx) = mpsc::channel(config.batch_capacity.max(1));
     let (request_tx, request_rx) = mpsc::channel(16);
     let (ingested_tx, ingested) = watch::channel(0);
@@ -245,7 +267,8 @@ where
         writer_rx,
     ));
     let task = EngineTask {
-        engine,
+        coordinator,
+        parts,
         ingested: ingested_tx,
         storage: storage_tx,
         database: database.clone(),
@@ -270,6 +293,71 @@ where
         shutdown,
     ));
     Ok((handle, batch_tx))
+}
+
+/// Jobs queued per partition (batches and requests): enough to keep it busy while the engine
+/// task routes the next batch, few enough that a flush's epoch is not held up long.
+const PARTITION_CAPACITY: usize = 8;
+
+/// What the engine task asks of a partition. A partition does its jobs in order, so a request
+/// is answered with every batch sent before it ingested.
+enum PartJob<P> {
+    Ingest(RecordBatch<P>, i64),
+    Definitions(Vec<(i64, CompiledMetric)>),
+    /// Its pending deltas and positions before the cutoff second (`i64::MAX`: everything).
+    Take(i64, oneshot::Sender<Flush<P>>),
+    Pending(oneshot::Sender<PendingView>),
+    Counters(oneshot::Sender<Vec<(MetricKey, String, MetricCounters)>>),
+    /// Its recent records of a stream (fields, preview).
+    Sample(StreamName, oneshot::Sender<Vec<(i64, Bytes)>>),
+}
+
+/// A partition's thread: owns its engine and does its jobs until the engine task drops the
+/// channel (after the final flush).
+fn partition_loop<P: Clone>(mut engine: Engine<P>, mut jobs: mpsc::Receiver<PartJob<P>>) {
+    while let Some(job) = jobs.blocking_recv() {
+        match job {
+            PartJob::Ingest(batch, now_ms) => engine.ingest(&batch, now_ms),
+            PartJob::Definitions(definitions) => engine.set_definitions(definitions),
+            PartJob::Take(cutoff_s, reply) => {
+                let _ = reply.send(engine.take_pending_before(cutoff_s));
+            }
+            PartJob::Pending(reply) => {
+                let _ = reply.send(engine.pending_view());
+            }
+            PartJob::Counters(reply) => {
+                let _ = reply.send(engine.counters());
+            }
+            PartJob::Sample(stream, reply) => {
+                let _ = reply.send(engine.sample(&stream));
+            }
+        }
+    }
+}
+
+/// Asks every partition the same question; `None` when one is gone.
+async fn ask_parts<P, T>(
+    parts: &[mpsc::Sender<PartJob<P>>],
+    make: impl Fn(oneshot::Sender<T>) -> PartJob<P>,
+) -> Option<Vec<T>> {
+    let mut replies = Vec::with_capacity(parts.len());
+    for part in parts {
+        let (tx, rx) = oneshot::channel();
+        part.send(make(tx)).await.ok()?;
+        replies.push(rx);
+    }
+    let mut answers = Vec::with_capacity(replies.len());
+    for reply in replies {
+        answers.push(reply.await.ok()?);
+    }
+    Some(answers)
+}
+
+/// A partition's thread is gone (it only stops after the engine task, so: it panicked).
+fn partition_gone() -> StorageError {
+    StorageError::Query(sqlx::Error::Protocol(
+        "a partition of the metrics engine stopped; nothing more is stored".into(),
+    ))
 }
 
 /// A flush's outcome from the writer: committed, or failed and handed back.
@@ -353,7 +441,9 @@ fn answer_waiters(waiters: &mut Vec<FlushWaiter>, result: Result<(), StorageErro
 }
 
 struct EngineTask<P> {
-    engine: Engine<P>,
+    coordinator: Coordinator<P>,
+    /// Each partition's jobs.
+    parts: Vec<mpsc::Sender<PartJob<P>>>,
     /// Arrival-relative judgements and flush cutoffs read this clock.
     clock: Clock,
     /// Counts ingested batches; see [`EngineHandle::ingested`].
@@ -394,11 +484,11 @@ where
                 _ = shutdown.cancelled() => break,
                 outcome = async {
                     self.in_flight.as_mut().expect("guarded by the condition").await
-                }, if self.in_flight.is_some() => self.finish(outcome),
-                _ = tick.tick() => self.start_flush(false),
+                }, if self.in_flight.is_some() => self.finish(outcome).await,
+                _ = tick.tick() => self.start_flush(false).await,
                 Some(request) = requests.recv() => self.answer(request, &mut batches).await,
                 Some(batch) = batches.recv(), if self.storage.borrow().is_none() => {
-                    self.ingest(&batch)
+                    self.ingest(batch).await
                 }
             }
         }
@@ -406,13 +496,13 @@ where
         // starts) end, then one last flush and the roll-ups.
         batches.close();
         while let Ok(batch) = batches.try_recv() {
-            self.ingest(&batch);
+            self.ingest(batch).await;
         }
         while let Some(in_flight) = self.in_flight.as_mut() {
             let outcome = in_flight.await;
-            self.finish(outcome);
+            self.finish(outcome).await;
         }
-        self.start_flush(true);
+        self.start_flush(true).await;
         let mut committed = true;
         if let Some(in_flight) = self.in_flight.take() {
             committed = match in_flight.await {
@@ -441,9 +531,55 @@ where
         }
     }
 
-    fn ingest(&mut self, batch: &RecordBatch<P>) {
-        self.engine.ingest(batch, self.clock.now_ms());
+    /// Routes a batch to its shard's partition (waiting while that partition's queue is full).
+    async fn ingest(&mut self, batch: RecordBatch<P>) {
+        let partition = self.coordinator.route(&batch);
+        let job = PartJob::Ingest(batch, self.clock.now_ms());
+        if self.parts[partition].send(job).await.is_err() {
+            tracing::error!(
+                partition,
+                "a partition of the metrics engine is gone; its batch is dropped"
+            );
+        }
         self.ingested.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Gathers the partitions' recent records of `stream` into the coordinator's sample;
+    /// `false` when a partition is gone.
+    async fn refresh_samples(&mut self, stream: StreamName) -> bool {
+        let Some(samples) = ask_parts(&self.parts, |tx| PartJob::Sample(stream.clone(), tx)).await
+        else {
+            return false;
+        };
+        self.coordinator.set_samples(&stream, samples);
+        true
+    }
+
+    /// The flush epoch: every partition's deltas and positions before `cutoff_s`, merged by the
+    /// coordinator (and added to the live windows).
+    async fn take(&mut self, cutoff_s: i64) -> Result<Flush<P>, StorageError> {
+        let mut replies = Vec::with_capacity(self.parts.len());
+        let mut gone = false;
+        for part in &self.parts {
+            let (tx, rx) = oneshot::channel();
+            gone |= part.send(PartJob::Take(cutoff_s, tx)).await.is_err();
+            replies.push(rx);
+        }
+        let mut flushes = Vec::with_capacity(replies.len());
+        for reply in replies {
+            match reply.await {
+                Ok(flush) => flushes.push(flush),
+                Err(_) => gone = true,
+            }
+        }
+        let flush = self.coordinator.finish_flush(flushes);
+        if gone {
+            // What the others handed over stays for a later flush; the positions of the gone
+            // partition's shards are never stored, so the consumer re-reads them after a restart.
+            self.coordinator.restore(flush);
+            return Err(partition_gone());
+        }
+        Ok(flush)
     }
 
     /// Takes a flush and hands it to the writer, unless one is in flight (then the next starts
@@ -452,17 +588,24 @@ where
     /// A flush takes the seconds before the current one (complete seconds), or `everything`
     /// (shutdown), as it does whenever `FlushNow` requests wait: they are answered once all
     /// records sent before them are stored.
-    fn start_flush(&mut self, everything: bool) {
+    async fn start_flush(&mut self, everything: bool) {
         if self.in_flight.is_some() {
             self.flush_due = true;
             return;
         }
         self.flush_due = false;
-        let flush = if everything || !self.waiting.is_empty() {
-            self.engine.take_flush()
+        let cutoff_s = if everything || !self.waiting.is_empty() {
+            i64::MAX
         } else {
-            self.engine
-                .take_flush_before(self.clock.now_ms().div_euclid(1000))
+            self.clock.now_ms().div_euclid(1000)
+        };
+        let flush = match self.take(cutoff_s).await {
+            Ok(flush) => flush,
+            Err(error) => {
+                tracing::error!(%error, "flush not taken");
+                answer_waiters(&mut self.waiting, Err(error));
+                return;
+            }
         };
         if flush.is_empty() {
             answer_waiters(&mut self.waiting, Ok(()));
@@ -474,7 +617,7 @@ where
             Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
                 // Full cannot happen (nothing is in flight); closed: the writer is gone.
                 if let WriterJob::Write(flush, _) = job {
-                    self.engine.restore(flush);
+                    self.coordinator.restore(flush);
                 }
                 tracing::error!("the flush writer is gone; nothing more is stored");
                 answer_waiters(&mut self.waiting, Err(writer_gone()));
@@ -485,7 +628,7 @@ where
     /// The flush in flight ended: a failed one goes back into the engine (the next flush
     /// writes it again), the requests waiting for it are answered, and the next flush starts
     /// if one is due or asked for.
-    fn finish(&mut self, outcome: Result<Written<P>, oneshot::error::RecvError>) {
+    async fn finish(&mut self, outcome: Result<Written<P>, oneshot::error::RecvError>) {
         self.in_flight = None;
         let result = match outcome {
             Ok(Ok(())) => {
@@ -496,7 +639,7 @@ where
                 Ok(())
             }
             Ok(Err((error, flush))) => {
-                self.engine.restore(flush);
+                self.coordinator.restore(flush);
                 let now_ms = self.clock.now_ms();
                 self.storage.send_modify(|state| {
                     let (since_ms, failed_before) = state.as_ref().map_or((now_ms, 0), |before| {
@@ -517,54 +660,76 @@ where
         answer_waiters(&mut self.waiting, result);
         self.waiting.append(&mut self.waiting_next);
         if self.flush_due || !self.waiting.is_empty() {
-            self.start_flush(false);
+            self.start_flush(false).await;
         }
     }
 
     async fn answer(&mut self, request: Request, batches: &mut mpsc::Receiver<RecordBatch<P>>) {
         match request {
             Request::ReloadDefinitions(reply) => {
-                let result = load_definitions(&self.database).await.map(|defs| {
-                    let n = defs.len();
-                    self.engine.set_definitions(defs);
-                    n
-                });
+                let result = match load_definitions(&self.database).await {
+                    Ok(definitions) => {
+                        let n = definitions.len();
+                        for part in &self.parts {
+                            let _ = part.send(PartJob::Definitions(definitions.clone())).await;
+                        }
+                        self.coordinator.set_definitions(definitions);
+                        Ok(n)
+                    }
+                    Err(error) => Err(error),
+                };
                 let _ = reply.send(result);
             }
             Request::Fields(stream, reply) => {
-                let _ = reply.send(self.engine.discover_fields(&stream));
+                if self.refresh_samples(StreamName::new(stream.as_str())).await {
+                    let _ = reply.send(self.coordinator.view().discover_fields(&stream));
+                }
             }
             Request::Preview(metric, limit, reply) => {
-                let _ = reply.send(self.engine.preview(&metric, limit));
+                let stream = StreamName::new(metric.definition.stream.as_str());
+                if self.refresh_samples(stream).await {
+                    let _ = reply.send(self.coordinator.view().preview(&metric, limit));
+                }
             }
             Request::Streams(reply) => {
-                let _ = reply.send(self.engine.streams().cloned().collect());
+                let _ = reply.send(self.coordinator.view().streams().cloned().collect());
             }
             Request::Windows(now, reply) => {
-                let _ = reply.send(self.engine.windows(now));
+                // A partition gone drops the reply: the caller sees the engine gone.
+                if let Some(views) = ask_parts(&self.parts, PartJob::Pending).await {
+                    let _ = reply.send(self.coordinator.windows(now, views));
+                }
             }
             Request::Window(query, reply) => {
-                let answers = query
-                    .wanted
-                    .iter()
-                    .map(|(name, window_s)| self.engine.window(query.now_ms, name, *window_s))
-                    .collect();
-                let _ = reply.send(answers);
+                if let Some(views) = ask_parts(&self.parts, PartJob::Pending).await {
+                    let pending = PendingIndex::of(views);
+                    let view = self.coordinator.view();
+                    let answers = query
+                        .wanted
+                        .iter()
+                        .map(|(name, window_s)| {
+                            view.window_with(query.now_ms, name, *window_s, &pending)
+                        })
+                        .collect();
+                    let _ = reply.send(answers);
+                }
             }
             Request::Counters(reply) => {
-                let _ = reply.send(self.engine.counters());
+                if let Some(counters) = ask_parts(&self.parts, PartJob::Counters).await {
+                    let _ = reply.send(self.coordinator.counters(counters));
+                }
             }
             Request::FlushNow(reply) => {
                 // Everything sent before the request is included: in the flush started now,
                 // or in the one after the flush in flight.
                 while let Ok(batch) = batches.try_recv() {
-                    self.ingest(&batch);
+                    self.ingest(batch).await;
                 }
                 if self.in_flight.is_some() {
                     self.waiting_next.push(reply);
                 } else {
                     self.waiting.push(reply);
-                    self.start_flush(false);
+                    self.start_flush(false).await;
                 }
             }
         }
