@@ -47,11 +47,19 @@ async fn hook(State(receiver): State<Receiver>, Json(payload): Json<Value>) -> S
 }
 
 async fn start_receiver(receiver: Receiver, shutdown: CancellationToken) -> SocketAddr {
+    serve_hooks(
+        Router::new()
+            .route("/hook", post(hook))
+            .with_state(receiver),
+        shutdown,
+    )
+    .await
+}
+
+/// Serves a webhook receiver `app` on a loopback port until `shutdown`; returns its address.
+async fn serve_hooks(app: Router, shutdown: CancellationToken) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = Router::new()
-        .route("/hook", post(hook))
-        .with_state(receiver);
     tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -743,21 +751,14 @@ async fn orders_server(dir: &std::path::Path) -> Server {
 #[tokio::test]
 async fn templates_test_sends_and_rule_actions_over_the_api() {
     let recorder = Recorder::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_addr = listener.local_addr().unwrap();
     let hooks_stop = CancellationToken::new();
-    tokio::spawn({
-        let app = Router::new()
+    let hook_addr = serve_hooks(
+        Router::new()
             .route("/hook", post(record))
-            .with_state(recorder.clone());
-        let stop = hooks_stop.clone();
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .unwrap();
-        }
-    });
+            .with_state(recorder.clone()),
+        hooks_stop.clone(),
+    )
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let server = orders_server(dir.path()).await;
@@ -1057,21 +1058,14 @@ async fn record_authorization(
 #[tokio::test]
 async fn webhook_credentials_are_sent_but_never_shown() {
     let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_addr = listener.local_addr().unwrap();
     let hooks_stop = CancellationToken::new();
-    tokio::spawn({
-        let app = Router::new()
+    let hook_addr = serve_hooks(
+        Router::new()
             .route("/hook", post(record_authorization))
-            .with_state(seen.clone());
-        let stop = hooks_stop.clone();
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .unwrap();
-        }
-    });
+            .with_state(seen.clone()),
+        hooks_stop.clone(),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let server = orders_server(dir.path()).await;
     let addr = server.local_addr();

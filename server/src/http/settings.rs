@@ -195,22 +195,17 @@ impl Settings for ServerSettings {
                 settings::option("allowed_hosts")
             ));
         }
-        match (&self.tls_cert, &self.tls_key) {
-            (Some(_), None) => {
-                return Err(format!(
-                    "{} is given without {}: HTTPS needs both the certificate chain and its key",
-                    settings::option("tls_cert"),
-                    settings::option("tls_key")
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(format!(
-                    "{} is given without {}: HTTPS needs both the certificate chain and its key",
-                    settings::option("tls_key"),
-                    settings::option("tls_cert")
-                ));
-            }
-            _ => {}
+        let unpaired = match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Some(("tls_cert", "tls_key")),
+            (None, Some(_)) => Some(("tls_key", "tls_cert")),
+            _ => None,
+        };
+        if let Some((given, missing)) = unpaired {
+            return Err(format!(
+                "{} is given without {}: HTTPS needs both the certificate chain and its key",
+                settings::option(given),
+                settings::option(missing)
+            ));
         }
         let header_ok = !self.auth_proxy_header.is_empty()
             && self
