@@ -319,3 +319,41 @@ test("a time series panel reads several queries, each with its metric and statis
   await expect(form.getByRole("group", { name: "Query 2" }).getByLabel("Metric", { exact: true })).toHaveValue("request_latency");
   expect(problems).toEqual([]);
 });
+
+test.describe("on a touch screen", () => {
+  test.use({ hasTouch: true });
+
+  test("a panel is dragged by touch", async ({ page }) => {
+    const problems = watchForProblems(page);
+    const created = await page.request.post("/api/v1/dashboards", {
+      data: {
+        name: "Touch board",
+        panels: [{ title: "Touched", kind: "stat", x: 0, y: 0, w: 4, h: 2, queries: [{ metric: "builtin:clickstream:records" }] }],
+      },
+    });
+    expect(created.status()).toBe(201);
+    const { id } = await created.json();
+    await page.goto(`/dashboards/${id}`);
+    await expect(page.locator('[data-state="connected"]')).toBeVisible();
+    await page.getByRole("button", { name: "Edit", exact: true }).click();
+    const grid = (await page.getByTestId("grid").boundingBox())!;
+    const column = (grid.width + 12) / 12;
+    const panel = page.locator('section[data-panel="Touched"]');
+    const title = (await panel.getByRole("heading", { name: "Touched" }).boundingBox())!;
+    const at = { x: Math.round(title.x + 5), y: Math.round(title.y + title.height / 2) };
+    // Real touch input through Chromium's protocol: the page sees pointerType "touch".
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Input.dispatchTouchEvent", { type: "touchStart", touchPoints: [at] });
+    for (let step = 1; step <= 10; step++) {
+      const x = Math.round(at.x + (5 * column * step) / 10);
+      await cdp.send("Input.dispatchTouchEvent", { type: "touchMove", touchPoints: [{ x, y: at.y }] });
+    }
+    await cdp.send("Input.dispatchTouchEvent", { type: "touchEnd", touchPoints: [] });
+    await expect(panel).toHaveAttribute("style", /^grid-column:6 \/ span 4;grid-row:1 \/ span 2$/);
+    await page.getByRole("button", { name: "Save" }).click();
+    await expect(page.getByTestId("save-status")).toHaveText("Saved.");
+    const [stored] = await storedPanels(page, id);
+    expect([stored.x, stored.y]).toEqual([5, 0]);
+    expect(problems).toEqual([]);
+  });
+});

@@ -126,7 +126,12 @@ pub fn DashboardBoard() -> impl IntoView {
     let dragged = Memo::new(move |_| drag.with(|d| d.as_ref().map(|d| d.index)));
     let placeholder = move || {
         let index = dragged.get()?;
-        doc.with(|d| d.as_ref()?.panels.get(index).map(|p| grid_style(Place::of(p))))
+        doc.with(|d| {
+            d.as_ref()?
+                .panels
+                .get(index)
+                .map(|p| grid_style(Place::of(p)))
+        })
     };
     let form = RwSignal::new(None::<Editing>);
     let settings_open = RwSignal::new(false);
@@ -343,8 +348,7 @@ fn PanelFrame(
         form.set(None);
     };
     let begin = move |ev: PointerEvent, mode: DragMode| {
-        if !edit_mode.get_untracked() || ev.button() != 0 || drag.with_untracked(Option::is_some)
-        {
+        if !edit_mode.get_untracked() || ev.button() != 0 || drag.with_untracked(Option::is_some) {
             return;
         }
         let Some(start) = doc.with_untracked(|d| d.as_ref().map(|d| d.panels.clone())) else {
@@ -502,7 +506,7 @@ fn capture(ev: &PointerEvent, mode: DragMode) -> Option<Pitch> {
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let _ = (ev, mode, GAP_PX);
+        let _ = (ev, mode, GAP_PX, Pitch::of_grid);
         None
     }
 }

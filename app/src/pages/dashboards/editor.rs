@@ -272,9 +272,8 @@ pub fn PanelForm(
         (Some(d), Editing::Panel(i)) => d.panels.get(i).cloned(),
         _ => None,
     });
-    let first_metric = move || {
-        metrics.with_untracked(|m| m.first().map(|m| m.name.clone()).unwrap_or_default())
-    };
+    let first_metric =
+        move || metrics.with_untracked(|m| m.first().map(|m| m.name.clone()).unwrap_or_default());
     let start = start.unwrap_or_else(|| Panel::new(PanelKind::Timeseries, "", first_metric()));
     let title = RwSignal::new(start.title.clone());
     let kind = RwSignal::new(start.kind.to_string());
@@ -298,7 +297,8 @@ pub fn PanelForm(
     // Queries added later belong to the form, not to the click that added them.
     let owner = Owner::current();
     let add_query = move |_| {
-        let fresh = QueryText::of(&Panel::new(PanelKind::Timeseries, "", first_metric()).queries[0]);
+        let fresh =
+            QueryText::of(&Panel::new(PanelKind::Timeseries, "", first_metric()).queries[0]);
         let draft = match &owner {
             Some(owner) => owner.with(|| QueryDraft::new(fresh)),
             None => QueryDraft::new(fresh),
