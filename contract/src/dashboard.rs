@@ -5,7 +5,8 @@
 //!
 //! Pure: [`Dashboard::check`] validates a document (the caller says which metrics exist) and
 //! names the field at fault as a path (`panels[2].queries[0].top`); [`settle`] resolves a grid
-//! after a panel was added, moved or resized; [`dimension_index`] and [`series_pattern`] apply
+//! after a panel was added, moved or resized (by a button's [`step_panel`] or a drag's
+//! [`drop_panel`]); [`dimension_index`] and [`series_pattern`] apply
 //! a variable's value to a metric's dimensions.
 
 use crate::{ParseError, closed_set, summary::Statistic};
