@@ -17,7 +17,8 @@
 //! "Per core" figures use CPU time (`clock_gettime`: the thread's for throughput, the process's
 //! for the flush: all its threads, sqlx's SQLite worker included), as the machine is shared.
 //!
-//! Run `engine <name>` (throughput, partitions, memory or flush) to run one of them.
+//! Run `engine <names>` (throughput, partitions, memory or flush, comma-separated) to run only
+//! those; `engine throughput,partitions` gives the speed-up line.
 //! `ENGINE_PASSES=N` scales the throughput runs (passes over the input: 5 through the pure
 //! engine, twice that through the engine task); with both throughput parts run, the closing
 //! line prints the partitions' speed-up over one partition and over the pure engine, with the
@@ -465,7 +466,10 @@ fn tempfile_dir() -> std::path::PathBuf {
 
 fn main() {
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let run = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|o| o == name))
+    };
     let load = load_average();
     let pure = run("throughput").then(throughput);
     let mut by_partitions = Vec::new();
