@@ -9,11 +9,11 @@ use super::PageHeader;
 use crate::{
     components::form::{FieldError, Refusal, SelectField, TextField},
     fetch::encode_component,
-    live::use_topics,
+    live::{apply_tail_inbox, decode, use_topics},
 };
 use contract::{
     date::{format_utc_minute, parse_utc_minute},
-    protocol::Topic,
+    protocol::{StreamsLive, Topic},
     tail::{RecordBody, TailQuery, TailRecord, TailStart},
     units::{format_count, format_number},
 };
@@ -136,6 +136,8 @@ pub fn Records() -> impl IntoView {
     let refused = RwSignal::new(None::<Refusal>);
     let paused = RwSignal::new(None::<Vec<TailRecord>>);
 
+    // The tail's updates reach the page as text; its decoder ships in this page's chunk.
+    Effect::new(move |_| apply_tail_inbox(live));
     // The server's refusal of the applied query, at the field it names.
     Effect::new(move |_| {
         let error = live.tail.with(|feed| {
@@ -177,17 +179,16 @@ pub fn Records() -> impl IntoView {
     let shards = Memo::new({
         let stream = stream.clone();
         move |_| {
-            live.streams.with(|s| {
-                s.as_ref()
-                    .map(|s| {
-                        s.shards
-                            .iter()
-                            .filter(|shard| shard.stream == stream)
-                            .map(|shard| shard.shard.clone())
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default()
-            })
+            live.streams
+                .with(decode::<StreamsLive>)
+                .map(|s| {
+                    s.shards
+                        .iter()
+                        .filter(|shard| shard.stream == stream)
+                        .map(|shard| shard.shard.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
         }
     });
     let latest = move || live.tail.with(|f| f.latest.clone());
