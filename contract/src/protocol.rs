@@ -415,10 +415,7 @@ mod tests {
             ("overview", LivePayload::Overview(overview.clone())),
             ("streams", LivePayload::Streams(StreamsLive::default())),
             ("alerts", LivePayload::Alerts(AlertsLive::default())),
-            (
-                "tail",
-                LivePayload::Tail(Box::new(crate::tail::TailUpdate::default())),
-            ),
+            ("tail", LivePayload::Tail(Box::default())),
         ];
         for (topic, payload) in payloads {
             let text = ServerMessage::Update {
