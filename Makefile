@@ -6,7 +6,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 LISTEN ?= 127.0.0.1:3000
 DATA_DIR ?= ./data
 
-.PHONY: run test soak setup setup-test lint unit site e2e release bench-put-to-screen clean
+.PHONY: run test soak setup setup-test lint unit site e2e release bench-put-to-screen bench-tail clean
 
 run: setup release
 	$(TARGET_DIR)/release/streamboard serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -63,7 +63,12 @@ soak: setup-test site
 
 # Record put -> page DOM latency under a 20,000 records/s load, in Chromium (a benchmark).
 bench-put-to-screen: setup-test release
-	node end2end/bench/put-to-screen.mjs
+	STREAMBOARD_BIN=$(abspath $(TARGET_DIR))/release/streamboard node end2end/bench/put-to-screen.mjs
+
+# One viewer tailing a 20,000 records/s stream: the server's CPU and memory, and the Records
+# page's frame time and heap in Chromium (a benchmark; RATE, FRAMES_S, MEMORY_S).
+bench-tail: setup-test release
+	STREAMBOARD_BIN=$(abspath $(TARGET_DIR))/release/streamboard node end2end/bench/tail.mjs
 
 clean:
 	cargo clean

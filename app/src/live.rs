@@ -8,12 +8,55 @@
 //! Pages say what they show with [`use_topics`]; the connection (re)subscribes whenever the
 //! topics change and after every hello, so a reconnect resubscribes by itself. The latest
 //! payload of each topic lands in a signal of [`LiveConnection`].
+//!
+//! The overview (the dashboard at `/`) and the alerts (badge and toasts on every page) are
+//! decoded here. The other topics' payloads are kept as JSON text ([`RawPayload`]) and decoded
+//! by their pages with [`decode`]: their decoders then ship in the pages' own wasm chunks, not in
+//! the first download.
 
 use contract::{
-    protocol::{AlertsLive, MetricLive, Overview, StreamsLive, Topic},
-    tail::TailFeed,
+    protocol::{AlertsLive, Overview, Topic},
+    tail::{TailFeed, TailUpdate},
 };
 use leptos::prelude::*;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// A live payload's JSON text as the server sent it (a `LivePayload` object).
+pub type RawPayload = Arc<str>;
+
+/// Decodes a page's payload (`None` while there is none; an unreadable one is logged and
+/// skipped).
+pub fn decode<T: DeserializeOwned>(raw: &Option<RawPayload>) -> Option<T> {
+    decode_text(raw.as_deref()?)
+}
+
+fn decode_text<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_str(text)
+        .inspect_err(|error| leptos::logging::warn!("ignoring unreadable live payload: {error}"))
+        .ok()
+}
+
+/// Applies the tail updates waiting in [`LiveConnection::tail_inbox`] to
+/// [`LiveConnection::tail`], oldest first; the Records page runs it in an effect, which the
+/// inbox wakes.
+pub fn apply_tail_inbox(live: LiveConnection) {
+    live.tail_inbox.track();
+    let pending = live
+        .tail_inbox
+        .try_update_untracked(std::mem::take)
+        .unwrap_or_default();
+    if pending.is_empty() {
+        return;
+    }
+    live.tail.update(|feed| {
+        for text in &pending {
+            if let Some(update) = decode_text::<TailUpdate>(text) {
+                feed.apply(update, TAIL_KEEP);
+            }
+        }
+    });
+}
 
 /// What the connection badge shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +88,19 @@ pub struct LiveConnection {
     /// What the current page shows.
     pub topics: RwSignal<Vec<Topic>>,
     pub overview: RwSignal<Option<Overview>>,
-    pub streams: RwSignal<Option<StreamsLive>>,
-    /// The latest payload of the subscribed metric (the detail page shows one at a time).
-    pub metric: RwSignal<Option<MetricLive>>,
+    /// A `StreamsLive`, to [`decode`].
+    pub streams: RwSignal<Option<RawPayload>>,
+    /// The latest payload of the subscribed metric (the detail page shows one at a time): a
+    /// `MetricLive`, to [`decode`].
+    pub metric: RwSignal<Option<RawPayload>>,
     /// Alert rules and recent transitions; every page is subscribed (badge and toasts).
     pub alerts: RwSignal<Option<AlertsLive>>,
-    /// The newest records of the subscribed tail (its updates are increments, gathered here).
+    /// The newest records of the subscribed tail (its updates are increments, gathered here
+    /// by the Records page from `tail_inbox`).
     pub tail: RwSignal<TailFeed>,
+    /// Tail updates (`TailUpdate`s) not yet applied to `tail`, oldest first; at most
+    /// [`TAIL_INBOX`] (the oldest are dropped while no page applies them).
+    pub tail_inbox: RwSignal<Vec<RawPayload>>,
     /// Counts [`use_topics`] calls, so a page's cleanup can tell whether the next page has
     /// subscribed since (even to the same topics).
     pub subscriber: StoredValue<u64>,
@@ -76,6 +125,9 @@ pub fn use_topics(topics: Vec<Topic>) -> LiveConnection {
 /// Records of a tail the connection keeps for its page (newest first).
 pub const TAIL_KEEP: usize = 200;
 
+/// Tail updates waiting in [`LiveConnection::tail_inbox`] at most.
+pub const TAIL_INBOX: usize = 64;
+
 /// Delay before reconnect attempt `attempt` (0-based): 500 ms doubling, capped at 10 s.
 pub fn backoff_delay_ms(attempt: u32) -> u32 {
     const FIRST_MS: u32 = 500;
@@ -94,6 +146,7 @@ pub fn provide_live_connection() -> LiveConnection {
         metric: RwSignal::new(None),
         alerts: RwSignal::new(None),
         tail: RwSignal::new(TailFeed::default()),
+        tail_inbox: RwSignal::new(Vec::new()),
         subscriber: StoredValue::new(0),
     };
     provide_context(live);
@@ -137,8 +190,11 @@ pub fn use_live_connection() -> LiveConnection {
 
 #[cfg(feature = "hydrate")]
 mod client {
-    use super::{ConnectionState, LiveConnection, TAIL_KEEP, backoff_delay_ms};
-    use contract::protocol::{ClientMessage, LivePayload, PROTOCOL_VERSION, ServerMessage, Topic};
+    use super::{ConnectionState, LiveConnection, RawPayload, TAIL_INBOX, backoff_delay_ms};
+    use contract::protocol::{
+        AlertsLive, ClientMessage, Overview, PROTOCOL_VERSION, PayloadHead, ServerMessageHead,
+        Topic,
+    };
     use leptos::prelude::*;
     use std::{
         cell::{Cell, RefCell},
@@ -237,30 +293,26 @@ mod client {
                 let Some(text) = event.data().as_string() else {
                     return;
                 };
-                match serde_json::from_str::<ServerMessage>(&text) {
-                    Ok(ServerMessage::Hello {
-                        server_version,
-                        heartbeat_interval_ms,
-                        ..
-                    }) => {
+                let head = match serde_json::from_str::<ServerMessageHead>(&text) {
+                    Ok(head) => head,
+                    Err(error) => {
+                        leptos::logging::warn!("ignoring unreadable live message: {error}");
+                        return;
+                    }
+                };
+                match (head.kind, head.payload) {
+                    ("hello", _) => {
                         attempt.failures.set(0);
-                        attempt.heartbeat_ms.set(heartbeat_interval_ms as f64);
-                        live.server_version.set(Some(server_version));
+                        if let Some(ms) = head.heartbeat_interval_ms {
+                            attempt.heartbeat_ms.set(ms as f64);
+                        }
+                        live.server_version.set(head.server_version);
                         live.state.set(ConnectionState::Connected);
                         SOCKET.with_borrow_mut(|s| *s = Some(socket.clone()));
                         subscribe(live);
                     }
-                    Ok(ServerMessage::Update { payload, .. }) => match payload {
-                        LivePayload::Overview(o) => live.overview.set(Some(o)),
-                        LivePayload::Streams(s) => live.streams.set(Some(s)),
-                        LivePayload::Metric(m) => live.metric.set(Some(m)),
-                        LivePayload::Alerts(a) => live.alerts.set(Some(a)),
-                        LivePayload::Tail(t) => live.tail.update(|feed| feed.apply(*t, TAIL_KEEP)),
-                    },
-                    Ok(_) => {}
-                    Err(error) => {
-                        leptos::logging::warn!("ignoring unreadable live message: {error}")
-                    }
+                    ("update", Some(payload)) => on_payload(live, payload.get()),
+                    _ => {}
                 }
             })
         };
@@ -303,6 +355,40 @@ mod client {
                 .add_event_listener_with_callback("close", stop.as_ref().unchecked_ref())
                 .ok();
             stop.forget();
+        }
+    }
+
+    /// One update's payload: decoded here for the topics of the shell and `/`, kept as text
+    /// for the pages that decode it.
+    fn on_payload(live: LiveConnection, text: &str) {
+        let topic = match serde_json::from_str::<PayloadHead>(text) {
+            Ok(head) => head.topic,
+            Err(error) => {
+                leptos::logging::warn!("ignoring unreadable live payload: {error}");
+                return;
+            }
+        };
+        let raw = || -> RawPayload { text.into() };
+        match topic {
+            "overview" => {
+                if let Some(o) = super::decode_text::<Overview>(text) {
+                    live.overview.set(Some(o));
+                }
+            }
+            "alerts" => {
+                if let Some(a) = super::decode_text::<AlertsLive>(text) {
+                    live.alerts.set(Some(a));
+                }
+            }
+            "streams" => live.streams.set(Some(raw())),
+            "metric" => live.metric.set(Some(raw())),
+            "tail" => live.tail_inbox.update(|inbox| {
+                if inbox.len() >= TAIL_INBOX {
+                    inbox.remove(0);
+                }
+                inbox.push(raw());
+            }),
+            _ => {}
         }
     }
 

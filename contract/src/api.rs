@@ -39,12 +39,15 @@ pub struct MetricList {
 /// Aggregates of one time bucket (or of a whole range, for the summary): `start_ms` and the
 /// [`Summary`] fields side by side in one JSON object.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "PointWire")]
 pub struct Point {
     /// Bucket start, epoch milliseconds (the range start for a summary).
     pub start_ms: i64,
     #[serde(flatten)]
     pub summary: Summary,
 }
+
+crate::summary::summary_beside!(PointWire, start_ms, Point);
 
 /// `GET /api/v1/query` body: a time series and one summary over the range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -95,6 +95,35 @@ pub enum ServerMessage {
     Update { seq: u64, payload: LivePayload },
 }
 
+/// A [`ServerMessage`] as the browser reads it first: its `type` and the fields of `hello`,
+/// with an `update`'s payload kept as JSON text ([`LivePayload`], tagged by
+/// [`PayloadHead::topic`]). The page that shows a topic decodes its payload, so the browser's
+/// first download carries only the decoders of the topics every page shows. Decoding the
+/// whole enum would also buffer every payload through serde's internally tagged path, a second
+/// decoder per payload type.
+#[derive(Debug, Deserialize)]
+pub struct ServerMessageHead<'a> {
+    /// [`ServerMessage`]'s tag: `hello`, `heartbeat`, `pong`, `error`, `snapshot`, `update`.
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// Of `hello`.
+    #[serde(default)]
+    pub server_version: Option<String>,
+    /// Of `hello`.
+    #[serde(default)]
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Of `update`: the [`LivePayload`]'s JSON object.
+    #[serde(borrow, default)]
+    pub payload: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The tag of a [`LivePayload`]'s JSON object: `overview`, `metric`, `streams`, `alerts` or
+/// `tail`. The rest of the object is the variant's struct (with `topic` an ignored field).
+#[derive(Debug, Deserialize)]
+pub struct PayloadHead<'a> {
+    pub topic: &'a str,
+}
+
 closed_set! {
     /// Why the server refused a client message ([`ServerMessage::Error`]).
     pub enum ErrorCode ("error code") {
@@ -136,11 +165,14 @@ impl LivePayload {
 /// Aggregates of one rolling window: `window_s` and the [`Summary`] fields side by side in one
 /// JSON object.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "WindowStatsWire")]
 pub struct WindowStats {
     pub window_s: i64,
     #[serde(flatten)]
     pub summary: Summary,
 }
+
+crate::summary::summary_beside!(WindowStatsWire, window_s, WindowStats);
 
 /// One stream's row on the dashboard.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -347,6 +379,67 @@ mod tests {
                 .to_string()
                 .contains("waiting_for_parent")
         );
+    }
+
+    #[test]
+    fn the_browser_reads_heads_and_payloads_apart() {
+        let hello = ServerMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            server_version: "1.2.3".into(),
+            heartbeat_interval_ms: 5_000,
+        }
+        .to_json();
+        let head: ServerMessageHead = serde_json::from_str(&hello).unwrap();
+        assert_eq!(head.kind, "hello");
+        assert_eq!(head.server_version.as_deref(), Some("1.2.3"));
+        assert_eq!(head.heartbeat_interval_ms, Some(5_000));
+        assert!(head.payload.is_none());
+
+        let overview = Overview {
+            server_time_ms: 7,
+            metrics: vec![MetricCard {
+                name: "lat".into(),
+                windows: vec![WindowStats {
+                    window_s: 60,
+                    summary: Summary {
+                        count: 3,
+                        p99: Some(9),
+                        ..Summary::default()
+                    },
+                }],
+                ..MetricCard::default()
+            }],
+            ..Overview::default()
+        };
+        let payloads = [
+            ("overview", LivePayload::Overview(overview.clone())),
+            ("streams", LivePayload::Streams(StreamsLive::default())),
+            ("alerts", LivePayload::Alerts(AlertsLive::default())),
+            ("tail", LivePayload::Tail(Box::default())),
+        ];
+        for (topic, payload) in payloads {
+            let text = ServerMessage::Update {
+                seq: 4,
+                payload: payload.clone(),
+            }
+            .to_json();
+            let head: ServerMessageHead = serde_json::from_str(&text).unwrap();
+            assert_eq!(head.kind, "update");
+            let raw = head.payload.expect("an update has a payload").get();
+            let tag: PayloadHead = serde_json::from_str(raw).unwrap();
+            assert_eq!(tag.topic, topic);
+            // The variant's struct reads from the same object.
+            let back = match payload {
+                LivePayload::Overview(_) => {
+                    LivePayload::Overview(serde_json::from_str(raw).unwrap())
+                }
+                LivePayload::Streams(_) => LivePayload::Streams(serde_json::from_str(raw).unwrap()),
+                LivePayload::Alerts(_) => LivePayload::Alerts(serde_json::from_str(raw).unwrap()),
+                LivePayload::Tail(_) => LivePayload::Tail(serde_json::from_str(raw).unwrap()),
+                LivePayload::Metric(_) => unreachable!(),
+            };
+            assert_eq!(back, payload);
+        }
     }
 
     #[test]

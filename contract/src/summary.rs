@@ -28,6 +28,50 @@ pub struct Summary {
     pub p999: Option<u64>,
 }
 
+/// Defines the wire form of a struct that carries one `i64` field beside a `#[serde(flatten)]`
+/// [`Summary`] (`#[serde(from = "...")]` on the struct): the same JSON object, read field by
+/// field. Serde's `flatten` buffers the object and decodes it again, which costs the browser's
+/// wasm a generic buffered decoder per type it reaches; these structs need none.
+macro_rules! summary_beside {
+    ($wire:ident, $key:ident, $target:ident) => {
+        #[derive(serde::Deserialize)]
+        pub(crate) struct $wire {
+            $key: i64,
+            count: u64,
+            rate_per_s: f64,
+            sum: f64,
+            min: Option<f64>,
+            max: Option<f64>,
+            mean: Option<f64>,
+            p50: Option<u64>,
+            p90: Option<u64>,
+            p99: Option<u64>,
+            p999: Option<u64>,
+        }
+
+        impl From<$wire> for $target {
+            fn from(w: $wire) -> Self {
+                $target {
+                    $key: w.$key,
+                    summary: $crate::summary::Summary {
+                        count: w.count,
+                        rate_per_s: w.rate_per_s,
+                        sum: w.sum,
+                        min: w.min,
+                        max: w.max,
+                        mean: w.mean,
+                        p50: w.p50,
+                        p90: w.p90,
+                        p99: w.p99,
+                        p999: w.p999,
+                    },
+                }
+            }
+        }
+    };
+}
+pub(crate) use summary_beside;
+
 impl Summary {
     /// The quantiles of [`Summary::p50`], `p90`, `p99` and `p999`, in that order.
     pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];

@@ -5,12 +5,12 @@ use crate::{
         range::{RangePicker, use_refresh, use_url_range},
     },
     fetch::{get_json, now_ms},
-    live::use_topics,
+    live::{decode, use_topics},
     range::TimeRange,
 };
 use contract::{
     api::{MetricInfo, Point, QueryResponse},
-    protocol::{SeriesLive, Topic},
+    protocol::{MetricLive, SeriesLive, Topic},
     units::{format_count, format_number},
 };
 use leptos::prelude::*;
@@ -56,7 +56,11 @@ pub fn MetricDetail() -> impl IntoView {
     let refresh = use_refresh(range);
     let metric = Memo::new({
         let name = name.clone();
-        move |_| live.metric.get().filter(|m| m.name == name)
+        move |_| {
+            live.metric
+                .with(decode::<MetricLive>)
+                .filter(|m| m.name == name)
+        }
     });
     // Stored history of the range: re-read on every refresh tick while live.
     let history = LocalResource::new({

@@ -1,7 +1,7 @@
 use super::{EmptyState, PageHeader};
-use crate::live::use_topics;
+use crate::live::{decode, use_topics};
 use contract::{
-    protocol::Topic,
+    protocol::{StreamsLive, Topic},
     units::{format_bytes_per_s, format_lag_ms, format_number},
 };
 use leptos::prelude::*;
@@ -23,7 +23,7 @@ pub fn catch_up_progress(lag_ms: i64, peak_lag_ms: i64) -> Option<f64> {
 #[component]
 pub fn Streams() -> impl IntoView {
     let live = use_topics(vec![Topic::Streams]);
-    let streams = live.streams;
+    let streams = Memo::new(move |_| live.streams.with(decode::<StreamsLive>));
     // The largest lag seen per shard while it is behind, for the catch-up bar (reset once
     // the reader has caught up).
     let peak_lag = RwSignal::new(HashMap::<(String, String), i64>::new());
