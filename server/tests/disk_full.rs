@@ -244,7 +244,7 @@ struct FullDisk {
 impl CheckpointHook<u64> for FullDisk {
     fn write<'a>(
         &'a mut self,
-        _tx: &'a mut sqlx::SqliteConnection,
+        _tx: streamboard::storage::Conn<'a>,
         _positions: &'a [(StreamName, ShardId, u64)],
     ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
         Box::pin(async move {

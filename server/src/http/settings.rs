@@ -6,6 +6,7 @@
 use crate::{
     auth::{AuthConfig, AuthMode, Role, throttle::Limits},
     settings::{self, Given, Settings, parse_positive_duration},
+    storage::DatabaseUrl,
 };
 use clap::{Args, ValueHint};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,13 @@ pub struct ServerSettings {
     /// no-AWS default, the embedded endpoint's records.
     #[arg(long, env = "STREAMBOARD_DATA_DIR", value_name = "DIR", default_value = "./data", value_hint = ValueHint::DirPath)]
     pub data_dir: PathBuf,
+
+    /// Where metrics, checkpoints, rules, dashboards and users are stored:
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` for PostgreSQL, or `sqlite:PATH`.
+    /// Default: the SQLite file `streamboard.db` in --data-dir. The password is never logged.
+    #[arg(long, env = "STREAMBOARD_DATABASE", value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseUrl>,
 
     /// Serve the site (wasm, JS, CSS, public/) from this directory instead of the copy embedded
     /// in the binary; for development.
