@@ -788,7 +788,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
     // The file takes exactly the options of serve (and the global log options), except the
     // streams, which are `[[streams]]` tables, and the config file itself.
     let keys = file::option_keys();
-    assert_eq!(keys.len(), 44, "{keys:?}");
+    assert_eq!(keys.len(), 45, "{keys:?}");
     let mut options: Vec<&str> = serve
         .get_arguments()
         .map(|arg| arg.get_id().as_str())
