@@ -97,7 +97,7 @@ pub enum UserArgs {
         data_dir: Option<PathBuf>,
         /// The database, as `serve --database` [default: the serve setting; without one,
         /// `streamboard.db` in the data directory].
-        #[arg(long, env = "STREAMBOARD_DATABASE", value_name = "URL")]
+        #[arg(long, env = "STREAMBOARD_DATABASE", value_name = "URL", value_parser = crate::http::DatabaseUrlParser)]
         database: Option<crate::storage::DatabaseUrl>,
     },
 }
