@@ -12,6 +12,8 @@ use super::{
     Database, StorageError, StoredRow, on_backend, per_backend,
     rows::{RowKey, RowSql},
 };
+
+pub use super::rows::SparseRow;
 use crate::metric::{
     Builtin, MetricDefinition, Stats,
     histogram::{self, HistBounds},
@@ -320,50 +322,6 @@ per_backend! {
         .fetch_one(conn)
         .await?;
         Ok(id)
-    }
-}
-
-/// A row's content being merged or written: stats and sparse histogram counts (`bounds` is
-/// `None` without a histogram). Used by the flush here and by the roll-ups.
-#[derive(Debug, Clone, Default)]
-pub struct SparseRow {
-    pub(crate) stats: Stats,
-    pub(crate) counts: Vec<(u32, u64)>,
-    pub(crate) bounds: Option<HistBounds>,
-}
-
-impl SparseRow {
-    /// Adds a delta (counts sparse and ascending, as [`BucketWrite::counts`]).
-    pub(crate) fn add(&mut self, stats: Stats, hist: Option<HistBounds>, counts: &[(u32, u64)]) {
-        self.stats.merge(&stats);
-        if let Some(bounds) = hist {
-            self.bounds.get_or_insert(bounds);
-            histogram::merge_sparse(&mut self.counts, counts);
-        }
-    }
-
-    /// [`SparseRow::add`] for a row that takes many deltas: the counts are appended as they
-    /// come and combined only when the vector is full, so an add costs the delta's length,
-    /// not the row's. [`SparseRow::combine`] before the row is read or written.
-    pub(crate) fn add_unsorted(
-        &mut self,
-        stats: Stats,
-        hist: Option<HistBounds>,
-        counts: &[(u32, u64)],
-    ) {
-        self.stats.merge(&stats);
-        if let Some(bounds) = hist {
-            self.bounds.get_or_insert(bounds);
-            if self.counts.len() + counts.len() > self.counts.capacity() {
-                histogram::combine_sparse(&mut self.counts);
-            }
-            self.counts.extend_from_slice(counts);
-        }
-    }
-
-    /// Sorts and combines counts added by [`SparseRow::add_unsorted`].
-    pub(crate) fn combine(&mut self) {
-        histogram::combine_sparse(&mut self.counts);
     }
 }
 

@@ -8,8 +8,7 @@
 
 use super::{
     StorageError,
-    metrics::SparseRow,
-    rows::{KeyVisitor, RollupKey, RowKey, RowSql, RowVisitor, sort_in_key_order},
+    rows::{KeyVisitor, RollupKey, RowKey, RowSql, RowVisitor, SparseRow, sort_in_key_order},
 };
 use crate::metric::{Stats, histogram};
 use sqlx::{

@@ -5,8 +5,55 @@
 //! ([`SqliteRows`], prepared single-row statements, no round trips) and PostgreSQL on a
 //! connection of its pool ([`super::pg::PgRows`], one statement per batch).
 
-use super::{StorageError, metrics::SparseRow};
-use crate::metric::{Stats, histogram};
+use super::StorageError;
+use crate::metric::{
+    Stats,
+    histogram::{self, HistBounds},
+};
+
+/// A row's content being merged or written: stats and sparse histogram counts (`bounds` is
+/// `None` without a histogram). Used by the flush here and by the roll-ups.
+#[derive(Debug, Clone, Default)]
+pub struct SparseRow {
+    pub(crate) stats: Stats,
+    pub(crate) counts: Vec<(u32, u64)>,
+    pub(crate) bounds: Option<HistBounds>,
+}
+
+impl SparseRow {
+    /// Adds a delta (counts sparse and ascending, as [`BucketWrite::counts`]).
+    pub(crate) fn add(&mut self, stats: Stats, hist: Option<HistBounds>, counts: &[(u32, u64)]) {
+        self.stats.merge(&stats);
+        if let Some(bounds) = hist {
+            self.bounds.get_or_insert(bounds);
+            histogram::merge_sparse(&mut self.counts, counts);
+        }
+    }
+
+    /// [`SparseRow::add`] for a row that takes many deltas: the counts are appended as they
+    /// come and combined only when the vector is full, so an add costs the delta's length,
+    /// not the row's. [`SparseRow::combine`] before the row is read or written.
+    pub(crate) fn add_unsorted(
+        &mut self,
+        stats: Stats,
+        hist: Option<HistBounds>,
+        counts: &[(u32, u64)],
+    ) {
+        self.stats.merge(&stats);
+        if let Some(bounds) = hist {
+            self.bounds.get_or_insert(bounds);
+            if self.counts.len() + counts.len() > self.counts.capacity() {
+                histogram::combine_sparse(&mut self.counts);
+            }
+            self.counts.extend_from_slice(counts);
+        }
+    }
+
+    /// Sorts and combines counts added by [`SparseRow::add_unsorted`].
+    pub(crate) fn combine(&mut self) {
+        histogram::combine_sparse(&mut self.counts);
+    }
+}
 
 /// A marked roll-up row: metric id, tier (60 or 3600 s), series (JSON labels), period start (s).
 pub type RollupKey = (i64, i64, String, i64);

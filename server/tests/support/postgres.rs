@@ -106,13 +106,12 @@ fn command_as(program: PathBuf, user: Option<(u32, u32)>, die_with_parent: bool)
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
-            if let Some((uid, gid)) = user {
-                if libc::setgroups(0, std::ptr::null()) != 0
+            if let Some((uid, gid)) = user
+                && (libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                    || libc::setuid(uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
             }
             // After the uid change, which would clear it.
             if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) != 0 {
