@@ -5,7 +5,8 @@
 //!
 //! Pure: [`Dashboard::check`] validates a document (the caller says which metrics exist) and
 //! names the field at fault as a path (`panels[2].queries[0].top`); [`settle`] resolves a grid
-//! after a panel was added, moved or resized; [`dimension_index`] and [`series_pattern`] apply
+//! after a panel was added, moved or resized (by a button's [`step_panel`] or a drag's
+//! [`drop_panel`]); [`dimension_index`] and [`series_pattern`] apply
 //! a variable's value to a metric's dimensions.
 
 use crate::{ParseError, closed_set, summary::Statistic};
@@ -584,6 +585,63 @@ pub fn step_panel(panels: &mut [Panel], i: usize, step: Step) {
     settle(panels, Some(i));
 }
 
+/// A panel's place on the grid: top left column and row, width in columns, height in rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Place {
+    pub fn of(panel: &Panel) -> Self {
+        Place {
+            x: panel.x,
+            y: panel.y,
+            w: panel.w,
+            h: panel.h,
+        }
+    }
+}
+
+/// Puts panel `i` where a drag dropped it (`to`, brought inside the grid) and settles the grid
+/// as the buttons do (see [`settle`]): panels it now overlaps move below it and every panel
+/// floats up. Dragged down onto a panel, the dragged one takes its place when that panel fits
+/// just above the drop (where the dragged one came from), so the two swap as in Grafana;
+/// otherwise that panel too goes below.
+pub fn drop_panel(panels: &mut [Panel], i: usize, to: Place) {
+    let Some(from) = panels.get(i).map(Place::of) else {
+        return;
+    };
+    let dropped = &mut panels[i];
+    dropped.w = to.w.clamp(1, GRID_COLUMNS);
+    dropped.h = to.h.clamp(1, MAX_PANEL_HEIGHT);
+    dropped.x = to.x.min(GRID_COLUMNS - dropped.w);
+    dropped.y = to.y.min(MAX_PANEL_ROW);
+    if panels[i].y > from.y {
+        let mut hit: Vec<usize> = (0..panels.len())
+            .filter(|&j| j != i && panels[j].overlaps(&panels[i]))
+            .collect();
+        hit.sort_by_key(|&j| (panels[j].y, panels[j].x));
+        for j in hit {
+            let Some(y) = panels[i].y.checked_sub(panels[j].h) else {
+                continue;
+            };
+            let mut above = panels[j].clone();
+            above.y = y;
+            let free = panels
+                .iter()
+                .enumerate()
+                .all(|(k, other)| k == j || !other.overlaps(&above));
+            if free {
+                panels[j].y = y;
+            }
+        }
+    }
+    settle(panels, Some(i));
+}
+
 /// Where a new `w` × `h` panel goes: the first free place, row by row, left to right.
 pub fn free_spot(panels: &[Panel], w: u32, h: u32) -> (u32, u32) {
     let w = w.clamp(1, GRID_COLUMNS);
@@ -925,6 +983,99 @@ mod tests {
         for (i, a) in panels.iter().enumerate() {
             for b in &panels[i + 1..] {
                 assert!(!a.overlaps(b), "{:?}", places(&panels));
+            }
+        }
+    }
+
+    fn no_overlaps(panels: &[Panel]) {
+        for (i, a) in panels.iter().enumerate() {
+            for b in &panels[i + 1..] {
+                assert!(!a.overlaps(b), "{:?}", places(panels));
+            }
+        }
+    }
+
+    fn to(x: u32, y: u32, w: u32, h: u32) -> Place {
+        Place { x, y, w, h }
+    }
+
+    #[test]
+    fn dropped_panels_take_their_cell_and_the_grid_settles() {
+        // A and B side by side, C under A.
+        let start = vec![at(0, 0, 6, 2), at(6, 0, 6, 2), at(0, 2, 6, 3)];
+        // B dropped into the free cells under itself floats back up.
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 1, to(6, 4, 6, 2));
+        assert_eq!(places(&panels), places(&start));
+        // C dropped beside A at row 0: B goes below C, C keeps its cell.
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 2, to(6, 0, 6, 3));
+        assert_eq!(
+            places(&panels),
+            vec![(0, 0, 6, 2), (6, 3, 6, 2), (6, 0, 6, 3)]
+        );
+        // A dragged down onto C: C fits where A was, so they swap.
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 0, to(0, 3, 6, 2));
+        assert_eq!(
+            places(&panels),
+            vec![(0, 3, 6, 2), (6, 0, 6, 2), (0, 0, 6, 3)]
+        );
+        // Dragged down less than C's height: C stays, A settles back.
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 0, to(0, 1, 6, 2));
+        assert_eq!(places(&panels), places(&start));
+        // A dropped past the right edge is brought inside; it lands on B, which goes below.
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 0, to(11, 0, 6, 2));
+        assert_eq!(
+            places(&panels),
+            vec![(6, 0, 6, 2), (6, 2, 6, 2), (0, 0, 6, 3)]
+        );
+        no_overlaps(&panels);
+    }
+
+    #[test]
+    fn resized_panels_push_their_neighbours_down() {
+        let start = vec![at(0, 0, 6, 2), at(6, 0, 6, 2), at(0, 2, 6, 3)];
+        // A made 8 wide and 3 high: B (beside it) and C (under it) go below.
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 0, to(0, 0, 8, 3));
+        assert_eq!(
+            places(&panels),
+            vec![(0, 0, 8, 3), (6, 3, 6, 2), (0, 3, 6, 3)]
+        );
+        // Sizes are kept within 1-12 columns and rows and inside the grid.
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 1, to(6, 0, 0, 40));
+        assert_eq!(places(&panels)[1], (6, 0, 1, 12));
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 1, to(6, 0, 20, 1));
+        assert_eq!(places(&panels)[1], (0, 0, 12, 1));
+        no_overlaps(&panels);
+        // An index out of range changes nothing.
+        let mut panels = start.clone();
+        drop_panel(&mut panels, 7, to(0, 0, 1, 1));
+        assert_eq!(panels, start);
+    }
+
+    #[test]
+    fn any_drop_leaves_no_overlaps() {
+        let mut start: Vec<Panel> = (0..7)
+            .map(|i| at((i * 5) % 9, i % 4, 3 + i % 4, 1 + i % 3))
+            .collect();
+        settle(&mut start, None);
+        for i in 0..start.len() {
+            for x in 0..12 {
+                for y in 0..10 {
+                    for (w, h) in [(1, 1), (4, 2), (12, 3)] {
+                        let mut panels = start.clone();
+                        drop_panel(&mut panels, i, to(x, y, w, h));
+                        no_overlaps(&panels);
+                        assert_eq!(panels.len(), start.len());
+                        assert_eq!((panels[i].w, panels[i].h), (w, h));
+                    }
+                }
             }
         }
     }

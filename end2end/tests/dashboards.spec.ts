@@ -46,7 +46,7 @@ test("a dashboard built in the browser is saved, reloaded, linked, exported and 
   await form.getByLabel("Series", { exact: true }).selectOption("top");
   await form.getByLabel("Top N").fill("50");
   await form.getByRole("button", { name: "Apply" }).click();
-  await expect(form.locator('[data-error-for="top"]')).toContainText("1 to 20 series");
+  await expect(form.locator('[data-error-for="queries[0].top"]')).toContainText("1 to 20 series");
   await form.getByLabel("Top N").fill("3");
   await form.getByRole("button", { name: "Apply" }).click();
   await expect(page.locator('section[data-panel="Latency by series"]')).toBeVisible();
@@ -171,4 +171,189 @@ test("a variable filters every panel, and distribution and heatmap panels draw t
   await region.selectOption("*");
   await expect.poll(exact).toBeGreaterThan(one);
   expect(problems).toEqual([]);
+});
+
+type Stored = { title: string; x: number; y: number; w: number; h: number; queries: { metric: string; statistics?: string[] }[] };
+
+async function storedPanels(page: Page, id: number): Promise<Stored[]> {
+  const answer = await page.request.get(`/api/v1/dashboards/${id}`);
+  expect(answer.status()).toBe(200);
+  return (await answer.json()).dashboard.panels;
+}
+
+/** Presses at `from`, moves in steps to `to` (page pixels), and leaves the button down. */
+async function dragTo(page: Page, from: { x: number; y: number }, to: { x: number; y: number }) {
+  await page.mouse.move(from.x, from.y);
+  await page.mouse.down();
+  await page.mouse.move(to.x, to.y, { steps: 12 });
+}
+
+test("panels are dragged to another cell and resized with the pointer", async ({ page }) => {
+  const problems = watchForProblems(page);
+  const stat = (title: string, x: number, y: number, w: number, h: number) => ({
+    title, kind: "stat", x, y, w, h, queries: [{ metric: "builtin:clickstream:records" }],
+  });
+  const created = await page.request.post("/api/v1/dashboards", {
+    data: {
+      name: "Drag board",
+      panels: [stat("Alpha", 0, 0, 4, 2), stat("Beta", 4, 0, 4, 2), stat("Gamma", 0, 2, 6, 3)],
+    },
+  });
+  expect(created.status()).toBe(201);
+  const { id } = await created.json();
+  await page.goto(`/dashboards/${id}`);
+  await expect(page.locator('[data-state="connected"]')).toBeVisible(); // hydrated
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+
+  const panel = (title: string) => page.locator(`section[data-panel="${title}"]`);
+  const grid = (await page.getByTestId("grid").boundingBox())!;
+  // 12 columns and 11 gaps of 12 px fill the grid; a row is 88 px and a gap.
+  const column = (grid.width + 12) / 12;
+  const row = 88 + 12;
+
+  // Alpha's header dragged 8 columns right: the placeholder shows the cell while dragging.
+  const title = (await panel("Alpha").getByRole("heading", { name: "Alpha" }).boundingBox())!;
+  const grab = { x: title.x + 5, y: title.y + title.height / 2 };
+  await dragTo(page, grab, { x: grab.x + 8 * column, y: grab.y });
+  const placeholder = page.getByTestId("drop-placeholder");
+  await expect(placeholder).toBeVisible();
+  await expect(placeholder).toHaveAttribute("style", /^grid-column:9 \/ span 4;grid-row:1 \/ span 2/);
+  await page.mouse.up();
+  await expect(placeholder).toBeHidden();
+  await expect(panel("Alpha")).toHaveAttribute("style", /^grid-column:9 \/ span 4;grid-row:1 \/ span 2$/);
+  await expect(page.getByTestId("unsaved")).toBeVisible();
+
+  // Beta's corner dragged 2 columns right and 1 row down: 6 × 3, so Alpha (which it now
+  // overlaps) and Gamma (under it) go below it.
+  const handle = (await panel("Beta").getByTestId("resize-handle").boundingBox())!;
+  const corner = { x: handle.x + handle.width / 2, y: handle.y + handle.height / 2 };
+  await dragTo(page, corner, { x: corner.x + 2 * column, y: corner.y + row });
+  await page.mouse.up();
+  await expect(panel("Beta")).toHaveAttribute("style", /^grid-column:5 \/ span 6;grid-row:1 \/ span 3$/);
+  await expect(panel("Alpha")).toHaveAttribute("style", /^grid-column:9 \/ span 4;grid-row:4 \/ span 2$/);
+  await expect(panel("Gamma")).toHaveAttribute("style", /^grid-column:1 \/ span 6;grid-row:4 \/ span 3$/);
+
+  // A press on a toolbar button is a click, not a drag.
+  await panel("Gamma").getByRole("button", { name: "Move right" }).click();
+  await panel("Gamma").getByRole("button", { name: "Move left" }).click();
+  await expect(placeholder).toBeHidden();
+
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByTestId("save-status")).toHaveText("Saved.");
+  const places = (panels: Stored[]) => panels.map(({ title, x, y, w, h }) => ({ title, x, y, w, h }));
+  const expected = [
+    { title: "Alpha", x: 8, y: 3, w: 4, h: 2 },
+    { title: "Beta", x: 4, y: 0, w: 6, h: 3 },
+    { title: "Gamma", x: 0, y: 3, w: 6, h: 3 },
+  ];
+  expect(places(await storedPanels(page, id))).toEqual(expected);
+  await page.reload();
+  await expect(page.locator('[data-state="connected"]')).toBeVisible();
+  await expect(panel("Beta")).toHaveAttribute("style", /^grid-column:5 \/ span 6;grid-row:1 \/ span 3$/);
+  await expect(panel("Alpha")).toHaveAttribute("style", /^grid-column:9 \/ span 4;grid-row:4 \/ span 2$/);
+  expect(problems).toEqual([]);
+});
+
+test("a time series panel reads several queries, each with its metric and statistics", async ({ page }) => {
+  const problems = watchForProblems(page);
+  const created = await page.request.post("/api/v1/dashboards", { data: { name: "Two metrics" } });
+  expect(created.status()).toBe(201);
+  const { id } = await created.json();
+  await page.goto(`/dashboards/${id}`);
+  await expect(page.locator('[data-state="connected"]')).toBeVisible();
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  await page.getByRole("button", { name: "Add panel" }).click();
+  const form = page.getByTestId("panel-form");
+  await form.getByLabel("Title", { exact: true }).fill("Clicks and latency");
+  await form.getByLabel("Kind", { exact: true }).selectOption("timeseries");
+  const first = form.getByRole("group", { name: "Query 1" });
+  await first.getByLabel("Metric", { exact: true }).selectOption("builtin:clickstream:records");
+  await first.locator('input[name="statistics"][value="rate"]').check();
+
+  // A second and a third query; the third is removed again.
+  await form.getByRole("button", { name: "Add query" }).click();
+  await form.getByRole("button", { name: "Add query" }).click();
+  await expect(form.getByRole("group", { name: /^Query \d$/ })).toHaveCount(3);
+  await form.getByRole("button", { name: "Remove query 3" }).click();
+  await expect(form.getByRole("group", { name: /^Query \d$/ })).toHaveCount(2);
+  const second = form.getByRole("group", { name: "Query 2" });
+  await second.getByLabel("Metric", { exact: true }).selectOption("request_latency");
+  await second.locator('input[name="statistics"][value="p99"]').check();
+  // A refusal names the query it belongs to and shows at that query's field.
+  await second.getByLabel("Series", { exact: true }).selectOption("top");
+  await second.getByLabel("Top N").fill("50");
+  await form.getByRole("button", { name: "Apply" }).click();
+  await expect(second.locator('[data-error-for="queries[1].top"]')).toContainText("1 to 20 series");
+  await expect(first.locator("[data-error-for]")).toHaveCount(0);
+  await expect(second.getByLabel("Top N")).toHaveAttribute("aria-invalid", "true");
+  await second.getByLabel("Series", { exact: true }).selectOption("all");
+  // A stat panel reads one query: refused at the query list.
+  await form.getByLabel("Kind", { exact: true }).selectOption("stat");
+  await expect(form.getByRole("button", { name: "Add query" })).toHaveCount(0);
+  await form.getByRole("button", { name: "Apply" }).click();
+  await expect(form.locator('[data-error-for="queries"]')).toContainText("a stat panel reads one query");
+  await form.getByLabel("Kind", { exact: true }).selectOption("timeseries");
+  await form.getByRole("button", { name: "Apply" }).click();
+  await expect(form).toHaveCount(0);
+
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByTestId("save-status")).toHaveText("Saved.");
+  const [stored] = await storedPanels(page, id);
+  expect(stored.queries).toEqual([
+    { metric: "builtin:clickstream:records", statistics: ["rate"] },
+    { metric: "request_latency", statistics: ["p99"] },
+  ]);
+
+  // Reloaded: one line per query, both in the legend.
+  await page.reload();
+  await expect(page.locator('[data-state="connected"]')).toBeVisible();
+  const chart = page.locator('section[data-panel="Clicks and latency"]');
+  await expect(chart.locator("path[data-line]")).toHaveCount(2);
+  const legend = chart.getByTestId("legend");
+  await expect(legend).toContainText("builtin:clickstream:records rate");
+  await expect(legend).toContainText("request_latency p99");
+
+  // Editing the panel shows both queries again.
+  await page.getByRole("button", { name: "Edit", exact: true }).click();
+  await chart.getByRole("button", { name: "Edit panel" }).click();
+  await expect(form.getByRole("group", { name: "Query 2" }).getByLabel("Metric", { exact: true })).toHaveValue("request_latency");
+  expect(problems).toEqual([]);
+});
+
+test.describe("on a touch screen", () => {
+  test.use({ hasTouch: true });
+
+  test("a panel is dragged by touch", async ({ page }) => {
+    const problems = watchForProblems(page);
+    const created = await page.request.post("/api/v1/dashboards", {
+      data: {
+        name: "Touch board",
+        panels: [{ title: "Touched", kind: "stat", x: 0, y: 0, w: 4, h: 2, queries: [{ metric: "builtin:clickstream:records" }] }],
+      },
+    });
+    expect(created.status()).toBe(201);
+    const { id } = await created.json();
+    await page.goto(`/dashboards/${id}`);
+    await expect(page.locator('[data-state="connected"]')).toBeVisible();
+    await page.getByRole("button", { name: "Edit", exact: true }).click();
+    const grid = (await page.getByTestId("grid").boundingBox())!;
+    const column = (grid.width + 12) / 12;
+    const panel = page.locator('section[data-panel="Touched"]');
+    const title = (await panel.getByRole("heading", { name: "Touched" }).boundingBox())!;
+    const at = { x: Math.round(title.x + 5), y: Math.round(title.y + title.height / 2) };
+    // Real touch input through Chromium's protocol: the page sees pointerType "touch".
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Input.dispatchTouchEvent", { type: "touchStart", touchPoints: [at] });
+    for (let step = 1; step <= 10; step++) {
+      const x = Math.round(at.x + (5 * column * step) / 10);
+      await cdp.send("Input.dispatchTouchEvent", { type: "touchMove", touchPoints: [{ x, y: at.y }] });
+    }
+    await cdp.send("Input.dispatchTouchEvent", { type: "touchEnd", touchPoints: [] });
+    await expect(panel).toHaveAttribute("style", /^grid-column:6 \/ span 4;grid-row:1 \/ span 2$/);
+    await page.getByRole("button", { name: "Save" }).click();
+    await expect(page.getByTestId("save-status")).toHaveText("Saved.");
+    const [stored] = await storedPanels(page, id);
+    expect([stored.x, stored.y]).toEqual([5, 0]);
+    expect(problems).toEqual([]);
+  });
 });

@@ -19,7 +19,12 @@
 //! "Per core" figures use CPU time (`clock_gettime`: the thread's for throughput, the process's
 //! for the flush: all its threads, sqlx's SQLite worker included), as the machine is shared.
 //!
-//! Run `engine <name>` (throughput, partitions, memory or flush) to run one of them.
+//! Run `engine <names>` (throughput, partitions, memory or flush, comma-separated) to run only
+//! those; `engine throughput,partitions` gives the speed-up line.
+//! `ENGINE_PASSES=N` scales the throughput runs (passes over the input: 5 through the pure
+//! engine, twice that through the engine task); with both throughput parts run, the closing
+//! line prints the partitions' speed-up over one partition and over the pure engine, with the
+//! load average at the start (the wall-clock figures need idle cores).
 
 #[path = "../tests/support/postgres.rs"]
 mod test_postgres;
@@ -143,7 +148,24 @@ fn throughput_input() -> (Vec<RecordBatch<()>>, serde_json::Value) {
     (batches, definitions)
 }
 
-fn throughput() {
+/// Passes over the throughput input through the pure engine (`ENGINE_PASSES`, default 5).
+fn passes() -> usize {
+    std::env::var("ENGINE_PASSES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5)
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Returns records/s: (per thread CPU-second, by wall clock).
+fn throughput() -> (f64, f64) {
     let (batches, definitions) = throughput_input();
     let records = batches.iter().map(|b| b.records.len()).sum::<usize>();
     let avg_len = batches
@@ -159,7 +181,7 @@ fn throughput() {
         engine.ingest(b, T0_MS);
     }
     let _ = engine.take_flush();
-    let passes = 5;
+    let passes = passes();
     let start = Instant::now();
     let cpu_start = thread_cpu();
     let mut flush_time = std::time::Duration::ZERO;
@@ -186,13 +208,15 @@ fn throughput() {
         engine.series_count(),
         100.0 * flush_time.as_secs_f64() / elapsed.as_secs_f64(),
     );
+    (n / cpu.as_secs_f64(), n / elapsed.as_secs_f64())
 }
 
 /// The throughput input through the engine task with `partitions` partitions: wall clock and
 /// process CPU from the first batch sent to the commit of the flush that holds the last.
-fn throughput_partitioned(partitions: usize) {
+/// Returns records/s by wall clock.
+fn throughput_partitioned(partitions: usize) -> f64 {
     let (batches, definitions) = throughput_input();
-    let passes = 10;
+    let passes = 2 * passes();
     // Built before the clock starts: the sender only moves them into the channel.
     let warm_up: Vec<RecordBatch<()>> = batches.iter().take(40).cloned().collect();
     let input: Vec<RecordBatch<()>> = (0..passes).flat_map(|_| batches.iter().cloned()).collect();
@@ -242,7 +266,8 @@ fn throughput_partitioned(partitions: usize) {
         tracker.wait().await;
         db.close().await;
         let _ = std::fs::remove_dir_all(&dir);
-    });
+        n / elapsed.as_secs_f64()
+    })
 }
 
 fn memory() {
@@ -485,15 +510,36 @@ fn tempfile_dir() -> std::path::PathBuf {
 
 fn main() {
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
-    if run("throughput") {
-        throughput();
-    }
+    let run = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|o| o == name))
+    };
+    let load = load_average();
+    let pure = run("throughput").then(throughput);
+    let mut by_partitions = Vec::new();
     if run("partitions") {
         let counts = std::env::var("PARTITIONS").unwrap_or_else(|_| "1,2".into());
-        for partitions in counts.split(',').filter_map(|n| n.trim().parse().ok()) {
-            throughput_partitioned(partitions);
+        for partitions in counts
+            .split(',')
+            .filter_map(|n| n.trim().parse::<usize>().ok())
+        {
+            by_partitions.push((partitions, throughput_partitioned(partitions)));
         }
+    }
+    let one = by_partitions.iter().find(|(p, _)| *p == 1).map(|(_, r)| *r);
+    for &(partitions, rate) in by_partitions.iter().filter(|(p, _)| *p > 1) {
+        let over_one = one.map_or("-".into(), |one| format!("{:.2}x", rate / one));
+        let over_pure = pure.map_or("-".into(), |(cpu, wall)| {
+            format!(
+                "{:.2}x its CPU rate, {:.2}x its wall-clock rate",
+                rate / cpu,
+                rate / wall
+            )
+        });
+        println!(
+            "speed-up, {partitions} partitions by wall clock (load average {load} at the start): \
+             {over_one} one partition; over the pure engine: {over_pure}"
+        );
     }
     if run("memory") {
         memory();

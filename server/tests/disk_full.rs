@@ -5,7 +5,13 @@
 //! the ballast is removed ingest resumes by itself and the stored summaries equal the ground
 //! truth of every record put: nothing lost, nothing counted twice.
 //!
-//! The engine-level test beside it fails flushes as SQLITE_FULL through a checkpoint hook and
+//! The second test fills the disk with SQLite's WAL emptied first, so that every write needs
+//! new space, and shows the other writers on the shared pool: an API write (a dashboard) and a
+//! query that first brings a roll-up up to date get a clear 507 (not a 500 with SQL text), no
+//! failed transaction keeps SQLite's write lock, and once space returns ingest and API writes
+//! both succeed on every pooled connection.
+//!
+//! The engine-level test beside them fails flushes as SQLITE_FULL through a checkpoint hook and
 //! shows the pause itself: the batch channel fills and is not drained until a flush commits.
 //!
 //! Mounting a tmpfs needs root (as `make test` runs here and in CI); run as another user, the
@@ -64,7 +70,11 @@ impl Drop for Tmpfs {
 
 /// Writes `path` until the file system refuses (ENOSPC); returns the bytes written.
 fn fill(path: &Path) -> u64 {
-    let mut file = std::fs::File::create(path).expect("the ballast file is created");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("the ballast file is opened");
     let mut written = 0u64;
     for chunk in [1 << 20, 4096, 512] {
         let block = vec![0x5a_u8; chunk];
@@ -228,6 +238,184 @@ async fn ingest_pauses_when_the_disk_is_full_and_resumes_when_space_returns() {
     eprintln!(
         "disk_full: ballast {} KiB; paused at {paused_at} records with {message:?}; all {total} \
          stored after space returned",
+        filled / 1024
+    );
+    database.close().await;
+    drop(serve);
+}
+
+/// Fills the disk holding `data_dir` with SQLite's WAL empty: the ballast goes, the WAL is
+/// checkpointed and truncated, and the ballast fills the disk again, until the WAL is found
+/// still empty after the fill (a flush may commit between the truncation and the fill). Then
+/// any write needs space the disk does not have.
+async fn fill_with_an_empty_wal(database: &Database, data_dir: &Path, ballast: &Path) -> u64 {
+    let wal = data_dir.join("streamboard.db-wal");
+    for _ in 0..20 {
+        let _ = std::fs::remove_file(ballast);
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(database.pool())
+            .await
+            .expect("the WAL is checkpointed");
+        let filled = fill(ballast);
+        let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if busy == 0 && wal_bytes == 0 {
+            return filled;
+        }
+    }
+    panic!("the WAL was never empty after filling the disk");
+}
+
+/// An API error answer: its status and its message.
+fn api_error(answer: (u16, serde_json::Value)) -> (u16, String) {
+    let (status, body) = answer;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    (status, message.to_string())
+}
+
+fn dashboard(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": 1,
+        "name": name,
+        "panels": [{"title": "Latency", "kind": "timeseries", "x": 0, "y": 0, "w": 8, "h": 4,
+                    "queries": [{"metric": support::serve::METRIC, "statistics": ["p99"]}]}],
+    })
+}
+
+#[tokio::test]
+async fn api_writes_and_rollups_fail_clearly_while_the_disk_is_full_and_recover() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("disk_full: not root, cannot mount a tmpfs; this test needs root");
+        return;
+    }
+    let peer = Peer::start().await;
+    let stream = unique_stream("diskfullapi");
+    create_stream(&peer.client, &stream, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &stream);
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let _tmpfs = Tmpfs::mount(&data_dir, 16);
+    let serve = Serve::spawn(&config, &data_dir, &peer.url, &[]);
+    serve.wait_ready().await;
+    let database = Database::open(&data_dir).await.unwrap();
+
+    let truth = Truth::default();
+    let stop = CancellationToken::new();
+    let producing = {
+        let producer = Producer::new(peer.client.clone(), StreamName::from(stream.as_str()));
+        let (truth, stop) = (truth.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(5);
+            while !stop.is_cancelled() {
+                truth.put(&producer, &mut rng, 200).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    eventually_within("records stored", Duration::from_secs(30), || async {
+        stored_count(&database).await >= 1_000
+    })
+    .await;
+    let (status, created) = http_json(
+        serve.addr,
+        "POST",
+        "/api/v1/dashboards",
+        Some(dashboard("before")),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    // The last hour at the 1-hour tier: the open hour's roll-up is rebuilt before it is read.
+    let rollup_query = || {
+        let now_ms = streamboard::clock::now_ms();
+        format!(
+            "/api/v1/query?metric={}&tier=1h&from={}&to={now_ms}",
+            support::serve::METRIC,
+            now_ms - 3_600_000
+        )
+    };
+    let (status, answer) = http_json(serve.addr, "GET", &rollup_query(), None).await;
+    assert_eq!(status, 200, "{answer}");
+    // More records are stored after that roll-up, so the next one has rows to rewrite (a
+    // rebuild that finds its rows unchanged writes nothing).
+    let rolled_up = stored_count(&database).await;
+    eventually_within("more records stored", Duration::from_secs(30), || async {
+        stored_count(&database).await > rolled_up
+    })
+    .await;
+
+    // The disk fills with the WAL empty: ingest pauses, and API writes and roll-ups fail.
+    let ballast = data_dir.join("ballast");
+    let filled = fill_with_an_empty_wal(&database, &data_dir, &ballast).await;
+    eventually_within("ingest pauses", Duration::from_secs(60), || async {
+        healthz(&serve).await.0 == 503
+    })
+    .await;
+    let full = api_error(
+        http_json(
+            serve.addr,
+            "POST",
+            "/api/v1/dashboards",
+            Some(dashboard("while full")),
+        )
+        .await,
+    );
+    let (status, message) = &full;
+    assert_eq!(*status, 507, "{message}");
+    assert!(message.contains("the database's disk is full"), "{message}");
+    assert!(!message.to_lowercase().contains("sql"), "{message}");
+    let rollup = api_error(http_json(serve.addr, "GET", &rollup_query(), None).await);
+    assert_eq!(rollup, full, "the roll-up's answer while the disk is full");
+
+    // No failed transaction holds SQLite's write lock: another connection takes it at once
+    // (the server's flush holds it only for its short failed attempts).
+    let lock = tokio::time::timeout(
+        Duration::from_secs(10),
+        database.pool().begin_with("BEGIN IMMEDIATE"),
+    )
+    .await
+    .expect("the write lock is free within 10 s")
+    .expect("BEGIN IMMEDIATE");
+    lock.rollback().await.unwrap();
+    let wal_bytes = std::fs::metadata(data_dir.join("streamboard.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal_bytes, 0, "a write found space while the disk was full");
+    stop.cancel();
+    producing.await.unwrap();
+
+    // Space returns: ingest resumes and every pooled connection writes again (more writes
+    // than the pool has connections, each answered at its first try).
+    std::fs::remove_file(&ballast).unwrap();
+    let total = truth.len();
+    eventually_within("every record stored", Duration::from_secs(60), || async {
+        stored_count(&database).await >= total
+    })
+    .await;
+    truth.check_stored(&database).await;
+    for n in 0..12 {
+        let name = format!("after {n}");
+        let (status, created) = http_json(
+            serve.addr,
+            "POST",
+            "/api/v1/dashboards",
+            Some(dashboard(&name)),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let (status, answer) = http_json(serve.addr, "GET", &rollup_query(), None).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    eventually_within("/healthz ok again", Duration::from_secs(10), || async {
+        healthz(&serve).await.0 == 200
+    })
+    .await;
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(database.pool())
+        .await
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    eprintln!(
+        "disk_full: ballast {} KiB; API write and roll-up answered {full:?}; {total} records \
+         and 12 API writes stored after space returned",
         filled / 1024
     );
     database.close().await;

@@ -40,10 +40,7 @@ use crate::{
     },
 };
 use bytes::Bytes;
-use std::{
-    collections::{HashMap, hash_map::Entry},
-    sync::Arc,
-};
+use std::collections::{HashMap, hash_map::Entry};
 
 /// One partition's seconds not yet flushed, per metric and series key, and its series never
 /// flushed (with no seconds when they have none): what a live read adds to the coordinator's
@@ -315,20 +312,37 @@ fn merge_counters(into: &mut MetricCounters, other: MetricCounters, keep: usize)
 
 /// Merges deltas of the same (metric, series, second) into one: stats and histogram counts add
 /// up, exactly. The first delta of each keeps its place.
+///
+/// Runs on every flush of several partitions: the keys are borrowed (no key is cloned) and
+/// hashed with foldhash, and the deltas are only moved once each place is known.
 pub fn merge_deltas(deltas: Vec<BucketDelta>) -> Vec<BucketDelta> {
-    let mut at: HashMap<(MetricKey, Arc<str>, i64), usize> = HashMap::with_capacity(deltas.len());
-    let mut out: Vec<BucketDelta> = Vec::with_capacity(deltas.len());
-    for delta in deltas {
-        match at.entry((delta.metric.clone(), delta.series.clone(), delta.second)) {
-            Entry::Occupied(i) => {
-                let into = &mut out[*i.get()];
-                into.stats.merge(&delta.stats);
-                into.counts = merge_sparse(&into.counts, &delta.counts);
+    // Where each delta goes: the place of the first delta with its key.
+    let mut places = Vec::with_capacity(deltas.len());
+    let mut kept = 0;
+    {
+        let mut at: HashMap<(&MetricKey, &str, i64), usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(deltas.len(), Default::default());
+        for delta in &deltas {
+            let place = *at
+                .entry((&delta.metric, &*delta.series, delta.second))
+                .or_insert(kept);
+            if place == kept {
+                kept += 1;
             }
-            Entry::Vacant(i) => {
-                i.insert(out.len());
-                out.push(delta);
-            }
+            places.push(place);
+        }
+    }
+    if kept == deltas.len() {
+        return deltas;
+    }
+    let mut out: Vec<BucketDelta> = Vec::with_capacity(kept);
+    for (delta, place) in deltas.into_iter().zip(places) {
+        if place == out.len() {
+            out.push(delta);
+        } else {
+            let into = &mut out[place];
+            into.stats.merge(&delta.stats);
+            into.counts = merge_sparse(&into.counts, &delta.counts);
         }
     }
     out

@@ -11,6 +11,7 @@ use crate::{
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000;
 

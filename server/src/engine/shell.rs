@@ -2,7 +2,9 @@
 //! engine task, owns the [`Coordinator`], and each partition's [`Engine`] is owned by a thread
 //! of its own (`--engine-partitions`, one per core by default). The engine task is fed batches
 //! by a bounded mpsc (back-pressure reaches the consumer when the engine falls behind) and
-//! routes each to its shard's partition over that partition's bounded channel; it answers
+//! routes each to its shard's partition over that partition's bounded channel (the batches
+//! waiting in the mpsc at once go as one job per partition, so under load a partition's thread
+//! is woken once for many batches rather than once each); it answers
 //! [`EngineHandle`] requests, asking the partitions for their part over the same channels (so
 //! a request is answered with every batch routed before it), and flushes every
 //! `flush_interval`: the deltas since the last flush and — through the [`CheckpointHook`] —
@@ -295,14 +297,19 @@ where
     Ok((handle, batch_tx))
 }
 
+/// Most batches routed at once (taken from the batch channel while they wait there).
+const ROUTE_AT_ONCE: u64 = 16;
+
 /// Jobs queued per partition (batches and requests): enough to keep it busy while the engine
-/// task routes the next batch, few enough that a flush's epoch is not held up long.
-const PARTITION_CAPACITY: usize = 8;
+/// task routes the next batches, few enough (with [`ROUTE_AT_ONCE`] batches a job at most) that
+/// a flush's epoch is not held up long.
+const PARTITION_CAPACITY: usize = 4;
 
 /// What the engine task asks of a partition. A partition does its jobs in order, so a request
 /// is answered with every batch sent before it ingested.
 enum PartJob<P> {
-    Ingest(RecordBatch<P>, i64),
+    /// Batches of its shards, in the order they came, and the time they were routed.
+    Ingest(Vec<RecordBatch<P>>, i64),
     Definitions(Vec<(i64, CompiledMetric)>),
     /// Its pending deltas and positions before the cutoff second (`i64::MAX`: everything).
     Take(i64, oneshot::Sender<Flush<P>>),
@@ -317,7 +324,11 @@ enum PartJob<P> {
 fn partition_loop<P: Clone>(mut engine: Engine<P>, mut jobs: mpsc::Receiver<PartJob<P>>) {
     while let Some(job) = jobs.blocking_recv() {
         match job {
-            PartJob::Ingest(batch, now_ms) => engine.ingest(&batch, now_ms),
+            PartJob::Ingest(batches, now_ms) => {
+                for batch in &batches {
+                    engine.ingest(batch, now_ms);
+                }
+            }
             PartJob::Definitions(definitions) => engine.set_definitions(definitions),
             PartJob::Take(cutoff_s, reply) => {
                 let _ = reply.send(engine.take_pending_before(cutoff_s));
@@ -488,7 +499,7 @@ where
                 _ = tick.tick() => self.start_flush(false).await,
                 Some(request) = requests.recv() => self.answer(request, &mut batches).await,
                 Some(batch) = batches.recv(), if self.storage.borrow().is_none() => {
-                    self.ingest(batch).await
+                    self.ingest(batch, &mut batches).await
                 }
             }
         }
@@ -496,7 +507,7 @@ where
         // starts) end, then one last flush and the roll-ups.
         batches.close();
         while let Ok(batch) = batches.try_recv() {
-            self.ingest(batch).await;
+            self.ingest(batch, &mut batches).await;
         }
         while let Some(in_flight) = self.in_flight.as_mut() {
             let outcome = in_flight.await;
@@ -531,17 +542,44 @@ where
         }
     }
 
-    /// Routes a batch to its shard's partition (waiting while that partition's queue is full).
-    async fn ingest(&mut self, batch: RecordBatch<P>) {
-        let partition = self.coordinator.route(&batch);
-        let job = PartJob::Ingest(batch, self.clock.now_ms());
-        if self.parts[partition].send(job).await.is_err() {
-            tracing::error!(
-                partition,
-                "a partition of the metrics engine is gone; its batch is dropped"
-            );
+    /// Routes `first` and the batches already waiting behind it (up to [`ROUTE_AT_ONCE`]) to
+    /// their shards' partitions, one job per partition in the order they came (waiting while a
+    /// partition's queue is full).
+    async fn ingest(
+        &mut self,
+        first: RecordBatch<P>,
+        batches: &mut mpsc::Receiver<RecordBatch<P>>,
+    ) {
+        let mut routed: Vec<Vec<RecordBatch<P>>> =
+            (0..self.parts.len()).map(|_| Vec::new()).collect();
+        let mut count = 0u64;
+        let mut next = Some(first);
+        while let Some(batch) = next {
+            routed[self.coordinator.route(&batch)].push(batch);
+            count += 1;
+            next = if count < ROUTE_AT_ONCE {
+                batches.try_recv().ok()
+            } else {
+                None
+            };
         }
-        self.ingested.send_modify(|n| *n = n.wrapping_add(1));
+        let now_ms = self.clock.now_ms();
+        for (partition, group) in routed.into_iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            if self.parts[partition]
+                .send(PartJob::Ingest(group, now_ms))
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    partition,
+                    "a partition of the metrics engine is gone; its batches are dropped"
+                );
+            }
+        }
+        self.ingested.send_modify(|n| *n = n.wrapping_add(count));
     }
 
     /// Gathers the partitions' recent records of `stream` into the coordinator's sample;
@@ -723,7 +761,7 @@ where
                 // Everything sent before the request is included: in the flush started now,
                 // or in the one after the flush in flight.
                 while let Ok(batch) = batches.try_recv() {
-                    self.ingest(batch).await;
+                    self.ingest(batch, batches).await;
                 }
                 if self.in_flight.is_some() {
                     self.waiting_next.push(reply);

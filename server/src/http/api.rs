@@ -4,7 +4,7 @@
 //!
 //! Errors go through one [`ApiError`]: 422 `{"error": {"field", "message"}}` for a request the
 //! server understood but refuses, 404 for an unknown name, 503 when the engine is not running,
-//! 500 with a generic body (the detail is logged).
+//! 507 when the database's disk is full, 500 with a generic body (the detail is logged).
 
 use super::{AppState, access::Routes};
 use crate::{
@@ -52,6 +52,12 @@ pub enum ApiError {
     EngineUnavailable,
     #[error("the request body is too large")]
     TooLarge,
+    /// A write (or a read that first brings roll-ups up to date) failed with SQLITE_FULL.
+    #[error(
+        "the database's disk is full: nothing can be saved until space is freed on it; \
+         try again then"
+    )]
+    DiskFull,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -70,6 +76,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +101,10 @@ impl IntoResponse for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
+        if error.is_disk_full() {
+            tracing::warn!(%error, "API request failed: the database's disk is full");
+            return ApiError::DiskFull;
+        }
         ApiError::Internal(error.to_string())
     }
 }

@@ -12,7 +12,8 @@
 //! frames are at most 64 KiB, and a session reads at most 50 of them a second (bursts of
 //! 100): a flooding client waits on its own socket; a connection holds at most
 //! [`MAX_TOPICS`] topics (more closes it with 1008). The send queue is the hub's bounded
-//! broadcast: a session that falls behind skips to a fresh snapshot.
+//! broadcast, received only while a topic needs its frames (idle sessions are not woken by
+//! every push): a session that falls behind skips to a fresh snapshot.
 //!
 //! A socket lives only while the session or token it was opened with holds: a logout, an ended
 //! session, a deleted user or a revoked token closes it at once with 1008, and an expired
@@ -179,7 +180,9 @@ async fn run_session(
         heartbeat_interval,
     );
     let mut seq = 0u64;
-    let mut frames = state.live.as_ref().map(|hub| hub.subscribe());
+    // The hub's frames, only while a topic needs them: a connection without such a topic (an
+    // idle one, or one with only a tail or alerts) is not woken by every push.
+    let mut frames: Option<broadcast::Receiver<Arc<Frame>>> = None;
     let mut alerts = state.alerts.as_ref().map(|a| a.subscribe());
     let mut topics: Vec<Topic> = Vec::new();
     // The session's record tail, and the query it was started for (kept when it ends, so an
@@ -253,6 +256,12 @@ async fn run_session(
                             tail_query = wanted_tail;
                         }
                         topics = wanted;
+                        if !topics.iter().any(from_frames) {
+                            frames = None;
+                        } else if frames.is_none() {
+                            // Before the snapshot, so no frame after it is missed.
+                            frames = state.live.as_ref().map(|hub| hub.subscribe());
+                        }
                         if let Some(hub) = &state.live {
                             send_snapshot(socket, &state.shutdown, &hub.latest(), &topics).await?;
                         }
@@ -363,6 +372,14 @@ async fn next_tail(tail: &mut Option<crate::tail::Tail>) -> Option<TailUpdate> {
 }
 
 /// The next frame, or never when there is no hub.
+/// True for the topics the live hub's frames carry.
+fn from_frames(topic: &Topic) -> bool {
+    match topic {
+        Topic::Overview | Topic::Streams | Topic::Metric { .. } => true,
+        Topic::Alerts | Topic::Tail(_) => false,
+    }
+}
+
 async fn next_frame(
     frames: &mut Option<broadcast::Receiver<Arc<Frame>>>,
 ) -> Result<Arc<Frame>, RecvError> {

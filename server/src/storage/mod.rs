@@ -41,9 +41,11 @@ pub mod rows;
 pub use flush::{CheckpointHook, FlushWriter, NoCheckpoints};
 
 use crate::metric::histogram::HistogramError;
+use futures_util::future::BoxFuture;
 use sqlx::{
-    PgPool, SqlitePool,
+    Connection, PgPool, SqliteConnection, SqlitePool,
     migrate::{MigrateError, Migrator},
+    pool::PoolConnectionMetadata,
     postgres::{PgConnectOptions, PgConnection},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -238,6 +240,36 @@ impl StorageError {
     }
 }
 
+/// The pool's check on every connection handed back: one still inside a transaction is closed
+/// (which rolls the transaction back and releases SQLite's write lock) rather than reused.
+///
+/// A write that fails inside `BEGIN IMMEDIATE` drops its transaction, and sqlx rolls it back
+/// before this check runs (the check reaches the connection through the same queue). But when
+/// SQLite has already rolled the transaction back itself, as it may on SQLITE_FULL, that
+/// ROLLBACK fails and sqlx still counts the transaction as open: every later `BEGIN IMMEDIATE`
+/// on the connection would then fail. Either way the connection goes; the pool opens a fresh one.
+fn release_outside_transaction(
+    conn: &mut SqliteConnection,
+    _: PoolConnectionMetadata,
+) -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        let mut locked = conn.lock_handle().await?;
+        // SAFETY: the locked handle is this task's alone until `locked` drops;
+        // sqlite3_get_autocommit only reads the connection's state.
+        let autocommit =
+            unsafe { rusqlite::ffi::sqlite3_get_autocommit(locked.as_raw_handle().as_ptr()) } != 0;
+        drop(locked);
+        let clean = autocommit && !conn.is_in_transaction();
+        if !clean {
+            tracing::warn!(
+                sqlite_in_transaction = !autocommit,
+                "a database connection was handed back inside a transaction; closing it"
+            );
+        }
+        Ok(clean)
+    })
+}
+
 /// `<data_dir>/streamboard.db`.
 pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("streamboard.db")
@@ -421,6 +453,7 @@ impl Database {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_release(release_outside_transaction)
             .connect_with(options.clone())
             .await
             .map_err(|source| StorageError::Open {

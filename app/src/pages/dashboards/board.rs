@@ -5,6 +5,7 @@
 //! settings, then save the document (`PUT /api/v1/dashboards/{id}`).
 
 use super::{
+    drag::{Drag, DragMode, GAP_PX, Pitch, grid_style, snap},
     editor::{BUTTON, Editing, PRIMARY, PanelForm, SettingsForm},
     panels::{PanelBody, Shared},
 };
@@ -19,9 +20,11 @@ use crate::{
 use contract::{
     api::{AlertRuleList, MetricList, SeriesList},
     auth::Role,
-    dashboard::{Dashboard, DashboardInfo, Panel, Refresh, Step, dimension_index, step_panel},
+    dashboard::{
+        Dashboard, DashboardInfo, Place, Refresh, Step, dimension_index, drop_panel, step_panel,
+    },
 };
-use leptos::{prelude::*, task::spawn_local};
+use leptos::{ev::PointerEvent, prelude::*, task::spawn_local};
 use leptos_meta::Title;
 use leptos_router::hooks::{query_signal, use_location, use_params_map, use_query_map};
 
@@ -118,6 +121,18 @@ pub fn DashboardBoard() -> impl IntoView {
 
     let editor = can(Role::Editor);
     let edit_mode = RwSignal::new(false);
+    let drag = RwSignal::new(None::<Drag>);
+    // Only the drag's start and end, not each pointer move.
+    let dragged = Memo::new(move |_| drag.with(|d| d.as_ref().map(|d| d.index)));
+    let placeholder = move || {
+        let index = dragged.get()?;
+        doc.with(|d| {
+            d.as_ref()?
+                .panels
+                .get(index)
+                .map(|p| grid_style(Place::of(p)))
+        })
+    };
     let form = RwSignal::new(None::<Editing>);
     let settings_open = RwSignal::new(false);
     let dirty = move || doc.get() != saved.get();
@@ -263,15 +278,20 @@ pub fn DashboardBoard() -> impl IntoView {
             </Show>
             <div class="grid grid-cols-12 auto-rows-[88px] gap-3" data-testid="grid">
                 <For each=move || 0..panel_count.get() key=|i| *i let:index>
-                    <PanelFrame index doc shared edit_mode form />
+                    <PanelFrame index doc shared edit_mode form drag />
                 </For>
+                // Where the dragged panel lands.
+                <div aria-hidden="true" data-testid="drop-placeholder" hidden=move || dragged.get().is_none()
+                    class="pointer-events-none rounded-xl border-2 border-dashed border-sky-500 bg-sky-100/50 dark:bg-sky-900/30"
+                    style=move || placeholder().unwrap_or_default()></div>
             </div>
         </Show>
     }
     .into_any()
 }
 
-/// One panel on the grid, with the edit toolbar in edit mode.
+/// One panel on the grid, with the edit toolbar in edit mode. In edit mode its header drags
+/// it to another cell and the handle at its bottom right corner resizes it (see [`super::drag`]).
 #[component]
 fn PanelFrame(
     index: usize,
@@ -279,19 +299,33 @@ fn PanelFrame(
     shared: Shared,
     edit_mode: RwSignal<bool>,
     form: RwSignal<Option<Editing>>,
+    drag: RwSignal<Option<Drag>>,
 ) -> impl IntoView {
     let panel =
         Memo::new(move |_| doc.with(|d| d.as_ref().and_then(|d| d.panels.get(index).cloned())));
+    // Moved by its header, the panel follows the pointer from its starting cell while the
+    // placeholder shows where it lands; resized, it takes each snapped size at once.
     let place = move || {
+        let moving = drag.with(|d| {
+            d.as_ref()
+                .filter(|d| d.index == index && d.mode == DragMode::Move)
+                .map(|d| (d.from, d.offset_px))
+        });
+        if let Some((from, (dx, dy))) = moving {
+            return format!(
+                "{};transform:translate({dx}px,{dy}px);z-index:20;opacity:0.9",
+                grid_style(from)
+            );
+        }
+        let resizing = drag.with(|d| d.as_ref().is_some_and(|d| d.index == index));
         panel.with(|p| {
-            p.as_ref().map_or_else(String::new, |p: &Panel| {
-                format!(
-                    "grid-column:{} / span {};grid-row:{} / span {}",
-                    p.x + 1,
-                    p.w,
-                    p.y + 1,
-                    p.h
-                )
+            p.as_ref().map_or_else(String::new, |p| {
+                let style = grid_style(Place::of(p));
+                if resizing {
+                    format!("{style};z-index:20;opacity:0.9")
+                } else {
+                    style
+                }
             })
         })
     };
@@ -313,13 +347,107 @@ fn PanelFrame(
         });
         form.set(None);
     };
+    let begin = move |ev: PointerEvent, mode: DragMode| {
+        if !edit_mode.get_untracked() || ev.button() != 0 || drag.with_untracked(Option::is_some) {
+            return;
+        }
+        let Some(start) = doc.with_untracked(|d| d.as_ref().map(|d| d.panels.clone())) else {
+            return;
+        };
+        let Some(from) = start.get(index).map(Place::of) else {
+            return;
+        };
+        let Some(pitch) = capture(&ev, mode) else {
+            return;
+        };
+        ev.prevent_default();
+        drag.set(Some(Drag {
+            index,
+            mode,
+            pointer_id: ev.pointer_id(),
+            origin_px: (f64::from(ev.client_x()), f64::from(ev.client_y())),
+            pitch,
+            start,
+            from,
+            to: from,
+            offset_px: (0.0, 0.0),
+        }));
+    };
+    let motion = move |ev: PointerEvent| {
+        let next = drag.with_untracked(|d| {
+            let d = d
+                .as_ref()
+                .filter(|d| d.index == index && d.pointer_id == ev.pointer_id())?;
+            let offset = (
+                f64::from(ev.client_x()) - d.origin_px.0,
+                f64::from(ev.client_y()) - d.origin_px.1,
+            );
+            let to = snap(d.mode, d.from, offset, d.pitch);
+            // A new cell: lay the grid out again from where the drag started.
+            let layout = (to != d.to).then(|| {
+                let mut panels = d.start.clone();
+                drop_panel(&mut panels, index, to);
+                panels
+            });
+            Some((offset, to, layout))
+        });
+        let Some((offset, to, layout)) = next else {
+            return;
+        };
+        if let Some(layout) = layout {
+            doc.update(|d| {
+                if let Some(d) = d {
+                    d.panels = layout;
+                }
+            });
+        }
+        drag.update(|d| {
+            if let Some(d) = d {
+                (d.offset_px, d.to) = (offset, to);
+            }
+        });
+    };
+    // Released: the grid stays as laid out for the last cell.
+    let finish = move |ev: PointerEvent| {
+        if drag.with_untracked(|d| {
+            d.as_ref()
+                .is_some_and(|d| d.index == index && d.pointer_id == ev.pointer_id())
+        }) {
+            drag.set(None);
+        }
+    };
+    // Taken over by the browser: back to where the drag started.
+    let cancel = move |ev: PointerEvent| {
+        let start = drag.with_untracked(|d| {
+            d.as_ref()
+                .filter(|d| d.index == index && d.pointer_id == ev.pointer_id())
+                .map(|d| d.start.clone())
+        });
+        if let Some(start) = start {
+            doc.update(|d| {
+                if let Some(d) = d {
+                    d.panels = start;
+                }
+            });
+            drag.set(None);
+        }
+    };
     let tool = "rounded px-1 text-xs hover:bg-slate-200 dark:hover:bg-slate-700";
     let title = move || panel.with(|p| p.as_ref().map(|p| p.title.clone()).unwrap_or_default());
     let kind = move || panel.with(|p| p.as_ref().map(|p| p.kind.as_str()).unwrap_or_default());
+    let header_class = move || {
+        if edit_mode.get() {
+            "mb-1 flex cursor-move touch-none select-none items-center gap-1"
+        } else {
+            "mb-1 flex items-center gap-1"
+        }
+    };
     view! {
-        <section class="flex min-h-0 min-w-0 flex-col overflow-hidden rounded-xl border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900"
+        <section class="relative flex min-h-0 min-w-0 flex-col overflow-hidden rounded-xl border border-slate-200 bg-white p-3 dark:border-slate-800 dark:bg-slate-900"
             style=place data-panel=title data-kind=kind aria-label=title>
-            <header class="mb-1 flex items-center gap-1">
+            <header class=header_class data-testid="panel-header"
+                on:pointerdown=move |ev| begin(ev, DragMode::Move)
+                on:pointermove=motion on:pointerup=finish on:lostpointercapture=finish on:pointercancel=cancel>
                 <h2 class="truncate text-sm font-medium">{title}</h2>
                 <Show when=move || edit_mode.get()>
                     <div class="ml-auto flex flex-wrap gap-0.5" role="toolbar" aria-label="Panel layout">
@@ -337,7 +465,49 @@ fn PanelFrame(
                 </Show>
             </header>
             <PanelBody panel shared />
+            <Show when=move || edit_mode.get()>
+                // Pointer only: the toolbar's buttons resize from the keyboard.
+                <div aria-hidden="true" data-testid="resize-handle" title="Drag to resize"
+                    class="absolute bottom-0 right-0 h-5 w-5 cursor-se-resize touch-none select-none rounded-br-xl border-b-4 border-r-4 border-slate-400 hover:border-sky-500 dark:border-slate-500"
+                    on:pointerdown=move |ev| begin(ev, DragMode::Resize)
+                    on:pointermove=motion on:pointerup=finish on:lostpointercapture=finish on:pointercancel=cancel></div>
+            </Show>
         </section>
+    }
+}
+
+/// Starts a drag in the browser: a move must not start on one of the header's buttons; the
+/// element pressed keeps the pointer until it is released (pointer capture), and the grid's
+/// width and gaps give the cell pitch. `None`: no drag.
+fn capture(ev: &PointerEvent, mode: DragMode) -> Option<Pitch> {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let pressed = ev.target()?.dyn_into::<web_sys::Element>().ok()?;
+        if mode == DragMode::Move && pressed.closest("button, a, input, select").ok()?.is_some() {
+            return None;
+        }
+        let handle = ev.current_target()?.dyn_into::<web_sys::Element>().ok()?;
+        let grid = handle.closest("[data-testid=grid]").ok()??;
+        let gap = |name: &str| {
+            web_sys::window()
+                .and_then(|w| w.get_computed_style(&grid).ok().flatten())
+                .and_then(|style| style.get_property_value(name).ok())
+                .and_then(|value| value.trim_end_matches("px").trim().parse::<f64>().ok())
+                .unwrap_or(GAP_PX)
+        };
+        let pitch = Pitch::of_grid(
+            grid.get_bounding_client_rect().width(),
+            gap("column-gap"),
+            gap("row-gap"),
+        );
+        handle.set_pointer_capture(ev.pointer_id()).ok()?;
+        Some(pitch)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (ev, mode, GAP_PX, Pitch::of_grid);
+        None
     }
 }
 

@@ -7,7 +7,8 @@ use crate::components::form::{FieldError, Refusal, SelectField, TextField};
 use contract::{
     api::MetricInfo,
     dashboard::{
-        Dashboard, Panel, PanelKind, PanelQuery, RANGE_KEYS, Refresh, Variable, free_spot, settle,
+        Dashboard, DashboardError, MAX_QUERIES, Panel, PanelKind, PanelQuery, RANGE_KEYS, Refresh,
+        Variable, free_spot, settle,
     },
     summary::Statistic,
 };
@@ -34,15 +35,15 @@ const SERIES_MODES: &[(&str, &str)] = &[
     ("top", "Top N series"),
 ];
 
-/// The form key a document path names: `panels[2].queries[0].top` → `top`.
-pub fn form_key(path: &str) -> String {
-    path.rsplit('.')
-        .next()
-        .unwrap_or(path)
-        .split('[')
-        .next()
-        .unwrap_or(path)
-        .to_string()
+/// The form key of a refusal's document path for the panel at `index`: its own fields lose
+/// the `panels[N].` prefix (`panels[2].queries[1].top` → `queries[1].top`, `panels[2].w` →
+/// `w`); a refusal about another panel (or the panel list) shows at `panels`, path and all.
+pub fn panel_refusal(error: &DashboardError, index: usize) -> Refusal {
+    match error.field.strip_prefix(&format!("panels[{index}].")) {
+        Some(own) => Refusal::new(own, error.message.clone()),
+        None if error.field == "panels" => Refusal::new("panels", error.message.clone()),
+        None => Refusal::new("panels", error.to_string()),
+    }
 }
 
 fn split_list(text: &str) -> Vec<String> {
@@ -60,8 +61,206 @@ pub enum Editing {
     Panel(usize),
 }
 
+/// One query as the form holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryText {
+    pub metric: String,
+    pub statistics: Vec<Statistic>,
+    /// `all`, `one` or `top` ([`SERIES_MODES`]).
+    pub mode: String,
+    /// The series' labels, separated by commas (`one`).
+    pub labels: String,
+    /// N (`top`).
+    pub top: String,
+}
+
+impl QueryText {
+    pub fn of(query: &PanelQuery) -> Self {
+        QueryText {
+            metric: query.metric.clone(),
+            statistics: query.statistics.clone(),
+            mode: match (&query.series, query.top) {
+                (Some(_), _) => "one",
+                (_, Some(_)) => "top",
+                _ => "all",
+            }
+            .to_string(),
+            labels: query.series.clone().unwrap_or_default().join(", "),
+            top: query.top.unwrap_or(5).to_string(),
+        }
+    }
+
+    /// The query, or the refusal of the field (`queries[j].top`) that does not read.
+    pub fn read(&self, j: usize) -> Result<PanelQuery, Refusal> {
+        let top = match self.mode.as_str() {
+            "top" => match self.top.trim().parse::<u32>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(Refusal::new(
+                        format!("queries[{j}].top"),
+                        "a whole number of series",
+                    ));
+                }
+            },
+            _ => None,
+        };
+        Ok(PanelQuery {
+            metric: self.metric.clone(),
+            statistics: self.statistics.clone(),
+            series: (self.mode == "one").then(|| split_list(&self.labels)),
+            top,
+        })
+    }
+}
+
+/// One query's fields in the form.
+#[derive(Debug, Clone, Copy)]
+struct QueryDraft {
+    metric: RwSignal<String>,
+    statistics: RwSignal<Vec<Statistic>>,
+    mode: RwSignal<String>,
+    labels: RwSignal<String>,
+    top: RwSignal<String>,
+}
+
+impl QueryDraft {
+    fn new(text: QueryText) -> Self {
+        QueryDraft {
+            metric: RwSignal::new(text.metric),
+            statistics: RwSignal::new(text.statistics),
+            mode: RwSignal::new(text.mode),
+            labels: RwSignal::new(text.labels),
+            top: RwSignal::new(text.top),
+        }
+    }
+
+    fn text(&self) -> QueryText {
+        QueryText {
+            metric: self.metric.get_untracked(),
+            statistics: self.statistics.get_untracked(),
+            mode: self.mode.get_untracked(),
+            labels: self.labels.get_untracked(),
+            top: self.top.get_untracked(),
+        }
+    }
+}
+
+/// A refusal of one query's field (`queries[1].metric`), shown under that field.
+#[component]
+fn QueryError(key: String, refused: RwSignal<Option<Refusal>>) -> impl IntoView {
+    move || {
+        refused.with(|r| {
+            r.as_ref().filter(|r| r.field == key).map(|r| {
+                view! {
+                    <p role="alert" data-error-for=key.clone() class="text-xs text-red-600 dark:text-red-400">{r.message.clone()}</p>
+                }
+            })
+        })
+    }
+}
+
+/// The fields of query `j` (of `count`): metric, statistics and which series.
+fn query_fields(
+    j: usize,
+    count: usize,
+    query: QueryDraft,
+    metrics: Memo<Vec<MetricInfo>>,
+    drafts: RwSignal<Vec<QueryDraft>>,
+    refused: RwSignal<Option<Refusal>>,
+) -> impl IntoView {
+    let invalid = move |name: &'static str| {
+        move || {
+            refused
+                .with(|r| {
+                    r.as_ref()
+                        .is_some_and(|r| r.field == format!("queries[{j}].{name}"))
+                })
+                .to_string()
+        }
+    };
+    let checkbox = move |statistic: Statistic| {
+        let checked = move || query.statistics.with(|s| s.contains(&statistic));
+        view! {
+            <label class="flex items-center gap-1 text-sm">
+                <input type="checkbox" name="statistics" value=statistic.as_str() prop:checked=checked
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        query.statistics.update(|s| {
+                            s.retain(|x| *x != statistic);
+                            if on {
+                                s.push(statistic);
+                                s.sort_by_key(|x| Statistic::ALL.iter().position(|a| a == x));
+                            }
+                        });
+                    } />
+                {statistic.as_str()}
+            </label>
+        }
+    };
+    let metric_id = format!("query-{j}-metric");
+    let series_id = format!("query-{j}-series");
+    let remove = move |_| {
+        drafts.update(|d| {
+            if d.len() > 1 && j < d.len() {
+                d.remove(j);
+            }
+        });
+        refused.set(None);
+    };
+    view! {
+        <fieldset class="grid gap-3 rounded-lg border border-slate-200 p-3 sm:col-span-2 sm:grid-cols-2 dark:border-slate-700"
+            data-query=j>
+            <legend class="px-1 text-sm font-medium">{format!("Query {}", j + 1)}</legend>
+            <div class="flex flex-col gap-1">
+                <label for=metric_id.clone() class="text-sm font-medium">"Metric"</label>
+                <select id=metric_id name="metric" class=CONTROL aria-invalid=invalid("metric")
+                    prop:value=move || query.metric.get()
+                    on:change=move |ev| query.metric.set(event_target_value(&ev))>
+                    {move || metrics.get().into_iter().map(|m| {
+                        let name = m.name.clone();
+                        let selected = move || query.metric.get() == name;
+                        view! { <option value=m.name.clone() selected=selected>{m.name.clone()}</option> }
+                    }).collect_view()}
+                </select>
+                <QueryError key=format!("queries[{j}].metric") refused />
+            </div>
+            <div class="flex flex-col gap-1">
+                <label for=series_id.clone() class="text-sm font-medium">"Series"</label>
+                <select id=series_id name="series" class=CONTROL aria-invalid=invalid("series")
+                    prop:value=move || query.mode.get()
+                    on:change=move |ev| query.mode.set(event_target_value(&ev))>
+                    {SERIES_MODES.iter().map(|(v, text)| view! {
+                        <option value=*v selected=move || query.mode.get() == *v>{*text}</option>
+                    }).collect_view()}
+                </select>
+                <Show when=move || query.mode.get() == "one">
+                    <input name="labels" aria-label="Series labels" placeholder="eu-west, /cart" class=CONTROL
+                        aria-invalid=invalid("series") bind:value=query.labels />
+                </Show>
+                <QueryError key=format!("queries[{j}].series") refused />
+                <Show when=move || query.mode.get() == "top">
+                    <input name="top" type="number" aria-label="Top N" class=CONTROL
+                        aria-invalid=invalid("top") bind:value=query.top />
+                </Show>
+                <QueryError key=format!("queries[{j}].top") refused />
+            </div>
+            <fieldset class="flex flex-col gap-1 sm:col-span-2">
+                <legend class="text-sm font-medium">"Statistics (none: the kind's default)"</legend>
+                <div class="flex flex-wrap gap-x-3">{Statistic::ALL.into_iter().map(checkbox).collect_view()}</div>
+                <QueryError key=format!("queries[{j}].statistics") refused />
+            </fieldset>
+            {(count > 1).then(|| view! {
+                <div class="sm:col-span-2">
+                    <button type="button" class=BUTTON aria-label=format!("Remove query {}", j + 1) on:click=remove>"Remove query"</button>
+                </div>
+            })}
+        </fieldset>
+    }
+}
+
 /// The panel form: fills from the panel edited (or defaults), applies into `doc` when the
-/// document with it passes the checks.
+/// document with it passes the checks. Time series and table panels may read several
+/// queries (*Add query*), each with its metric, statistics and series.
 #[component]
 pub fn PanelForm(
     doc: RwSignal<Option<Dashboard>>,
@@ -74,28 +273,17 @@ pub fn PanelForm(
         _ => None,
     });
     let first_metric =
-        metrics.with_untracked(|m| m.first().map(|m| m.name.clone()).unwrap_or_default());
-    let start = start.unwrap_or_else(|| Panel::new(PanelKind::Timeseries, "", first_metric));
-    let query = start.queries.first().cloned().unwrap_or(PanelQuery {
-        metric: String::new(),
-        statistics: Vec::new(),
-        series: None,
-        top: None,
-    });
+        move || metrics.with_untracked(|m| m.first().map(|m| m.name.clone()).unwrap_or_default());
+    let start = start.unwrap_or_else(|| Panel::new(PanelKind::Timeseries, "", first_metric()));
     let title = RwSignal::new(start.title.clone());
     let kind = RwSignal::new(start.kind.to_string());
-    let metric = RwSignal::new(query.metric.clone());
-    let statistics = RwSignal::new(query.statistics.clone());
-    let mode = RwSignal::new(
-        match (&query.series, query.top) {
-            (Some(_), _) => "one",
-            (_, Some(_)) => "top",
-            _ => "all",
-        }
-        .to_string(),
+    let drafts = RwSignal::new(
+        start
+            .queries
+            .iter()
+            .map(|q| QueryDraft::new(QueryText::of(q)))
+            .collect::<Vec<_>>(),
     );
-    let labels = RwSignal::new(query.series.clone().unwrap_or_default().join(", "));
-    let top = RwSignal::new(query.top.unwrap_or(5).to_string());
     let thresholds = RwSignal::new(
         start
             .thresholds
@@ -106,6 +294,23 @@ pub fn PanelForm(
     );
     let unit = RwSignal::new(start.unit.clone().unwrap_or_default());
     let refused = RwSignal::new(None::<Refusal>);
+    // Queries added later belong to the form, not to the click that added them.
+    let owner = Owner::current();
+    let add_query = move |_| {
+        let fresh =
+            QueryText::of(&Panel::new(PanelKind::Timeseries, "", first_metric()).queries[0]);
+        let draft = match &owner {
+            Some(owner) => owner.with(|| QueryDraft::new(fresh)),
+            None => QueryDraft::new(fresh),
+        };
+        drafts.update(|d| d.push(draft));
+    };
+    let several = move || {
+        matches!(
+            kind.get().parse::<PanelKind>(),
+            Ok(PanelKind::Timeseries | PanelKind::Table)
+        )
+    };
     let apply = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Ok(kind_value) = kind.get_untracked().parse::<PanelKind>() else {
@@ -123,31 +328,22 @@ pub fn PanelForm(
             )));
             return;
         };
-        let top_value = match mode.get_untracked().as_str() {
-            "top" => match top.get_untracked().trim().parse::<u32>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    refused.set(Some(Refusal::new("top", "a whole number of series")));
-                    return;
-                }
-            },
-            _ => None,
+        let queries: Result<Vec<PanelQuery>, Refusal> = drafts
+            .get_untracked()
+            .iter()
+            .enumerate()
+            .map(|(j, q)| q.text().read(j))
+            .collect();
+        let queries = match queries {
+            Ok(queries) => queries,
+            Err(refusal) => {
+                refused.set(Some(refusal));
+                return;
+            }
         };
         let mut panel = start.clone();
         panel.title = title.get_untracked().trim().to_string();
         panel.kind = kind_value;
-        let mut queries = start.queries.clone();
-        let first = PanelQuery {
-            metric: metric.get_untracked(),
-            statistics: statistics.get_untracked(),
-            series: (mode.get_untracked() == "one").then(|| split_list(&labels.get_untracked())),
-            top: top_value,
-        };
-        if queries.is_empty() {
-            queries.push(first);
-        } else {
-            queries[0] = first;
-        }
         panel.queries = queries;
         panel.thresholds = thresholds_value;
         panel.unit = Some(unit.get_untracked().trim().to_string()).filter(|u| !u.is_empty());
@@ -175,26 +371,7 @@ pub fn PanelForm(
                 doc.set(Some(next));
                 on_done.run(());
             }
-            Err(e) => refused.set(Some(Refusal::new(form_key(&e.field), e.message))),
-        }
-    };
-    let checkbox = move |statistic: Statistic| {
-        let checked = move || statistics.with(|s| s.contains(&statistic));
-        view! {
-            <label class="flex items-center gap-1 text-sm">
-                <input type="checkbox" name="statistics" value=statistic.as_str() prop:checked=checked
-                    on:change=move |ev| {
-                        let on = event_target_checked(&ev);
-                        statistics.update(|s| {
-                            s.retain(|x| *x != statistic);
-                            if on {
-                                s.push(statistic);
-                                s.sort_by_key(|x| Statistic::ALL.iter().position(|a| a == x));
-                            }
-                        });
-                    } />
-                {statistic.as_str()}
-            </label>
+            Err(e) => refused.set(Some(panel_refusal(&e, index))),
         }
     };
     let heading = match editing {
@@ -207,32 +384,20 @@ pub fn PanelForm(
             <h2 class="font-medium sm:col-span-2">{heading}</h2>
             <TextField label="Title" key="title" value=title refused />
             <SelectField label="Kind" key="kind" value=kind options=KINDS refused />
-            <div class="flex flex-col gap-1">
-                <label for="metric" class="text-sm font-medium">"Metric"</label>
-                <select id="metric" name="metric" class=CONTROL prop:value=move || metric.get()
-                    on:change=move |ev| metric.set(event_target_value(&ev))>
-                    {move || metrics.get().into_iter().map(|m| {
-                        let name = m.name.clone();
-                        let selected = move || metric.get() == name;
-                        view! { <option value=m.name.clone() selected=selected>{m.name.clone()}</option> }
-                    }).collect_view()}
-                </select>
-                <FieldError key="metric" refused />
+            {move || {
+                let list = drafts.get();
+                let count = list.len();
+                list.into_iter()
+                    .enumerate()
+                    .map(|(j, query)| query_fields(j, count, query, metrics, drafts, refused))
+                    .collect_view()
+            }}
+            <div class="flex flex-col items-start gap-1 sm:col-span-2">
+                <Show when=move || several() && drafts.with(|d| d.len() < MAX_QUERIES)>
+                    <button type="button" class=BUTTON on:click=add_query.clone()>"Add query"</button>
+                </Show>
+                <FieldError key="queries" refused />
             </div>
-            <fieldset class="flex flex-col gap-1">
-                <legend class="text-sm font-medium">"Statistics (none: the kind's default)"</legend>
-                <div class="flex flex-wrap gap-x-3">{Statistic::ALL.into_iter().map(checkbox).collect_view()}</div>
-                <FieldError key="statistics" refused />
-            </fieldset>
-            <SelectField label="Series" key="series" id="series-mode" value=mode options=SERIES_MODES refused>
-                <Show when=move || mode.get() == "one">
-                    <input name="labels" aria-label="Series labels" placeholder="eu-west, /cart" class=CONTROL bind:value=labels />
-                </Show>
-                <Show when=move || mode.get() == "top">
-                    <input name="top" type="number" aria-label="Top N" class=CONTROL bind:value=top />
-                    <FieldError key="top" refused />
-                </Show>
-            </SelectField>
             <TextField label="Thresholds (stat colours)" key="thresholds" value=thresholds refused placeholder="100, 250" />
             <TextField label="Unit (instead of the metric's)" key="unit" value=unit refused />
             <div class="flex items-center gap-2 sm:col-span-2">
@@ -331,7 +496,7 @@ pub fn SettingsForm(
                 let key = if e.field.starts_with("variables") {
                     "variables".to_string()
                 } else {
-                    form_key(&e.field)
+                    e.field.clone()
                 };
                 refused.set(Some(Refusal::new(key, e.message)));
             }
@@ -362,10 +527,42 @@ mod tests {
 
     #[test]
     fn paths_name_form_fields() {
-        assert_eq!(form_key("panels[2].queries[0].top"), "top");
-        assert_eq!(form_key("panels[1].w"), "w");
-        assert_eq!(form_key("variables[0].name"), "name");
-        assert_eq!(form_key("panels"), "panels");
+        let at = |field: &str, index| {
+            let r = panel_refusal(&DashboardError::new(field, "bad"), index);
+            (r.field, r.message)
+        };
+        assert_eq!(at("panels[2].queries[1].top", 2).0, "queries[1].top");
+        assert_eq!(at("panels[2].queries", 2).0, "queries");
+        assert_eq!(at("panels[12].w", 12).0, "w");
+        assert_eq!(at("panels", 0), ("panels".into(), "bad".into()));
+        // Another panel's refusal shows at the panel list, naming its path.
+        assert_eq!(
+            at("panels[1].queries[0].metric", 12),
+            ("panels".into(), "panels[1].queries[0].metric: bad".into())
+        );
+    }
+
+    #[test]
+    fn queries_read_from_the_form() {
+        let text = |mode: &str, labels: &str, top: &str| QueryText {
+            metric: "latency".into(),
+            statistics: vec![Statistic::P99],
+            mode: mode.into(),
+            labels: labels.into(),
+            top: top.into(),
+        };
+        let all = text("all", "eu", "x").read(0).unwrap();
+        assert_eq!((&all.series, all.top), (&None, None));
+        assert_eq!(all.statistics, vec![Statistic::P99]);
+        let one = text("one", " eu-west , /cart,", "x").read(0).unwrap();
+        assert_eq!(one.series, Some(vec!["eu-west".into(), "/cart".into()]));
+        assert_eq!(text("top", "", " 3 ").read(0).unwrap().top, Some(3));
+        let refused = text("top", "", "three").read(2).unwrap_err();
+        assert_eq!(refused.field, "queries[2].top");
+        // A query read back into the form is the same query.
+        for query in [all, one] {
+            assert_eq!(QueryText::of(&query).read(0).unwrap(), query);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `/api/v1/dashboards`.
 
 mod board;
+mod drag;
 mod editor;
 mod panels;
 
