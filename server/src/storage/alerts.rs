@@ -1,6 +1,6 @@
 //! Alert rules, instance states, transitions and the notification outbox.
 
-use super::{Database, StorageError, StoredRow, on_backend, per_backend};
+use super::{Database, StorageError, StoredRow, on_backend, per_backend, returned_id};
 use contract::{ParseError, protocol::AlertEvent};
 use std::str::FromStr;
 
@@ -263,9 +263,9 @@ impl Database {
             .bind(spec)
             .bind(now_ms)
             .bind(now_ms)
-            .fetch_one(pool)
+            .fetch_all(pool)
             .await?;
-            Ok(id)
+            returned_id(id)
         })
     }
 

@@ -2,7 +2,7 @@
 //! are stored and looked up by the SHA-256 of their secret (computed by `auth`), passwords as
 //! argon2id PHC strings.
 
-use super::{Database, StorageError, StoredRow, on_backend, per_backend};
+use super::{Database, StorageError, StoredRow, on_backend, per_backend, returned_id};
 use contract::auth::{Role, TokenInfo, UserInfo};
 
 /// A stored user with its password hash (for login checks only; never sent anywhere).
@@ -94,8 +94,9 @@ impl Database {
             .bind(role.as_str())
             .bind(password_hash)
             .bind(now_ms)
-            .fetch_one(pool)
+            .fetch_all(pool)
             .await?;
+            let id = returned_id(id)?;
             Ok(id)
         })
     }
@@ -269,8 +270,9 @@ impl Database {
             .bind(role.as_str())
             .bind(created_by)
             .bind(now_ms)
-            .fetch_one(pool)
+            .fetch_all(pool)
             .await?;
+            let id = returned_id(id)?;
             Ok(TokenInfo {
                 id,
                 name: name.to_string(),

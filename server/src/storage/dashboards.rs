@@ -1,7 +1,7 @@
 //! User-built dashboards: one row per dashboard holding its checked JSON document. The SQL
 //! for `/api/v1/dashboards` lives here; callers get [`DashboardRow`]s and never see SQL rows.
 
-use super::{Database, StorageError, StoredRow, on_backend, per_backend};
+use super::{Database, StorageError, StoredRow, on_backend, per_backend, returned_id};
 
 /// A stored dashboard: its id, name, the document JSON and its times.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,10 +71,10 @@ impl Database {
             .bind(name)
             .bind(spec)
             .bind(now_ms)
-            .fetch_one(pool)
+            .fetch_all(pool)
             .await?
         });
-        Ok(id)
+        returned_id(id)
     }
 
     /// Replaces a dashboard's document; `false` when there is no such dashboard.

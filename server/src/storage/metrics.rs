@@ -9,7 +9,7 @@
 //! horizon that no open roll-up still needs.
 
 use super::{
-    Database, StorageError, StoredRow, on_backend, per_backend,
+    Database, StorageError, StoredRow, on_backend, per_backend, returned_id,
     rows::{RowKey, RowSql},
 };
 
@@ -282,7 +282,7 @@ per_backend! {
         now_ms: i64,
     ) -> Result<i64, StorageError> {
         let json = serde_json::to_string(definition).expect("definitions always serialise");
-        let id: i64 = sqlx::query_scalar(
+        let id = sqlx::query_scalar(
             "INSERT INTO metric (name, stream, builtin, definition, created_ms) \
              VALUES ($1, $2, 0, $3, $4) RETURNING id",
         )
@@ -290,9 +290,9 @@ per_backend! {
         .bind(&definition.stream)
         .bind(json)
         .bind(now_ms)
-        .fetch_one(conn)
+        .fetch_all(conn)
         .await?;
-        Ok(id)
+        returned_id(id)
     }
 
     /// The id of a stream's built-in metric, created on first use (inside the flush

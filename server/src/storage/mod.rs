@@ -136,6 +136,16 @@ pub(crate) mod dialect {
     }
 }
 
+/// The id of an `INSERT … RETURNING id`, read with `fetch_all`: outside a transaction SQLite
+/// commits such a statement only when it steps to its end, and a reader that stops at the
+/// first row (`fetch_one`) would never see the commit fail (a full disk) although nothing was
+/// stored.
+pub(crate) fn returned_id(ids: Vec<i64>) -> Result<i64, StorageError> {
+    ids.first()
+        .copied()
+        .ok_or(StorageError::Query(sqlx::Error::RowNotFound))
+}
+
 /// Reading a column of a row of either backend, by name; the types the schema uses (`BIGINT`,
 /// `DOUBLE PRECISION`/`REAL`, `TEXT`, `BYTEA`/`BLOB`).
 pub(crate) trait StoredRow {
