@@ -2,7 +2,8 @@
 # Installs what building and testing Streamboard needs, skipping whatever is already there.
 # Idempotent; safe to run before every `make run` / `make test`.
 #   scripts/setup.sh            tools to build and run
-#   scripts/setup.sh --test     also Chromium for the end-to-end tests
+#   scripts/setup.sh --test     also Chromium for the end-to-end tests and PostgreSQL for the
+#                               storage tests (Debian packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,14 @@ if [ "$WITH_BROWSER" = 1 ]; then
     say "installing Debian's chromium for the end-to-end tests"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+  fi
+  # The storage tests start their own PostgreSQL server from Debian's package.
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    say "postgresql: present"
+  else
+    say "installing Debian's postgresql for the storage tests"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
   fi
 fi
 say "done"

@@ -12,7 +12,9 @@
 //!    transaction per flush), averaged over a minute, as a share of one core. Flushes come
 //!    every second, half-way through it (as the server's, not aligned to second boundaries),
 //!    and take the complete seconds (`take_flush_before` the current one). `FLUSH_TRACE=1`
-//!    prints each flush's time and its `take_flush` part.
+//!    prints each flush's time and its `take_flush` part. `FLUSH_BACKEND=postgres` runs it on
+//!    PostgreSQL instead (a server started as the tests start one, or `STREAMBOARD_TEST_POSTGRES`)
+//!    and also reports the CPU of the PostgreSQL server's processes.
 //!
 //! "Per core" figures use CPU time (`clock_gettime`: the thread's for throughput, the process's
 //! for the flush: all its threads, sqlx's SQLite worker included), as the machine is shared.
@@ -23,6 +25,9 @@
 //! engine, twice that through the engine task); with both throughput parts run, the closing
 //! line prints the partitions' speed-up over one partition and over the pure engine, with the
 //! load average at the start (the wall-clock figures need idle cores).
+
+#[path = "../tests/support/postgres.rs"]
+mod test_postgres;
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -309,13 +314,23 @@ fn memory() {
 }
 
 fn flush_cost() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let postgres = std::env::var("FLUSH_BACKEND").is_ok_and(|b| b == "postgres");
+    // PostgreSQL's flush blocks its worker in `block_in_place`: a multi-thread runtime (one
+    // worker, as the flush has one task).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let dir = tempfile_dir();
-        let db = Database::open(&dir).await.expect("database");
+        let url: Option<streamboard::storage::DatabaseUrl> = if postgres {
+            Some(test_postgres::fresh_database().await.parse().expect("a URL"))
+        } else {
+            None
+        };
+        let db = Database::connect(url.as_ref(), &dir).await.expect("database");
+        let backend = if postgres { "PostgreSQL" } else { "SQLite" };
         let compiled = defs(serde_json::json!([
             {"name": "latency", "stream": "s", "value": "/latency_ms", "dimensions": ["/user"]}
         ]));
@@ -336,6 +351,7 @@ fn flush_cost() {
         let mut times = Vec::new();
         let mut rows = 0;
         let mut cpu = std::time::Duration::ZERO;
+        let mut server_cpu = std::time::Duration::ZERO;
         let mut take = std::time::Duration::ZERO;
         for s in 0..seconds {
             // A flush does not fall on a second boundary: it comes half-way through second s.
@@ -367,6 +383,7 @@ fn flush_cost() {
             }
             let start = Instant::now();
             let cpu_start = process_cpu();
+            let server_start = postgres_server_cpu();
             let flush = engine.take_flush_before(now_ms.div_euclid(1000));
             let taken = start.elapsed();
             take += taken;
@@ -384,6 +401,7 @@ fn flush_cost() {
                     );
                 }
                 cpu += process_cpu() - cpu_start;
+                server_cpu += postgres_server_cpu().saturating_sub(server_start);
             }
         }
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
@@ -404,21 +422,47 @@ fn flush_cost() {
         let mut sorted = times.clone();
         sorted.sort();
         println!(
-            "flush: 10,000 changed series per second (+ built-ins), {} deltas per flush (the \
+            "flush on {backend}: 10,000 changed series per second (+ built-ins), {} deltas per flush (the \
              complete second, new rows, + the spanning batch's part of the second before, merged), over {} flushes including one minute roll-up: {:.0} ms per flush on average = {:.1}% of one core \
-             (wall; process CPU {:.1}% incl. SQLite's worker thread); median {:.0} ms, slowest \
+             (wall; process CPU {:.1}% incl. sqlx's worker threads; PostgreSQL's server processes {:.1}%); median {:.0} ms, slowest \
              (the roll-up) {:.0} ms",
             rows / seconds as usize,
             times.len(),
             per_second.as_secs_f64() * 1000.0,
             per_second.as_secs_f64() * 100.0,
             cpu.as_secs_f64() * 100.0 / times.len() as f64,
+            server_cpu.as_secs_f64() * 100.0 / times.len() as f64,
             sorted[sorted.len() / 2].as_secs_f64() * 1000.0,
             sorted[sorted.len() - 1].as_secs_f64() * 1000.0,
         );
         db.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// CPU time of every `postgres` process on this machine (user + system, from /proc): the test
+/// server's, as the bench runs on PostgreSQL. Zero on SQLite.
+fn postgres_server_cpu() -> std::time::Duration {
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut ticks = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((name, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        if !name.ends_with("(postgres") {
+            continue;
+        }
+        // Fields after the name: state is 3rd overall; utime and stime are the 14th and 15th.
+        let fields: Vec<&str> = rest.split(' ').collect();
+        if let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) {
+            ticks += user.parse::<u64>().unwrap_or(0) + system.parse::<u64>().unwrap_or(0);
+        }
+    }
+    std::time::Duration::from_millis(ticks * 1000 / ticks_per_s)
 }
 
 /// CPU time of this process (all threads: the engine and sqlx's SQLite worker).

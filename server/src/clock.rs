@@ -87,3 +87,30 @@ mod tests {
         );
     }
 }
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) of epoch milliseconds: how the database stores times
+/// written as text (checkpoints' `updated_at`).
+pub fn utc_text(ms: i64) -> String {
+    let (year, month, day) = contract::date::civil_from_days(ms.div_euclid(86_400_000));
+    let of_day = ms.rem_euclid(86_400_000);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1000 % 60,
+        of_day % 1000
+    )
+}
+
+#[cfg(test)]
+mod utc_text_tests {
+    #[test]
+    fn formats_like_sqlite_strftime() {
+        assert_eq!(super::utc_text(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::utc_text(1_796_601_600_123),
+            "2026-12-07T00:00:00.123Z"
+        );
+        assert_eq!(super::utc_text(951_827_696_007), "2000-02-29T12:34:56.007Z");
+    }
+}

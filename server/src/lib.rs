@@ -21,8 +21,8 @@
 //!   [`dashboards`]: user-built dashboards (read, checked, stored).
 //! - [`engine`]: the metrics engine (the pure core and the task that owns it);
 //!   [`query`]: history queries over the stored tiers.
-//! - [`storage`]: the SQLite database (pool, migrations, every SQL statement, the flush
-//!   writer and roll-ups).
+//! - [`storage`]: the database, SQLite or PostgreSQL (pools, migrations, every SQL statement,
+//!   the flush writer and roll-ups).
 //! - [`metric`]: the metrics vocabulary (definitions, filter, keys, stats, histogram codec).
 //! - [`kinesis`]: the Kinesis vocabulary (names, sequence numbers, record batches,
 //!   checkpoints, the streams to read, KPL, the SDK client); [`clock`]: the wall clock;
@@ -105,7 +105,8 @@ impl Server {
             (Some(cert), Some(key)) => Some(http::listener::tls_config(cert, key)?),
             _ => None,
         };
-        let database = Database::open(&config.server.data_dir).await?;
+        let database =
+            Database::connect(config.server.database.as_ref(), &config.server.data_dir).await?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .map_err(|source| ServerError::Bind {

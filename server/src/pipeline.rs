@@ -26,11 +26,10 @@ use crate::{
         settings::{DemoKind, PartitionKeySource},
     },
     settings::{self, Given, Settings, check_range},
-    storage::{CheckpointHook, Database, StorageError, checkpoints},
+    storage::{CheckpointHook, Conn, Database, StorageError, checkpoints},
 };
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 use std::{future::Future, net::SocketAddr, path::Path, pin::Pin, time::Duration};
 use streamboard_endpoint::{Endpoint, EndpointConfig, EndpointError};
 use tokio::sync::{mpsc, watch};
@@ -157,12 +156,12 @@ pub struct CheckpointWriter {
 impl CheckpointHook<Checkpoint> for CheckpointWriter {
     fn write<'a>(
         &'a mut self,
-        tx: &'a mut SqliteConnection,
+        mut tx: Conn<'a>,
         positions: &'a [(StreamName, ShardId, Checkpoint)],
     ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
         Box::pin(async move {
             for (stream, shard, position) in positions {
-                checkpoints::save(tx, &self.application, stream, shard, position).await?;
+                checkpoints::save(&mut tx, &self.application, stream, shard, position).await?;
             }
             Ok(())
         })

@@ -5,14 +5,24 @@
 //! ground truth of what was put: nothing lost, nothing counted twice (the engine's buckets, the
 //! roll-up marks and the consumer's checkpoints commit in one transaction).
 //!
+//! It runs once on SQLite (the default file in the data directory) and once on PostgreSQL
+//! (`--database postgres://…`, a real server started by the tests).
+//!
 //! `make test` kills 6 times (one aimed at a roll-up); `STREAMBOARD_SOAK=1` (`make soak`) 20
 //! times, half of them at roll-ups. `STREAMBOARD_CRASH_KILLS=N` sets the count.
 
 mod support;
 
+#[path = "support/postgres.rs"]
+mod test_postgres;
+
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::time::Duration;
-use streamboard::{kinesis::StreamName, producer::Producer, storage::Database};
+use streamboard::{
+    kinesis::StreamName,
+    producer::Producer,
+    storage::{Database, DatabaseUrl},
+};
 use support::{
     Peer, create_stream, eventually_within,
     serve::{Serve, Truth, soak, stored_count, write_config},
@@ -43,6 +53,23 @@ async fn until_roll_up(rng: &mut StdRng) {
 
 #[tokio::test]
 async fn summaries_equal_the_ground_truth_after_repeated_kill_9() {
+    crash_test(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_on_postgres_equal_the_ground_truth_after_repeated_kill_9() {
+    let url: DatabaseUrl = test_postgres::fresh_database().await.parse().unwrap();
+    crash_test(Some(url)).await;
+}
+
+/// Kills and restarts `serve` (on SQLite, or on the PostgreSQL database `url`) during ingest,
+/// then checks the stored summaries against the truth.
+async fn crash_test(url: Option<DatabaseUrl>) {
+    let extra: Vec<String> = match &url {
+        Some(url) => vec!["--database".into(), url.expose()],
+        None => Vec::new(),
+    };
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let kills: usize = std::env::var("STREAMBOARD_CRASH_KILLS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -88,7 +115,7 @@ async fn summaries_equal_the_ground_truth_after_repeated_kill_9() {
     };
 
     for (i, moment) in moments.iter().enumerate() {
-        let serve = Serve::spawn(&config, &data_dir, &peer.url, &[]);
+        let serve = Serve::spawn(&config, &data_dir, &peer.url, &extra);
         match moment {
             Moment::Random => {
                 tokio::time::sleep(Duration::from_millis(rng.random_range(300..2_000))).await
@@ -105,8 +132,8 @@ async fn summaries_equal_the_ground_truth_after_repeated_kill_9() {
     stop.cancel();
     putting.await.unwrap();
 
-    let serve = Serve::spawn(&config, &data_dir, &peer.url, &[]);
-    let database = Database::open(&data_dir).await.unwrap();
+    let serve = Serve::spawn(&config, &data_dir, &peer.url, &extra);
+    let database = Database::connect(url.as_ref(), &data_dir).await.unwrap();
     let total = truth.len();
     eventually_within("every record stored", Duration::from_secs(180), || async {
         stored_count(&database).await >= total
@@ -116,7 +143,13 @@ async fn summaries_equal_the_ground_truth_after_repeated_kill_9() {
 
     truth.check_stored(&database).await;
     eprintln!(
-        "crash test: {kills} kill -9 ({roll_up_kills} at a roll-up), {total} records, summaries exact"
+        "crash test on {}: {kills} kill -9 ({roll_up_kills} at a roll-up), {total} records, \
+         summaries exact",
+        if database.is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     );
     database.close().await;
 }

@@ -369,10 +369,13 @@ async fn api_writes_and_rollups_fail_clearly_while_the_disk_is_full_and_recover(
 
     // No failed transaction holds SQLite's write lock: another connection takes it at once
     // (the server's flush holds it only for its short failed attempts).
-    let lock = tokio::time::timeout(Duration::from_secs(10), database.begin_write())
-        .await
-        .expect("the write lock is free within 10 s")
-        .expect("BEGIN IMMEDIATE");
+    let lock = tokio::time::timeout(
+        Duration::from_secs(10),
+        database.pool().begin_with("BEGIN IMMEDIATE"),
+    )
+    .await
+    .expect("the write lock is free within 10 s")
+    .expect("BEGIN IMMEDIATE");
     lock.rollback().await.unwrap();
     let wal_bytes = std::fs::metadata(data_dir.join("streamboard.db-wal")).map_or(0, |m| m.len());
     assert_eq!(wal_bytes, 0, "a write found space while the disk was full");
@@ -429,7 +432,7 @@ struct FullDisk {
 impl CheckpointHook<u64> for FullDisk {
     fn write<'a>(
         &'a mut self,
-        _tx: &'a mut sqlx::SqliteConnection,
+        _tx: streamboard::storage::Conn<'a>,
         _positions: &'a [(StreamName, ShardId, u64)],
     ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
         Box::pin(async move {

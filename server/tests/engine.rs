@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     future::Future,
@@ -38,10 +38,13 @@ struct TestCheckpoints {
 impl CheckpointHook<u64> for TestCheckpoints {
     fn write<'a>(
         &'a mut self,
-        tx: &'a mut SqliteConnection,
+        tx: streamboard::storage::Conn<'a>,
         positions: &'a [(StreamName, ShardId, u64)],
     ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
         Box::pin(async move {
+            let streamboard::storage::Conn::Sqlite(tx) = tx else {
+                unreachable!("these tests run on SQLite")
+            };
             sqlx::query(
                 "CREATE TABLE IF NOT EXISTS test_checkpoint (shard TEXT PRIMARY KEY, next_batch INTEGER NOT NULL)",
             )

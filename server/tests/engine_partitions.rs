@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sqlx::{Row as _, SqliteConnection};
+use sqlx::Row as _;
 use std::{future::Future, pin::Pin, time::Duration};
 use streamboard::{
     clock::Clock,
@@ -27,10 +27,13 @@ struct Checkpoints;
 impl CheckpointHook<u64> for Checkpoints {
     fn write<'a>(
         &'a mut self,
-        tx: &'a mut SqliteConnection,
+        tx: streamboard::storage::Conn<'a>,
         positions: &'a [(StreamName, ShardId, u64)],
     ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
         Box::pin(async move {
+            let streamboard::storage::Conn::Sqlite(tx) = tx else {
+                unreachable!("these tests run on SQLite")
+            };
             sqlx::query(
                 "CREATE TABLE IF NOT EXISTS test_checkpoint (stream TEXT, shard TEXT, batch INTEGER NOT NULL, PRIMARY KEY (stream, shard))",
             )

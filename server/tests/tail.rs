@@ -21,7 +21,7 @@ use streamboard::{
         kpl::{UserRecord, aggregate},
     },
     producer::{Producer, ProducerRecord},
-    storage::{Database, checkpoints},
+    storage::Database,
     tail::{MAX_TAILS, TailService},
 };
 use support::{Peer, WAIT, WsOptions, WsSocket, eventually, unique_stream, ws_connect, ws_send};
@@ -191,8 +191,8 @@ async fn a_tail_shows_new_matching_records_and_kpl_user_records_as_such() {
 
 /// The consumer's checkpoints of `stream`.
 async fn stored_checkpoints(database: &Database, stream: &str) -> HashMap<ShardId, Checkpoint> {
-    let mut conn = database.pool().acquire().await.unwrap();
-    checkpoints::load(&mut conn, "streamboard", &StreamName::from(stream))
+    database
+        .load_checkpoints("streamboard", &StreamName::from(stream))
         .await
         .unwrap()
 }

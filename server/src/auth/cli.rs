@@ -1,10 +1,10 @@
-//! `streamboard user add NAME --role ROLE`: adds a user to the database in `--data-dir`
-//! (or, with `--replace`, sets an existing user's password and role and ends their
+//! `streamboard user add NAME --role ROLE`: adds a user to the database (`--database`, or
+//! `streamboard.db` in `--data-dir`) (or, with `--replace`, sets an existing user's password and role and ends their
 //! sessions). The password is prompted for twice without echo on a terminal, and read as the
 //! first line of standard input otherwise (`echo "$PW" | streamboard user add ci --role viewer`).
 
 use super::{Auth, AuthConfig, AuthMode, LoginError, Role, password, throttle::Limits};
-use crate::storage::Database;
+use crate::storage::{Database, DatabaseUrl};
 use std::{
     io::{BufRead, IsTerminal},
     path::PathBuf,
@@ -15,6 +15,7 @@ use std::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserCommand {
     pub data_dir: PathBuf,
+    pub database: Option<DatabaseUrl>,
     pub name: String,
     pub role: Role,
     /// Set the password and role of an existing user instead of refusing the name.
@@ -57,7 +58,7 @@ fn read_password() -> Result<String, UserCliError> {
 /// Runs the command; the message printed on success says what changed.
 pub async fn run(command: UserCommand) -> Result<String, UserCliError> {
     let password = read_password()?;
-    let database = Database::open(&command.data_dir).await?;
+    let database = Database::connect(command.database.as_ref(), &command.data_dir).await?;
     let result = apply(&database, &command, &password).await;
     database.close().await;
     result
@@ -124,6 +125,7 @@ mod tests {
         let database = Database::open(dir.path()).await.unwrap();
         let mut command = UserCommand {
             data_dir: dir.path().to_path_buf(),
+            database: None,
             name: "ada".into(),
             role: Role::Admin,
             replace: false,

@@ -95,6 +95,10 @@ pub enum UserArgs {
         /// Directory holding `streamboard.db` [default: the serve setting, ./data].
         #[arg(long, env = "STREAMBOARD_DATA_DIR", value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// The database, as `serve --database` [default: the serve setting; without one,
+        /// `streamboard.db` in the data directory].
+        #[arg(long, env = "STREAMBOARD_DATABASE", value_name = "URL", value_parser = crate::http::DatabaseUrlParser)]
+        database: Option<crate::storage::DatabaseUrl>,
     },
 }
 
@@ -397,17 +401,19 @@ impl Config {
                     role,
                     replace,
                     data_dir,
+                    database,
                 })),
                 _,
-            ) => Command::User(crate::auth::cli::UserCommand {
-                data_dir: match data_dir {
-                    Some(dir) => dir,
-                    None => settings::from_file::<ServerSettings>(&file.settings)?.data_dir,
-                },
-                name,
-                role,
-                replace,
-            }),
+            ) => {
+                let serve = settings::from_file::<ServerSettings>(&file.settings)?;
+                Command::User(crate::auth::cli::UserCommand {
+                    data_dir: data_dir.unwrap_or(serve.data_dir),
+                    database: database.or(serve.database),
+                    name,
+                    role,
+                    replace,
+                })
+            }
             (Some(CliCommand::Serve(_)), None) => unreachable!("clap matched `serve`"),
         };
         Ok(Config { log, command })

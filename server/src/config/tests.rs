@@ -788,7 +788,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
     // The file takes exactly the options of serve (and the global log options), except the
     // streams, which are `[[streams]]` tables, and the config file itself.
     let keys = file::option_keys();
-    assert_eq!(keys.len(), 44, "{keys:?}");
+    assert_eq!(keys.len(), 45, "{keys:?}");
     let mut options: Vec<&str> = serve
         .get_arguments()
         .map(|arg| arg.get_id().as_str())
@@ -821,6 +821,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
             "tls_cert",
             "tls_key",
             "engine_partitions",
+            "database",
         ]
         .contains(&key.as_str());
         assert_eq!(arg.get_default_values().is_empty(), optional, "{key}");
@@ -843,6 +844,7 @@ fn every_component_option_is_in_the_file_and_in_help_with_doc_env_and_default() 
                     "tls_cert",
                     "tls_key",
                     "engine_partitions",
+                    "database",
                 ]
                 .contains(id)
             })
@@ -965,4 +967,27 @@ fn enhanced_fan_out_for_one_stream_or_all() {
     assert!(!config.consumer.streams[0].efo);
     let error = FileConfig::parse("[[streams]]\nname = \"x\"\nefo = \"yes\"\n").unwrap_err();
     assert!(error.to_string().contains("efo"), "{error}");
+}
+
+#[test]
+fn a_bad_database_url_is_refused_without_showing_its_password() {
+    let error = load(&["serve", "--database", "mysql://root:hunter2@db/metrics"])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("--database"), "{error}");
+    assert!(error.contains("postgres://"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+    let Command::Serve(config) = load(&[
+        "serve",
+        "--database",
+        "postgres://sb:hunter2@db:5432/metrics",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!("serve")
+    };
+    assert!(!format!("{:?}", config.server).contains("hunter2"));
+    let url = config.server.database.expect("a database");
+    assert!(!format!("{url:?} {url}").contains("hunter2"));
 }

@@ -33,7 +33,7 @@ pub use settings::ConsumerConfig;
 
 use crate::{
     kinesis::{Checkpoint, RecordBatch, ShardId, StreamName, StreamSpec},
-    storage::{Database, checkpoints},
+    storage::Database,
 };
 use aws_sdk_kinesis::Client;
 use health::{RateWindow, ReaderEvent, ReaderEventKind};
@@ -279,8 +279,9 @@ impl Coordinator {
         &self,
         stream: &StreamName,
     ) -> Result<std::collections::HashMap<ShardId, Checkpoint>, crate::storage::StorageError> {
-        let mut conn = self.database.pool().acquire().await?;
-        checkpoints::load(&mut conn, &self.config.application, stream).await
+        self.database
+            .load_checkpoints(&self.config.application, stream)
+            .await
     }
 
     fn act(&mut self, index: usize) {

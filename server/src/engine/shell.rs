@@ -816,7 +816,6 @@ mod tests {
         metric::Builtin,
     };
     use bytes::Bytes;
-    use sqlx::SqliteConnection;
     use std::pin::Pin;
 
     /// A checkpoint hook that holds the flush transaction open: it says when it is entered and
@@ -829,7 +828,7 @@ mod tests {
     impl CheckpointHook<u32> for Gate {
         fn write<'a>(
             &'a mut self,
-            _tx: &'a mut SqliteConnection,
+            _tx: crate::storage::Conn<'a>,
             _positions: &'a [(StreamName, ShardId, u32)],
         ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
             Box::pin(async move {

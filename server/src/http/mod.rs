@@ -45,7 +45,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::compression::CompressionLayer;
 
 pub use assets::SiteAssets;
-pub use settings::ServerSettings;
+pub use settings::{DatabaseUrlParser, ServerSettings};
 
 /// What handlers share. Cheap to clone; each field has one owner elsewhere. `config` is the
 /// server's own settings (the heartbeat, the site root).

@@ -6,6 +6,7 @@
 use crate::{
     auth::{AuthConfig, AuthMode, Role, throttle::Limits},
     settings::{self, Given, Settings, parse_positive_duration},
+    storage::DatabaseUrl,
 };
 use clap::{Args, ValueHint};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,13 @@ pub struct ServerSettings {
     /// no-AWS default, the embedded endpoint's records.
     #[arg(long, env = "STREAMBOARD_DATA_DIR", value_name = "DIR", default_value = "./data", value_hint = ValueHint::DirPath)]
     pub data_dir: PathBuf,
+
+    /// Where metrics, checkpoints, rules, dashboards and users are stored:
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` for PostgreSQL, or `sqlite:PATH`.
+    /// Default: the SQLite file `streamboard.db` in --data-dir. The password is never logged.
+    #[arg(long, env = "STREAMBOARD_DATABASE", value_name = "URL", value_parser = DatabaseUrlParser)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseUrl>,
 
     /// Serve the site (wasm, JS, CSS, public/) from this directory instead of the copy embedded
     /// in the binary; for development.
@@ -220,6 +228,35 @@ impl Settings for ServerSettings {
             ));
         }
         Ok(())
+    }
+}
+
+/// Parses `--database` like `DatabaseUrl::from_str`, but a refusal never echoes the value
+/// (clap's own message would repeat it, password included).
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let refuse = |message: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--database <URL>': {message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        value
+            .to_str()
+            .ok_or_else(|| refuse("not UTF-8"))?
+            .parse()
+            .map_err(|message: String| refuse(&message))
     }
 }
 

@@ -8,17 +8,19 @@
 //! failed transaction or a restart.
 
 use super::{
-    Database, StorageError,
-    metrics::{BucketWrite, SparseRow, TIERS_S, builtin_metric_id, upsert_rows, write_buckets},
+    Backend, Conn, Database, StorageError,
+    metrics::{self, BucketWrite, SparseRow, TIERS_S, write_buckets},
+    pg::with_rows,
     raw::with_raw,
-    rollup::{self, SeriesMap},
+    rollup::{self, ROLLUP_LOCK, SeriesMap},
+    rows::{RowSql, SqliteRows},
 };
 use crate::{
     clock::now_ms,
     kinesis::{ShardId, StreamName},
     metric::{Builtin, Flush, MetricKey},
 };
-use sqlx::{Connection, SqliteConnection};
+use sqlx::Connection;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     future::Future,
@@ -34,7 +36,7 @@ use std::{
 pub trait CheckpointHook<P>: Send + 'static {
     fn write<'a>(
         &'a mut self,
-        tx: &'a mut SqliteConnection,
+        tx: Conn<'a>,
         positions: &'a [(StreamName, ShardId, P)],
     ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>>;
 }
@@ -46,7 +48,7 @@ pub struct NoCheckpoints;
 impl<P: Sync> CheckpointHook<P> for NoCheckpoints {
     fn write<'a>(
         &'a mut self,
-        _tx: &'a mut SqliteConnection,
+        _tx: Conn<'a>,
         _positions: &'a [(StreamName, ShardId, P)],
     ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 'a>> {
         Box::pin(async { Ok(()) })
@@ -165,63 +167,125 @@ pub async fn write_flush<P, H: CheckpointHook<P>>(
     state: &mut FlushState,
 ) -> Result<(), StorageError> {
     let now = now_ms();
-    let mut conn = database.flush_connection().await?;
-    let result = async {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut writes = Vec::with_capacity(flush.deltas.len());
-        for delta in &flush.deltas {
+    match &database.backend {
+        Backend::Sqlite(store) => {
+            let mut conn = store.flush_writer.acquire().await?;
+            let result = async {
+                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                for (stream, kind) in missing_builtins(flush, state) {
+                    let id =
+                        metrics::sqlite::builtin_metric_id(&mut tx, stream.as_str(), kind, now)
+                            .await?;
+                    state.builtin_ids.insert((stream, kind), id);
+                }
+                let writes = bucket_writes(flush, state);
+                with_raw(&mut tx, |db| {
+                    write_rollups(&mut SqliteRows(db), writes, state, now)
+                })
+                .await?;
+                hook.write(Conn::Sqlite(&mut tx), &flush.positions).await?;
+                tx.commit().await?;
+                Ok::<_, StorageError>(())
+            }
+            .await;
+            if result.is_err() {
+                // Ids and marks this transaction created are gone with it: start over from
+                // the database, on a fresh connection.
+                state.clear();
+                discard_sqlite_connection(conn).await;
+            }
+            result
+        }
+        Backend::Postgres(store) => {
+            let result = async {
+                let mut tx = store.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ROLLUP_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                for (stream, kind) in missing_builtins(flush, state) {
+                    let id =
+                        metrics::postgres::builtin_metric_id(&mut tx, stream.as_str(), kind, now)
+                            .await?;
+                    state.builtin_ids.insert((stream, kind), id);
+                }
+                let writes = bucket_writes(flush, state);
+                with_rows(&mut tx, |db| write_rollups(db, writes, state, now)).await?;
+                hook.write(Conn::Postgres(&mut tx), &flush.positions)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, StorageError>(())
+            }
+            .await;
+            if result.is_err() {
+                state.clear();
+            }
+            result
+        }
+    }
+}
+
+/// Closes the flush's SQLite connection after a failed transaction; the next flush opens a
+/// fresh one. When a COMMIT fails with SQLITE_FULL, SQLite may already have rolled the
+/// transaction back; sqlx then still counts it as open (its ROLLBACK fails) and the connection
+/// could never begin another, so a full disk would stop the flush for good.
+async fn discard_sqlite_connection(conn: sqlx::pool::PoolConnection<sqlx::Sqlite>) {
+    if let Err(error) = conn.close().await {
+        tracing::warn!(%error, "closing the flush's connection after a failure");
+    }
+}
+
+/// The built-in metrics of a flush whose ids the state does not know yet.
+fn missing_builtins<P>(flush: &Flush<P>, state: &FlushState) -> Vec<(StreamName, Builtin)> {
+    let mut missing: Vec<(StreamName, Builtin)> = Vec::new();
+    for delta in &flush.deltas {
+        if let MetricKey::Builtin { stream, kind } = &delta.metric {
+            let key = (stream.clone(), *kind);
+            if !state.builtin_ids.contains_key(&key) && !missing.contains(&key) {
+                missing.push(key);
+            }
+        }
+    }
+    missing
+}
+
+/// The flush's deltas as bucket writes (every built-in id is in `state`).
+fn bucket_writes<'f, P>(flush: &'f Flush<P>, state: &FlushState) -> Vec<BucketWrite<'f>> {
+    flush
+        .deltas
+        .iter()
+        .map(|delta| {
             let (metric_id, hist) = match &delta.metric {
                 MetricKey::Defined(id) => (*id, delta.bounds.filter(|_| !delta.counts.is_empty())),
                 MetricKey::Builtin { stream, kind } => {
-                    let key = (stream.clone(), *kind);
-                    let id = match state.builtin_ids.get(&key) {
-                        Some(id) => *id,
-                        None => {
-                            let id =
-                                builtin_metric_id(&mut tx, stream.as_str(), *kind, now).await?;
-                            state.builtin_ids.insert(key, id);
-                            id
-                        }
-                    };
+                    let id = state.builtin_ids[&(stream.clone(), *kind)];
                     let has_histogram =
                         matches!(kind, Builtin::Bytes | Builtin::MillisBehindLatest);
                     (id, delta.bounds.filter(|_| has_histogram))
                 }
             };
-            writes.push(BucketWrite {
+            BucketWrite {
                 metric_id,
                 series: &delta.series,
                 second: delta.second,
                 stats: delta.stats,
                 counts: &delta.counts,
                 hist,
-            });
-        }
-        with_raw(&mut tx, |db| write_rollups(db, writes, state, now)).await?;
-        hook.write(&mut tx, &flush.positions).await?;
-        tx.commit().await?;
-        Ok::<_, StorageError>(())
-    }
-    .await;
-    if result.is_err() {
-        // Ids and marks this transaction created are gone with it: start over from the
-        // database, on a fresh connection.
-        state.clear();
-        Database::discard_flush_connection(conn).await;
-    }
-    result
+            }
+        })
+        .collect()
 }
 
 /// The 1-second rows, marks and closed roll-ups of one flush (inside its transaction).
 fn write_rollups(
-    db: &rusqlite::Connection,
+    db: &mut dyn RowSql,
     mut writes: Vec<BucketWrite<'_>>,
     state: &mut FlushState,
     now_ms: i64,
 ) -> Result<(), StorageError> {
     if state.marks.is_none() {
         let mut marks = Marks::new();
-        for (metric_id, tier, series, start) in rollup::all_marks(db)? {
+        for (metric_id, tier, series, start) in db.all_marks()? {
             marks
                 .entry((tier, start))
                 .or_default()
@@ -230,7 +294,7 @@ fn write_rollups(
                 .insert(series.into(), ());
         }
         state.marks = Some(marks);
-        state.stored_upto_s = rollup::newest_second(db)?.unwrap_or(i64::MIN);
+        state.stored_upto_s = db.newest_second()?.unwrap_or(i64::MIN);
     }
     // In the table's key order: rows of one (metric, second) come together.
     writes.sort_unstable_by(|a, b| {
@@ -300,7 +364,7 @@ fn write_rollups(
             }
         }
     }
-    rollup::mark(db, &new_marks)?;
+    db.mark(&new_marks)?;
     // Close: minutes first, then hours none of whose minutes is still open.
     for tier in [60, 3600] {
         let closing: Vec<(i64, i64)> = marks
@@ -362,8 +426,7 @@ fn write_rollups(
                 None => rebuild.push(key),
             }
         }
-        upsert_rows(
-            db,
+        db.upsert_rows(
             whole
                 .iter()
                 .map(|((metric_id, tier, series, start), row)| {
@@ -372,7 +435,7 @@ fn write_rollups(
                 .collect(),
         )?;
         rollup::rebuild(db, &rebuild)?;
-        rollup::unmark(db, &keys)?;
+        db.unmark(&keys)?;
     }
     state.minutes.retain(|_, minute| !minute.is_empty());
     Ok(())
@@ -383,26 +446,39 @@ pub async fn close_rollups(
     database: &Database,
     state: &mut FlushState,
 ) -> Result<(), StorageError> {
-    let mut conn = database.flush_connection().await?;
-    let result = async {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        with_raw(&mut tx, |db| {
-            let marks = rollup::all_marks(db)?;
-            for tier in [60, 3600] {
-                let keys: Vec<_> = marks.iter().filter(|k| k.1 == tier).cloned().collect();
-                rollup::rebuild(db, &keys)?;
-                rollup::unmark(db, &keys)?;
-            }
-            Ok(())
-        })
-        .await?;
-        tx.commit().await?;
-        Ok::<_, StorageError>(())
+    fn close_all(db: &mut dyn RowSql) -> Result<(), StorageError> {
+        let marks = db.all_marks()?;
+        for tier in [60, 3600] {
+            let keys: Vec<_> = marks.iter().filter(|k| k.1 == tier).cloned().collect();
+            rollup::rebuild(db, &keys)?;
+            db.unmark(&keys)?;
+        }
+        Ok(())
     }
-    .await;
-    if result.is_err() {
-        Database::discard_flush_connection(conn).await;
-        return result;
+    match &database.backend {
+        Backend::Sqlite(store) => {
+            let mut conn = store.flush_writer.acquire().await?;
+            let result = async {
+                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                with_raw(&mut tx, |db| close_all(&mut SqliteRows(db))).await?;
+                tx.commit().await?;
+                Ok::<_, StorageError>(())
+            }
+            .await;
+            if result.is_err() {
+                discard_sqlite_connection(conn).await;
+                return result;
+            }
+        }
+        Backend::Postgres(store) => {
+            let mut tx = store.pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ROLLUP_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            with_rows(&mut tx, |rows| close_all(rows)).await?;
+            tx.commit().await?;
+        }
     }
     state.marks = Some(BTreeMap::new());
     state.minutes.clear();

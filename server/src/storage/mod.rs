@@ -1,6 +1,6 @@
-//! SQLite storage: owns the connection pool, the schema and every SQL statement. Callers get
-//! typed results; row types stay private to this module. It knows the metrics and Kinesis
-//! vocabularies ([`crate::metric`], [`crate::kinesis`]) and nothing above them.
+//! Storage: owns the database (SQLite or PostgreSQL), its schema and every SQL statement.
+//! Callers get typed results; row types stay private to this module. It knows the metrics and
+//! Kinesis vocabularies ([`crate::metric`], [`crate::kinesis`]) and nothing above them.
 //!
 //! # Layout
 //! - [`metrics`]: definitions, built-in metric rows, bucket writes and history reads.
@@ -12,10 +12,19 @@
 //! - [`dashboards`]: user-built dashboards (their JSON documents).
 //! - [`auth`]: users, login sessions and API tokens (hashes only).
 //! - [`raw`]: the flush's rusqlite handle on a pooled connection.
+//! - [`rows`]: the row primitives the flush and the roll-ups are written in, on either backend.
+//! - [`pg`]: the PostgreSQL pool and its flush primitives.
 //!
-//! The database is one file, `<data-dir>/streamboard.db`, in WAL mode so readers (dashboard,
-//! exports) never block the writer. Migrations from `migrations/` are embedded in the binary and
-//! applied at start-up; a database written by a newer Streamboard is refused, not downgraded.
+//! # Two backends, one set of statements
+//! By default the database is one SQLite file, `<data-dir>/streamboard.db`, in WAL mode so
+//! readers (dashboard, exports) never block the writer. `--database postgres://…` stores the
+//! same tables in PostgreSQL. Each module writes its statements once, in SQL both accept
+//! (`$1` parameters, `ON CONFLICT`, `RETURNING`); [`per_backend!`] compiles them once per
+//! backend against that backend's typed sqlx driver, and [`on_backend!`] picks the compiled
+//! copy at run time. Where the dialects differ, the statement says so with `if sql::PG`.
+//! Migrations from `migrations/sqlite/` and `migrations/postgres/` (the same versions) are
+//! embedded in the binary and applied at start-up; a database written by a newer Streamboard
+//! is refused, not downgraded.
 
 pub mod alerts;
 pub mod auth;
@@ -24,27 +33,166 @@ pub mod dashboards;
 pub mod export;
 pub mod flush;
 pub mod metrics;
+pub mod pg;
 pub mod raw;
 pub mod rollup;
+pub mod rows;
 
 pub use flush::{CheckpointHook, FlushWriter, NoCheckpoints};
 
 use crate::metric::histogram::HistogramError;
 use futures_util::future::BoxFuture;
 use sqlx::{
-    Connection, SqliteConnection, SqlitePool,
+    Connection, PgPool, SqliteConnection, SqlitePool,
     migrate::{MigrateError, Migrator},
     pool::PoolConnectionMetadata,
+    postgres::{PgConnectOptions, PgConnection},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use std::{
+    fmt,
     path::{Path, PathBuf},
+    str::FromStr,
     time::Duration,
 };
 
-static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 
-/// Why the database could not be opened. Each message says which file and what to do.
+/// Compiles the items once per backend: into `mod sqlite` (with `Db = sqlx::Sqlite`) and
+/// `mod postgres` (with `Db = sqlx::Postgres`), each also holding that backend's [`dialect`]
+/// (`Db`, `Connection`, `Pool`, `PG`, `begin_write`). Invoked once per storage module.
+macro_rules! per_backend {
+    ($($item:item)*) => {
+        #[allow(dead_code, unused_imports)]
+        pub(crate) mod sqlite {
+            use super::*;
+            pub(crate) use $crate::storage::dialect::sqlite::*;
+            $($item)*
+        }
+        #[allow(dead_code, unused_imports)]
+        pub(crate) mod postgres {
+            use super::*;
+            pub(crate) use $crate::storage::dialect::postgres::*;
+            $($item)*
+        }
+    };
+}
+pub(crate) use per_backend;
+
+/// Runs `$body` with `$sql` naming the calling module's [`per_backend!`] copy for the
+/// database's backend and `$pool` its pool: the body is written once and compiled for each.
+macro_rules! on_backend {
+    ($database:expr, $sql:ident, $pool:ident => $body:expr) => {
+        match &$database.backend {
+            $crate::storage::Backend::Sqlite(store) => {
+                #[allow(unused_imports)]
+                use sqlite as $sql;
+                let $pool = &store.pool;
+                $body
+            }
+            $crate::storage::Backend::Postgres(store) => {
+                #[allow(unused_imports)]
+                use postgres as $sql;
+                let $pool = &store.pool;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// What differs between the backends beyond the statements' text.
+pub(crate) mod dialect {
+    pub(crate) mod sqlite {
+        pub(crate) type Db = sqlx::Sqlite;
+        pub(crate) type Connection = sqlx::SqliteConnection;
+        pub(crate) type Pool = sqlx::SqlitePool;
+        pub(crate) const PG: bool = false;
+
+        /// `BEGIN IMMEDIATE`: takes SQLite's write lock up front, so a concurrent writer makes
+        /// it wait (busy timeout) instead of failing with SQLITE_BUSY when a deferred
+        /// transaction that has read tries to upgrade to a write.
+        pub(crate) async fn begin_write(
+            pool: &Pool,
+        ) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+            pool.begin_with("BEGIN IMMEDIATE").await
+        }
+    }
+
+    pub(crate) mod postgres {
+        pub(crate) type Db = sqlx::Postgres;
+        pub(crate) type Connection = sqlx::PgConnection;
+        pub(crate) type Pool = sqlx::PgPool;
+        pub(crate) const PG: bool = true;
+
+        /// A READ COMMITTED transaction: writers that read before they write take row locks
+        /// where it matters (`FOR UPDATE`).
+        pub(crate) async fn begin_write(
+            pool: &Pool,
+        ) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+            pool.begin().await
+        }
+    }
+}
+
+/// The id of an `INSERT … RETURNING id`, read with `fetch_all`: outside a transaction SQLite
+/// commits such a statement only when it steps to its end, and a reader that stops at the
+/// first row (`fetch_one`) would never see the commit fail (a full disk) although nothing was
+/// stored.
+pub(crate) fn returned_id(ids: Vec<i64>) -> Result<i64, StorageError> {
+    ids.first()
+        .copied()
+        .ok_or(StorageError::Query(sqlx::Error::RowNotFound))
+}
+
+/// Reading a column of a row of either backend, by name; the types the schema uses (`BIGINT`,
+/// `DOUBLE PRECISION`/`REAL`, `TEXT`, `BYTEA`/`BLOB`).
+pub(crate) trait StoredRow {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn real(&self, column: &str) -> Result<f64, sqlx::Error>;
+    fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn str(&self, column: &str) -> Result<&str, sqlx::Error>;
+    fn blob(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
+}
+
+macro_rules! stored_row {
+    ($row:ty) => {
+        impl StoredRow for $row {
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn real(&self, column: &str) -> Result<f64, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn str(&self, column: &str) -> Result<&str, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn blob(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+        }
+    };
+}
+stored_row!(sqlx::sqlite::SqliteRow);
+stored_row!(sqlx::postgres::PgRow);
+
+/// Why the database could not be opened. Each message says which database and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("cannot create data directory {path}: {source}")]
@@ -52,19 +200,25 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open database {path}: {source}")]
-    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot open database {location}: {source}")]
+    Open {
+        location: String,
+        source: sqlx::Error,
+    },
     #[error(
-        "database {path} has schema version {found}, newer than this Streamboard knows (up to {known}); \
-         run a newer Streamboard or point --data-dir at another directory"
+        "database {location} has schema version {found}, newer than this Streamboard knows (up to {known}); \
+         run a newer Streamboard or point --database (or --data-dir) at another database"
     )]
     NewerSchema {
-        path: PathBuf,
+        location: String,
         found: i64,
         known: i64,
     },
-    #[error("database {path}: applying migrations failed: {source}")]
-    Migrate { path: PathBuf, source: MigrateError },
+    #[error("database {location}: applying migrations failed: {source}")]
+    Migrate {
+        location: String,
+        source: MigrateError,
+    },
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
     #[error("database query failed: {0}")]
@@ -77,14 +231,16 @@ pub enum StorageError {
 
 impl StorageError {
     /// True when the write failed because the database's disk (or its size limit) is full
-    /// (SQLITE_FULL, or ENOSPC from the file system).
+    /// (SQLITE_FULL, PostgreSQL's disk_full, or ENOSPC from the file system).
     pub fn is_disk_full(&self) -> bool {
         match self {
             StorageError::Sqlite(rusqlite::Error::SqliteFailure(error, _)) => {
                 error.code == rusqlite::ErrorCode::DiskFull
             }
             StorageError::Query(sqlx::Error::Database(error)) => {
-                error.code().as_deref() == Some("13") || error.message().contains("disk is full")
+                // SQLite's primary code 13, PostgreSQL's SQLSTATE 53100.
+                matches!(error.code().as_deref(), Some("13" | "53100"))
+                    || error.message().contains("disk is full")
             }
             StorageError::Query(sqlx::Error::Io(error)) => {
                 error.kind() == std::io::ErrorKind::StorageFull
@@ -129,18 +285,137 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("streamboard.db")
 }
 
-/// The pool plus where it lives.
+/// Where the data lives: `--database`. A PostgreSQL URL keeps its password out of every
+/// `Debug` and `Display` (logs, errors).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file (`sqlite:PATH`; the default is `<data-dir>/streamboard.db`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err("an sqlite: URL needs a file path, e.g. sqlite:/var/lib/streamboard/streamboard.db".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            // Checked now, so a typo is refused at start with the option named.
+            PgConnectOptions::from_str(text)
+                .map_err(|error| format!("not a PostgreSQL URL ({}): {error}", redact_url(text)))?;
+            return Ok(Self::Postgres(text.to_string()));
+        }
+        Err(format!(
+            "{} is neither `sqlite:PATH` nor `postgres://USER:PASSWORD@HOST:PORT/DATABASE`",
+            redact_url(text)
+        ))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.expose())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl DatabaseUrl {
+    /// The URL with its password, for the connection (never for a log or an error).
+    pub fn expose(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Self::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+/// A URL with the password of its user-info replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            let masked = if user_info.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The database: one backend's pools, shared by every part of the server (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Database {
+    backend: Backend,
+}
+
+/// The backend a [`Database`] runs on.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteStore {
     pool: SqlitePool,
-    /// One connection for the engine's flush (see [`Database::flush_connection`]).
+    /// One connection for the engine's flush (see [`flush::write_flush`]).
     flush_writer: SqlitePool,
     path: PathBuf,
 }
 
-/// Highest schema version embedded in this binary.
+#[derive(Debug, Clone)]
+pub(crate) struct PostgresStore {
+    pool: PgPool,
+    /// The URL without its password.
+    location: String,
+}
+
+/// A connection (or an open transaction, which derefs to one) of either backend: what the
+/// flush hands the checkpoint hook, so checkpoints commit with the flush's rows.
+pub enum Conn<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+/// Highest schema version embedded in this binary (the same on both backends).
 pub fn latest_schema_version() -> i64 {
-    MIGRATOR
+    SQLITE_MIGRATOR
         .iter()
         .map(|migration| migration.version)
         .max()
@@ -154,9 +429,31 @@ impl Database {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let path = database_path(data_dir);
+        Self::open_sqlite(&database_path(data_dir)).await
+    }
+
+    /// Opens the database `url` names (`--database`), or `<data_dir>/streamboard.db` without
+    /// one, and applies migrations.
+    pub async fn connect(url: Option<&DatabaseUrl>, data_dir: &Path) -> Result<Self, StorageError> {
+        match url {
+            None => Self::open(data_dir).await,
+            Some(DatabaseUrl::Sqlite(path)) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|source| StorageError::DataDir {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
+                }
+                Self::open_sqlite(path).await
+            }
+            Some(url @ DatabaseUrl::Postgres(_)) => Self::open_postgres(url).await,
+        }
+    }
+
+    async fn open_sqlite(path: &Path) -> Result<Self, StorageError> {
+        let location = path.display().to_string();
         let options = SqliteConnectOptions::new()
-            .filename(&path)
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL: a commit survives a process crash; an OS crash may lose the last
@@ -170,111 +467,203 @@ impl Database {
             .connect_with(options.clone())
             .await
             .map_err(|source| StorageError::Open {
-                path: path.clone(),
+                location: location.clone(),
                 source,
             })?;
-        // The flush shares the pool until the migrations are done.
-        let mut database = Self {
-            pool: pool.clone(),
-            flush_writer: pool,
-            path,
-        };
-        database.migrate().await?;
+        migrate(&SQLITE_MIGRATOR, &pool, &location).await?;
         // The flush's own connection, opened after the migrations: a page cache of 32 MiB
         // (SQLite's default is 2 MiB) keeps the newest rows, which the next flush partly
         // rewrites (one second of 1-second rows at 10,000 series is ~2 MiB); with the
         // default those pages were read back every flush. Readers keep the default.
-        database.flush_writer = SqlitePoolOptions::new()
+        let flush_writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.pragma("cache_size", "-32768"))
             .await
+            .map_err(|source| StorageError::Open { location, source })?;
+        Ok(Self {
+            backend: Backend::Sqlite(SqliteStore {
+                pool,
+                flush_writer,
+                path: path.to_path_buf(),
+            }),
+        })
+    }
+
+    async fn open_postgres(url: &DatabaseUrl) -> Result<Self, StorageError> {
+        let location = url.to_string();
+        let pool = pg::connect(&url.expose())
+            .await
             .map_err(|source| StorageError::Open {
-                path: database.path.clone(),
+                location: location.clone(),
                 source,
             })?;
-        Ok(database)
+        migrate(&POSTGRES_MIGRATOR, &pool, &location).await?;
+        Ok(Self {
+            backend: Backend::Postgres(PostgresStore { pool, location }),
+        })
     }
 
-    async fn migrate(&self) -> Result<(), StorageError> {
-        let known = latest_schema_version();
-        match MIGRATOR.run(&self.pool).await {
-            Ok(()) => Ok(()),
-            Err(MigrateError::VersionMissing(found)) if found > known => {
-                Err(StorageError::NewerSchema {
-                    path: self.path.clone(),
-                    found,
-                    known,
-                })
-            }
-            Err(source) => Err(StorageError::Migrate {
-                path: self.path.clone(),
-                source,
-            }),
+    /// Where the data is, for logs and errors: the SQLite file or the PostgreSQL URL without
+    /// its password.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(store) => store.path.display().to_string(),
+            Backend::Postgres(store) => store.location.clone(),
         }
     }
 
-    /// Starts a write transaction with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front,
-    /// so a concurrent writer makes it wait (busy timeout) instead of failing with
-    /// SQLITE_BUSY when a deferred transaction that has read tries to upgrade to a write.
-    pub async fn begin_write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// The flush's own connection (a larger page cache); the flush begins its transaction on
-    /// it with `BEGIN IMMEDIATE`, as [`Database::begin_write`] does.
-    pub async fn flush_connection(
-        &self,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
-        self.flush_writer.acquire().await
-    }
-
-    /// Closes the flush's connection after a failed transaction; the next flush opens a fresh
-    /// one. When a COMMIT fails with SQLITE_FULL, SQLite may already have rolled the
-    /// transaction back; sqlx then still counts it as open (its ROLLBACK fails) and the
-    /// connection could never begin another, so a full disk would stop the flush for good.
-    pub async fn discard_flush_connection(conn: sqlx::pool::PoolConnection<sqlx::Sqlite>) {
-        if let Err(error) = conn.close().await {
-            tracing::warn!(%error, "closing the flush's connection after a failure");
+    /// The SQLite file, on SQLite.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(store) => Some(&store.path),
+            Backend::Postgres(_) => None,
         }
     }
 
+    /// True on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// The SQLite pool, for tests and benches that look at the file's own state. SQLite only:
+    /// panics on PostgreSQL.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        match &self.backend {
+            Backend::Sqlite(store) => &store.pool,
+            Backend::Postgres(store) => {
+                panic!(
+                    "Database::pool is SQLite's; this database is {}",
+                    store.location
+                )
+            }
+        }
     }
 
     /// Highest migration version applied to this database.
     pub async fn schema_version(&self) -> Result<i64, StorageError> {
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(&self.pool)
-                .await?;
+        let sql = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+        let version: Option<i64> = on_backend!(self, _sql, pool => {
+            sqlx::query_scalar(sql).fetch_one(pool).await?
+        });
         Ok(version.unwrap_or(0))
     }
 
     /// A cheap round trip used by `/healthz`.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(&self.pool)
-            .await?;
+        on_backend!(self, _sql, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
 
-    /// Waits for checked-out connections and closes the pool (checkpointing the WAL).
+    /// Waits for checked-out connections and closes the pools (on SQLite, checkpointing the
+    /// WAL).
     pub async fn close(&self) {
-        self.flush_writer.close().await;
-        self.pool.close().await;
+        match &self.backend {
+            Backend::Sqlite(store) => {
+                store.flush_writer.close().await;
+                store.pool.close().await;
+            }
+            Backend::Postgres(store) => store.pool.close().await,
+        }
     }
+}
+
+/// Applies the embedded migrations; a database with a newer version than this binary knows is
+/// refused with [`StorageError::NewerSchema`].
+async fn migrate<DB>(
+    migrator: &Migrator,
+    pool: &sqlx::Pool<DB>,
+    location: &str,
+) -> Result<(), StorageError>
+where
+    DB: sqlx::Database,
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    let known = latest_schema_version();
+    match migrator.run(pool).await {
+        Ok(()) => Ok(()),
+        Err(MigrateError::VersionMissing(found)) if found > known => {
+            Err(StorageError::NewerSchema {
+                location: location.to_string(),
+                found,
+                known,
+            })
+        }
+        Err(source) => Err(StorageError::Migrate {
+            location: location.to_string(),
+            source,
+        }),
+    }
+}
+
+// Empty copies for `on_backend!` calls in this module.
+per_backend! {}
+
+/// The test server of `server/tests/support/postgres.rs`, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/support/postgres.rs"]
+pub(crate) mod test_postgres;
+
+/// One database of each backend, empty and migrated: storage tests run against both.
+#[cfg(test)]
+pub(crate) async fn test_databases() -> Vec<(tempfile::TempDir, Database)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Database::open(dir.path()).await.unwrap();
+    let url: DatabaseUrl = test_postgres::fresh_database().await.parse().unwrap();
+    let postgres = Database::connect(Some(&url), dir.path()).await.unwrap();
+    vec![(dir, sqlite), (tempfile::tempdir().unwrap(), postgres)]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn postgres_migrations_apply_and_reopen_cleanly() {
+        let url: DatabaseUrl = test_postgres::fresh_database().await.parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::connect(Some(&url), dir.path()).await.unwrap();
+        assert!(db.is_postgres());
+        assert_eq!(db.schema_version().await.unwrap(), latest_schema_version());
+        db.ping().await.unwrap();
+        db.close().await;
+        // Nothing was written to the data directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let again = Database::connect(Some(&url), dir.path()).await.unwrap();
+        assert_eq!(
+            again.schema_version().await.unwrap(),
+            latest_schema_version()
+        );
+        again.close().await;
+    }
+
+    #[test]
+    fn database_urls_are_parsed_and_their_passwords_never_shown() {
+        let url: DatabaseUrl = "postgres://sb:s3cret@db.internal:5433/metrics?sslmode=require"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://sb:***@db.internal:5433/metrics?sslmode=require"
+        );
+        assert_eq!(format!("{url:?}"), url.to_string());
+        assert!(url.expose().contains("s3cret"));
+        assert_eq!(
+            "sqlite:/var/lib/sb/x.db".parse::<DatabaseUrl>().unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/sb/x.db".into())
+        );
+        let error = "mysql://root:hunter2@h/db"
+            .parse::<DatabaseUrl>()
+            .unwrap_err();
+        assert!(
+            error.contains("neither `sqlite:PATH` nor `postgres://"),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!("sqlite:".parse::<DatabaseUrl>().is_err());
+        assert_eq!(redact_url("postgres://sb@h/db"), "postgres://sb@h/db");
+    }
 
     #[tokio::test]
     async fn migrations_apply_to_a_fresh_file_and_reopen_cleanly() {
@@ -327,6 +716,7 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("streamboard.db"), "{message}");
+        assert!(message.contains("--database"), "{message}");
     }
 
     #[tokio::test]

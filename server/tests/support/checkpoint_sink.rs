@@ -6,7 +6,7 @@
 use std::time::Duration;
 use streamboard::{
     kinesis::RecordBatch,
-    storage::{Database, StorageError, checkpoints},
+    storage::{Database, StorageError},
 };
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
@@ -65,18 +65,18 @@ impl CheckpointSink {
     }
 
     async fn commit(&self, batches: &[RecordBatch]) -> Result<(), StorageError> {
-        let mut tx = self.database.begin_write().await?;
-        for batch in batches {
-            checkpoints::save(
-                &mut tx,
-                &self.application,
-                &batch.stream,
-                &batch.shard,
-                &batch.position,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let positions: Vec<_> = batches
+            .iter()
+            .map(|batch| {
+                (
+                    batch.stream.clone(),
+                    batch.shard.clone(),
+                    batch.position.clone(),
+                )
+            })
+            .collect();
+        self.database
+            .save_checkpoints(&self.application, &positions)
+            .await
     }
 }
