@@ -57,8 +57,9 @@ SOAK_RATE ?= 5000
 soak: setup-test site
 	PROPTEST_CASES=$(SOAK_CASES) cargo test --locked --test properties
 	STREAMBOARD_SOAK=1 cargo test --locked --test faults --test crash --test disk_full --test ws_abuse
-	DURATION_S=$(SOAK_DURATION_S) RATE=$(SOAK_RATE) STREAMBOARD_BIN=$(abspath $(TARGET_DIR))/debug/streamboard \
-	  nice -n 19 scripts/soak-long.sh
+	cargo build --locked --release -p streamboard
+	DURATION_S=$(SOAK_DURATION_S) RATE=$(SOAK_RATE) STREAMBOARD_BIN=$(abspath $(TARGET_DIR))/release/streamboard \
+	  scripts/soak-long.sh
 	@echo "make soak: all checks passed"
 
 # Record put -> page DOM latency under a 20,000 records/s load, in Chromium (a benchmark).
