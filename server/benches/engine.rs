@@ -440,7 +440,7 @@ fn flush_cost() {
     });
 }
 
-/// CPU time of every `postgres` process on this machine (user + system, from /proc): the test
+/// CPU time of every `postgres` process on the host (user + system, from /proc): the test
 /// server's, as the bench runs on PostgreSQL. Zero on SQLite.
 fn postgres_server_cpu() -> std::time::Duration {
     // SAFETY: sysconf has no preconditions.
