@@ -50,14 +50,16 @@ async fn read_under(
             })
             .await;
     }
-    let throttles = running
-        .health
+    // Read once the consumer has stopped: its last health snapshot holds every reader event
+    // (earlier, a throttle could still be in the event queue behind the batches it delayed).
+    let health = running.health.clone();
+    let records = running.stop().await;
+    let throttles = health
         .borrow()
         .shards
         .values()
         .map(|shard| shard.throttle_count)
         .sum();
-    let records = running.stop().await;
     database.close().await;
     (throttles, records)
 }
