@@ -1,18 +1,11 @@
 //! Alert rules, instance states, transitions and the notification outbox.
 
-use super::{Database, StorageError, StoredRow, on_backend, per_backend, returned_id};
+use super::{Database, SpecRow, StorageError, StoredRow, on_backend, per_backend, returned_id};
 use contract::{ParseError, protocol::AlertEvent};
 use std::str::FromStr;
 
 /// A stored rule: its id, the spec JSON and its times.
-#[derive(Debug, Clone)]
-pub struct RuleRow {
-    pub id: i64,
-    pub name: String,
-    pub spec: String,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
+pub type RuleRow = SpecRow;
 
 /// A stored instance state.
 #[derive(Debug, Clone)]
@@ -83,16 +76,6 @@ pub struct HistoryFilter {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub limit: i64,
-}
-
-fn rule_from<R: StoredRow>(row: &R) -> Result<RuleRow, sqlx::Error> {
-    Ok(RuleRow {
-        id: row.int("id")?,
-        name: row.text("name")?,
-        spec: row.text("spec")?,
-        created_ms: row.int("created_ms")?,
-        updated_ms: row.int("updated_ms")?,
-    })
 }
 
 /// A column holding a closed set's name.
@@ -192,7 +175,7 @@ impl Database {
             )
             .fetch_all(pool)
             .await?;
-            Ok(rows.iter().map(rule_from).collect::<Result<_, _>>()?)
+            Ok(rows.iter().map(SpecRow::from_row).collect::<Result<_, _>>()?)
         })
     }
 
@@ -204,7 +187,7 @@ impl Database {
             .bind(id)
             .fetch_optional(pool)
             .await?;
-            Ok(row.as_ref().map(rule_from).transpose()?)
+            Ok(row.as_ref().map(SpecRow::from_row).transpose()?)
         })
     }
 

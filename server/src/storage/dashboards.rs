@@ -1,27 +1,10 @@
 //! User-built dashboards: one row per dashboard holding its checked JSON document. The SQL
 //! for `/api/v1/dashboards` lives here; callers get [`DashboardRow`]s and never see SQL rows.
 
-use super::{Database, StorageError, StoredRow, on_backend, per_backend, returned_id};
+use super::{Database, SpecRow, StorageError, on_backend, per_backend, returned_id};
 
 /// A stored dashboard: its id, name, the document JSON and its times.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DashboardRow {
-    pub id: i64,
-    pub name: String,
-    pub spec: String,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
-
-fn row_from<R: StoredRow>(row: &R) -> Result<DashboardRow, sqlx::Error> {
-    Ok(DashboardRow {
-        id: row.int("id")?,
-        name: row.text("name")?,
-        spec: row.text("spec")?,
-        created_ms: row.int("created_ms")?,
-        updated_ms: row.int("updated_ms")?,
-    })
-}
+pub type DashboardRow = SpecRow;
 
 per_backend! {}
 
@@ -35,7 +18,7 @@ impl Database {
             .fetch_all(pool)
             .await?
             .iter()
-            .map(row_from)
+            .map(SpecRow::from_row)
             .collect::<Result<_, _>>()?
         });
         Ok(rows)
@@ -50,7 +33,7 @@ impl Database {
             .fetch_optional(pool)
             .await?
             .as_ref()
-            .map(row_from)
+            .map(SpecRow::from_row)
             .transpose()?
         });
         Ok(row)

@@ -146,6 +146,29 @@ pub(crate) fn returned_id(ids: Vec<i64>) -> Result<i64, StorageError> {
         .ok_or(StorageError::Query(sqlx::Error::RowNotFound))
 }
 
+/// A stored document with a name: an alert rule or a dashboard (the `id, name, spec,
+/// created_ms, updated_ms` columns both tables share); `spec` is its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecRow {
+    pub id: i64,
+    pub name: String,
+    pub spec: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl SpecRow {
+    fn from_row<R: StoredRow>(row: &R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.int("id")?,
+            name: row.text("name")?,
+            spec: row.text("spec")?,
+            created_ms: row.int("created_ms")?,
+            updated_ms: row.int("updated_ms")?,
+        })
+    }
+}
+
 /// Reading a column of a row of either backend, by name; the types the schema uses (`BIGINT`,
 /// `DOUBLE PRECISION`/`REAL`, `TEXT`, `BYTEA`/`BLOB`).
 pub(crate) trait StoredRow {
